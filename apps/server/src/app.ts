@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { createServices } from '@asyncscope/api';
+import type { Logger } from 'pino';
+import { openDatabase, type Database } from './database';
+import { createHttpServer } from './http';
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  /** Generated when absent, and then printed at start. */
+  apiToken?: string | undefined;
+  dbPoolMax: number;
+  statementTimeoutMs: number;
+  applicationName: string;
+  maxBodyBytes: number;
+  shutdownTimeoutMs: number;
+  log: Logger;
+}
+
+export interface RunningServer {
+  /** Base URL, e.g. http://127.0.0.1:3000 */
+  url: string;
+  apiToken: string;
+  tokenGenerated: boolean;
+  database: Database;
+  /** Graceful stop: refuse new connections, let in-flight calls finish up to the deadline, close the pool, stop Postgres. */
+  close(): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const { log } = config;
+  const shutdown = new AbortController();
+  const tokenGenerated = !config.apiToken;
+  const apiToken = config.apiToken ?? randomBytes(24).toString('base64url');
+
+  const database = await openDatabase(
+    {
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolMax: config.dbPoolMax,
+      statementTimeoutMs: config.statementTimeoutMs,
+      applicationName: config.applicationName,
+      log,
+    },
+    shutdown.signal,
+  );
+
+  const http = createHttpServer({
+    services: createServices(database.db),
+    apiToken,
+    maxBodyBytes: config.maxBodyBytes,
+    log,
+    isDatabaseReady: () => database.isReady(),
+    checkDatabase: async (signal) => {
+      const query = database.db.sql`select 1`;
+      const cancel = () => { query.cancel(); };
+      signal.addEventListener('abort', cancel, { once: true });
+      try {
+        await query;
+      } finally {
+        signal.removeEventListener('abort', cancel);
+      }
+    },
+  });
+
+  const { server } = http;
+  server.listen(config.port, config.host);
+  try {
+    await once(server, 'listening');
+  } catch (error) {
+    shutdown.abort();
+    await database.close(1);
+    throw error;
+  }
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    shutdown.abort();
+    log.info({ inFlight: http.inFlight() }, 'shutting down: no new connections; waiting for in-flight calls');
+    const closed = new Promise<void>((resolve) => server.close(() => { resolve(); }));
+    server.closeIdleConnections();
+    const deadline = AbortSignal.timeout(config.shutdownTimeoutMs);
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      deadline.addEventListener('abort', () => { resolve('timeout'); }, { once: true });
+    });
+    if ((await Promise.race([http.drained(), timedOut])) === 'timeout') {
+      log.warn({ inFlight: http.inFlight() }, 'shutdown deadline reached; closing remaining connections');
+      server.closeAllConnections();
+    }
+    await closed;
+    await database.close(Math.max(1, Math.ceil(config.shutdownTimeoutMs / 1000)));
+    log.info('stopped');
+  };
+
+  return { url, apiToken, tokenGenerated, database, close: () => (closing ??= close()) };
+}

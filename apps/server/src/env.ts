@@ -1,0 +1,51 @@
+/**
+ * The only place that reads the environment. Every value is validated at start, and a bad one is
+ * named in the error, with what was expected.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+const intIn = (name: string, min: number, max: number) =>
+  z.coerce
+    .number({ error: `${name} must be a whole number` })
+    .int({ error: `${name} must be a whole number` })
+    .min(min, { error: `${name} must be between ${min} and ${max}` })
+    .max(max, { error: `${name} must be between ${min} and ${max}` });
+
+const envSchema = z.object({
+  PORT: intIn('PORT', 0, 65535).default(3000),
+  HOST: z.string().min(1, { error: 'HOST must not be empty' }).default('127.0.0.1'),
+  DATABASE_URL: z
+    .string()
+    .refine((v) => /^postgres(ql)?:\/\//.test(v) && URL.canParse(v), { error: 'DATABASE_URL must be a postgres:// URL' })
+    .optional(),
+  DATA_DIR: z.string().min(1).default(resolve(REPO_ROOT, '.data')),
+  API_TOKEN: z.string().min(16, { error: 'API_TOKEN must be at least 16 characters' }).optional(),
+  DB_POOL_MAX: intIn('DB_POOL_MAX', 1, 500).default(20),
+  DB_STATEMENT_TIMEOUT_MS: intIn('DB_STATEMENT_TIMEOUT_MS', 0, 3_600_000).default(30_000),
+  DB_APPLICATION_NAME: z.string().min(1).max(63).default('asyncscope'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
+  MAX_BODY_BYTES: intIn('MAX_BODY_BYTES', 1024, 100 * 1024 * 1024).default(100 * 1024),
+  SHUTDOWN_TIMEOUT_MS: intIn('SHUTDOWN_TIMEOUT_MS', 0, 600_000).default(10_000),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export class EnvError extends Error {
+  override readonly name = 'EnvError';
+}
+
+/** Parses the given environment (process.env by default); empty strings count as unset. */
+export function readEnv(source: Record<string, string | undefined> = process.env): Env {
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const result = envSchema.safeParse(cleaned);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(cleaned[String(i.path[0])] ?? '')}: ${i.message}`);
+    throw new EnvError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const env = result.data;
+  return { ...env, DATA_DIR: isAbsolute(env.DATA_DIR) ? env.DATA_DIR : resolve(env.DATA_DIR) };
+}

@@ -1,0 +1,103 @@
+/**
+ * The server as a user runs it: a child process started like `pnpm start` does, stopped with a signal.
+ */
+import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '@asyncscope/db';
+
+const appDir = fileURLToPath(new URL('..', import.meta.url));
+
+interface Child { proc: ChildProcessWithoutNullStreams; stdout: () => string; stderr: () => string; exited: Promise<number | null> }
+const children: Child[] = [];
+afterEach(() => { for (const c of children.splice(0)) c.proc.kill('SIGKILL'); });
+
+function launch(env: Record<string, string>): Child {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: appDir,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
+  });
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  proc.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => { resolve(code); }));
+  const child = { proc, stdout: () => out, stderr: () => err, exited };
+  children.push(child);
+  return child;
+}
+
+async function until<T>(what: string, fn: () => T | undefined, child: Child, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = fn();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\nstdout:\n${child.stdout()}\nstderr:\n${child.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function postgresProcesses(dir: string): string[] {
+  return execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir) && /postgres/.test(l));
+}
+
+describe('server lifecycle', () => {
+  it('refuses bad configuration, naming each bad value', async () => {
+    const child = launch({ PORT: 'eighty', DB_POOL_MAX: '0', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' });
+    expect(await child.exited).toBe(1);
+    const err = child.stderr();
+    expect(err).toContain('PORT="eighty": PORT must be a whole number');
+    expect(err).toContain('DB_POOL_MAX="0": DB_POOL_MAX must be between 1 and 500');
+    expect(err).toContain('LOG_LEVEL="loud"');
+    expect(err).toContain('DATABASE_URL must be a postgres:// URL');
+  });
+
+  it('starts on an embedded Postgres with no setup, prints URL and token, and stops cleanly on SIGTERM', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'asyncscope-life-'));
+    try {
+      const port = await freePort();
+      const child = launch({ PORT: String(port), DATA_DIR: dataDir });
+      const banner = await until('the banner', () => (/Token\s+(\S+)/.exec(child.stdout()) ?? undefined), child);
+      const token = banner[1] ?? '';
+      expect(child.stdout()).toContain(`http://127.0.0.1:${port}/trpc`);
+      expect(token.length).toBeGreaterThanOrEqual(32);
+
+      await until('readiness', () => (child.stdout().includes('database ready') ? true : undefined), child);
+      const res = await fetch(`http://127.0.0.1:${port}/trpc/users.create`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Ada', email: 'ada@example.com' }),
+      });
+      expect(res.status).toBe(200);
+      expect(postgresProcesses(dataDir).length).toBeGreaterThan(0);
+
+      child.proc.kill('SIGTERM');
+      expect(await child.exited).toBe(0);
+      expect(child.stdout()).toContain('stopped');
+      expect(postgresProcesses(dataDir)).toEqual([]);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('keeps retrying an unreachable database, says so, and reports it on /readyz', async () => {
+    const [port, dbPort] = [await freePort(), await freePort()];
+    const child = launch({ PORT: String(port), DATABASE_URL: `postgres://postgres@127.0.0.1:${dbPort}/nowhere`, API_TOKEN: 'a-token-of-sixteen-chars' });
+    await until('a retry log line', () => ((child.stdout().match(/database unreachable/g) ?? []).length >= 2 ? true : undefined), child);
+    expect(child.stdout()).toMatch(/ECONNREFUSED/);
+
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'unavailable' });
+
+    const call = await fetch(`http://127.0.0.1:${port}/trpc/users.list`, { headers: { authorization: 'Bearer a-token-of-sixteen-chars' } });
+    expect(call.status).toBe(503);
+    expect(await call.json()).toMatchObject({ error: { data: { code: 'SERVICE_UNAVAILABLE' } } });
+
+    child.proc.kill('SIGINT');
+    expect(await child.exited).toBe(0);
+  }, 60_000);
+});

@@ -1,0 +1,61 @@
+import pino from 'pino';
+import { startServer } from './app';
+import { EnvError, readEnv } from './env';
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
+
+let env;
+try {
+  env = readEnv();
+} catch (error) {
+  fail(error instanceof EnvError ? error.message : String(error));
+}
+
+const log = pino({ level: env.LOG_LEVEL });
+
+const server = await startServer({
+  port: env.PORT,
+  host: env.HOST,
+  databaseUrl: env.DATABASE_URL,
+  dataDir: env.DATA_DIR,
+  apiToken: env.API_TOKEN,
+  dbPoolMax: env.DB_POOL_MAX,
+  statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
+  applicationName: env.DB_APPLICATION_NAME,
+  maxBodyBytes: env.MAX_BODY_BYTES,
+  shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+  log,
+}).catch((error: unknown) => fail(`Could not start: ${error instanceof Error ? error.message : String(error)}`));
+
+const banner = [
+  '',
+  `  asyncscope is running`,
+  `  API       ${server.url}/trpc`,
+  `  Token     ${server.apiToken}${server.tokenGenerated ? '   (generated for this run; set API_TOKEN to choose one)' : ''}`,
+  `  Database  ${server.database.description}`,
+  `  Try       curl -H "Authorization: Bearer ${server.apiToken}" ${server.url}/trpc/users.list`,
+  `  Stop      Ctrl+C`,
+  '',
+].join('\n');
+process.stdout.write(`${banner}\n`);
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) {
+      log.warn('second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}

@@ -1,0 +1,41 @@
+/** Starts the real server (HTTP + tRPC + a real database) for a test file, on a free port. */
+import pino from 'pino';
+import { inject } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
+import { startServer, type RunningServer } from './app';
+
+export const TEST_TOKEN = 'test-token-0123456789abcdef';
+
+export interface TestServer {
+  server: RunningServer;
+  database: TestDatabase;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(overrides: { maxBodyBytes?: number } = {}): Promise<TestServer> {
+  const database = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'test-observer', max: 2 });
+  const server = await startServer({
+    port: 0,
+    host: '127.0.0.1',
+    databaseUrl: database.url,
+    dataDir: '/nonexistent',
+    apiToken: TEST_TOKEN,
+    dbPoolMax: 5,
+    statementTimeoutMs: 10_000,
+    applicationName: 'test-server',
+    maxBodyBytes: overrides.maxBodyBytes ?? 16 * 1024,
+    shutdownTimeoutMs: 2_000,
+    log: pino({ level: 'silent' }),
+  });
+  await server.database.ready;
+  return {
+    server,
+    database,
+    url: server.url,
+    async close() {
+      await server.close();
+      await database[Symbol.asyncDispose]();
+    },
+  };
+}

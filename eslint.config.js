@@ -1,0 +1,24 @@
+// One lint config for the whole workspace: type-aware rules, so floating and misused promises are errors.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['**/dist/**', '**/node_modules/**', '**/.turbo/**', '**/migrations/**', '**/*.config.*', '**/test-artifacts/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // Only apps/server reads the environment (see its env.ts); libraries take config as arguments.
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read configuration in apps/server/src/env.ts and pass it in.' }],
+    },
+  },
+  {
+    files: ['apps/server/src/env.ts', '**/*.test.ts', '**/test/**', '**/vitest.*', '**/global-setup.ts', 'packages/bench/**', '**/e2e/**'],
+    rules: { 'no-restricted-properties': 'off' },
+  },
+);

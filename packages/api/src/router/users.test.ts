@@ -1,0 +1,102 @@
+import { TRPCError } from '@trpc/server';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
+import { createCaller } from '../root';
+import { createInnerContext, createServices } from '../context';
+
+let t: TestDatabase;
+let caller: ReturnType<typeof createCaller>;
+
+beforeAll(async () => {
+  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'));
+  caller = createCaller(createInnerContext({ services: createServices(t), authorized: true }));
+});
+afterAll(async () => { await t[Symbol.asyncDispose](); });
+beforeEach(async () => { await t.sql`truncate users restart identity`; });
+
+const snapshot = () => t.sql`select * from users order by id`;
+
+async function expectCode(promise: Promise<unknown>, code: TRPCError['code']): Promise<TRPCError> {
+  const error: unknown = await promise.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(TRPCError);
+  expect((error as TRPCError).code).toBe(code);
+  return error as TRPCError;
+}
+
+describe('users procedures through createCaller', () => {
+  it('creates, reads, lists, updates and deletes', async () => {
+    const ada = await caller.users.create({ name: '  Ada Lovelace ', email: 'Ada@Example.com' });
+    expect(ada).toMatchObject({ id: 1, name: 'Ada Lovelace', email: 'ada@example.com' });
+    expect(new Date(ada.createdAt).toISOString()).toBe(ada.createdAt);
+    expect(await caller.users.byId({ id: ada.id })).toEqual(ada);
+
+    await caller.users.create({ name: 'Grace', email: 'grace@example.com' });
+    const page = await caller.users.list({ limit: 1, offset: 1 });
+    expect(page.total).toBe(2);
+    expect(page.items.map((u) => u.name)).toEqual(['Grace']);
+    expect((await caller.users.list()).items).toHaveLength(2);
+
+    const renamed = await caller.users.update({ id: ada.id, name: 'Augusta Ada' });
+    expect(renamed.name).toBe('Augusta Ada');
+    expect(renamed.email).toBe('ada@example.com');
+    expect(Date.parse(renamed.updatedAt)).toBeGreaterThanOrEqual(Date.parse(ada.updatedAt));
+
+    expect(await caller.users.delete({ id: ada.id })).toMatchObject({ id: ada.id });
+    await expectCode(caller.users.byId({ id: ada.id }), 'NOT_FOUND');
+    expect((await caller.users.list()).total).toBe(1);
+  });
+
+  it('rejects a duplicate email in any letter case with CONFLICT and keeps the first', async () => {
+    await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    const before = await snapshot();
+    const error = await expectCode(caller.users.create({ name: 'Imposter', email: 'ADA@EXAMPLE.COM' }), 'CONFLICT');
+    expect(error.message).toContain('ada@example.com');
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('rejects an update to a taken email with CONFLICT and rolls back', async () => {
+    await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    const grace = await caller.users.create({ name: 'Grace', email: 'grace@example.com' });
+    const before = await snapshot();
+    await expectCode(caller.users.update({ id: grace.id, name: 'G', email: 'Ada@example.com' }), 'CONFLICT');
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('answers NOT_FOUND for update and delete of a missing user, changing nothing', async () => {
+    await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    const before = await snapshot();
+    await expectCode(caller.users.update({ id: 99, name: 'x' }), 'NOT_FOUND');
+    await expectCode(caller.users.delete({ id: 99 }), 'NOT_FOUND');
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it.each([
+    ['byId', { id: 0 }],
+    ['byId', { id: 1.5 }],
+    ['byId', { id: 2 ** 31 }],
+    ['create', { name: '', email: 'a@b.co' }],
+    ['create', { name: ' ', email: 'a@b.co' }],
+    ['create', { name: 'x'.repeat(101), email: 'a@b.co' }],
+    ['create', { name: 'A', email: 'nope' }],
+    ['create', { name: 'A' }],
+    ['list', { limit: 0 }],
+    ['list', { limit: 101 }],
+    ['list', { offset: -1 }],
+    ['update', { id: 1 }],
+  ] as const)('rejects bad input to %s %j with BAD_REQUEST, changing nothing', async (procedure, input) => {
+    await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    const before = await snapshot();
+    // The bad input is the point of the test, so the types are bypassed on purpose.
+    const call = (caller.users[procedure] as (i: unknown) => Promise<unknown>)(input);
+    const error = await expectCode(call, 'BAD_REQUEST');
+    expect(error.message).not.toMatch(/^\s*\[/); // not a raw JSON dump of zod issues
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('refuses every procedure without a valid token', async () => {
+    const anonymous = createCaller(createInnerContext({ services: createServices(t), authorized: false }));
+    await expectCode(anonymous.users.list(), 'UNAUTHORIZED');
+    await expectCode(anonymous.users.create({ name: 'A', email: 'a@b.co' }), 'UNAUTHORIZED');
+    expect(await snapshot()).toEqual([]);
+  });
+});

@@ -1,0 +1,64 @@
+import { z } from 'zod';
+
+/** Largest value of Postgres `integer`, the type of users.id. */
+export const INT4_MAX = 2_147_483_647;
+
+export const userIdSchema = z
+  .number({ error: 'id must be a number' })
+  .int({ error: 'id must be a whole number' })
+  .min(1, { error: 'id must be 1 or more' })
+  .max(INT4_MAX, { error: `id must be at most ${INT4_MAX}` });
+
+export const userNameSchema = z
+  .string({ error: 'name must be a string' })
+  .trim()
+  .min(1, { error: 'name must not be empty' })
+  .max(100, { error: 'name must be at most 100 characters' });
+
+/** Trimmed and lower-cased before it is checked, so it is stored normalised and unique in any letter case. */
+export const userEmailSchema = z
+  .string({ error: 'email must be a string' })
+  .trim()
+  .toLowerCase()
+  .max(254, { error: 'email must be at most 254 characters' })
+  .pipe(z.email({ error: 'email must be a valid address, like ada@example.com' }));
+
+export const createUserInput = z.strictObject({ name: userNameSchema, email: userEmailSchema });
+
+export const updateUserInput = z
+  .strictObject({ id: userIdSchema, name: userNameSchema.optional(), email: userEmailSchema.optional() })
+  .refine((v) => v.name !== undefined || v.email !== undefined, { error: 'give a name or an email to change' });
+
+export const userByIdInput = z.strictObject({ id: userIdSchema });
+
+export const listUsersInput = z
+  .strictObject({
+    limit: z
+      .number({ error: 'limit must be a number' })
+      .int({ error: 'limit must be a whole number' })
+      .min(1, { error: 'limit must be between 1 and 100' })
+      .max(100, { error: 'limit must be between 1 and 100' })
+      .default(10),
+    offset: z
+      .number({ error: 'offset must be a number' })
+      .int({ error: 'offset must be a whole number' })
+      .min(0, { error: 'offset must be 0 or more' })
+      .max(INT4_MAX, { error: `offset must be at most ${INT4_MAX}` })
+      .default(0),
+  })
+  .prefault({});
+
+/** A user as the API returns it: plain JSON, timestamps as ISO 8601 strings. */
+export const userSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  email: z.string(),
+  createdAt: z.iso.datetime({ offset: true }),
+  updatedAt: z.iso.datetime({ offset: true }),
+});
+
+export type User = z.infer<typeof userSchema>;
+export type CreateUserInput = z.input<typeof createUserInput>;
+export type UpdateUserInput = z.input<typeof updateUserInput>;
+export type ListUsersInput = z.input<typeof listUsersInput>;
+export interface UserPage { items: User[]; total: number }

