@@ -1,5 +1,4 @@
 import { defineConfig } from 'vitest/config';
+import { testConfig } from '../../vitest.shared';
 
-export default defineConfig({
-  test: { globalSetup: ['./src/global-setup.ts'], testTimeout: 20_000, hookTimeout: 60_000 },
-});
+export default defineConfig({ test: testConfig({ database: true, timeoutMs: 30_000 }) });
