@@ -68,7 +68,7 @@ describe('retry', () => {
   });
 
   it('asks shouldRetry with the error and attempt', async () => {
-    const shouldRetry = vi.fn((error: unknown) => error instanceof RangeError);
+    const shouldRetry = vi.fn((error: unknown, _attempt: number) => error instanceof RangeError);
     const fn = vi.fn().mockRejectedValueOnce(new RangeError('retry me')).mockRejectedValueOnce(new TypeError('not me'));
     await expect(retry(fn, { shouldRetry, minDelayMs: 0 })).rejects.toBeInstanceOf(TypeError);
     expect(fn).toHaveBeenCalledTimes(2);

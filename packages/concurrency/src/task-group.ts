@@ -49,7 +49,7 @@ export interface TaskGroupOptions {
 
 export interface SpawnOptions {
   label?: string | undefined;
-  /** Unique within the group; default `task-<n>`. */
+  /** Unique within the group; default `task-<n>`, n counting every spawn from 1. */
   id?: string | undefined;
   /** An extra parent for this task only. */
   signal?: AbortSignal | undefined;
@@ -89,7 +89,7 @@ export class TaskGroupError extends AggregateError {
 interface TaskRecord {
   id: string;
   label: string | undefined;
-  /** This task's cancellation: child of the group's signal (and of SpawnOptions.signal). */
+  /** This task's cancellation: aborted by the group, by SpawnOptions.signal, or by handle.cancel(). */
   scope: SignalScope;
   outcome: TaskOutcome | undefined;
 }
@@ -120,6 +120,8 @@ export class TaskGroup implements AsyncDisposable {
   readonly #retry: RetryPolicy | undefined;
   /** Insertion order is spawn order, which is the order wait() reports. */
   readonly #tasks = new Map<string, TaskRecord>();
+  /** Tasks not yet settled. The group aborts them itself: one listener on its signal instead of one per task. */
+  readonly #active = new Set<TaskRecord>();
   readonly #failures: { taskId: string; label: string | undefined; error: unknown }[] = [];
   readonly #idleWaiters: (() => void)[] = [];
   #pending = 0;
@@ -134,6 +136,13 @@ export class TaskGroup implements AsyncDisposable {
     this.#retry = options.retry;
     this.#queue = new PQueue({ concurrency: options.concurrency ?? Infinity });
     this.#scope = linkSignals(options.signal);
+    this.#scope.signal.addEventListener(
+      'abort',
+      () => {
+        for (const task of this.#active) task.scope.abort(this.signal.reason);
+      },
+      { once: true },
+    );
   }
 
   /** Aborts when the group is cancelled, its parent aborts, or (fail-fast) a task fails. Pass it to nested work. */
@@ -151,11 +160,14 @@ export class TaskGroup implements AsyncDisposable {
     if (this.#state !== 'open' || this.signal.aborted) {
       throw new Error(`TaskGroup is ${this.#state === 'done' ? 'finished' : 'cancelled'}; cannot spawn`, { cause: this.signal.reason });
     }
-    const id = options.id ?? `task-${this.#nextId++}`;
+    const spawnNumber = this.#nextId++;
+    const id = options.id ?? `task-${spawnNumber}`;
     if (this.#tasks.has(id)) throw new Error(`TaskGroup: duplicate task id "${id}"`);
     const { label } = options;
-    const record: TaskRecord = { id, label, scope: linkSignals(this.signal, options.signal), outcome: undefined };
+    // The group's own abort reaches the task through #active; the scope only links the per-task signal.
+    const record: TaskRecord = { id, label, scope: linkSignals(options.signal), outcome: undefined };
     this.#tasks.set(id, record);
+    this.#active.add(record);
     this.#pending++;
     // Before add(): p-queue may start the job synchronously inside add(), and 'queued' must come first.
     this.#emit({ type: 'queued', taskId: id, label, at: this.#clock.now() });
@@ -169,16 +181,17 @@ export class TaskGroup implements AsyncDisposable {
 
     const outcome = this.#queue
       .add(
-        () => {
+        async () => {
           // Started: from now on cancellation reaches the task through its signal, never through the queue.
           record.scope.signal.removeEventListener('abort', closeGate);
+          // Settle inside the job, before p-queue frees the slot: a fail-fast cancellation must close the
+          // gates of queued siblings before the queue could start the next one.
           return this.#run(record, fn, options);
         },
         { signal: gate.signal },
       )
-      // #run never rejects, so a rejection here means the gate closed: cancelled while queued, never started.
-      .catch((): TaskOutcome<T> => ({ id, label, status: 'cancelled', reason: record.scope.signal.reason, durationMs: 0 }))
-      .then((settled) => this.#settle(record, settled));
+      // The job never rejects, so a rejection here means the gate closed: cancelled while queued, never started.
+      .catch(() => this.#settle<T>(record, { id, label, status: 'cancelled', reason: record.scope.signal.reason, durationMs: 0 }));
 
     const promise = outcome.then((settled) => {
       if (settled.status === 'fulfilled') return settled.value;
@@ -274,6 +287,7 @@ export class TaskGroup implements AsyncDisposable {
     const { id, label } = record;
     record.outcome = outcome;
     record.scope.dispose();
+    this.#active.delete(record);
     const at = this.#clock.now();
     if (outcome.status === 'cancelled') {
       this.#emit({ type: 'cancelled', taskId: id, label, at, reason: outcome.reason, durationMs: outcome.durationMs });
@@ -318,6 +332,7 @@ type Results<F extends readonly TaskFn<unknown>[]> = { -readonly [K in keyof F]:
 export function gather<const F extends readonly TaskFn<unknown>[]>(fns: F, options?: GatherOptions & { mode?: 'fail-fast' }): Promise<Results<F>>;
 export function gather(fns: readonly TaskFn<unknown>[], options: GatherOptions & { mode: 'settled' }): Promise<TaskOutcome[]>;
 export async function gather(fns: readonly TaskFn<unknown>[], options: GatherOptions = {}): Promise<unknown[]> {
+  options.signal?.throwIfAborted();
   const mode = options.mode ?? 'fail-fast';
   const group = new TaskGroup({ ...options, mode });
   for (const fn of fns) group.spawn(fn);

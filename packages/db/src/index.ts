@@ -3,3 +3,4 @@ export * from './embedded';
 export * from './migrate';
 export * from './schema';
 export * as schema from './schema';
+export * from './scope';

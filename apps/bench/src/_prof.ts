@@ -1,0 +1,17 @@
+import { openBenchDatabase } from './bench-db';
+import { spawnChild, stopChild, waitUntilOk } from './children';
+import { runLoad, cpuMicros } from './measure';
+import { freePort } from '@asyncscope/db';
+const signal = new AbortController().signal;
+const db = await openBenchDatabase({ users: 10000, signal });
+const port = await freePort();
+const token = 'x'.repeat(20);
+const child = spawnChild({ name: 'trpc', args: ['--cpu-prof', '--cpu-prof-dir=/tmp/prof', '--import', 'tsx', 'src/main.ts'], cwd: '/work/main/apps/server', env: { ...process.env, PORT: String(port), DATABASE_URL: db.url, API_TOKEN: token, LOG_LEVEL: 'warn' } });
+await waitUntilOk(child, `http://127.0.0.1:${port}/readyz`, { timeoutMs: 60000, signal });
+const path = (i: number) => `/trpc/users.byId?input=${encodeURIComponent(JSON.stringify({ id: (i % 10000) + 1 }))}`;
+await runLoad({ url: `http://127.0.0.1:${port}`, path, headers: { authorization: `Bearer ${token}` }, seconds: 2, connections: 50, signal });
+const c0 = cpuMicros(child.pid);
+const r = await runLoad({ url: `http://127.0.0.1:${port}`, path, headers: { authorization: `Bearer ${token}` }, seconds: Number(process.argv[2] ?? 8), connections: Number(process.argv[3] ?? 50), signal });
+console.log(r, (cpuMicros(child.pid) - c0) / r.requests);
+await stopChild(child);
+await db.close();

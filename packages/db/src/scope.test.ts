@@ -1,0 +1,114 @@
+import { sql as dsql } from 'drizzle-orm';
+import postgres from 'postgres';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './testing';
+import { runInQueryScope, type DbEvent } from './scope';
+import { users } from './schema';
+
+let t: TestDatabase;
+let observer: postgres.Sql;
+beforeAll(async () => {
+  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'scope-test', max: 3 });
+  observer = postgres(t.url, { max: 1, connection: { application_name: 'scope-observer' } });
+});
+afterAll(async () => {
+  await observer.end();
+  await t[Symbol.asyncDispose]();
+});
+beforeEach(async () => { await t.sql`truncate users restart identity`; });
+
+interface Activity { pid: number; state: string; query: string }
+const activity = () =>
+  observer<Activity[]>`select pid, state, query from pg_stat_activity where application_name = 'scope-test' and datname = current_database()`;
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<number> {
+  const start = performance.now();
+  while (!(await check())) {
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return performance.now() - start;
+}
+
+function scoped<T>(fn: () => PromiseLike<T>) {
+  const controller = new AbortController();
+  const events: DbEvent[] = [];
+  const promise = runInQueryScope({ signal: controller.signal, onEvent: (e) => events.push(e) }, fn);
+  promise.catch(() => undefined);
+  return { controller, events, promise };
+}
+
+describe('query scope cancellation', () => {
+  it('cancels a running statement inside Postgres, and only that one', async () => {
+    const call = scoped(() => t.sql`select pg_sleep(10) as slept`);
+    const canary = t.sql`select pg_sleep(0.3), 'canary' as name`;
+    await until('the statement runs', async () => (await activity()).some((a) => a.state === 'active' && a.query.includes('pg_sleep(10)')));
+    call.controller.abort(new Error('user left'));
+    await expect(call.promise).rejects.toMatchObject({ code: '57014' });
+    const gone = await until('the statement leaves pg_stat_activity', async () => !(await activity()).some((a) => a.state === 'active' && a.query.includes('pg_sleep(10)')));
+    expect(gone).toBeLessThan(500);
+    expect((await canary)[0]?.name).toBe('canary');
+    expect((await t.sql`select 1 as one`)[0]?.one).toBe(1); // the pool answers at once
+    const types = call.events.map((e) => e.type);
+    expect(types).toEqual(['statement.queued', 'statement.started', 'cancel.sent', 'statement.ended']);
+    const started = call.events[1] as Extract<DbEvent, { type: 'statement.started' }>;
+    expect(started.pid).toBeGreaterThan(0);
+    expect(call.events[3]).toMatchObject({ sqlstate: '57014', pid: started.pid });
+    expect(t.statements()).toEqual({ queued: 0, running: 0 });
+  });
+
+  it('cancels drizzle queries too (lazy queries run at the await, inside the scope)', async () => {
+    const call = scoped(async () => t.db.execute(dsql`select pg_sleep(10)`));
+    await until('the statement runs', async () => (await activity()).some((a) => a.state === 'active' && a.query.includes('pg_sleep(10)')));
+    call.controller.abort();
+    await expect(call.promise).rejects.toMatchObject({ cause: { code: '57014' } });
+  });
+
+  it('never sends a statement that is still waiting for a connection', async () => {
+    const busy = [1, 2, 3].map(() => t.sql`select pg_sleep(0.4)`.execute());
+    const call = scoped(() => t.db.insert(users).values({ name: 'Queued', email: 'queued@example.com' }));
+    await until('queued', () => Promise.resolve(t.statements().queued === 1));
+    call.controller.abort();
+    await expect(call.promise).rejects.toMatchObject({ cause: { code: '57014' } });
+    await Promise.all(busy);
+    expect(await t.sql`select * from users`).toHaveLength(0);
+    expect(call.events.map((e) => e.type)).toEqual(['statement.queued', 'cancel.sent', 'statement.ended']);
+    expect(call.events[1]).toMatchObject({ queued: true });
+  });
+
+  it('rolls back a transaction cancelled midway and leaves no session idle in transaction', async () => {
+    const call = scoped(() =>
+      t.db.transaction(async (tx) => {
+        await tx.insert(users).values({ name: 'First', email: 'first@example.com' });
+        await tx.execute(dsql`select pg_sleep(10)`);
+        await tx.insert(users).values({ name: 'Second', email: 'second@example.com' });
+      }),
+    );
+    await until('the transaction waits inside Postgres', async () => (await activity()).some((a) => a.query.includes('pg_sleep(10)')));
+    call.controller.abort();
+    await expect(call.promise).rejects.toBeTruthy();
+    expect(await t.sql`select * from users`).toHaveLength(0);
+    await until('no session idle in transaction', async () => !(await activity()).some((a) => a.state.startsWith('idle in transaction')));
+    expect(call.events.at(-1)).toMatchObject({ type: 'transaction.rolled_back', sqlstate: '57014' });
+  });
+
+  it('refuses to start statements once the signal has fired', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    await expect(runInQueryScope({ signal: controller.signal }, () => t.sql`select 1`)).rejects.toMatchObject({ code: '57014' });
+    await expect(runInQueryScope({ signal: controller.signal }, () => t.db.transaction(() => Promise.resolve(1)))).rejects.toBeTruthy();
+  });
+
+  it('bounds every statement of a transaction by the call deadline inside Postgres', async () => {
+    const signal = new AbortController().signal; // never fires: only the server-side timeout can stop it
+    const started = performance.now();
+    const run = runInQueryScope({ signal, deadline: Date.now() + 300 }, () => t.db.transaction((tx) => tx.execute(dsql`select pg_sleep(5)`)));
+    await expect(run).rejects.toMatchObject({ cause: { code: '57014' } });
+    expect(performance.now() - started).toBeLessThan(1500);
+  });
+
+  it('leaves statements outside any scope alone', async () => {
+    expect((await t.sql`select 2 as two`)[0]?.two).toBe(2);
+    expect(t.statements()).toEqual({ queued: 0, running: 0 });
+  });
+});
