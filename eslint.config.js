@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', '**/.turbo/**', '**/migrations/**', '**/*.config.*', '**/test-artifacts/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', '**/.turbo/**', '**/migrations/**', '**/*.config.*', '**/test-artifacts/**', '**/test-results/**'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
@@ -17,8 +17,9 @@ export default tseslint.config(
       'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read configuration in apps/server/src/env.ts and pass it in.' }],
     },
   },
+  { files: ['**/*.mjs', '**/*.js'], ...tseslint.configs.disableTypeChecked },
   {
-    files: ['apps/server/src/env.ts', '**/*.test.ts', '**/test/**', '**/vitest.*', '**/global-setup.ts', 'packages/bench/**', '**/e2e/**'],
+    files: ['apps/server/src/env.ts', '**/*.test.ts', '**/test/**', '**/vitest.*', '**/global-setup.ts', 'packages/bench/**', '**/e2e/**', 'apps/bench/**'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );

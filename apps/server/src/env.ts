@@ -30,6 +30,9 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
   MAX_BODY_BYTES: intIn('MAX_BODY_BYTES', 1024, 100 * 1024 * 1024).default(100 * 1024),
   SHUTDOWN_TIMEOUT_MS: intIn('SHUTDOWN_TIMEOUT_MS', 0, 600_000).default(10_000),
+  MAX_IN_FLIGHT: intIn('MAX_IN_FLIGHT', 1, 100_000).default(100),
+  MAX_QUEUE: intIn('MAX_QUEUE', 0, 1_000_000).default(1000),
+  CALL_TIMEOUT_MS: intIn('CALL_TIMEOUT_MS', 1, 3_600_000).default(30_000),
 });
 
 export type Env = z.infer<typeof envSchema>;

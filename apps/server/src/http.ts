@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
-import { appRouter, createBearerVerifier, createInnerContext, type Services } from '@asyncscope/api';
+import { appRouter, createBearerVerifier, createInnerContext, type Runtime } from '@asyncscope/api';
 import type { Logger } from 'pino';
 
 export interface HttpOptions {
-  services: Services;
+  runtime: Runtime;
   apiToken: string;
   maxBodyBytes: number;
   log: Logger;
@@ -16,6 +16,12 @@ export interface HttpOptions {
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
+/** The client's remaining time budget (x-deadline-ms), if it sent a sane one. */
+function parseBudget(header: string | string[] | undefined): number | undefined {
+  if (typeof header !== 'string' || !/^\d{1,9}$/.test(header)) return undefined;
+  return Math.max(1, Number(header));
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'cache-control': 'no-store' });
@@ -24,10 +30,12 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 export interface HttpServer {
   server: Server;
-  /** Requests being answered right now. */
+  /** Requests being answered right now (event streams not counted). */
   inFlight(): number;
   /** Resolves when no request is in flight. */
   drained(): Promise<void>;
+  /** Ends every open event stream (SSE): at shutdown they would otherwise hold it up to its deadline. */
+  endStreams(): void;
 }
 
 /** The HTTP layer: request ids and logs, /healthz, /readyz, and tRPC under /trpc. */
@@ -38,12 +46,15 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: options.maxBodyBytes,
-    createContext: ({ req }) => {
+    createContext: ({ req, info }) => {
       const requestId = (req as IncomingMessage & { id: string }).id;
+      // EventSource cannot send headers, so SSE subscriptions pass the token as a connection parameter.
+      const paramToken = info.connectionParams?.token;
       return createInnerContext({
-        services: options.services,
-        authorized: verify(req.headers.authorization),
-        requestId,
+        runtime: options.runtime,
+        authorized: verify(req.headers.authorization) || (typeof paramToken === 'string' && verify(`Bearer ${paramToken}`)),
+        callId: requestId,
+        clientBudgetMs: parseBudget(req.headers['x-deadline-ms']),
         log: log.child({ requestId }),
         isDatabaseReady: options.isDatabaseReady,
       });
@@ -57,6 +68,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
 
   let inFlight = 0;
   let onDrained: (() => void) | undefined;
+  const streams = new Set<ServerResponse>();
 
   const server = createServer((req, res) => {
     const started = performance.now();
@@ -64,11 +76,14 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     (req as IncomingMessage & { id: string }).id = id;
     res.setHeader('x-request-id', id);
-    inFlight++;
+    const isStream = req.headers.accept === 'text/event-stream';
+    if (isStream) streams.add(res);
+    else inFlight++;
     res.once('close', () => {
-      inFlight--;
+      if (isStream) streams.delete(res);
+      else inFlight--;
       log.info({ requestId: id, method: req.method, url: req.url, status: res.statusCode, ms: Math.round(performance.now() - started), aborted: !res.writableFinished }, 'request');
-      if (inFlight === 0) onDrained?.();
+      if (!isStream && inFlight === 0) onDrained?.();
     });
 
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
@@ -96,5 +111,8 @@ export function createHttpServer(options: HttpOptions): HttpServer {
         : new Promise<void>((resolve) => {
             onDrained = resolve;
           }),
+    endStreams: () => {
+      for (const res of streams) res.destroy();
+    },
   };
 }

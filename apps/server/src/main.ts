@@ -27,6 +27,9 @@ const server = await startServer({
   applicationName: env.DB_APPLICATION_NAME,
   maxBodyBytes: env.MAX_BODY_BYTES,
   shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+  maxInFlight: env.MAX_IN_FLIGHT,
+  maxQueue: env.MAX_QUEUE,
+  callTimeoutMs: env.CALL_TIMEOUT_MS,
   log,
 }).catch((error: unknown) => fail(`Could not start: ${error instanceof Error ? error.message : String(error)}`));
 

@@ -13,7 +13,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(overrides: { maxBodyBytes?: number } = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  maxBodyBytes?: number;
+  maxInFlight?: number;
+  maxQueue?: number;
+  poolMax?: number;
+  shutdownTimeoutMs?: number;
+}
+
+export async function startTestServer(overrides: TestServerOptions = {}): Promise<TestServer> {
   const database = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'test-observer', max: 2 });
   const server = await startServer({
     port: 0,
@@ -21,11 +29,14 @@ export async function startTestServer(overrides: { maxBodyBytes?: number } = {})
     databaseUrl: database.url,
     dataDir: '/nonexistent',
     apiToken: TEST_TOKEN,
-    dbPoolMax: 5,
+    dbPoolMax: overrides.poolMax ?? 5,
     statementTimeoutMs: 10_000,
     applicationName: 'test-server',
     maxBodyBytes: overrides.maxBodyBytes ?? 16 * 1024,
-    shutdownTimeoutMs: 2_000,
+    shutdownTimeoutMs: overrides.shutdownTimeoutMs ?? 2_000,
+    maxInFlight: overrides.maxInFlight ?? 100,
+    maxQueue: overrides.maxQueue ?? 1000,
+    callTimeoutMs: 30_000,
     log: pino({ level: 'silent' }),
   });
   await server.database.ready;

@@ -1,5 +1,4 @@
-import type { Db } from '@asyncscope/db';
-import { UsersService } from './services/users';
+import type { Runtime } from './runtime';
 
 /** What procedures log through: pino's shape, so the server can pass a pino child logger. */
 export interface Logger {
@@ -10,24 +9,20 @@ export interface Logger {
 
 export const silentLogger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
-export interface Services {
-  users: UsersService;
-}
-
-/** Built once per process: the database and the services over it. */
-export function createServices(db: Db): Services {
-  return { users: new UsersService(db.db) };
-}
-
 export interface InnerContextOptions {
-  services: Services;
+  runtime: Runtime;
   /** Whether the caller presented the right bearer token (the HTTP layer decides; tests pass true). */
   authorized: boolean;
-  requestId?: string;
+  /** The call's id: client-supplied (x-request-id) or generated; it names the call in events and logs. */
+  callId?: string;
+  /** Time budget the client has left for this call, in ms (x-deadline-ms). */
+  clientBudgetMs?: number | undefined;
   log?: Logger;
   /** False while the database is unreachable; procedures then answer SERVICE_UNAVAILABLE. */
   isDatabaseReady?: () => boolean;
 }
+
+let internalCalls = 0;
 
 /**
  * The context every procedure sees. "Inner" because it does not depend on HTTP: tests build it directly
@@ -35,9 +30,10 @@ export interface InnerContextOptions {
  */
 export function createInnerContext(opts: InnerContextOptions) {
   return {
-    services: opts.services,
+    runtime: opts.runtime,
     authorized: opts.authorized,
-    requestId: opts.requestId ?? 'internal',
+    callId: opts.callId ?? `internal-${++internalCalls}`,
+    clientBudgetMs: opts.clientBudgetMs,
     log: opts.log ?? silentLogger,
     isDatabaseReady: opts.isDatabaseReady ?? (() => true),
   };

@@ -2,9 +2,12 @@ import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import type { AppRouter } from './root';
 
 export { appRouter, createCaller, type AppRouter } from './root';
-export { createInnerContext, createServices, silentLogger, type Context, type Logger, type Services } from './context';
+export { createInnerContext, silentLogger, type Context, type Logger } from './context';
+export { Runtime, DEFAULT_TIMEOUTS, type RuntimeOptions } from './runtime';
+export { ShutdownError } from './call-scope';
 export { createBearerVerifier } from './auth';
-export { UsersService } from './services/users';
+export type { ActivityEvent, CallHop, AbortCause, ActivityBatch } from './activity/log';
+export type { StatsSample } from './activity/stats';
 
 export type RouterInputs = inferRouterInputs<AppRouter>;
 export type RouterOutputs = inferRouterOutputs<AppRouter>;

@@ -1,6 +1,8 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z, ZodError } from 'zod';
 import type { Context } from './context';
+import { OverloadedError } from './admission';
+import { openCallScope, type CallScope } from './call-scope';
 
 /** Messages for errors tRPC raises with no message of its own but the code. */
 const FALLBACK_MESSAGES: Partial<Record<string, string>> = {
@@ -76,3 +78,60 @@ export const protectedProcedure = t.procedure.use(({ ctx, next }) => {
   }
   return next();
 });
+
+async function injectFaults(ctx: Context, path: string): Promise<void> {
+  const fault = ctx.runtime.faults.get(path);
+  if (!fault) return;
+  // Spent inside Postgres, so the injected latency is cancellable like real work.
+  if (fault.latencyMs > 0) await ctx.runtime.db.sql`select pg_sleep(${fault.latencyMs / 1000})`;
+  if (ctx.runtime.faults.shouldFail(fault)) {
+    throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: `Injected fault on ${path} (lab.setFaults); safe to retry.` });
+  }
+}
+
+/**
+ * Procedures that do work: admitted by the load shedder, run in a call scope (cancellation and deadline
+ * reach Postgres), with injected faults applied, and every hop recorded in the activity log.
+ */
+export const callProcedure = protectedProcedure.use(async ({ ctx, path, signal, batchIndex, next }) => {
+  const scope = openCallScope(ctx, path, signal, batchIndex);
+  const started = performance.now();
+  let code = 'OK';
+  try {
+    let permit;
+    try {
+      permit = await ctx.runtime.admission.enter(scope.signal, (position) => { scope.emit({ type: 'queued', position }); });
+    } catch (error) {
+      if (error instanceof OverloadedError) throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: error.message });
+      throw scope.stoppedError(error);
+    }
+    try {
+      scope.emit({ type: 'started' });
+      const result = await scope.run(async () => {
+        await injectFaults(ctx, path);
+        return next({ ctx: { call: scope } });
+      });
+      if (!result.ok) {
+        if (scope.signal.aborted) throw scope.stoppedError(result.error);
+        code = result.error.code;
+      }
+      return result;
+    } catch (error) {
+      // Whatever failed after the signal fired (a cancelled statement, an aborted worker) failed because of it.
+      if (scope.signal.aborted) throw scope.stoppedError(error);
+      throw error;
+    } finally {
+      permit.release();
+    }
+  } catch (error) {
+    code = error instanceof TRPCError ? error.code : 'INTERNAL_SERVER_ERROR';
+    throw error;
+  } finally {
+    const ms = performance.now() - started;
+    scope.emit({ type: 'settled', code, ms: Math.round(ms * 10) / 10 });
+    ctx.runtime.stats.recordCall(ms);
+    scope.dispose();
+  }
+});
+
+export type { CallScope };

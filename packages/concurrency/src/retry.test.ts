@@ -139,10 +139,12 @@ describe('retry', () => {
           });
         }),
     );
-    const result = retry(fn, { signal: controller.signal, shouldRetry: () => true, minDelayMs: 0 });
+    const onRetry = vi.fn();
+    const result = retry(fn, { signal: controller.signal, shouldRetry: () => true, minDelayMs: 0, onRetry });
     controller.abort('stop');
     await expect(result).rejects.toBe('stop');
     expect(fn).toHaveBeenCalledOnce();
+    expect(onRetry).not.toHaveBeenCalled(); // no phantom retry is announced
   });
 
   it('never retries an abort error thrown by the work itself', async () => {

@@ -271,6 +271,8 @@ describe('TaskGroup wait() and lifetime', () => {
     const open = new TaskGroup({ mode: 'settled' });
     open.spawn(() => Promise.resolve(), { id: 'x' });
     expect(() => open.spawn(() => Promise.resolve(), { id: 'x' })).toThrow(/duplicate/);
+    expect(() => open.spawn(() => Promise.resolve(), { timeoutMs: -1 })).toThrow(RangeError);
+    expect(open.pending).toBe(1);
     await open.wait();
   });
 
@@ -286,6 +288,23 @@ describe('TaskGroup wait() and lifetime', () => {
     });
     const outcomes = await group.wait();
     expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : o.status))).toEqual(['parent', 'child']);
+  });
+
+  it('a task spawned after the last settle but before wait() resumes is still awaited', async () => {
+    let spawnedLate = false;
+    const group: TaskGroup = new TaskGroup({
+      mode: 'settled',
+      onEvent: (event) => {
+        if (event.type !== 'settled' || spawnedLate) return;
+        spawnedLate = true;
+        // Queued before wait()'s continuation: the pending count has just hit zero when this runs.
+        queueMicrotask(() => group.spawn(() => sleep(5).then(() => 'late'), { id: 'late' }));
+      },
+    });
+    group.spawn(() => Promise.resolve('first'));
+    const outcomes = await group.wait();
+    expect(outcomes.map((o) => o.id)).toEqual(['task-1', 'late']);
+    expect(outcomes[1]).toMatchObject({ status: 'fulfilled', value: 'late' });
   });
 
   it('`await using` cancels what is left and awaits its cleanup on scope exit', async () => {

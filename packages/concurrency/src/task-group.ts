@@ -160,6 +160,9 @@ export class TaskGroup implements AsyncDisposable {
     if (this.#state !== 'open' || this.signal.aborted) {
       throw new Error(`TaskGroup is ${this.#state === 'done' ? 'finished' : 'cancelled'}; cannot spawn`, { cause: this.signal.reason });
     }
+    const { timeoutMs } = options;
+    // Checked here, at the call site: inside the job a throw would break its never-rejects contract.
+    if (timeoutMs !== undefined && !(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
     const spawnNumber = this.#nextId++;
     const id = options.id ?? `task-${spawnNumber}`;
     if (this.#tasks.has(id)) throw new Error(`TaskGroup: duplicate task id "${id}"`);
@@ -186,7 +189,7 @@ export class TaskGroup implements AsyncDisposable {
           record.scope.signal.removeEventListener('abort', closeGate);
           // Settle inside the job, before p-queue frees the slot: a fail-fast cancellation must close the
           // gates of queued siblings before the queue could start the next one.
-          return this.#run(record, fn, options);
+          return this.#settle(record, await this.#run(record, fn, options));
         },
         { signal: gate.signal },
       )
@@ -238,7 +241,7 @@ export class TaskGroup implements AsyncDisposable {
   }
 
   async #allSettled(): Promise<void> {
-    // A loop, not a single wait: a task may spawn a sibling just before it settles.
+    // A loop, not a single wait: something may spawn a task between the last settle and this continuation.
     while (this.#pending > 0) {
       await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     }

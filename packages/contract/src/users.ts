@@ -23,7 +23,18 @@ export const userEmailSchema = z
   .max(254, { error: 'email must be at most 254 characters' })
   .pipe(z.email({ error: 'email must be a valid address, like ada@example.com' }));
 
-export const createUserInput = z.strictObject({ name: userNameSchema, email: userEmailSchema });
+/** Chosen by the client, so a retry of a write whose answer was lost (a cancel during COMMIT) is not a second write. */
+export const idempotencyKeySchema = z
+  .string({ error: 'idempotencyKey must be a string' })
+  .min(8, { error: 'idempotencyKey must be 8 to 200 characters' })
+  .max(200, { error: 'idempotencyKey must be 8 to 200 characters' })
+  .regex(/^[\w.:-]+$/, { error: 'idempotencyKey may hold letters, digits and _ . : - only' });
+
+export const createUserInput = z.strictObject({
+  name: userNameSchema,
+  email: userEmailSchema,
+  idempotencyKey: idempotencyKeySchema.optional(),
+});
 
 export const updateUserInput = z
   .strictObject({ id: userIdSchema, name: userNameSchema.optional(), email: userEmailSchema.optional() })
@@ -62,3 +73,13 @@ export type CreateUserInput = z.input<typeof createUserInput>;
 export type UpdateUserInput = z.input<typeof updateUserInput>;
 export type ListUsersInput = z.input<typeof listUsersInput>;
 export interface UserPage { items: User[]; total: number }
+
+export const streamUsersInput = z
+  .strictObject({
+    pageSize: z.number().int().min(1, { error: 'pageSize must be between 1 and 1000' }).max(1000, { error: 'pageSize must be between 1 and 1000' }).default(500),
+    /** Set by the client link when it reconnects: the last id it received. */
+    lastEventId: z.string().regex(/^\d+$/).nullish(),
+  })
+  .prefault({});
+
+export interface UserStreamPage { items: User[]; sent: number; total: number }

@@ -123,7 +123,8 @@ type TxCallback = (sql: postgres.TransactionSql) => unknown;
 
 /** Wraps a postgres.js client (or a transaction's client) so statements follow the current query scope. */
 export function cancellable<S extends postgres.Sql | postgres.TransactionSql>(sql: S, counts: StatementCounts): S {
-  const wrapTx = (callback: TxCallback): TxCallback => async (tx) => {
+  const wrapTx = (callback: TxCallback, begun: () => void): TxCallback => async (tx) => {
+    begun();
     const scope = storage.getStore();
     scope?.signal.throwIfAborted();
     const inner = cancellable(tx, counts);
@@ -133,16 +134,26 @@ export function cancellable<S extends postgres.Sql | postgres.TransactionSql>(sq
     }
     return callback(inner);
   };
-  const observeTx = async <T>(run: () => Promise<T>): Promise<T> => {
+  const observeTx = async <T>(run: (begun: () => void) => Promise<T>): Promise<T> => {
     const scope = storage.getStore();
     const started = performance.now();
+    // postgres.js queues BEGIN on its own client, out of our reach: an abort cannot remove it, so the
+    // transaction callback refuses to run instead (wrapTx) and the connection goes straight back.
+    let waiting = scope !== undefined;
+    if (waiting) counts.queued++;
+    const stopWaiting = (): void => {
+      if (waiting) counts.queued--;
+      waiting = false;
+    };
     try {
-      const result = await run();
+      const result = await run(stopWaiting);
       scope?.onEvent?.({ type: 'transaction.committed', ms: performance.now() - started });
       return result;
     } catch (error) {
       scope?.onEvent?.({ type: 'transaction.rolled_back', ms: performance.now() - started, sqlstate: sqlState(error) });
       throw error;
+    } finally {
+      stopWaiting();
     }
   };
 
@@ -161,13 +172,13 @@ export function cancellable<S extends postgres.Sql | postgres.TransactionSql>(sq
       if (prop === 'begin') {
         return (...args: unknown[]) => {
           const callback = args.pop() as TxCallback;
-          return observeTx(() => (target as postgres.Sql).begin(...(args as [string]), wrapTx(callback) as never));
+          return observeTx((begun) => (target as postgres.Sql).begin(...(args as [string]), wrapTx(callback, begun) as never));
         };
       }
       if (prop === 'savepoint') {
         return (...args: unknown[]) => {
           const callback = args.pop() as TxCallback;
-          return (target as postgres.TransactionSql).savepoint(...(args as [string]), wrapTx(callback) as never);
+          return (target as postgres.TransactionSql).savepoint(...(args as [string]), wrapTx(callback, () => undefined) as never);
         };
       }
       return Reflect.get(target, prop, receiver) as unknown;

@@ -2,17 +2,23 @@ import { TRPCError } from '@trpc/server';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { createCaller } from '../root';
-import { createInnerContext, createServices } from '../context';
+import { createInnerContext } from '../context';
+import { Runtime } from '../runtime';
 
 let t: TestDatabase;
+let runtime: Runtime;
 let caller: ReturnType<typeof createCaller>;
 
 beforeAll(async () => {
   t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'));
-  caller = createCaller(createInnerContext({ services: createServices(t), authorized: true }));
+  runtime = new Runtime(t);
+  caller = createCaller(createInnerContext({ runtime, authorized: true }));
 });
-afterAll(async () => { await t[Symbol.asyncDispose](); });
-beforeEach(async () => { await t.sql`truncate users restart identity`; });
+afterAll(async () => {
+  await runtime.close();
+  await t[Symbol.asyncDispose]();
+});
+beforeEach(async () => { await t.sql`truncate users, idempotency_keys restart identity`; });
 
 const snapshot = () => t.sql`select * from users order by id`;
 
@@ -94,9 +100,33 @@ describe('users procedures through createCaller', () => {
   });
 
   it('refuses every procedure without a valid token', async () => {
-    const anonymous = createCaller(createInnerContext({ services: createServices(t), authorized: false }));
+    const anonymous = createCaller(createInnerContext({ runtime, authorized: false }));
     await expectCode(anonymous.users.list(), 'UNAUTHORIZED');
     await expectCode(anonymous.users.create({ name: 'A', email: 'a@b.co' }), 'UNAUTHORIZED');
     expect(await snapshot()).toEqual([]);
+  });
+});
+
+describe('idempotent create', () => {
+  it('returns the first response to a retry with the same key, writing once', async () => {
+    const first = await caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'create-ada-0001' });
+    const again = await caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'create-ada-0001' });
+    expect(again).toEqual(first);
+    expect(await snapshot()).toHaveLength(1);
+  });
+
+  it('writes once when two calls with one key race', async () => {
+    const input = { name: 'Grace', email: 'grace@example.com', idempotencyKey: 'race-grace-01' };
+    const [a, b] = await Promise.all([caller.users.create(input), caller.users.create(input)]);
+    expect(a).toEqual(b);
+    expect(await snapshot()).toHaveLength(1);
+  });
+
+  it('refuses a key reused for a different request, changing nothing', async () => {
+    await caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'key-reused-01' });
+    const before = await snapshot();
+    const error = await expectCode(caller.users.create({ name: 'Bob', email: 'bob@example.com', idempotencyKey: 'key-reused-01' }), 'CONFLICT');
+    expect(error.message).toContain('already used for a different request');
+    expect(await snapshot()).toEqual(before);
   });
 });

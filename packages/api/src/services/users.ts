@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
-import { count, eq, sql } from 'drizzle-orm';
-import { type Database, PG_UNIQUE_VIOLATION, users, type UserRow } from '@asyncscope/db';
+import { count, eq, gt, sql } from 'drizzle-orm';
+import { type Database, idempotencyKeys, PG_UNIQUE_VIOLATION, sqlState, users, type UserRow } from '@asyncscope/db';
 import type { User, UserPage } from '@asyncscope/contract';
 
 /** The row as the API returns it: plain JSON, so timestamps become ISO strings here, once. */
@@ -14,13 +15,10 @@ export function toUser(row: UserRow): User {
   };
 }
 
-function sqlState(error: unknown): string | undefined {
-  // drizzle wraps the driver's error; the SQLSTATE is on the cause.
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-  }
-  return undefined;
+class KeyTakenMeanwhile extends Error {}
+
+function requestHash(input: unknown): string {
+  return createHash('sha256').update(JSON.stringify(input)).digest('hex');
 }
 
 function conflictOr(error: unknown, email: string | undefined): never {
@@ -28,6 +26,12 @@ function conflictOr(error: unknown, email: string | undefined): never {
     throw new TRPCError({ code: 'CONFLICT', message: `A user with the email ${email ?? '(given)'} already exists.`, cause: error });
   }
   throw error;
+}
+
+async function insertUser(tx: Pick<Database, 'insert'>, values: { name: string; email: string }): Promise<UserRow> {
+  const [row] = await tx.insert(users).values(values).returning();
+  if (!row) throw new Error('insert returned no row');
+  return row;
 }
 
 function notFound(id: number): TRPCError {
@@ -60,15 +64,64 @@ export class UsersService {
     return { items: rows.map(toUser), total: totals[0]?.total ?? 0 };
   }
 
-  async create(input: { name: string; email: string }): Promise<User> {
+  /**
+   * Creates a user. With an idempotency key, the key and the response are stored in the same transaction
+   * as the user, so a retry (after a cancel that landed during COMMIT, or a lost answer) returns the first
+   * response instead of writing twice — also when both calls race.
+   */
+  async create(input: { name: string; email: string; idempotencyKey?: string | undefined }): Promise<User> {
+    const { idempotencyKey, ...values } = input;
+    if (idempotencyKey === undefined) {
+      try {
+        return await this.db.transaction(async (tx) => toUser(await insertUser(tx, values)));
+      } catch (error) {
+        return conflictOr(error, values.email);
+      }
+    }
+    const hash = requestHash(values);
     try {
       return await this.db.transaction(async (tx) => {
-        const [row] = await tx.insert(users).values(input).returning();
-        if (!row) throw new Error('insert returned no row');
-        return toUser(row);
+        const replay = await this.#storedResponse(tx, idempotencyKey, hash);
+        if (replay) return replay;
+        const user = toUser(await insertUser(tx, values));
+        const stored = await tx
+          .insert(idempotencyKeys)
+          .values({ key: idempotencyKey, procedure: 'users.create', requestHash: hash, response: user })
+          .onConflictDoNothing()
+          .returning({ key: idempotencyKeys.key });
+        if (stored.length === 0) throw new KeyTakenMeanwhile();
+        return user;
       });
     } catch (error) {
-      return conflictOr(error, input.email);
+      // A concurrent call with the same key may have committed first: its response is the answer.
+      const replay = await this.#storedResponse(this.db, idempotencyKey, hash);
+      if (replay) return replay;
+      return conflictOr(error, values.email);
+    }
+  }
+
+  async #storedResponse(q: Pick<Database, 'select'>, key: string, hash: string): Promise<User | undefined> {
+    const [row] = await q.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key));
+    if (!row) return undefined;
+    if (row.requestHash !== hash || row.procedure !== 'users.create') {
+      throw new TRPCError({ code: 'CONFLICT', message: `The idempotency key ${key} was already used for a different request.` });
+    }
+    return row.response as User;
+  }
+
+  /**
+   * Every user, in pages by keyset (id > last), so memory stays flat whatever the table's size and a
+   * resumed stream continues after the last id it delivered.
+   */
+  async *stream(opts: { pageSize: number; afterId: number; signal: AbortSignal }): AsyncGenerator<{ items: User[]; lastId: number; total: number }> {
+    const totals = await this.#total.execute();
+    const total = totals[0]?.total ?? 0;
+    let after = opts.afterId;
+    while (!opts.signal.aborted) {
+      const rows = await this.db.select().from(users).where(gt(users.id, after)).orderBy(users.id).limit(opts.pageSize);
+      if (rows.length === 0) return;
+      after = rows[rows.length - 1]?.id ?? after;
+      yield { items: rows.map(toUser), lastId: after, total };
     }
   }
 

@@ -1,0 +1,107 @@
+/**
+ * The hops of every call, as events in one bounded ring: memory stays flat whatever the load, every
+ * subscriber reads the same ring by sequence number (so a reconnecting client resumes from its last id),
+ * and a subscriber that falls behind by more than the ring holds is told how many events it missed.
+ */
+export type CallHop =
+  | { type: 'received'; budgetMs: number }
+  | { type: 'queued'; position: number }
+  | { type: 'started' }
+  | { type: 'statement.started'; statement: number; pid: number }
+  | { type: 'signal.fired'; reason: AbortCause }
+  | { type: 'cancel.sent'; statement: number; pid: number | null; queued: boolean }
+  | { type: 'statement.ended'; statement: number; pid: number | null; sqlstate: string | null; ms: number }
+  | { type: 'committed'; ms: number }
+  | { type: 'rolled_back'; sqlstate: string | null }
+  | { type: 'settled'; code: string; ms: number };
+
+/** Why a call's signal fired. */
+export type AbortCause = 'client-closed' | 'timeout' | 'shutdown';
+
+export type ActivityEvent = CallHop & { seq: number; at: number; callId: string; path: string };
+
+export interface ActivityBatch {
+  events: ActivityEvent[];
+  /** Events that were overwritten before this reader got them (0 when it kept up). */
+  missed: number;
+}
+
+export class ActivityLog {
+  readonly #ring: (ActivityEvent | undefined)[];
+  #nextSeq = 1;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(readonly capacity = 10_000) {
+    this.#ring = new Array<ActivityEvent | undefined>(capacity);
+  }
+
+  /** Sequence number of the newest event (0 before the first). */
+  get lastSeq(): number {
+    return this.#nextSeq - 1;
+  }
+
+  record(callId: string, path: string, hop: CallHop): void {
+    const seq = this.#nextSeq++;
+    this.#ring[seq % this.capacity] = { ...hop, seq, at: Date.now(), callId, path };
+    if (this.#waiters.size > 0) {
+      for (const wake of this.#waiters) wake();
+      this.#waiters.clear();
+    }
+  }
+
+  /** Events after `after`, oldest first, at most `limit`. */
+  read(after: number, limit = 1000): ActivityBatch {
+    const oldest = Math.max(1, this.#nextSeq - this.capacity);
+    const from = Math.max(after + 1, oldest);
+    const missed = from - (after + 1);
+    const to = Math.min(this.#nextSeq, from + limit);
+    const events: ActivityEvent[] = [];
+    for (let seq = from; seq < to; seq++) {
+      const event = this.#ring[seq % this.capacity];
+      if (event) events.push(event);
+    }
+    return { events, missed };
+  }
+
+  /** Resolves when an event newer than `after` exists, or when `signal` aborts (then it resolves too). */
+  async waitForNewer(after: number, signal: AbortSignal): Promise<void> {
+    if (this.lastSeq > after || signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      const wake = (): void => {
+        signal.removeEventListener('abort', wake);
+        this.#waiters.delete(wake);
+        resolve();
+      };
+      this.#waiters.add(wake);
+      signal.addEventListener('abort', wake, { once: true });
+    });
+  }
+
+  /** Live batches after `after`, until `signal` aborts; `pauseMs` coalesces bursts into fewer messages. */
+  async *follow(after: number, signal: AbortSignal, pauseMs = 0): AsyncGenerator<ActivityBatch & { lastSeq: number }> {
+    let cursor = after;
+    while (!signal.aborted) {
+      const batch = this.read(cursor);
+      if (batch.events.length > 0 || batch.missed > 0) {
+        cursor = batch.events.at(-1)?.seq ?? cursor + batch.missed;
+        yield { ...batch, lastSeq: cursor };
+        continue;
+      }
+      await this.waitForNewer(cursor, signal);
+      if (pauseMs > 0) await sleepUnlessAborted(pauseMs, signal);
+    }
+  }
+}
+
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

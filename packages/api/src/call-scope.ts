@@ -1,0 +1,99 @@
+/**
+ * The cancellation scope of one call. Its signal fires when the client goes away (the request's signal),
+ * when the call's deadline passes (the smaller of the client's budget and the procedure's limit), or when
+ * the server shuts down. Inside it, every SQL statement is bound to that signal (runInQueryScope), so the
+ * work stops everywhere: statement cancelled in Postgres, transaction rolled back, connection returned.
+ */
+import { deadline, linkSignals, TimeoutError } from '@asyncscope/concurrency';
+import { runInQueryScope, type DbEvent } from '@asyncscope/db';
+import { TRPCError } from '@trpc/server';
+import type { AbortCause, CallHop } from './activity/log';
+import type { Context } from './context';
+
+export class ShutdownError extends Error {
+  override readonly name = 'ShutdownError';
+  constructor() {
+    super('The server is shutting down.');
+  }
+}
+
+export function abortCause(reason: unknown): AbortCause {
+  if (reason instanceof TimeoutError) return 'timeout';
+  if (reason instanceof ShutdownError) return 'shutdown';
+  return 'client-closed';
+}
+
+export function abortError(cause: AbortCause, budgetMs: number, original?: unknown): TRPCError {
+  switch (cause) {
+    case 'timeout':
+      return new TRPCError({ code: 'TIMEOUT', message: `The call ran out of its ${budgetMs} ms budget and was stopped.`, cause: original });
+    case 'shutdown':
+      return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The server is shutting down; the call was stopped. Retry.', cause: original });
+    case 'client-closed':
+      return new TRPCError({ code: 'CLIENT_CLOSED_REQUEST', message: 'The client went away; the call was stopped.', cause: original });
+  }
+}
+
+function dbHop(event: DbEvent): CallHop | undefined {
+  switch (event.type) {
+    case 'statement.queued':
+      return undefined; // every call has them; 'statement.started' and the cancel hops are what tell a story
+    case 'statement.started':
+    case 'statement.ended':
+    case 'cancel.sent':
+      return event;
+    case 'transaction.committed':
+      return { type: 'committed', ms: event.ms };
+    case 'transaction.rolled_back':
+      return { type: 'rolled_back', sqlstate: event.sqlstate };
+  }
+}
+
+export interface CallScope {
+  callId: string;
+  signal: AbortSignal;
+  deadlineAt: number;
+  budgetMs: number;
+  emit(hop: CallHop): void;
+  /** Runs `fn` with its SQL statements bound to this call. */
+  run<T>(fn: () => T | PromiseLike<T>): Promise<T>;
+  /** The typed error for the way this call was stopped (its signal must have fired). */
+  stoppedError(original?: unknown): TRPCError;
+  dispose(): void;
+}
+
+/** Opens the scope of a call: its id, signal and deadline, and its hops recorded in the activity log. */
+export function openCallScope(ctx: Context, path: string, requestSignal: AbortSignal | undefined, batchIndex = 0): CallScope {
+  const { runtime } = ctx;
+  // A batched HTTP request carries several calls under one request id.
+  const callId = batchIndex === 0 ? ctx.callId : `${ctx.callId}#${batchIndex}`;
+  const limit = runtime.timeoutFor(path);
+  const budgetMs = Math.max(1, Math.min(limit, ctx.clientBudgetMs ?? limit));
+  const linked = linkSignals(requestSignal, runtime.shutdownSignal);
+  const timer = deadline(budgetMs, { signal: linked.signal });
+  const { signal } = timer;
+  const emit = (hop: CallHop): void => { runtime.activity.record(callId, path, hop); };
+  const onAbort = (): void => { emit({ type: 'signal.fired', reason: abortCause(signal.reason) }); };
+  signal.addEventListener('abort', onAbort, { once: true });
+  emit({ type: 'received', budgetMs });
+
+  const onEvent = (event: DbEvent): void => {
+    const hop = dbHop(event);
+    if (hop) emit(hop);
+  };
+  const deadlineAt = Date.now() + budgetMs;
+  return {
+    callId,
+    signal,
+    deadlineAt,
+    budgetMs,
+    emit,
+    run: (fn) => runInQueryScope({ signal, deadline: deadlineAt, onEvent }, fn),
+    stoppedError: (original) => abortError(abortCause(signal.reason), budgetMs, original),
+    dispose: () => {
+      signal.removeEventListener('abort', onAbort);
+      timer.dispose();
+      linked.dispose();
+    },
+  };
+}

@@ -1,0 +1,38 @@
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+
+export interface DigestResult { digest: string; rounds: number }
+
+/**
+ * CPU work off the event loop (the guide's run_in_executor), on piscina's worker pool. Aborting a call
+ * that is running terminates its worker thread, so the job really stops; one still queued never starts.
+ */
+export class CpuPool {
+  readonly #pool: Piscina;
+
+  constructor(maxThreads = Math.max(1, availableParallelism() - 1)) {
+    this.#pool = new Piscina({
+      filename: new URL('./worker.mjs', import.meta.url).href,
+      minThreads: 0,
+      maxThreads,
+      idleTimeout: 30_000,
+    });
+  }
+
+  /** Live worker threads (for tests and stats). */
+  get threads(): number {
+    return this.#pool.threads.length;
+  }
+
+  get queued(): number {
+    return this.#pool.queueSize;
+  }
+
+  digest(seed: string, rounds: number, signal: AbortSignal): Promise<DigestResult> {
+    return this.#pool.run({ seed, rounds }, { signal }) as Promise<DigestResult>;
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.destroy();
+  }
+}

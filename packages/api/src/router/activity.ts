@@ -1,0 +1,50 @@
+import { tracked, type TRPCRouterRecord } from '@trpc/server';
+import { activityEventsInput } from '@asyncscope/contract';
+import { protectedProcedure, validInput } from '../trpc';
+
+export interface PoolConnections { state: string; count: number }
+
+export const activityRouter = {
+  /**
+   * Every call's hops, live, over SSE. Batches are `tracked` by their last sequence number, so a client
+   * that reconnects resumes from where it was, without gaps while the server's ring still holds them
+   * (`missed` counts what it no longer does).
+   */
+  events: protectedProcedure.input(validInput(activityEventsInput)).subscription(async function* ({ ctx, input, signal }) {
+    const log = ctx.runtime.activity;
+    const start = input.lastEventId != null ? Number(input.lastEventId) : input.replay ? 0 : log.lastSeq;
+    const done = signal ?? new AbortController().signal;
+    for await (const batch of log.follow(start, done, 50)) {
+      yield tracked(String(batch.lastSeq), { events: batch.events, missed: batch.missed });
+    }
+  }),
+
+  /** Gauges now, and per-second history for charts. */
+  stats: protectedProcedure.query(async ({ ctx, signal }) => {
+    const { runtime } = ctx;
+    const query = runtime.db.sql<PoolConnections[]>`
+      select coalesce(state, 'unknown') as state, count(*)::int as count
+      from pg_stat_activity
+      where application_name = ${runtime.db.config.applicationName} and pid <> pg_backend_pid()
+      group by 1 order by 1`;
+    const cancel = (): void => { query.cancel(); };
+    signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      const pool = await query;
+      return {
+        inFlight: runtime.admission.inFlight,
+        queued: runtime.admission.queued,
+        shed: runtime.admission.shed,
+        maxInFlight: runtime.admission.maxInFlight,
+        maxQueue: runtime.admission.maxQueue,
+        poolMax: runtime.db.config.max,
+        statements: { ...runtime.db.statements() },
+        pool: [...pool],
+        cpu: { threads: runtime.cpu.threads, queued: runtime.cpu.queued },
+        history: runtime.stats.history(),
+      };
+    } finally {
+      signal?.removeEventListener('abort', cancel);
+    }
+  }),
+} satisfies TRPCRouterRecord;

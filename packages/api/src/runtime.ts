@@ -1,0 +1,59 @@
+import type { Db } from '@asyncscope/db';
+import { ActivityLog } from './activity/log';
+import { ServerStats } from './activity/stats';
+import { Admission } from './admission';
+import { CpuPool } from './cpu/pool';
+import { Faults } from './services/faults';
+import { LabService } from './services/lab';
+import { UsersService } from './services/users';
+
+export interface RuntimeOptions {
+  /** Calls that may run at once; more wait in the queue. */
+  maxInFlight?: number;
+  /** Calls that may wait; more are refused with TOO_MANY_REQUESTS. */
+  maxQueue?: number;
+  /** Longest a call may take, per procedure path ('*' for the rest), in ms. */
+  timeouts?: Record<string, number>;
+  /** Events kept for activity.events subscribers. */
+  activityCapacity?: number;
+  cpuThreads?: number;
+  /** Aborts every running call with reason 'shutdown'. */
+  shutdownSignal?: AbortSignal;
+  random?: () => number;
+}
+
+export const DEFAULT_TIMEOUTS: Record<string, number> = { '*': 30_000, 'lab.sleep': 65_000, 'lab.slowWrite': 65_000, 'lab.cpu': 120_000 };
+
+/** Everything the procedures share, built once per process. */
+export class Runtime {
+  readonly users: UsersService;
+  readonly lab: LabService;
+  readonly faults: Faults;
+  readonly activity: ActivityLog;
+  readonly admission: Admission;
+  readonly stats: ServerStats;
+  readonly cpu: CpuPool;
+  readonly timeouts: Record<string, number>;
+  readonly shutdownSignal: AbortSignal;
+
+  constructor(readonly db: Db, options: RuntimeOptions = {}) {
+    this.users = new UsersService(db.db);
+    this.lab = new LabService(db);
+    this.faults = new Faults(options.random);
+    this.activity = new ActivityLog(options.activityCapacity ?? 10_000);
+    this.admission = new Admission(options.maxInFlight ?? 100, options.maxQueue ?? 1000);
+    this.stats = new ServerStats(() => ({ inFlight: this.admission.inFlight, queued: this.admission.queued, shed: this.admission.shed }));
+    this.cpu = new CpuPool(options.cpuThreads);
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.shutdownSignal = options.shutdownSignal ?? new AbortController().signal;
+  }
+
+  timeoutFor(path: string): number {
+    return this.timeouts[path] ?? this.timeouts['*'] ?? 30_000;
+  }
+
+  async close(): Promise<void> {
+    this.stats.close();
+    await this.cpu.close();
+  }
+}

@@ -1,0 +1,69 @@
+import type { AppRouter } from '@asyncscope/api';
+import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink, type Operation, type TRPCClient } from '@trpc/client';
+
+/** Per-call options, passed as tRPC's `context`. */
+export interface CallContext {
+  /** Sent as x-request-id: the server names the call's events and logs with it. */
+  callId?: string;
+  /** Epoch ms by which the call must be done; the server gets the remaining budget (x-deadline-ms). */
+  deadlineAt?: number;
+  /**
+   * 'single': one HTTP request for this call, so aborting it reaches the server (its signal fires).
+   * 'batch': shares a request with other calls; an abort only drops the answer, the server keeps working.
+   * Default: 'single' for calls given a signal, 'batch' for the rest.
+   */
+  transport?: 'single' | 'batch';
+}
+
+export interface ApiClientOptions {
+  /** The tRPC endpoint, e.g. http://127.0.0.1:3000/trpc */
+  url: string;
+  /** The bearer token, or a function that reads the current one. */
+  token: string | (() => string);
+  /** EventSource implementation for subscriptions where there is no global one (Node 20: the `eventsource` package). */
+  EventSource?: Parameters<typeof httpSubscriptionLink>[0]['EventSource'];
+  fetch?: typeof globalThis.fetch;
+}
+
+export type ApiClient = TRPCClient<AppRouter>;
+
+export function transportOf(op: Pick<Operation, 'context' | 'signal'>): 'single' | 'batch' {
+  const context = op.context as CallContext;
+  return context.transport ?? (op.signal ? 'single' : 'batch');
+}
+
+/**
+ * The one client configuration shared by the dashboard and programs: subscriptions over SSE, calls that
+ * can be cancelled over `httpLink` (one request each, so an abort reaches the server), the rest batched.
+ */
+export function createApiClient(options: ApiClientOptions): ApiClient {
+  const token = typeof options.token === 'function' ? options.token : () => options.token as string;
+  const authorization = () => ({ authorization: `Bearer ${token()}` });
+  return createTRPCClient<AppRouter>({
+    links: [
+      splitLink({
+        condition: (op) => op.type === 'subscription',
+        true: httpSubscriptionLink({
+          url: options.url,
+          connectionParams: () => ({ token: token() }),
+          ...(options.EventSource ? { EventSource: options.EventSource } : {}),
+        }),
+        false: splitLink({
+          condition: (op) => transportOf(op) === 'batch',
+          true: httpBatchLink({ url: options.url, headers: authorization, maxItems: 25, ...(options.fetch ? { fetch: options.fetch } : {}) }),
+          false: httpLink({
+            url: options.url,
+            ...(options.fetch ? { fetch: options.fetch } : {}),
+            headers: ({ op }) => {
+              const context = op.context as CallContext;
+              const headers: Record<string, string> = authorization();
+              if (context.callId) headers['x-request-id'] = context.callId;
+              if (context.deadlineAt !== undefined) headers['x-deadline-ms'] = String(Math.max(1, Math.round(context.deadlineAt - Date.now())));
+              return headers;
+            },
+          }),
+        }),
+      }),
+    ],
+  });
+}
