@@ -113,6 +113,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await Promise.race([http.drained(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
       server.closeAllConnections();
     }
+    // Keep-alive connections that went idle after their last answer would hold close() open otherwise.
+    server.closeIdleConnections();
     await closed;
     await runtime.close();
     await database.close(Math.max(1, Math.ceil(config.shutdownTimeoutMs / 1000)));

@@ -14,7 +14,7 @@ export interface HttpOptions {
   checkDatabase: (signal: AbortSignal) => Promise<void>;
 }
 
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const REQUEST_ID = /^[\w.:~-]{1,128}$/;
 
 /** The client's remaining time budget (x-deadline-ms), if it sent a sane one. */
 function parseBudget(header: string | string[] | undefined): number | undefined {

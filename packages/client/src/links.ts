@@ -1,8 +1,8 @@
 import type { AppRouter } from '@asyncscope/api';
 import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink, type Operation, type TRPCClient } from '@trpc/client';
 
-/** Per-call options, passed as tRPC's `context`. */
-export interface CallContext {
+/** Per-call options, passed as tRPC's `context` (a type, not an interface, so it fits tRPC's record type). */
+export type CallContext = {
   /** Sent as x-request-id: the server names the call's events and logs with it. */
   callId?: string;
   /** Epoch ms by which the call must be done; the server gets the remaining budget (x-deadline-ms). */
@@ -13,7 +13,7 @@ export interface CallContext {
    * Default: 'single' for calls given a signal, 'batch' for the rest.
    */
   transport?: 'single' | 'batch';
-}
+};
 
 export interface ApiClientOptions {
   /** The tRPC endpoint, e.g. http://127.0.0.1:3000/trpc */
