@@ -23,6 +23,8 @@ export interface ServerConfig {
   maxQueue: number;
   /** Default longest duration of a call, in ms (per-procedure limits may be longer, e.g. lab.sleep). */
   callTimeoutMs: number;
+  /** Built dashboard to serve at /, if any. */
+  dashboardDir?: string | undefined;
   log: Logger;
 }
 
@@ -67,6 +69,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     runtime,
     apiToken,
     maxBodyBytes: config.maxBodyBytes,
+    dashboardDir: config.dashboardDir,
     log,
     isDatabaseReady: () => database.isReady(),
     checkDatabase: async (signal) => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import sirv from 'sirv';
 import { appRouter, createBearerVerifier, createInnerContext, type Runtime } from '@asyncscope/api';
 import type { Logger } from 'pino';
 
@@ -10,6 +11,8 @@ export interface HttpOptions {
   maxBodyBytes: number;
   log: Logger;
   isDatabaseReady: () => boolean;
+  /** The built dashboard, served at / (single-page app); none when undefined. */
+  dashboardDir?: string | undefined;
   /** Answers /readyz: resolves if the database answers now. */
   checkDatabase: (signal: AbortSignal) => Promise<void>;
 }
@@ -26,6 +29,10 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'cache-control': 'no-store' });
   res.end(payload);
+}
+
+function notFound(res: ServerResponse, path: string): void {
+  sendJson(res, 404, { error: { message: `Nothing at ${path}. The API is under /trpc/<procedure>.` } });
 }
 
 export interface HttpServer {
@@ -66,6 +73,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     },
   });
 
+  const dashboard = options.dashboardDir ? sirv(options.dashboardDir, { single: true, etag: true }) : undefined;
   let inFlight = 0;
   let onDrained: (() => void) | undefined;
   const streams = new Set<ServerResponse>();
@@ -97,8 +105,10 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       );
     } else if (path.startsWith('/trpc/')) {
       trpc(req, res);
+    } else if (dashboard && (req.method === 'GET' || req.method === 'HEAD')) {
+      dashboard(req, res, () => { notFound(res, path); });
     } else {
-      sendJson(res, 404, { error: { message: `Nothing at ${path}. The API is under /trpc/<procedure>.` } });
+      notFound(res, path);
     }
   });
 

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import pino from 'pino';
 import { startServer } from './app';
 import { EnvError, readEnv } from './env';
@@ -15,6 +17,7 @@ try {
 }
 
 const log = pino({ level: env.LOG_LEVEL });
+const dashboardDir = existsSync(join(env.DASHBOARD_DIR, 'index.html')) ? env.DASHBOARD_DIR : undefined;
 
 const server = await startServer({
   port: env.PORT,
@@ -30,12 +33,16 @@ const server = await startServer({
   maxInFlight: env.MAX_IN_FLIGHT,
   maxQueue: env.MAX_QUEUE,
   callTimeoutMs: env.CALL_TIMEOUT_MS,
+  dashboardDir,
   log,
 }).catch((error: unknown) => fail(`Could not start: ${error instanceof Error ? error.message : String(error)}`));
 
 const banner = [
   '',
   `  asyncscope is running`,
+  dashboardDir
+    ? `  Dashboard ${server.url}/?token=${encodeURIComponent(server.apiToken)}`
+    : `  Dashboard not built (run: npx pnpm --filter @asyncscope/dashboard build)`,
   `  API       ${server.url}/trpc`,
   `  Token     ${server.apiToken}${server.tokenGenerated ? '   (generated for this run; set API_TOKEN to choose one)' : ''}`,
   `  Database  ${server.database.description}`,
