@@ -15,7 +15,7 @@
  * To add a procedure, add a scenario; to add a server, add a target.
  */
 import { randomBytes } from 'node:crypto';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { freePort } from '@asyncscope/db';
@@ -26,7 +26,8 @@ import { cpuMicros, peakRssBytes, runLoad, type LoadResult } from './measure';
 const USERS = 10_000;
 const PAGE = 10;
 const POOL_MAX = 20;
-const TARGET = { procedure: 'users.byId', ratio: 0.3 };
+/** The goal: req/s of `target` at least `ratio` times the baseline's (the first target), for `procedure`. */
+const TARGET = { target: 'trpc', procedure: 'users.byId', ratio: 0.3 };
 
 export interface Scenario {
   name: string;
@@ -141,14 +142,19 @@ function report(rows: Row[], rss: Map<string, number>, settings: string): string
     out.push(`| ${r.target} | ${r.scenario} | ${fixed(r.load.reqPerSec, 0)} | ${ms(r.load.p50Ms)} | ${ms(r.load.p99Ms)} | ${fixed(r.cpuMicrosPerRequest, 0)} | ${errors === 0 ? '0' : `**${errors}**`} |`);
   }
   out.push('', `Peak RSS: ${[...rss].map(([name, bytes]) => `${name} ${fixed(bytes / 2 ** 20, 0)} MB`).join(', ')}`, '');
+  // Every other target against the first one (the baseline), procedure by procedure.
+  const [baseline, ...others] = targets.map((t) => t.name);
   let targetRatio: number | undefined;
   for (const scenario of scenarios) {
-    const of = (target: string) => rows.find((r) => r.target === target && r.scenario === scenario.name)?.load.reqPerSec;
-    const [trpc, baseline] = [of('trpc'), of('baseline')];
-    if (trpc === undefined || !baseline) continue;
-    const ratio = trpc / baseline;
-    if (scenario.name === TARGET.procedure) targetRatio = ratio;
-    out.push(`${scenario.name}: trpc/baseline req/s = ${fixed(ratio, 2)}`);
+    const of = (target: string | undefined) => rows.find((r) => r.target === target && r.scenario === scenario.name)?.load.reqPerSec;
+    const base = of(baseline);
+    for (const other of others) {
+      const value = of(other);
+      if (value === undefined || !base) continue;
+      const ratio = value / base;
+      if (other === TARGET.target && scenario.name === TARGET.procedure) targetRatio = ratio;
+      out.push(`${scenario.name}: ${other}/${baseline ?? 'baseline'} req/s = ${fixed(ratio, 2)}`);
+    }
   }
   const verdict = targetRatio !== undefined && targetRatio >= TARGET.ratio ? 'PASS' : 'FAIL';
   out.push('', `target: ${TARGET.procedure} ratio >= ${TARGET.ratio.toFixed(2)} ${verdict} (${targetRatio === undefined ? 'not measured' : fixed(targetRatio, 2)})`, '');
@@ -162,6 +168,7 @@ async function main(signal: AbortSignal): Promise<number> {
   const token = randomBytes(24).toString('base64url');
   const headers = { authorization: `Bearer ${token}` };
 
+  const loadStart = loadavg()[0] ?? 0;
   log(`preparing the database (${USERS} users)`);
   const database = await openBenchDatabase({ adminUrl: env.BENCH_DATABASE_URL || undefined, users: USERS, signal });
   try {
@@ -193,7 +200,7 @@ async function main(signal: AbortSignal): Promise<number> {
 
       const rss = new Map(running.map((t) => [t.spec.name, peakRssBytes(t.child.pid)] as const));
       const cpu = cpus();
-      const settings = `${seconds} s, ${connections} connections, pipelining 1, ${warmupSeconds} s warm-up; node ${process.version}, ${cpu.length} × ${cpu[0]?.model.trim() ?? 'cpu'}`;
+      const settings = `${seconds} s, ${connections} connections, pipelining 1, ${warmupSeconds} s warm-up; node ${process.version}, ${cpu.length} × ${cpu[0]?.model.trim() ?? 'cpu'}, 1-min load average before the run ${fixed(loadStart, 1)} (other work on the machine skews every figure)`;
       process.stdout.write(report(rows, rss, settings));
       if (failures.length > 0) {
         process.stderr.write(`\n!!! REQUESTS FAILED — the figures above are not valid !!!\n${failures.map((f) => `  ${f}`).join('\n')}\n\n`);

@@ -84,8 +84,9 @@ describe('server lifecycle', () => {
   }, 60_000);
 
   it('keeps retrying an unreachable database, says so, and reports it on /readyz', async () => {
-    const [port, dbPort] = [await freePort(), await freePort()];
-    const child = launch({ PORT: String(port), DATABASE_URL: `postgres://postgres@127.0.0.1:${dbPort}/nowhere`, API_TOKEN: 'a-token-of-sixteen-chars' });
+    const port = await freePort();
+    // Port 1: nothing listens there, so every connection attempt is refused.
+    const child = launch({ PORT: String(port), DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere', API_TOKEN: 'a-token-of-sixteen-chars' });
     await until('a retry log line', () => ((child.stdout().match(/database unreachable/g) ?? []).length >= 2 ? true : undefined), child);
     expect(child.stdout()).toMatch(/ECONNREFUSED/);
 
