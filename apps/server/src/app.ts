@@ -73,6 +73,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     log,
     isDatabaseReady: () => database.isReady(),
     checkDatabase: async (signal) => {
+      if (!database.isReady()) throw new Error('the database is not ready yet (connecting or migrating)');
       const query = database.db.sql`select 1`;
       const cancel = () => { query.cancel(); };
       signal.addEventListener('abort', cancel, { once: true });
@@ -85,7 +86,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
 
   const { server } = http;
-  server.listen(config.port, config.host);
+  // A deep accept queue: thousands of clients connecting at once should wait for admission control
+  // (which answers 429 when it must), not be dropped by the kernel.
+  server.listen({ port: config.port, host: config.host, backlog: 4096 });
   try {
     await once(server, 'listening');
   } catch (error) {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import sirv from 'sirv';
-import { appRouter, createBearerVerifier, createInnerContext, type Runtime } from '@asyncscope/api';
+import { appRouter, createBearerVerifier, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
 import type { Logger } from 'pino';
 
 export interface HttpOptions {
@@ -29,6 +29,17 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'cache-control': 'no-store' });
   res.end(payload);
+}
+
+/** A per-request logger made only when something is logged: most calls log nothing but the access line. */
+function lazyChild(log: Logger, requestId: string): ApiLogger {
+  let child: Logger | undefined;
+  const get = (): Logger => (child ??= log.child({ requestId }));
+  return {
+    info: (obj, msg) => { get().info(obj, msg); },
+    warn: (obj, msg) => { get().warn(obj, msg); },
+    error: (obj, msg) => { get().error(obj, msg); },
+  };
 }
 
 function notFound(res: ServerResponse, path: string): void {
@@ -62,7 +73,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
         authorized: verify(req.headers.authorization) || (typeof paramToken === 'string' && verify(`Bearer ${paramToken}`)),
         callId: requestId,
         clientBudgetMs: parseBudget(req.headers['x-deadline-ms']),
-        log: log.child({ requestId }),
+        log: lazyChild(log, requestId),
         isDatabaseReady: options.isDatabaseReady,
       });
     },
@@ -90,7 +101,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     res.once('close', () => {
       if (isStream) streams.delete(res);
       else inFlight--;
-      log.info({ requestId: id, method: req.method, url: req.url, status: res.statusCode, ms: Math.round(performance.now() - started), aborted: !res.writableFinished }, 'request');
+      log.info({ requestId: id, method: req.method, url: req.url, status: res.writableFinished ? res.statusCode : 499, ms: Math.round(performance.now() - started), aborted: !res.writableFinished }, 'request');
       if (!isStream && inFlight === 0) onDrained?.();
     });
 

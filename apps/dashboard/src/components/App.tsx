@@ -1,0 +1,102 @@
+import { QueryClientProvider, type QueryClient } from '@tanstack/react-query';
+import { useCallback, useEffect, useState, useSyncExternalStore } from 'react';
+import { ServicesContext, useServices, type Services } from '../services';
+import { TRPCProvider } from '../trpc';
+import { FetchLab } from './FetchLab';
+import { Header } from './Header';
+import { ServerPanel } from './ServerPanel';
+import { TokenGate } from './TokenGate';
+import { UsersPanel } from './UsersPanel';
+import { useServerStats } from './use-server-stats';
+
+export function App({ services, queryClient }: { services: Services; queryClient: QueryClient }) {
+  const token = useSyncExternalStore(services.tokens.subscribe, services.tokens.get);
+  const [rejected, setRejected] = useState<string | null>(null);
+  const onUnauthorized = useCallback((message: string) => { setRejected(message); }, []);
+
+  return (
+    <ServicesContext.Provider value={services}>
+      <QueryClientProvider client={queryClient}>
+        <TRPCProvider trpcClient={services.api} queryClient={queryClient}>
+          {!token || rejected !== null ? (
+            <TokenGate
+              error={rejected}
+              onSubmit={(value) => {
+                queryClient.clear();
+                services.tokens.set(value);
+                setRejected(null);
+              }}
+            />
+          ) : (
+            <Dashboard onUnauthorized={onUnauthorized} />
+          )}
+        </TRPCProvider>
+      </QueryClientProvider>
+    </ServicesContext.Provider>
+  );
+}
+
+type Tab = 'lab' | 'users';
+
+function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => void }) {
+  const { feed } = useServices();
+  const [tab, setTab] = useState<Tab>('lab');
+  const stats = useServerStats();
+
+  useEffect(() => {
+    feed.start();
+    return () => { feed.stop(); };
+  }, [feed]);
+
+  useEffect(() => {
+    if (stats.unauthorized) onUnauthorized(stats.errorMessage ?? 'The server refused the token.');
+  }, [stats.unauthorized, stats.errorMessage, onUnauthorized]);
+
+  const tabs: { id: Tab; label: string }[] = [
+    { id: 'lab', label: 'Fetch lab' },
+    { id: 'users', label: 'Users' },
+  ];
+
+  return (
+    <div className="app">
+      <Header stats={stats} />
+      <div className="layout">
+        <main className="main">
+          <div className="tabs" role="tablist" aria-label="Dashboard sections">
+            {tabs.map((t) => (
+              <button
+                key={t.id}
+                id={`tab-${t.id}`}
+                role="tab"
+                type="button"
+                aria-selected={tab === t.id}
+                aria-controls={`panel-${t.id}`}
+                tabIndex={tab === t.id ? 0 : -1}
+                className="tab"
+                onClick={() => { setTab(t.id); }}
+                onKeyDown={(e) => {
+                  if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+                    const next = tabs[(tabs.findIndex((x) => x.id === tab) + 1) % tabs.length];
+                    if (next) {
+                      setTab(next.id);
+                      document.getElementById(`tab-${next.id}`)?.focus();
+                    }
+                  }
+                }}
+              >
+                {t.label}
+              </button>
+            ))}
+          </div>
+          <section id="panel-lab" role="tabpanel" aria-labelledby="tab-lab" className="panel" hidden={tab !== 'lab'}>
+            <FetchLab />
+          </section>
+          <section id="panel-users" role="tabpanel" aria-labelledby="tab-users" className="panel" hidden={tab !== 'users'}>
+            {tab === 'users' && <UsersPanel />}
+          </section>
+        </main>
+        <ServerPanel stats={stats} />
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,299 @@
+import { useVirtualizer } from '@tanstack/react-virtual';
+import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { isTerminal, runningMs, stateLabel, type CallRow } from '../lab/call-state';
+import type { CallsSnapshot } from '../lab/calls-store';
+import { fmtMs, hopSlots, QUERY_CANCELED, serverVerdict, shortCode } from '../lab/hops';
+import { barBox, markersOf, segmentsOf, ticks, timeWindow, type TimeWindow, type Zoom } from '../lab/waterfall';
+import { useServices } from '../services';
+
+export const ROW_HEIGHT = 28;
+
+const ZOOMS: { value: Zoom; label: string }[] = [
+  { value: 'fit', label: 'Fit run' },
+  { value: 1000, label: '1 s' },
+  { value: 2000, label: '2 s' },
+  { value: 5000, label: '5 s' },
+  { value: 10_000, label: '10 s' },
+  { value: 30_000, label: '30 s' },
+  { value: 60_000, label: '60 s' },
+];
+
+function useWidth<T extends HTMLElement>(): [React.RefObject<T | null>, number] {
+  const ref = useRef<T>(null);
+  const [width, setWidth] = useState(0);
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    setWidth(el.clientWidth);
+    const observer = new ResizeObserver(() => { setWidth(el.clientWidth); });
+    observer.observe(el);
+    return () => { observer.disconnect(); };
+  }, []);
+  return [ref, width];
+}
+
+export function CallTable({ snap }: { snap: CallsSnapshot }) {
+  const { calls, run: runRef } = useServices();
+  const scrollRef = useRef<HTMLDivElement>(null);
+  const [axisRef, axisWidth] = useWidth<HTMLDivElement>();
+  const [zoom, setZoom] = useState<Zoom>('fit');
+  const [panMs, setPanMs] = useState(0);
+  const { rows, run, now } = snap;
+
+  const virtualizer = useVirtualizer({
+    count: rows.length,
+    getScrollElement: () => scrollRef.current,
+    estimateSize: () => ROW_HEIGHT,
+    overscan: 6,
+  });
+
+  // Bring the inspected row into view (e.g. "show the cause").
+  useEffect(() => {
+    if (snap.inspected !== null) virtualizer.scrollToIndex(snap.inspected, { align: 'auto' });
+  }, [snap.inspected, virtualizer]);
+
+  const runStart = run?.startedAt ?? now;
+  const latest = run?.endedAt ?? now;
+  const win = timeWindow(runStart, Math.max(latest, lastHopAt(rows, latest)), Math.max(1, axisWidth), zoom, panMs);
+  // Stable identity while the window does not change, so finished rows skip rendering.
+  const stableWindow = useMemo<TimeWindow>(
+    () => ({ start: win.start, spanMs: win.spanMs, widthPx: win.widthPx }),
+    [win.start, win.spanMs, win.widthPx],
+  );
+  const axisTicks = ticks(stableWindow, runStart);
+  const maxPan = zoom === 'fit' ? 0 : Math.max(0, latest - runStart - zoom);
+  const allActiveSelected = snap.active > 0 && snap.selectedActive === snap.active;
+
+  return (
+    <div className="table" role="table" aria-label="Calls" aria-rowcount={rows.length}>
+      <div className="thead" role="rowgroup">
+        <div className="tr th" role="row">
+          <div className="c-sel" role="columnheader">
+            <input
+              type="checkbox"
+              aria-label="Select every call still running or queued"
+              checked={allActiveSelected}
+              disabled={snap.active === 0}
+              onChange={(e) => { calls.selectActive(e.target.checked); }}
+            />
+          </div>
+          <div className="c-num" role="columnheader">#</div>
+          <div className="c-user" role="columnheader">user</div>
+          <div className="c-state" role="columnheader">client state</div>
+          <div className="c-time" role="columnheader" title="From the first attempt to the end (queue wait excluded)">time</div>
+          <div className="c-hops" role="columnheader">
+            <span className="slot-h" title="Server received the call (queued: waited for an admission slot)">recv</span>
+            <span className="slot-h" title="SQL statement started, on this Postgres backend pid">sql pid</span>
+            <span className="slot-h" title="The call's server-side AbortSignal fired, and why">signal</span>
+            <span className="slot-h" title="Postgres cancel request sent for the running statement (or removed from the pool queue)">pg cancel</span>
+            <span className="slot-h" title="How the statement ended: SQLSTATE 57014 = cancelled">stmt end</span>
+            <span className="slot-h" title="How the server settled the call">server</span>
+          </div>
+          <div className="c-bar" role="columnheader">
+            <div className="axis" ref={axisRef} aria-hidden="true">
+              {axisTicks.map((t) => (
+                <span key={t.label} className="tick" style={{ left: t.x }}>
+                  {t.label}
+                </span>
+              ))}
+            </div>
+          </div>
+          <div className="c-act" role="columnheader">
+            <span className="sr-only">cancel</span>
+          </div>
+        </div>
+        <div className="zoom-bar">
+          <span className="zoom-legend" aria-label="Timeline legend">
+            <span className="lg lg-queued" /> waiting for a slot
+            <span className="lg lg-attempt" /> attempt
+            <span className="lg lg-backoff" /> backoff
+            <span className="mk mk-received" /> received
+            <span className="mk mk-statement" /> SQL
+            <span className="mk mk-signal" /> signal
+            <span className="mk mk-ended" /> stmt end
+            <span className="mk mk-settled" /> settled
+          </span>
+          <label className="zoom">
+            Zoom{' '}
+            <select
+              value={String(zoom)}
+              onChange={(e) => {
+                setZoom(e.target.value === 'fit' ? 'fit' : Number(e.target.value));
+                setPanMs(0);
+              }}
+              data-testid="zoom"
+            >
+              {ZOOMS.map((z) => (
+                <option key={String(z.value)} value={String(z.value)}>
+                  {z.label}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label className="zoom">
+            Pan{' '}
+            <input
+              type="range"
+              min={0}
+              max={Math.max(1, Math.round(maxPan))}
+              step={50}
+              value={Math.min(panMs, maxPan)}
+              disabled={maxPan === 0}
+              onChange={(e) => { setPanMs(Number(e.target.value)); }}
+              aria-label="Pan the timeline"
+            />
+          </label>
+        </div>
+      </div>
+      <div className="tbody" ref={scrollRef} role="rowgroup" tabIndex={-1}>
+        {rows.length === 0 ? (
+          <div className="empty">
+            Launch a run: every call gets a row here, with its state on the client, its hops on the server, and its bar on the timeline.
+          </div>
+        ) : (
+          <div style={{ height: virtualizer.getTotalSize(), position: 'relative' }}>
+            {virtualizer.getVirtualItems().map((item) => {
+              const row = rows[item.index];
+              if (!row) return null;
+              const active = !isTerminal(row.state);
+              return (
+                <RowView
+                  key={row.callId}
+                  row={row}
+                  top={item.start}
+                  window={stableWindow}
+                  now={active ? now : 0}
+                  inspected={snap.inspected === item.index}
+                  onSelect={(selected) => { calls.select(item.index, selected); }}
+                  onInspect={() => { calls.inspect(item.index); }}
+                  onCancel={() => { runRef.current?.cancel(item.index); }}
+                />
+              );
+            })}
+          </div>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function lastHopAt(rows: readonly CallRow[], fallback: number): number {
+  // Only the run's end matters for "fit"; server hops a little later (a settle after a cancel) should fit too.
+  let last = fallback;
+  for (let i = Math.max(0, rows.length - 200); i < rows.length; i++) {
+    const hop = rows[i]?.hops.at(-1);
+    if (hop && hop.at > last) last = hop.at;
+  }
+  return last;
+}
+
+interface RowProps {
+  row: CallRow;
+  top: number;
+  window: TimeWindow;
+  /** 0 for finished rows: their rendering does not depend on the clock. */
+  now: number;
+  inspected: boolean;
+  onSelect: (selected: boolean) => void;
+  onInspect: () => void;
+  onCancel: () => void;
+}
+
+const RowView = memo(
+  function RowView({ row, top, window, now, inspected, onSelect, onInspect, onCancel }: RowProps) {
+    const n = row.index + 1;
+    const terminal = isTerminal(row.state);
+    const elapsed = runningMs(row, now);
+    const verdict = serverVerdict(row);
+    return (
+      <div
+        className={`tr st-${row.state} ${inspected ? 'inspected' : ''} ${row.isCause ? 'is-cause' : ''}`}
+        role="row"
+        style={{ transform: `translateY(${top}px)` }}
+        data-testid={`row-${n}`}
+        data-state={row.state}
+        aria-selected={row.selected}
+      >
+        <div className="c-sel" role="cell">
+          <input type="checkbox" checked={row.selected} aria-label={`Select call #${n}`} onChange={(e) => { onSelect(e.target.checked); }} />
+        </div>
+        <div className="c-num" role="cell">
+          <button type="button" className="link num" onClick={onInspect} title={`Inspect call #${n} (${row.callId})`}>
+            #{n}
+          </button>
+        </div>
+        <div className="c-user num" role="cell">{row.userId}</div>
+        <div className="c-state" role="cell">
+          <span className="badge" data-testid="state" title={row.error ? `${row.error.code}: ${row.error.message}` : row.causeIndex !== undefined ? `cancelled because #${row.causeIndex + 1} failed` : undefined}>
+            {stateLabel(row)}
+            {row.causeIndex !== undefined && <span className="badge-sub"> ←#{row.causeIndex + 1}</span>}
+            {row.error && row.state !== 'timed-out' && <span className="badge-sub"> {shortCode(row.error.code)}</span>}
+          </span>
+        </div>
+        <div className="c-time num" role="cell">{elapsed === undefined ? '' : fmtMs(elapsed)}</div>
+        <HopCells row={row} verdictText={verdict.text} />
+        <div className="c-bar" role="cell">
+          <Bar row={row} window={window} now={now} />
+        </div>
+        <div className="c-act" role="cell">
+          <button type="button" className="btn-x" disabled={terminal} onClick={onCancel} aria-label={`Cancel call #${n}`} title={terminal ? undefined : `Cancel call #${n}`}>
+            ✕
+          </button>
+        </div>
+      </div>
+    );
+  },
+  (a, b) => a.row === b.row && a.top === b.top && a.window === b.window && a.now === b.now && a.inspected === b.inspected,
+);
+
+function HopCells({ row, verdictText }: { row: CallRow; verdictText: string }) {
+  const s = hopSlots(row.hops);
+  const clientStopped = row.state === 'cancelled' || row.state === 'timed-out';
+  const settledOkAfterStop = s.settled?.code === 'OK' && clientStopped;
+  const stillWorking = clientStopped && row.hops.length > 0 && !s.settled && !s.signal;
+  return (
+    <div className="c-hops" role="cell" title={verdictText || undefined} data-testid="hops">
+      <span className={`slot ${s.received ? (s.queued ? 'slot-warn' : 'slot-on') : ''}`} data-slot="recv">
+        {s.received ? (s.queued ? `q${s.queued.position}` : '✓') : row.hops.length === 0 && row.transport === 'batch' && row.state !== 'queued' ? 'batch' : ''}
+      </span>
+      <span className={`slot ${s.statement ? 'slot-on' : ''}`} data-slot="sql">{s.statement ? s.statement.pid : ''}</span>
+      <span className={`slot ${s.signal ? 'slot-signal' : stillWorking ? 'slot-warn pulse' : ''}`} data-slot="signal">
+        {s.signal ? (s.signal.reason === 'client-closed' ? 'client' : s.signal.reason) : stillWorking ? '…' : ''}
+      </span>
+      <span className={`slot ${s.cancel ? 'slot-signal' : ''}`} data-slot="cancel">{s.cancel ? (s.cancel.queued ? 'dequeued' : 'sent') : ''}</span>
+      <span className={`slot ${s.ended ? (s.ended.sqlstate === QUERY_CANCELED ? 'slot-cancelled' : s.ended.sqlstate ? 'slot-bad' : 'slot-on') : ''}`} data-slot="end">
+        {s.ended ? (s.ended.sqlstate ?? 'ok') : s.rolledBack ? 'rollback' : ''}
+      </span>
+      <span
+        className={`slot ${s.settled ? (settledOkAfterStop ? 'slot-warn' : s.settled.code === 'OK' ? 'slot-ok' : s.settled.code === 'CLIENT_CLOSED_REQUEST' || s.settled.code === 'TIMEOUT' ? 'slot-cancelled' : 'slot-bad') : ''}`}
+        data-slot="settled"
+        title={s.settled ? `${s.settled.code} after ${fmtMs(s.settled.ms)}${settledOkAfterStop ? ' — the server finished anyway; the answer was dropped' : ''}` : undefined}
+      >
+        {s.settled ? `${shortCode(s.settled.code)}${settledOkAfterStop ? '!' : ''}` : ''}
+      </span>
+    </div>
+  );
+}
+
+function Bar({ row, window, now }: { row: CallRow; window: TimeWindow; now: number }) {
+  const effectiveNow = now === 0 ? (row.endedAt ?? row.queuedAt) : now;
+  const segments = segmentsOf(row, effectiveNow);
+  const markers = markersOf(row);
+  const end = row.endedAt !== undefined ? barBox(row.endedAt, row.endedAt, window, 2) : null;
+  return (
+    <div className="bar" aria-hidden="true">
+      {segments.map((seg, i) => {
+        const box = barBox(seg.from, seg.to, window, seg.kind === 'attempt' ? 2 : 0);
+        if (!box || box.width <= 0) return null;
+        const cls = seg.kind === 'attempt' ? `seg-attempt seg-${seg.outcome ?? 'live'}` : `seg-${seg.kind}`;
+        return <span key={i} className={`seg ${cls}`} style={{ left: box.left, width: box.width }} />;
+      })}
+      {end && <span className={`seg-end end-${row.state}`} style={{ left: Math.max(0, end.left - 1) }} />}
+      {markers.map((m) => {
+        const box = barBox(m.at, m.at, window, 0);
+        if (!box) return null;
+        return <span key={m.kind} className={`mk mk-${m.kind}`} style={{ left: box.left }} title={m.title} />;
+      })}
+    </div>
+  );
+}

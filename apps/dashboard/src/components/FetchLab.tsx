@@ -1,0 +1,197 @@
+import { useMutation, useQueryClient } from '@tanstack/react-query';
+import { useId, useState, useSyncExternalStore } from 'react';
+import { CALL_STATES, type CallState } from '../lab/call-state';
+import { fmtMs } from '../lab/hops';
+import { connectionAdvice, DEFAULT_FORM, parseLabForm, type LabErrors, type LabForm } from '../lab/config';
+import { startRun } from '../lab/runner';
+import { useServices } from '../services';
+import { useTRPC } from '../trpc';
+import { CallTable } from './CallTable';
+import { Inspector } from './Inspector';
+
+const STATE_NAMES: Record<CallState, string> = {
+  queued: 'queued',
+  running: 'running',
+  retrying: 'retrying',
+  succeeded: 'succeeded',
+  failed: 'failed',
+  'timed-out': 'timed out',
+  cancelled: 'cancelled',
+};
+
+export function FetchLab() {
+  const services = useServices();
+  const { calls, api } = services;
+  const snap = useSyncExternalStore(calls.subscribe, calls.getSnapshot);
+  const [form, setForm] = useState<LabForm>(DEFAULT_FORM);
+  const [errors, setErrors] = useState<LabErrors>({});
+  const [launchError, setLaunchError] = useState<string | null>(null);
+  const [launching, setLaunching] = useState(false);
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const clearFaults = useMutation(trpc.lab.clearFaults.mutationOptions({ onSuccess: () => queryClient.invalidateQueries({ queryKey: trpc.lab.faults.queryKey() }) }));
+
+  const running = snap.run !== null && snap.run.endedAt === undefined;
+  const parsed = parseLabForm(form);
+  const advice = parsed.ok ? connectionAdvice(parsed.config.concurrency, parsed.config.transport === 'batch') : null;
+
+  const set = <K extends keyof LabForm>(key: K, value: LabForm[K]): void => {
+    setForm((f) => ({ ...f, [key]: value }));
+    setErrors((e) => ({ ...e, [key]: undefined }));
+  };
+
+  async function launch(): Promise<void> {
+    setLaunchError(null);
+    const result = parseLabForm(form);
+    if (!result.ok) {
+      setErrors(result.errors);
+      return;
+    }
+    const { config } = result;
+    setLaunching(true);
+    try {
+      // Faults are the server's (every client sees them): set exactly what this form says.
+      await api.lab.setFaults.mutate({ procedure: 'users.byId', fault: { latencyMs: config.latencyMs, errorRate: config.errorRate } });
+      void queryClient.invalidateQueries({ queryKey: trpc.lab.faults.queryKey() });
+      const page = await api.users.list.query({ limit: 100, offset: 0 });
+      const ids = page.items.map((u) => u.id);
+      if (ids.length === 0) {
+        setLaunchError('There are no users to fetch yet: add some in the Users tab (or “Add 50 demo users” there).');
+        return;
+      }
+      services.run.current = startRun(calls, config, ids, (id, opts) => api.users.byId.query({ id }, opts));
+    } catch (error) {
+      setLaunchError(`Could not start: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      setLaunching(false);
+    }
+  }
+
+  const run = snap.run;
+  const elapsed = run ? (run.endedAt ?? snap.now) - run.startedAt : 0;
+  const settled = snap.counts.succeeded + snap.counts.failed + snap.counts['timed-out'] + snap.counts.cancelled;
+  const cause = run?.cause;
+  const siblingsCancelled = cause ? snap.rows.filter((r) => r.cancelledBy === 'sibling').length : 0;
+
+  return (
+    <div className="lab">
+      <form
+        className="controls"
+        aria-label="Fetch lab settings"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (!running && !launching) void launch();
+        }}
+      >
+        <div className="controls-grid">
+          <NumberField label="Calls" hint="1–10,000 users.byId" value={form.count} error={errors.count} onChange={(v) => { set('count', v); }} testId="count" />
+          <NumberField label="Concurrency" hint="calls at a time" value={form.concurrency} error={errors.concurrency} onChange={(v) => { set('concurrency', v); }} testId="concurrency" />
+          <NumberField label="Timeout" unit="ms" hint="per call, retries included" value={form.timeoutMs} error={errors.timeoutMs} onChange={(v) => { set('timeoutMs', v); }} testId="timeout" />
+          <NumberField label="Retries" hint="retryable errors only" value={form.retries} error={errors.retries} onChange={(v) => { set('retries', v); }} testId="retries" />
+          <NumberField label="Backoff min" unit="ms" hint="full jitter" value={form.minDelayMs} error={errors.minDelayMs} onChange={(v) => { set('minDelayMs', v); }} testId="min-delay" />
+          <NumberField label="Backoff max" unit="ms" hint="cap" value={form.maxDelayMs} error={errors.maxDelayMs} onChange={(v) => { set('maxDelayMs', v); }} testId="max-delay" />
+          <NumberField label="Latency" unit="ms" hint="injected, inside Postgres" value={form.latencyMs} error={errors.latencyMs} onChange={(v) => { set('latencyMs', v); }} testId="latency" />
+          <NumberField label="Error rate" unit="%" hint="SERVICE_UNAVAILABLE" value={form.errorRatePct} error={errors.errorRatePct} onChange={(v) => { set('errorRatePct', v); }} testId="error-rate" />
+        </div>
+        <div className="controls-row">
+          <fieldset className="mode">
+            <legend>Mode</legend>
+            <label title="Every call runs to its end; the run reports each outcome (asyncio.gather(return_exceptions=True))">
+              <input type="radio" name="mode" value="settled" checked={form.mode === 'settled'} onChange={() => { set('mode', 'settled'); }} /> settled
+            </label>
+            <label title="TaskGroup: the first failure cancels every sibling">
+              <input type="radio" name="mode" value="fail-fast" checked={form.mode === 'fail-fast'} onChange={() => { set('mode', 'fail-fast'); }} /> fail-fast group
+            </label>
+          </fieldset>
+          <label className="check" title="Send calls through httpBatchLink: calls started together share one HTTP request">
+            <input type="checkbox" checked={form.batched} onChange={(e) => { set('batched', e.target.checked); }} data-testid="batched" /> send batched
+          </label>
+          <div className="spacer" />
+          <button type="button" className="btn btn-ghost" onClick={() => { clearFaults.mutate(); }} title="Remove every injected fault on the server">
+            Clear server faults
+          </button>
+          <button
+            type="button"
+            className="btn"
+            disabled={snap.selectedActive === 0}
+            onClick={() => { services.run.current?.cancelMany(calls.selectedActiveIndices()); }}
+            data-testid="cancel-selected"
+          >
+            Cancel selected{snap.selectedActive > 0 ? ` (${snap.selectedActive})` : ''}
+          </button>
+          <button type="button" className="btn btn-danger" disabled={!running} onClick={() => { services.run.current?.cancelAll(); }} data-testid="cancel-all">
+            Cancel all
+          </button>
+          <button type="submit" className="btn btn-primary" disabled={running || launching} data-testid="launch">
+            {launching ? 'Starting…' : running ? 'Running…' : 'Launch'}
+          </button>
+        </div>
+        <p className={`advice ${advice ? 'advice-warn' : ''}`} data-testid="advice">
+          {launchError ?? advice ?? 'Each call is one users.byId request of its own (httpLink) carrying its AbortSignal: cancelling a row closes its request, the server’s signal fires, and Postgres cancels the statement. 4 at a time keeps within the browser’s 6 connections per origin (the event stream holds one).'}
+        </p>
+      </form>
+
+      <div className="summary" aria-label="Run summary">
+        <ul className="legend" aria-label="Call states (legend)">
+          {CALL_STATES.map((s) => (
+            <li key={s} className={`legend-item st-${s}`} data-testid={`count-${s}`}>
+              <span className="swatch" aria-hidden="true" />
+              <span className="legend-name">{STATE_NAMES[s]}</span>
+              <span className="legend-count">{snap.counts[s].toLocaleString('en-US')}</span>
+            </li>
+          ))}
+        </ul>
+        <div className="run-meta">
+          {run ? (
+            <>
+              <span>{run.config.mode === 'fail-fast' ? 'fail-fast group' : 'settled'}{run.config.transport === 'batch' ? ' · batched' : ''}</span>
+              <span>{settled.toLocaleString('en-US')}/{snap.rows.length.toLocaleString('en-US')} done</span>
+              <span className="num">{fmtMs(elapsed)}</span>
+            </>
+          ) : (
+            <span className="muted">No run yet</span>
+          )}
+        </div>
+      </div>
+      <div className={`cause ${cause ? 'cause-on' : ''}`} role="status" aria-live="polite" data-testid="cause">
+        {cause ? (
+          <>
+            <strong>Fail-fast:</strong>&nbsp;call&nbsp;
+            <button type="button" className="link" onClick={() => { calls.inspect(cause.index); }} data-testid="cause-link">
+              #{cause.index + 1}
+            </button>
+            &nbsp;failed with <code>{cause.error.code}</code>&nbsp;and cancelled {siblingsCancelled.toLocaleString('en-US')} sibling{siblingsCancelled === 1 ? '' : 's'}.
+            <span className="muted cause-msg">&nbsp;{cause.error.message}</span>
+          </>
+        ) : snap.missedEvents > 0 ? (
+          <span className="muted">The server’s event ring overflowed: {snap.missedEvents.toLocaleString('en-US')} server events were not seen; some rows lack hops.</span>
+        ) : null}
+      </div>
+
+      <CallTable snap={snap} />
+      <Inspector snap={snap} />
+    </div>
+  );
+}
+
+function NumberField(props: { label: string; hint: string; unit?: string; value: string; error: string | undefined; onChange: (v: string) => void; testId: string }) {
+  const id = useId();
+  return (
+    <div className={`field ${props.error ? 'field-invalid' : ''}`}>
+      <label htmlFor={id}>
+        {props.label}
+        {props.unit && <span className="unit"> ({props.unit})</span>}
+      </label>
+      <input
+        id={id}
+        inputMode="decimal"
+        value={props.value}
+        onChange={(e) => { props.onChange(e.target.value); }}
+        aria-invalid={props.error !== undefined}
+        aria-describedby={`${id}-hint`}
+        data-testid={`lab-${props.testId}`}
+      />
+      <span id={`${id}-hint`} className={props.error ? 'field-error' : 'hint'}>{props.error ?? props.hint}</span>
+    </div>
+  );
+}

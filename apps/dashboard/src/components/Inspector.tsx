@@ -1,0 +1,106 @@
+import type { CallRow, ServerHop } from '../lab/call-state';
+import type { CallsSnapshot } from '../lab/calls-store';
+import { fmtMs, serverVerdict } from '../lab/hops';
+
+function describeHop(hop: ServerHop): string {
+  switch (hop.type) {
+    case 'received':
+      return `received (budget ${fmtMs(hop.budgetMs)})`;
+    case 'queued':
+      return `waiting for an admission slot (position ${hop.position})`;
+    case 'started':
+      return 'admitted, running';
+    case 'statement.started':
+      return `SQL statement ${hop.statement} started on pid ${hop.pid}`;
+    case 'signal.fired':
+      return `signal fired: ${hop.reason}`;
+    case 'cancel.sent':
+      return hop.queued ? `statement ${hop.statement} removed from the pool queue (never sent)` : `pg cancel sent to pid ${hop.pid ?? '?'} (statement ${hop.statement})`;
+    case 'statement.ended':
+      return `statement ${hop.statement} ended${hop.sqlstate ? ` with SQLSTATE ${hop.sqlstate}${hop.sqlstate === '57014' ? ' (query_canceled)' : ''}` : ' normally'} after ${fmtMs(hop.ms)}`;
+    case 'committed':
+      return `committed (${fmtMs(hop.ms)})`;
+    case 'rolled_back':
+      return `rolled back${hop.sqlstate ? ` (${hop.sqlstate})` : ''}`;
+    case 'settled':
+      return `settled ${hop.code} after ${fmtMs(hop.ms)}`;
+  }
+}
+
+function clientLines(row: CallRow, origin: number): { at: number; text: string }[] {
+  const lines: { at: number; text: string }[] = [{ at: row.queuedAt, text: 'queued (waiting for a concurrency slot)' }];
+  for (const a of row.attempts) {
+    lines.push({ at: a.startedAt, text: a.n === 0 ? 'attempt 1 sent' : `attempt ${a.n + 1} sent as ${row.callId}~${a.n}` });
+    if (a.endedAt !== undefined && a.outcome === 'error') lines.push({ at: a.endedAt, text: `attempt ${a.n + 1} failed${a.code ? ` (${a.code})` : ''}` });
+  }
+  if (row.endedAt !== undefined) {
+    let text: string;
+    switch (row.state) {
+      case 'succeeded':
+        text = 'succeeded';
+        break;
+      case 'cancelled':
+        text = row.cancelledBy === 'sibling' ? `cancelled: sibling #${(row.causeIndex ?? 0) + 1} failed (fail-fast)` : row.cancelledBy === 'cancel-all' ? 'cancelled by “Cancel all”' : 'cancelled by you';
+        break;
+      case 'timed-out':
+        text = `timed out: ${row.error?.message ?? ''}`;
+        break;
+      default:
+        text = `failed: ${row.error ? `${row.error.code} — ${row.error.message}` : ''}`;
+    }
+    lines.push({ at: row.endedAt, text });
+  }
+  return lines.sort((a, b) => a.at - b.at).map((l) => ({ ...l, at: l.at - origin }));
+}
+
+export function Inspector({ snap }: { snap: CallsSnapshot }) {
+  const row = snap.inspected !== null ? snap.rows[snap.inspected] : undefined;
+  if (!row || !snap.run) {
+    return (
+      <aside className="inspector inspector-empty" aria-label="Call inspector">
+        Select a call number (<span className="link-like">#12</span>) to see its whole story: every client transition and every server hop, on one clock.
+      </aside>
+    );
+  }
+  const origin = snap.run.startedAt;
+  const verdict = serverVerdict(row);
+  return (
+    <aside className="inspector" aria-label="Call inspector" data-testid="inspector">
+      <div className="inspector-head">
+        <strong>#{row.index + 1}</strong>
+        <span>user {row.userId}</span>
+        <code>{row.callId}</code>
+        <span className={`badge st-${row.state}`}>{row.state}</span>
+        {verdict.text && <span className={`verdict verdict-${verdict.tone}`}>server: {verdict.text}</span>}
+        <span className="muted">times from the run’s start</span>
+      </div>
+      <div className="inspector-cols">
+        <div>
+          <h3>Client</h3>
+          <ol className="timeline">
+            {clientLines(row, origin).map((l, i) => (
+              <li key={i}>
+                <span className="num t">+{fmtMs(l.at)}</span> {l.text}
+              </li>
+            ))}
+          </ol>
+        </div>
+        <div>
+          <h3>Server</h3>
+          {row.hops.length === 0 ? (
+            <p className="muted">{row.transport === 'batch' ? 'Batched calls share one HTTP request with a server-chosen id, so their hops cannot be joined to this row: see “Other server calls”.' : 'No server event for this call (yet).'}</p>
+          ) : (
+            <ol className="timeline">
+              {row.hops.map((h) => (
+                <li key={`${h.seq}-${h.type}`}>
+                  <span className="num t">+{fmtMs(h.at - origin)}</span> {h.attempt > 0 && <span className="muted">try {h.attempt + 1}: </span>}
+                  {describeHop(h)}
+                </li>
+              ))}
+            </ol>
+          )}
+        </div>
+      </div>
+    </aside>
+  );
+}

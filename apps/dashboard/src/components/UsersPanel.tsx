@@ -1,0 +1,386 @@
+import type { User } from '@asyncscope/contract';
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useId, useRef, useState, useSyncExternalStore } from 'react';
+import { fmtMs } from '../lab/hops';
+import { useServices } from '../services';
+import { useTRPC } from '../trpc';
+import { serverFieldErrors, validateCreate, validateUpdate, type FieldErrors, type UserFormValues } from '../users/form';
+import { streamRate } from '../users/stream-store';
+
+export function UsersPanel() {
+  return (
+    <div className="users">
+      <div className="users-left">
+        <CreateUser />
+        <StreamAll />
+      </div>
+      <UserList />
+    </div>
+  );
+}
+
+function newKey(): string {
+  return `create:${crypto.randomUUID()}`;
+}
+
+function CreateUser() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const [values, setValues] = useState<UserFormValues>({ name: '', email: '' });
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [created, setCreated] = useState<User | null>(null);
+  // One idempotency key per intended user: a retry of the same submission is not a second user.
+  const keyRef = useRef(newKey());
+  const create = useMutation(
+    trpc.users.create.mutationOptions({
+      onSuccess: (user) => {
+        setCreated(user);
+        setValues({ name: '', email: '' });
+        keyRef.current = newKey();
+        void queryClient.invalidateQueries({ queryKey: trpc.users.list.queryKey() });
+      },
+      onError: (error) => { setErrors(serverFieldErrors(error)); },
+    }),
+  );
+
+  const change = (field: keyof UserFormValues, value: string): void => {
+    setValues((v) => ({ ...v, [field]: value }));
+    setErrors((e) => ({ ...e, [field]: undefined, form: undefined }));
+    setCreated(null);
+  };
+
+  return (
+    <form
+      className="card"
+      aria-labelledby="create-title"
+      noValidate
+      onSubmit={(e) => {
+        e.preventDefault();
+        const result = validateCreate(values);
+        if (!result.ok) {
+          setErrors(result.errors);
+          return;
+        }
+        setErrors({});
+        create.mutate({ ...result.data, idempotencyKey: keyRef.current });
+      }}
+    >
+      <h2 id="create-title">Create a user</h2>
+      <p className="muted small">Checked with the server’s own zod schema before sending; what the server refuses lands on the same field.</p>
+      <TextField label="Name" value={values.name} error={errors.name} onChange={(v) => { change('name', v); }} autoComplete="off" testId="create-name" />
+      <TextField label="Email" value={values.email} error={errors.email} onChange={(v) => { change('email', v); }} autoComplete="off" testId="create-email" />
+      <div className="form-foot">
+        <button type="submit" className="btn btn-primary" disabled={create.isPending} data-testid="create-submit">
+          {create.isPending ? 'Creating…' : 'Create'}
+        </button>
+        <span role="status" aria-live="polite" className={errors.form ? 'field-error' : 'ok-text'} data-testid="create-status">
+          {errors.form ?? (created ? `Created #${created.id} ${created.email}` : '')}
+        </span>
+      </div>
+    </form>
+  );
+}
+
+function TextField(props: { label: string; value: string; error: string | undefined; onChange: (v: string) => void; autoComplete?: string; testId: string; compact?: boolean }) {
+  const id = useId();
+  return (
+    <div className={`field ${props.compact ? 'field-compact' : ''} ${props.error ? 'field-invalid' : ''}`}>
+      <label htmlFor={id} className={props.compact ? 'sr-only' : undefined}>{props.label}</label>
+      <input
+        id={id}
+        value={props.value}
+        onChange={(e) => { props.onChange(e.target.value); }}
+        aria-invalid={props.error !== undefined}
+        aria-describedby={props.error ? `${id}-err` : undefined}
+        autoComplete={props.autoComplete}
+        data-testid={props.testId}
+      />
+      {props.error && (
+        <span id={`${id}-err`} className="field-error" data-testid={`${props.testId}-error`}>
+          {props.error}
+        </span>
+      )}
+    </div>
+  );
+}
+
+const PAGE_SIZES = [10, 25, 50];
+
+function UserList() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const { api } = useServices();
+  const [limit, setLimit] = useState(10);
+  const [offset, setOffset] = useState(0);
+  const [seeding, setSeeding] = useState<string | null>(null);
+  const list = useQuery(trpc.users.list.queryOptions({ limit, offset }, { placeholderData: keepPreviousData }));
+  const total = list.data?.total ?? 0;
+  const pages = Math.max(1, Math.ceil(total / limit));
+  const page = Math.floor(offset / limit) + 1;
+
+  // A delete can leave us past the last page.
+  useEffect(() => {
+    if (list.data && offset > 0 && offset >= total) setOffset(Math.max(0, (pages - 1) * limit));
+  }, [list.data, offset, total, pages, limit]);
+
+  async function seed(): Promise<void> {
+    setSeeding('Adding 50 users…');
+    const stamp = Date.now().toString(36);
+    let failed = 0;
+    for (let i = 0; i < 50; i += 10) {
+      const batch = Array.from({ length: 10 }, (_, j) => i + j + 1);
+      const results = await Promise.allSettled(
+        batch.map((n) => api.users.create.mutate({ name: `Demo user ${stamp}-${n}`, email: `demo-${stamp}-${n}@example.com`, idempotencyKey: `seed:${stamp}:${n}` })),
+      );
+      failed += results.filter((r) => r.status === 'rejected').length;
+    }
+    setSeeding(failed > 0 ? `${failed} of 50 failed` : null);
+    void queryClient.invalidateQueries({ queryKey: trpc.users.list.queryKey() });
+  }
+
+  return (
+    <div className="card users-list" aria-labelledby="list-title">
+      <div className="list-head">
+        <h2 id="list-title">Users</h2>
+        <span className="muted num" data-testid="users-total">{list.data ? `${total.toLocaleString('en-US')} in total` : ''}</span>
+        <div className="spacer" />
+        <button type="button" className="btn btn-ghost" onClick={() => { void seed(); }} disabled={seeding !== null && seeding.startsWith('Adding')}>
+          {seeding ?? 'Add 50 demo users'}
+        </button>
+      </div>
+      {list.isError && <p className="field-error">Could not load users: {list.error.message}</p>}
+      <table className="user-table">
+        <thead>
+          <tr>
+            <th className="num">id</th>
+            <th>name</th>
+            <th>email</th>
+            <th>created</th>
+            <th>
+              <span className="sr-only">actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {(list.data?.items ?? []).map((user) => (
+            <UserRow key={user.id} user={user} />
+          ))}
+          {list.data && list.data.items.length === 0 && (
+            <tr>
+              <td colSpan={5} className="muted">
+                No users yet.
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+      <nav className="pager" aria-label="Pages">
+        <button type="button" className="btn" disabled={offset === 0} onClick={() => { setOffset(0); }}>
+          « First
+        </button>
+        <button type="button" className="btn" disabled={offset === 0} onClick={() => { setOffset(Math.max(0, offset - limit)); }}>
+          ‹ Previous
+        </button>
+        <span className="num" data-testid="page">
+          page {page.toLocaleString('en-US')} of {pages.toLocaleString('en-US')}
+        </span>
+        <button type="button" className="btn" disabled={page >= pages} onClick={() => { setOffset(offset + limit); }}>
+          Next ›
+        </button>
+        <button type="button" className="btn" disabled={page >= pages} onClick={() => { setOffset((pages - 1) * limit); }}>
+          Last »
+        </button>
+        <label className="page-size">
+          per page{' '}
+          <select
+            value={limit}
+            onChange={(e) => {
+              setLimit(Number(e.target.value));
+              setOffset(0);
+            }}
+          >
+            {PAGE_SIZES.map((n) => (
+              <option key={n} value={n}>
+                {n}
+              </option>
+            ))}
+          </select>
+        </label>
+      </nav>
+    </div>
+  );
+}
+
+function UserRow({ user }: { user: User }) {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const [editing, setEditing] = useState(false);
+  const [confirming, setConfirming] = useState(false);
+  const [values, setValues] = useState<UserFormValues>({ name: user.name, email: user.email });
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const invalidate = () => queryClient.invalidateQueries({ queryKey: trpc.users.list.queryKey() });
+  const update = useMutation(
+    trpc.users.update.mutationOptions({
+      onSuccess: () => {
+        setEditing(false);
+        void invalidate();
+      },
+      onError: (error) => { setErrors(serverFieldErrors(error)); },
+    }),
+  );
+  const remove = useMutation(
+    trpc.users.delete.mutationOptions({
+      onSuccess: () => { void invalidate(); },
+      onError: (error) => {
+        setConfirming(false);
+        setErrors(serverFieldErrors(error));
+      },
+    }),
+  );
+
+  if (editing) {
+    return (
+      <tr className="editing">
+        <td className="num">{user.id}</td>
+        <td>
+          <TextField label={`Name of user ${user.id}`} compact value={values.name} error={errors.name} onChange={(v) => { setValues((x) => ({ ...x, name: v })); setErrors({}); }} testId={`edit-name-${user.id}`} />
+        </td>
+        <td>
+          <TextField label={`Email of user ${user.id}`} compact value={values.email} error={errors.email} onChange={(v) => { setValues((x) => ({ ...x, email: v })); setErrors({}); }} testId={`edit-email-${user.id}`} />
+        </td>
+        <td className="field-error small">{errors.form}</td>
+        <td className="actions">
+          <button
+            type="button"
+            className="btn btn-primary"
+            disabled={update.isPending}
+            onClick={() => {
+              const result = validateUpdate(user.id, { name: user.name, email: user.email }, values);
+              if (!result.ok) setErrors(result.errors);
+              else update.mutate(result.data);
+            }}
+          >
+            Save
+          </button>
+          <button type="button" className="btn" onClick={() => { setEditing(false); setErrors({}); setValues({ name: user.name, email: user.email }); }}>
+            Cancel
+          </button>
+        </td>
+      </tr>
+    );
+  }
+  return (
+    <tr>
+      <td className="num">{user.id}</td>
+      <td>{user.name}</td>
+      <td className="mono">{user.email}</td>
+      <td className="muted small">{new Date(user.createdAt).toLocaleString('en-GB', { dateStyle: 'short', timeStyle: 'short' })}</td>
+      <td className="actions">
+        {errors.form && <span className="field-error small">{errors.form} </span>}
+        {confirming ? (
+          <>
+            <button type="button" className="btn btn-danger" disabled={remove.isPending} onClick={() => { remove.mutate({ id: user.id }); }} autoFocus>
+              Delete #{user.id}?
+            </button>
+            <button type="button" className="btn" onClick={() => { setConfirming(false); }}>
+              Keep
+            </button>
+          </>
+        ) : (
+          <>
+            <button type="button" className="btn" onClick={() => { setEditing(true); setValues({ name: user.name, email: user.email }); }} aria-label={`Edit user ${user.id}`}>
+              Edit
+            </button>
+            <button type="button" className="btn" onClick={() => { setConfirming(true); }} aria-label={`Delete user ${user.id}`}>
+              Delete
+            </button>
+          </>
+        )}
+      </td>
+    </tr>
+  );
+}
+
+const STREAM_PAGE_SIZES = [10, 100, 500, 1000];
+
+function StreamAll() {
+  const { userStream } = useServices();
+  const s = useSyncExternalStore(userStream.subscribe, userStream.getSnapshot);
+  const [pageSize, setPageSize] = useState(100);
+  const id = useId();
+  const running = s.status === 'connecting' || s.status === 'streaming';
+  const pct = s.total ? Math.min(100, (s.received / s.total) * 100) : 0;
+  const now = Date.now();
+
+  // Keep the rate ticking while the stream runs even between pages.
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    if (!running) return;
+    const t = setInterval(() => { setTick((n) => n + 1); }, 250);
+    return () => { clearInterval(t); };
+  }, [running]);
+
+  const statusText: Record<typeof s.status, string> = {
+    idle: 'Not started',
+    connecting: 'Connecting…',
+    streaming: s.reconnecting ? 'Reconnecting (resumes after the last id)…' : 'Streaming',
+    done: 'Done: every user received',
+    cancelled: 'Cancelled: unsubscribed, the stream is closed',
+    error: `Failed: ${s.error ?? ''}`,
+  };
+
+  return (
+    <section className="card" aria-labelledby="stream-title">
+      <h2 id="stream-title">Stream all users</h2>
+      <p className="muted small">One users.stream subscription (SSE), page by page by id. Cancel unsubscribes: the server’s signal fires, the page query in flight is cancelled and the generator ends.</p>
+      <div className="stream-controls">
+        <label htmlFor={id}>page size</label>
+        <select id={id} value={pageSize} onChange={(e) => { setPageSize(Number(e.target.value)); }} disabled={running} data-testid="stream-page-size">
+          {STREAM_PAGE_SIZES.map((n) => (
+            <option key={n} value={n}>
+              {n}
+            </option>
+          ))}
+        </select>
+        <button type="button" className="btn btn-primary" disabled={running} onClick={() => { userStream.start(pageSize); }} data-testid="stream-start">
+          Stream all
+        </button>
+        <button type="button" className="btn btn-danger" disabled={!running} onClick={() => { userStream.cancel(); }} data-testid="stream-cancel">
+          Cancel
+        </button>
+      </div>
+      <div
+        className={`progress progress-${s.status}`}
+        role="progressbar"
+        aria-label="Users received"
+        aria-valuemin={0}
+        aria-valuemax={s.total ?? 0}
+        aria-valuenow={s.received}
+        data-testid="stream-progress"
+      >
+        <span style={{ width: `${pct}%` }} />
+      </div>
+      <div className="stream-facts">
+        <span className="num" data-testid="stream-received">
+          {s.received.toLocaleString('en-US')} / {s.total === null ? '–' : s.total.toLocaleString('en-US')} users
+        </span>
+        <span className="num">{s.pages.toLocaleString('en-US')} pages</span>
+        <span className="num">{Math.round(streamRate(s, now)).toLocaleString('en-US')} users/s</span>
+        {s.startedAt !== null && <span className="num">{fmtMs((s.endedAt ?? now) - s.startedAt)}</span>}
+      </div>
+      <p className={`stream-status status-${s.status}`} role="status" aria-live="polite" data-testid="stream-status">
+        {statusText[s.status]}
+      </p>
+      <p className="stream-server small" data-testid="stream-server">
+        Server:{' '}
+        {s.server === null
+          ? s.status === 'idle'
+            ? '—'
+            : 'waiting for the stream’s events…'
+          : s.server.code === undefined
+            ? 'generator running'
+            : `generator ended: ${s.server.code}${s.server.ms !== undefined ? ` after ${fmtMs(s.server.ms)}` : ''}`}
+      </p>
+    </section>
+  );
+}

@@ -1,0 +1,167 @@
+/**
+ * Joining the server's activity events to the client's rows. The server names every event with the call
+ * id the client sent as x-request-id; retries are sent as `${callId}~${n}`, and calls that shared one
+ * batched HTTP request get `#${batchIndex}` appended. Stripping both gives the row; the `~n` gives the attempt.
+ */
+import type { ActivityEvent } from '@asyncscope/api';
+import { isTerminal, type CallRow, type ServerHop } from './call-state';
+
+export interface ParsedCallId {
+  base: string;
+  attempt: number;
+  batchIndex: number | undefined;
+}
+
+const BATCH_SUFFIX = /#(\d+)$/;
+const ATTEMPT_SUFFIX = /~(\d+)$/;
+
+export function parseCallId(id: string): ParsedCallId {
+  let rest = id;
+  let batchIndex: number | undefined;
+  const batch = BATCH_SUFFIX.exec(rest);
+  if (batch) {
+    batchIndex = Number(batch[1]);
+    rest = rest.slice(0, batch.index);
+  }
+  let attempt = 0;
+  const retry = ATTEMPT_SUFFIX.exec(rest);
+  if (retry) {
+    attempt = Number(retry[1]);
+    rest = rest.slice(0, retry.index);
+  }
+  return { base: rest, attempt, batchIndex };
+}
+
+/** Splits a batch of events into hops for known rows (by index) and events of calls that are not ours. */
+export function joinEvents(
+  events: readonly ActivityEvent[],
+  rowIndexOf: (baseCallId: string) => number | undefined,
+): { hops: { index: number; hop: ServerHop }[]; others: ActivityEvent[] } {
+  const hops: { index: number; hop: ServerHop }[] = [];
+  const others: ActivityEvent[] = [];
+  for (const event of events) {
+    const { base, attempt } = parseCallId(event.callId);
+    const index = rowIndexOf(base);
+    if (index === undefined) others.push(event);
+    else hops.push({ index, hop: { ...event, attempt } });
+  }
+  return { hops, others };
+}
+
+/** The hops of one attempt, one slot per kind: the fixed columns of a row. */
+export interface HopSlots {
+  received?: Extract<ServerHop, { type: 'received' }>;
+  queued?: Extract<ServerHop, { type: 'queued' }>;
+  statement?: Extract<ServerHop, { type: 'statement.started' }>;
+  signal?: Extract<ServerHop, { type: 'signal.fired' }>;
+  cancel?: Extract<ServerHop, { type: 'cancel.sent' }>;
+  ended?: Extract<ServerHop, { type: 'statement.ended' }>;
+  rolledBack?: Extract<ServerHop, { type: 'rolled_back' }>;
+  settled?: Extract<ServerHop, { type: 'settled' }>;
+}
+
+/**
+ * Slots for one attempt (default: the latest attempt the server has seen). A call makes several
+ * statements (injected latency, then the lookup): the statement slot shows the last one started, the end
+ * slot prefers a cancelled statement (57014) over a normal end, since that is the story worth telling.
+ */
+export function hopSlots(hops: readonly ServerHop[], attempt?: number): HopSlots {
+  const wanted = attempt ?? hops.reduce((max, h) => Math.max(max, h.attempt), 0);
+  const slots: HopSlots = {};
+  for (const hop of hops) {
+    if (hop.attempt !== wanted) continue;
+    switch (hop.type) {
+      case 'received':
+        slots.received = hop;
+        break;
+      case 'queued':
+        slots.queued = hop;
+        break;
+      case 'statement.started':
+        slots.statement = hop;
+        break;
+      case 'signal.fired':
+        slots.signal = hop;
+        break;
+      case 'cancel.sent':
+        slots.cancel = hop;
+        break;
+      case 'statement.ended':
+        if (!slots.ended || slots.ended.sqlstate === null || hop.sqlstate !== null) slots.ended = hop;
+        break;
+      case 'rolled_back':
+        slots.rolledBack = hop;
+        break;
+      case 'settled':
+        slots.settled = hop;
+        break;
+      default:
+        break;
+    }
+  }
+  return slots;
+}
+
+export type VerdictTone = 'idle' | 'busy' | 'ok' | 'warn' | 'bad';
+
+export interface Verdict {
+  tone: VerdictTone;
+  /** Short, for the row. */
+  text: string;
+}
+
+/** SQLSTATE 57014: query_canceled — Postgres stopped the statement because we asked it to. */
+export const QUERY_CANCELED = '57014';
+
+/**
+ * One line that separates "the client stopped waiting" from "the server stopped working".
+ */
+export function serverVerdict(row: CallRow): Verdict {
+  const slots = hopSlots(row.hops);
+  const clientStopped = row.state === 'cancelled' || row.state === 'timed-out';
+  if (row.hops.length === 0) {
+    if (row.transport === 'batch' && row.state !== 'queued') return { tone: 'idle', text: 'batched: no per-call id' };
+    if (row.state === 'queued') return { tone: 'idle', text: '' };
+    if (row.state === 'cancelled' && row.startedAt === undefined) return { tone: 'ok', text: 'never sent' };
+    if (isTerminal(row.state)) return { tone: 'idle', text: 'not seen by server' };
+    return { tone: 'idle', text: 'not received yet' };
+  }
+  const { settled } = slots;
+  if (!settled) {
+    if (clientStopped) return slots.signal ? { tone: 'busy', text: 'stopping…' } : { tone: 'warn', text: 'still working' };
+    if (slots.statement) return { tone: 'busy', text: `SQL on pid ${slots.statement.pid}` };
+    if (slots.queued) return { tone: 'busy', text: `server queue #${slots.queued.position}` };
+    return { tone: 'busy', text: 'working' };
+  }
+  if (settled.code === 'OK') {
+    return clientStopped ? { tone: 'warn', text: 'finished anyway' } : { tone: 'ok', text: `done ${fmtMs(settled.ms)}` };
+  }
+  if (settled.code === 'CLIENT_CLOSED_REQUEST' || settled.code === 'TIMEOUT') {
+    const where = slots.ended?.sqlstate === QUERY_CANCELED ? 'SQL cancelled' : slots.statement ? 'stopped' : 'stopped before SQL';
+    return { tone: 'ok', text: settled.code === 'TIMEOUT' ? `deadline: ${where}` : where };
+  }
+  return { tone: 'bad', text: settled.code };
+}
+
+export function fmtMs(ms: number): string {
+  if (ms < 1) return '<1 ms';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 10_000) return `${(ms / 1000).toFixed(2)} s`;
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** Short label of a settle code for a narrow column. */
+export function shortCode(code: string): string {
+  switch (code) {
+    case 'CLIENT_CLOSED_REQUEST':
+      return 'CLOSED';
+    case 'SERVICE_UNAVAILABLE':
+      return 'UNAVAIL';
+    case 'TOO_MANY_REQUESTS':
+      return 'SHED';
+    case 'INTERNAL_SERVER_ERROR':
+      return 'ERROR';
+    default:
+      return code.length > 8 ? code.slice(0, 8) : code;
+  }
+}
