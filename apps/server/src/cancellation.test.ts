@@ -123,7 +123,9 @@ describe('a client abort stops the work everywhere', () => {
     expect(t.server.runtime.admission.inFlight).toBe(0);
     const answered = performance.now();
     expect((await api.users.list.query()).total).toBe(0);
-    expect(performance.now() - answered).toBeLessThan(100);
+    // A leaked connection or a stuck queue would make this wait for the call timeout (30 s); a busy CI box
+    // can still take a few hundred ms.
+    expect(performance.now() - answered).toBeLessThan(1000);
     await until('timers and sockets released', () => Promise.resolve(process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').length <= resourcesBefore + 2 || undefined), 3000);
   });
 });

@@ -1,0 +1,120 @@
+/**
+ * `pnpm bench:stream`: users.stream over SSE through a table of BENCH_STREAM_USERS users (default
+ * 1,000,000): rows per second, and the server's resident memory sampled while it streams — it must stay
+ * flat (keyset pages, one page in memory at a time), whatever the table's size. Then a stream cancelled
+ * midway: how long until the server's generator has ended (its call settles in activity.events).
+ * It prints figures; it is not a test.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createApiClient } from '@asyncscope/client';
+import { freePort } from '@asyncscope/db';
+import { EventSource } from 'eventsource';
+import { openBenchDatabase } from './bench-db';
+import { killAllNow, spawnChild, stopChild, waitUntilOk } from './children';
+
+const env = process.env;
+const USERS = Number(env.BENCH_STREAM_USERS ?? 1_000_000);
+const PAGE = 1000;
+const serverDir = fileURLToPath(new URL('../../server', import.meta.url));
+const log = (line: string) => { process.stderr.write(`bench: ${line}\n`); };
+
+function rssMb(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : NaN;
+}
+
+async function main(): Promise<void> {
+  const controller = new AbortController();
+  const onSignal = () => { controller.abort(new Error('interrupted')); };
+  process.once('SIGINT', onSignal);
+  const { signal } = controller;
+  log(`seeding ${USERS} users`);
+  const db = await openBenchDatabase({ adminUrl: env.BENCH_DATABASE_URL, users: USERS, signal });
+  const port = await freePort();
+  const token = randomBytes(18).toString('hex');
+  const child = spawnChild({
+    name: 'server',
+    args: ['--import', 'tsx', 'src/main.ts'],
+    cwd: serverDir,
+    env: { ...env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: db.url, API_TOKEN: token, LOG_LEVEL: 'warn' },
+  });
+  try {
+    await waitUntilOk(child, `http://127.0.0.1:${port}/readyz`, { timeoutMs: 60_000, signal });
+    const api = createApiClient({ url: `http://127.0.0.1:${port}/trpc`, token, EventSource });
+    const samples: number[] = [rssMb(child.pid)];
+    const sampler = setInterval(() => { samples.push(rssMb(child.pid)); }, 100);
+    const started = performance.now();
+    let rows = 0;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const sub = api.users.stream.subscribe({ pageSize: PAGE }, {
+          onData: ({ data }) => {
+            rows += data.items.length;
+            if (rows % 100_000 < PAGE) log(`${rows} rows, server RSS ${Math.round(rssMb(child.pid))} MB`);
+            if (data.sent >= data.total) {
+              sub.unsubscribe();
+              resolve();
+            }
+          },
+          onError: reject,
+        });
+        signal.addEventListener('abort', () => { sub.unsubscribe(); reject(signal.reason as Error); }, { once: true });
+      });
+    } finally {
+      clearInterval(sampler);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const sorted = samples.filter(Number.isFinite).sort((a, b) => a - b);
+    const first10 = samples.slice(0, Math.max(1, Math.floor(samples.length / 10)));
+
+    // Cancel midway: unsubscribe after a few pages, then time until the server says the call settled.
+    const cancelStarted = { at: 0 };
+    const settledMs = await new Promise<number>((resolve, reject) => {
+      let pages = 0;
+      const watcher = api.activity.events.subscribe({}, {
+        onData: ({ data }) => {
+          if (cancelStarted.at > 0 && data.events.some((e) => e.path === 'users.stream' && e.type === 'settled')) {
+            watcher.unsubscribe();
+            resolve(performance.now() - cancelStarted.at);
+          }
+        },
+        onError: reject,
+      });
+      const sub = api.users.stream.subscribe({ pageSize: PAGE }, {
+        onData: () => {
+          if (++pages === 5) {
+            cancelStarted.at = performance.now();
+            sub.unsubscribe();
+          }
+        },
+        onError: reject,
+      });
+    });
+
+    process.stdout.write(
+      [
+        '',
+        `## Streaming benchmark (node ${process.version}, ${db.description})`,
+        '',
+        '| rows | pages of | seconds | rows/s | server RSS at start MB | median MB | max MB |',
+        '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        `| ${rows} | ${PAGE} | ${seconds.toFixed(1)} | ${Math.round(rows / seconds)} | ${Math.round(Math.max(...first10))} | ${Math.round(sorted[Math.floor(sorted.length / 2)] ?? NaN)} | ${Math.round(sorted.at(-1) ?? NaN)} |`,
+        '',
+        `A stream cancelled after 5 pages: the server's generator ended ${settledMs.toFixed(1)} ms after the client unsubscribed.`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    await stopChild(child);
+    await db.close();
+    process.removeListener('SIGINT', onSignal);
+  }
+}
+
+main().catch((error: unknown) => {
+  killAllNow();
+  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});
