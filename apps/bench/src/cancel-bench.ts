@@ -12,44 +12,19 @@
  *
  *   BENCH_DATABASE_URL  a PostgreSQL server to create the bench database on (default: embedded, in a temp dir)
  */
-import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import { createApiClient, type ApiClient } from '@asyncscope/client';
-import { freePort } from '@asyncscope/db';
 import { TRPCClientError } from '@trpc/client';
 import postgres from 'postgres';
 import { openBenchDatabase } from './bench-db';
-import { killAllNow, spawnChild, stopChild, waitUntilOk, type Child } from './children';
+import { startApiServer, type ApiServer } from './api-server';
+import { killAllNow } from './children';
 import { peakRssBytes } from './measure';
 
 const env = process.env;
 const CANCELLATIONS = Number(env.BENCH_CANCELLATIONS ?? 1000);
 const BURST = Number(env.BENCH_BURST ?? 10_000);
 const APP = 'asyncscope-cancel-bench';
-const serverDir = fileURLToPath(new URL('../../server', import.meta.url));
 const log = (line: string) => { process.stderr.write(`bench: ${line}\n`); };
-
-interface Server { child: Child; url: string; api: ApiClient; close(): Promise<void> }
-
-async function startServer(databaseUrl: string, extraEnv: Record<string, string>, signal: AbortSignal): Promise<Server> {
-  const port = await freePort();
-  const token = randomBytes(18).toString('hex');
-  const child = spawnChild({
-    name: 'server',
-    args: ['--import', 'tsx', 'src/main.ts'],
-    cwd: serverDir,
-    env: { ...env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: databaseUrl, API_TOKEN: token, LOG_LEVEL: 'warn', DB_APPLICATION_NAME: APP, ...extraEnv },
-  });
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitUntilOk(child, `${url}/readyz`, { timeoutMs: 60_000, signal });
-  } catch (error) {
-    await stopChild(child);
-    throw error;
-  }
-  return { child, url, api: createApiClient({ url: `${url}/trpc`, token }), close: () => stopChild(child) };
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -64,7 +39,7 @@ async function poolStates(observer: postgres.Sql): Promise<Record<string, number
   return Object.fromEntries(rows.map((r) => [r.state, r.n]));
 }
 
-async function cancellations(server: Server, observer: postgres.Sql, signal: AbortSignal): Promise<string[]> {
+async function cancellations(server: ApiServer, observer: postgres.Sql, signal: AbortSignal): Promise<string[]> {
   const latencies: number[] = [];
   let stillThere = 0;
   for (let i = 0; i < CANCELLATIONS; i++) {
@@ -109,7 +84,7 @@ async function cancellations(server: Server, observer: postgres.Sql, signal: Abo
 
 interface BurstResult { ok: number; shed: number; other: Map<string, number>; ms: number; rssMb: number }
 
-async function burst(server: Server, signal: AbortSignal): Promise<BurstResult> {
+async function burst(server: ApiServer, signal: AbortSignal): Promise<BurstResult> {
   signal.throwIfAborted();
   const other = new Map<string, number>();
   let ok = 0;
@@ -155,7 +130,7 @@ async function main(): Promise<void> {
   const out: string[] = ['', `## Cancellation benchmark (node ${process.version}, ${db.description})`, ''];
   try {
     {
-      const server = await startServer(db.url, {}, signal);
+      const server = await startApiServer(db.url, { DB_APPLICATION_NAME: APP }, signal);
       try {
         out.push(...(await cancellations(server, observer, signal)), '');
       } finally {
@@ -163,7 +138,7 @@ async function main(): Promise<void> {
       }
     }
     {
-      const server = await startServer(db.url, { MAX_IN_FLIGHT: String(BURST), MAX_QUEUE: '0' }, signal);
+      const server = await startApiServer(db.url, { DB_APPLICATION_NAME: APP, MAX_IN_FLIGHT: String(BURST), MAX_QUEUE: '0' }, signal);
       try {
         const r = await burst(server, signal);
         const pass = r.ok === BURST && r.rssMb < 300;
@@ -173,7 +148,7 @@ async function main(): Promise<void> {
       }
     }
     {
-      const server = await startServer(db.url, {}, signal);
+      const server = await startApiServer(db.url, { DB_APPLICATION_NAME: APP }, signal);
       try {
         const r = await burst(server, signal);
         const pass = r.other.size === 0 && r.ok + r.shed === BURST && r.ok > 0;

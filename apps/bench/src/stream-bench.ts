@@ -5,19 +5,14 @@
  * midway: how long until the server's generator has ended (its call settles in activity.events).
  * It prints figures; it is not a test.
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { createApiClient } from '@asyncscope/client';
-import { freePort } from '@asyncscope/db';
-import { EventSource } from 'eventsource';
 import { openBenchDatabase } from './bench-db';
-import { killAllNow, spawnChild, stopChild, waitUntilOk } from './children';
+import { startApiServer } from './api-server';
+import { killAllNow } from './children';
 
 const env = process.env;
 const USERS = Number(env.BENCH_STREAM_USERS ?? 1_000_000);
 const PAGE = 1000;
-const serverDir = fileURLToPath(new URL('../../server', import.meta.url));
 const log = (line: string) => { process.stderr.write(`bench: ${line}\n`); };
 
 function rssMb(pid: number): number {
@@ -32,17 +27,12 @@ async function main(): Promise<void> {
   const { signal } = controller;
   log(`seeding ${USERS} users`);
   const db = await openBenchDatabase({ adminUrl: env.BENCH_DATABASE_URL, users: USERS, signal });
-  const port = await freePort();
-  const token = randomBytes(18).toString('hex');
-  const child = spawnChild({
-    name: 'server',
-    args: ['--import', 'tsx', 'src/main.ts'],
-    cwd: serverDir,
-    env: { ...env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: db.url, API_TOKEN: token, LOG_LEVEL: 'warn' },
+  const server = await startApiServer(db.url, {}, signal).catch(async (error: unknown) => {
+    await db.close();
+    throw error;
   });
+  const { child, api } = server;
   try {
-    await waitUntilOk(child, `http://127.0.0.1:${port}/readyz`, { timeoutMs: 60_000, signal });
-    const api = createApiClient({ url: `http://127.0.0.1:${port}/trpc`, token, EventSource });
     const samples: number[] = [rssMb(child.pid)];
     const sampler = setInterval(() => { samples.push(rssMb(child.pid)); }, 100);
     const started = performance.now();
@@ -107,7 +97,7 @@ async function main(): Promise<void> {
       ].join('\n'),
     );
   } finally {
-    await stopChild(child);
+    await server.close();
     await db.close();
     process.removeListener('SIGINT', onSignal);
   }
