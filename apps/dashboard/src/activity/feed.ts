@@ -78,7 +78,7 @@ export class ActivityFeed {
   /** Starts following from now (events before this moment are not replayed). */
   start(): void {
     if (this.#state.status !== 'stopped') return;
-    this.#open({});
+    this.#open({}, 'connecting');
   }
 
   stop(): void {
@@ -95,11 +95,11 @@ export class ActivityFeed {
     this.#sub?.unsubscribe();
     this.#sub = null;
     this.#set({ lastSeq: 0 });
-    this.#open({ replay: true });
+    this.#open({ replay: true }, 'reconnecting');
   }
 
-  #open(input: FeedInput): void {
-    this.#set({ status: this.#state.subscriptions === 0 ? 'connecting' : 'reconnecting', subscriptions: this.#state.subscriptions + 1 });
+  #open(input: FeedInput, status: 'connecting' | 'reconnecting'): void {
+    this.#set({ status, subscriptions: this.#state.subscriptions + 1 });
     let sub: { unsubscribe(): void } | null = null;
     const isCurrent = (): boolean => this.#sub === sub;
     sub = this.subscribe(input, {
@@ -141,7 +141,7 @@ export class ActivityFeed {
     this.#retryTimer = this.#setTimeout(() => {
       this.#retryTimer = null;
       if (this.#state.status === 'stopped') return;
-      this.#open(this.#state.lastSeq > 0 ? { lastEventId: String(this.#state.lastSeq) } : {});
+      this.#open(this.#state.lastSeq > 0 ? { lastEventId: String(this.#state.lastSeq) } : {}, 'reconnecting');
     }, delay);
   }
 

@@ -12,7 +12,14 @@ import { useServerStats } from './use-server-stats';
 export function App({ services, queryClient }: { services: Services; queryClient: QueryClient }) {
   const token = useSyncExternalStore(services.tokens.subscribe, services.tokens.get);
   const [rejected, setRejected] = useState<string | null>(null);
-  const onUnauthorized = useCallback((message: string) => { setRejected(message); }, []);
+  const onUnauthorized = useCallback(
+    (message: string) => {
+      // A token the server refuses is not worth keeping for this tab.
+      services.tokens.clear();
+      setRejected(message);
+    },
+    [services.tokens],
+  );
 
   return (
     <ServicesContext.Provider value={services}>
@@ -49,8 +56,8 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
   }, [feed]);
 
   useEffect(() => {
-    if (stats.unauthorized) onUnauthorized(stats.errorMessage ?? 'The server refused the token.');
-  }, [stats.unauthorized, stats.errorMessage, onUnauthorized]);
+    if (stats.unauthorized) onUnauthorized('Use the token the server printed at start (its “Token” line), or open the “Dashboard” link it printed.');
+  }, [stats.unauthorized, onUnauthorized]);
 
   const tabs: { id: Tab; label: string }[] = [
     { id: 'lab', label: 'Fetch lab' },
@@ -89,7 +96,7 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
             ))}
           </div>
           <section id="panel-lab" role="tabpanel" aria-labelledby="tab-lab" className="panel" hidden={tab !== 'lab'}>
-            <FetchLab />
+            <FetchLab visible={tab === 'lab'} />
           </section>
           <section id="panel-users" role="tabpanel" aria-labelledby="tab-users" className="panel" hidden={tab !== 'users'}>
             {tab === 'users' && <UsersPanel />}

@@ -3,7 +3,7 @@ import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'rea
 import { isTerminal, runningMs, stateLabel, type CallRow } from '../lab/call-state';
 import type { CallsSnapshot } from '../lab/calls-store';
 import { fmtMs, hopSlots, QUERY_CANCELED, serverVerdict, shortCode } from '../lab/hops';
-import { barBox, markersOf, segmentsOf, ticks, timeWindow, type TimeWindow, type Zoom } from '../lab/waterfall';
+import { barBox, markersOf, segmentsOf, ticks, timeWindow, xOf, type TimeWindow, type Zoom } from '../lab/waterfall';
 import { useServices } from '../services';
 
 export const ROW_HEIGHT = 28;
@@ -45,6 +45,8 @@ export function CallTable({ snap }: { snap: CallsSnapshot }) {
     getScrollElement: () => scrollRef.current,
     estimateSize: () => ROW_HEIGHT,
     overscan: 6,
+    // Scroll updates render with the next frame's batch instead of synchronously inside each scroll event.
+    useFlushSync: false,
   });
 
   // Bring the inspected row into view (e.g. "show the cause").
@@ -61,6 +63,11 @@ export function CallTable({ snap }: { snap: CallsSnapshot }) {
     [win.start, win.spanMs, win.widthPx],
   );
   const axisTicks = ticks(stableWindow, runStart);
+  // Growing bars follow the clock by a direct width write each frame (a few dozen elements): rows
+  // themselves re-render only when their call changes, or their elapsed-time text does (10 times a second).
+  const nowPx = xOf(now, stableWindow);
+  const live = useLiveBars(nowPx);
+  const nowTick = Math.floor(now / 100) * 100;
   const maxPan = zoom === 'fit' ? 0 : Math.max(0, latest - runStart - zoom);
   const allActiveSelected = snap.active > 0 && snap.selectedActive === snap.active;
 
@@ -82,12 +89,12 @@ export function CallTable({ snap }: { snap: CallsSnapshot }) {
           <div className="c-state" role="columnheader">client state</div>
           <div className="c-time" role="columnheader" title="From the first attempt to the end (queue wait excluded)">time</div>
           <div className="c-hops" role="columnheader">
-            <span className="slot-h" title="Server received the call (queued: waited for an admission slot)">recv</span>
-            <span className="slot-h" title="SQL statement started, on this Postgres backend pid">sql pid</span>
+            <span className="slot-h" title="Server received the call (qN: waited in the server's admission queue)">recv</span>
+            <span className="slot-h" title="SQL statement started, on this Postgres backend pid">pid</span>
             <span className="slot-h" title="The call's server-side AbortSignal fired, and why">signal</span>
-            <span className="slot-h" title="Postgres cancel request sent for the running statement (or removed from the pool queue)">pg cancel</span>
-            <span className="slot-h" title="How the statement ended: SQLSTATE 57014 = cancelled">stmt end</span>
-            <span className="slot-h" title="How the server settled the call">server</span>
+            <span className="slot-h" title="Postgres cancel request sent for the running statement (or removed from the pool queue)">cancel</span>
+            <span className="slot-h" title="How the statement ended: SQLSTATE 57014 = query_canceled">sql end</span>
+            <span className="slot-h" title="How the server settled the call (! = it finished although the client had stopped waiting)">result</span>
           </div>
           <div className="c-bar" role="columnheader">
             <div className="axis" ref={axisRef} aria-hidden="true">
@@ -162,7 +169,8 @@ export function CallTable({ snap }: { snap: CallsSnapshot }) {
                   row={row}
                   top={item.start}
                   window={stableWindow}
-                  now={active ? now : 0}
+                  now={active ? nowTick : 0}
+                  live={live}
                   inspected={snap.inspected === item.index}
                   onSelect={(selected) => { calls.select(item.index, selected); }}
                   onInspect={() => { calls.inspect(item.index); }}
@@ -191,8 +199,9 @@ interface RowProps {
   row: CallRow;
   top: number;
   window: TimeWindow;
-  /** 0 for finished rows: their rendering does not depend on the clock. */
+  /** For rows in flight: the clock in 100 ms steps (their elapsed time); 0 for finished rows. */
   now: number;
+  live: LiveBars;
   inspected: boolean;
   onSelect: (selected: boolean) => void;
   onInspect: () => void;
@@ -200,7 +209,7 @@ interface RowProps {
 }
 
 const RowView = memo(
-  function RowView({ row, top, window, now, inspected, onSelect, onInspect, onCancel }: RowProps) {
+  function RowView({ row, top, window, now, live, inspected, onSelect, onInspect, onCancel }: RowProps) {
     const n = row.index + 1;
     const terminal = isTerminal(row.state);
     const elapsed = runningMs(row, now);
@@ -226,14 +235,13 @@ const RowView = memo(
         <div className="c-state" role="cell">
           <span className="badge" data-testid="state" title={row.error ? `${row.error.code}: ${row.error.message}` : row.causeIndex !== undefined ? `cancelled because #${row.causeIndex + 1} failed` : undefined}>
             {stateLabel(row)}
-            {row.causeIndex !== undefined && <span className="badge-sub"> ←#{row.causeIndex + 1}</span>}
-            {row.error && row.state !== 'timed-out' && <span className="badge-sub"> {shortCode(row.error.code)}</span>}
+            {row.error && row.state === 'failed' && !row.isCause && <span className="badge-sub"> {shortCode(row.error.code)}</span>}
           </span>
         </div>
         <div className="c-time num" role="cell">{elapsed === undefined ? '' : fmtMs(elapsed)}</div>
         <HopCells row={row} verdictText={verdict.text} />
         <div className="c-bar" role="cell">
-          <Bar row={row} window={window} now={now} />
+          <Bar row={row} window={window} live={terminal ? null : live} />
         </div>
         <div className="c-act" role="cell">
           <button type="button" className="btn-x" disabled={terminal} onClick={onCancel} aria-label={`Cancel call #${n}`} title={terminal ? undefined : `Cancel call #${n}`}>
@@ -243,7 +251,7 @@ const RowView = memo(
       </div>
     );
   },
-  (a, b) => a.row === b.row && a.top === b.top && a.window === b.window && a.now === b.now && a.inspected === b.inspected,
+  (a, b) => a.row === b.row && a.top === b.top && a.window === b.window && a.now === b.now && a.inspected === b.inspected && a.live === b.live,
 );
 
 function HopCells({ row, verdictText }: { row: CallRow; verdictText: string }) {
@@ -251,10 +259,17 @@ function HopCells({ row, verdictText }: { row: CallRow; verdictText: string }) {
   const clientStopped = row.state === 'cancelled' || row.state === 'timed-out';
   const settledOkAfterStop = s.settled?.code === 'OK' && clientStopped;
   const stillWorking = clientStopped && row.hops.length > 0 && !s.settled && !s.signal;
+  if (row.hops.length === 0 && verdictText !== '') {
+    return (
+      <div className="c-hops" role="cell" data-testid="hops">
+        <span className={`slot-wide ${row.state === 'cancelled' && row.startedAt === undefined ? 'slot-wide-ok' : ''}`}>{verdictText}</span>
+      </div>
+    );
+  }
   return (
     <div className="c-hops" role="cell" title={verdictText || undefined} data-testid="hops">
       <span className={`slot ${s.received ? (s.queued ? 'slot-warn' : 'slot-on') : ''}`} data-slot="recv">
-        {s.received ? (s.queued ? `q${s.queued.position}` : '✓') : row.hops.length === 0 && row.transport === 'batch' && row.state !== 'queued' ? 'batch' : ''}
+        {s.received ? (s.queued ? `q${s.queued.position}` : '✓') : ''}
       </span>
       <span className={`slot ${s.statement ? 'slot-on' : ''}`} data-slot="sql">{s.statement ? s.statement.pid : ''}</span>
       <span className={`slot ${s.signal ? 'slot-signal' : stillWorking ? 'slot-warn pulse' : ''}`} data-slot="signal">
@@ -275,17 +290,50 @@ function HopCells({ row, verdictText }: { row: CallRow; verdictText: string }) {
   );
 }
 
-function Bar({ row, window, now }: { row: CallRow; window: TimeWindow; now: number }) {
-  const effectiveNow = now === 0 ? (row.endedAt ?? row.queuedAt) : now;
-  const segments = segmentsOf(row, effectiveNow);
+/** The segments still growing, and a way to keep their right edge at "now" without rendering their rows. */
+interface LiveBars {
+  /** Ref callback for a growing segment starting at `left` px (clamped to `maxPx`). */
+  attach: (el: HTMLElement, left: number, minPx: number, maxPx: number) => () => void;
+}
+
+function useLiveBars(nowPx: number): LiveBars {
+  const entries = useRef(new Map<HTMLElement, { left: number; minPx: number; maxPx: number }>());
+  const nowRef = useRef(nowPx);
+  nowRef.current = nowPx;
+  const width = (e: { left: number; minPx: number; maxPx: number }, now: number): string => `${Math.max(e.minPx, Math.min(e.maxPx - e.left, now - e.left)).toFixed(1)}px`;
+  useLayoutEffect(() => {
+    for (const [el, e] of entries.current) el.style.width = width(e, nowPx);
+  }, [nowPx]);
+  return useMemo<LiveBars>(
+    () => ({
+      attach: (el, left, minPx, maxPx) => {
+        const entry = { left, minPx, maxPx };
+        entries.current.set(el, entry);
+        el.style.width = width(entry, nowRef.current);
+        return () => { entries.current.delete(el); };
+      },
+    }),
+    [],
+  );
+}
+
+/** The row's waterfall. The segment still growing (queued, running or in backoff) is kept at "now" by LiveBars. */
+function Bar({ row, window, live }: { row: CallRow; window: TimeWindow; live: LiveBars | null }) {
+  const segments = segmentsOf(row, live ? Number.POSITIVE_INFINITY : (row.endedAt ?? row.queuedAt));
   const markers = markersOf(row);
   const end = row.endedAt !== undefined ? barBox(row.endedAt, row.endedAt, window, 2) : null;
   return (
     <div className="bar" aria-hidden="true">
       {segments.map((seg, i) => {
-        const box = barBox(seg.from, seg.to, window, seg.kind === 'attempt' ? 2 : 0);
-        if (!box || box.width <= 0) return null;
         const cls = seg.kind === 'attempt' ? `seg-attempt seg-${seg.outcome ?? 'live'}` : `seg-${seg.kind}`;
+        const minPx = seg.kind === 'attempt' ? 2 : 0;
+        if (seg.to === Number.POSITIVE_INFINITY) {
+          const left = Math.max(0, xOf(seg.from, window));
+          if (left > window.widthPx || !live) return null;
+          return <span key={i} className={`seg ${cls}`} style={{ left }} ref={(el) => (el ? live.attach(el, left, minPx, window.widthPx) : undefined)} />;
+        }
+        const box = barBox(seg.from, seg.to, window, minPx);
+        if (!box || box.width <= 0) return null;
         return <span key={i} className={`seg ${cls}`} style={{ left: box.left, width: box.width }} />;
       })}
       {end && <span className={`seg-end end-${row.state}`} style={{ left: Math.max(0, end.left - 1) }} />}

@@ -1,6 +1,7 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { useId, useState, useSyncExternalStore } from 'react';
+import { memo, useId, useState, useSyncExternalStore } from 'react';
 import { CALL_STATES, type CallState } from '../lab/call-state';
+import type { CallsSnapshot } from '../lab/calls-store';
 import { fmtMs } from '../lab/hops';
 import { connectionAdvice, DEFAULT_FORM, parseLabForm, type LabErrors, type LabForm } from '../lab/config';
 import { startRun } from '../lab/runner';
@@ -19,10 +20,31 @@ const STATE_NAMES: Record<CallState, string> = {
   cancelled: 'cancelled',
 };
 
-export function FetchLab() {
+/** The lab: its settings re-render only when what they show changes; the rest follows the calls, a frame at a time. */
+export function FetchLab({ visible }: { visible: boolean }) {
+  const { calls } = useServices();
+  // While another tab shows, the lab keeps its state but does not render every frame.
+  const snap = useSyncExternalStore(visible ? calls.subscribe : noSubscribe, calls.getSnapshot);
+  return (
+    <div className="lab">
+      <LabControls />
+      <RunSummary snap={snap} />
+      <CallTable snap={snap} />
+      <Inspector snap={snap} />
+    </div>
+  );
+}
+
+const noSubscribe = (): (() => void) => () => undefined;
+
+const LabControls = memo(function LabControls() {
   const services = useServices();
   const { calls, api } = services;
-  const snap = useSyncExternalStore(calls.subscribe, calls.getSnapshot);
+  const running = useSyncExternalStore(calls.subscribe, () => {
+    const run = calls.getSnapshot().run;
+    return run !== null && run.endedAt === undefined;
+  });
+  const selectedActive = useSyncExternalStore(calls.subscribe, () => calls.getSnapshot().selectedActive);
   const [form, setForm] = useState<LabForm>(DEFAULT_FORM);
   const [errors, setErrors] = useState<LabErrors>({});
   const [launchError, setLaunchError] = useState<string | null>(null);
@@ -31,7 +53,6 @@ export function FetchLab() {
   const queryClient = useQueryClient();
   const clearFaults = useMutation(trpc.lab.clearFaults.mutationOptions({ onSuccess: () => queryClient.invalidateQueries({ queryKey: trpc.lab.faults.queryKey() }) }));
 
-  const running = snap.run !== null && snap.run.endedAt === undefined;
   const parsed = parseLabForm(form);
   const advice = parsed.ok ? connectionAdvice(parsed.config.concurrency, parsed.config.transport === 'batch') : null;
 
@@ -67,15 +88,8 @@ export function FetchLab() {
     }
   }
 
-  const run = snap.run;
-  const elapsed = run ? (run.endedAt ?? snap.now) - run.startedAt : 0;
-  const settled = snap.counts.succeeded + snap.counts.failed + snap.counts['timed-out'] + snap.counts.cancelled;
-  const cause = run?.cause;
-  const siblingsCancelled = cause ? snap.rows.filter((r) => r.cancelledBy === 'sibling').length : 0;
-
   return (
-    <div className="lab">
-      <form
+    <form
         className="controls"
         aria-label="Fetch lab settings"
         onSubmit={(e) => {
@@ -90,8 +104,8 @@ export function FetchLab() {
           <NumberField label="Retries" hint="retryable errors only" value={form.retries} error={errors.retries} onChange={(v) => { set('retries', v); }} testId="retries" />
           <NumberField label="Backoff min" unit="ms" hint="full jitter" value={form.minDelayMs} error={errors.minDelayMs} onChange={(v) => { set('minDelayMs', v); }} testId="min-delay" />
           <NumberField label="Backoff max" unit="ms" hint="cap" value={form.maxDelayMs} error={errors.maxDelayMs} onChange={(v) => { set('maxDelayMs', v); }} testId="max-delay" />
-          <NumberField label="Latency" unit="ms" hint="injected, inside Postgres" value={form.latencyMs} error={errors.latencyMs} onChange={(v) => { set('latencyMs', v); }} testId="latency" />
-          <NumberField label="Error rate" unit="%" hint="SERVICE_UNAVAILABLE" value={form.errorRatePct} error={errors.errorRatePct} onChange={(v) => { set('errorRatePct', v); }} testId="error-rate" />
+          <NumberField label="Latency" unit="ms" hint="pg_sleep, cancellable" value={form.latencyMs} error={errors.latencyMs} onChange={(v) => { set('latencyMs', v); }} testId="latency" />
+          <NumberField label="Error rate" unit="%" hint="retryable 503s" value={form.errorRatePct} error={errors.errorRatePct} onChange={(v) => { set('errorRatePct', v); }} testId="error-rate" />
         </div>
         <div className="controls-row">
           <fieldset className="mode">
@@ -113,11 +127,11 @@ export function FetchLab() {
           <button
             type="button"
             className="btn"
-            disabled={snap.selectedActive === 0}
+            disabled={selectedActive === 0}
             onClick={() => { services.run.current?.cancelMany(calls.selectedActiveIndices()); }}
             data-testid="cancel-selected"
           >
-            Cancel selected{snap.selectedActive > 0 ? ` (${snap.selectedActive})` : ''}
+            Cancel selected{selectedActive > 0 ? ` (${selectedActive})` : ''}
           </button>
           <button type="button" className="btn btn-danger" disabled={!running} onClick={() => { services.run.current?.cancelAll(); }} data-testid="cancel-all">
             Cancel all
@@ -129,8 +143,19 @@ export function FetchLab() {
         <p className={`advice ${advice ? 'advice-warn' : ''}`} data-testid="advice">
           {launchError ?? advice ?? 'Each call is one users.byId request of its own (httpLink) carrying its AbortSignal: cancelling a row closes its request, the server’s signal fires, and Postgres cancels the statement. 4 at a time keeps within the browser’s 6 connections per origin (the event stream holds one).'}
         </p>
-      </form>
+    </form>
+  );
+});
 
+function RunSummary({ snap }: { snap: CallsSnapshot }) {
+  const { calls } = useServices();
+  const run = snap.run;
+  const elapsed = run ? (run.endedAt ?? snap.now) - run.startedAt : 0;
+  const settled = snap.counts.succeeded + snap.counts.failed + snap.counts['timed-out'] + snap.counts.cancelled;
+  const cause = run?.cause;
+  const siblingsCancelled = cause ? snap.siblingsCancelled : 0;
+  return (
+    <>
       <div className="summary" aria-label="Run summary">
         <ul className="legend" aria-label="Call states (legend)">
           {CALL_STATES.map((s) => (
@@ -160,17 +185,14 @@ export function FetchLab() {
             <button type="button" className="link" onClick={() => { calls.inspect(cause.index); }} data-testid="cause-link">
               #{cause.index + 1}
             </button>
-            &nbsp;failed with <code>{cause.error.code}</code>&nbsp;and cancelled {siblingsCancelled.toLocaleString('en-US')} sibling{siblingsCancelled === 1 ? '' : 's'}.
+            &nbsp;failed with&nbsp;<code>{cause.error.code}</code>&nbsp;and cancelled {siblingsCancelled.toLocaleString('en-US')} sibling{siblingsCancelled === 1 ? '' : 's'}.
             <span className="muted cause-msg">&nbsp;{cause.error.message}</span>
           </>
         ) : snap.missedEvents > 0 ? (
           <span className="muted">The server’s event ring overflowed: {snap.missedEvents.toLocaleString('en-US')} server events were not seen; some rows lack hops.</span>
         ) : null}
       </div>
-
-      <CallTable snap={snap} />
-      <Inspector snap={snap} />
-    </div>
+    </>
   );
 }
 

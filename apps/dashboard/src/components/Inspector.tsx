@@ -5,33 +5,33 @@ import { fmtMs, serverVerdict } from '../lab/hops';
 function describeHop(hop: ServerHop): string {
   switch (hop.type) {
     case 'received':
-      return `received (budget ${fmtMs(hop.budgetMs)})`;
+      return `received, budget ${fmtMs(hop.budgetMs)}`;
     case 'queued':
       return `waiting for an admission slot (position ${hop.position})`;
     case 'started':
       return 'admitted, running';
     case 'statement.started':
-      return `SQL statement ${hop.statement} started on pid ${hop.pid}`;
+      return `SQL #${hop.statement} started on pid ${hop.pid}`;
     case 'signal.fired':
       return `signal fired: ${hop.reason}`;
     case 'cancel.sent':
-      return hop.queued ? `statement ${hop.statement} removed from the pool queue (never sent)` : `pg cancel sent to pid ${hop.pid ?? '?'} (statement ${hop.statement})`;
+      return hop.queued ? `SQL #${hop.statement} taken out of the pool queue (never sent)` : `pg cancel sent to pid ${hop.pid ?? '?'}`;
     case 'statement.ended':
-      return `statement ${hop.statement} ended${hop.sqlstate ? ` with SQLSTATE ${hop.sqlstate}${hop.sqlstate === '57014' ? ' (query_canceled)' : ''}` : ' normally'} after ${fmtMs(hop.ms)}`;
+      return `SQL #${hop.statement} ended${hop.sqlstate ? ` ${hop.sqlstate}${hop.sqlstate === '57014' ? ' query_canceled' : ''}` : ' normally'}, ${fmtMs(hop.ms)}`;
     case 'committed':
       return `committed (${fmtMs(hop.ms)})`;
     case 'rolled_back':
       return `rolled back${hop.sqlstate ? ` (${hop.sqlstate})` : ''}`;
     case 'settled':
-      return `settled ${hop.code} after ${fmtMs(hop.ms)}`;
+      return `settled ${hop.code}, ${fmtMs(hop.ms)}`;
   }
 }
 
 function clientLines(row: CallRow, origin: number): { at: number; text: string }[] {
-  const lines: { at: number; text: string }[] = [{ at: row.queuedAt, text: 'queued (waiting for a concurrency slot)' }];
+  const lines: { at: number; text: string }[] = [{ at: row.queuedAt, text: 'queued, waiting for a slot' }];
   for (const a of row.attempts) {
     lines.push({ at: a.startedAt, text: a.n === 0 ? 'attempt 1 sent' : `attempt ${a.n + 1} sent as ${row.callId}~${a.n}` });
-    if (a.endedAt !== undefined && a.outcome === 'error') lines.push({ at: a.endedAt, text: `attempt ${a.n + 1} failed${a.code ? ` (${a.code})` : ''}` });
+    if (a.endedAt !== undefined && a.outcome === 'error' && a.endedAt !== row.endedAt) lines.push({ at: a.endedAt, text: `attempt ${a.n + 1} failed${a.code ? ` (${a.code})` : ''}` });
   }
   if (row.endedAt !== undefined) {
     let text: string;
@@ -40,7 +40,7 @@ function clientLines(row: CallRow, origin: number): { at: number; text: string }
         text = 'succeeded';
         break;
       case 'cancelled':
-        text = row.cancelledBy === 'sibling' ? `cancelled: sibling #${(row.causeIndex ?? 0) + 1} failed (fail-fast)` : row.cancelledBy === 'cancel-all' ? 'cancelled by “Cancel all”' : 'cancelled by you';
+        text = row.cancelledBy === 'sibling' ? `cancelled: #${(row.causeIndex ?? 0) + 1} failed (fail-fast)` : row.cancelledBy === 'cancel-all' ? 'cancelled by “Cancel all”' : 'cancelled by you';
         break;
       case 'timed-out':
         text = `timed out: ${row.error?.message ?? ''}`;
@@ -79,7 +79,7 @@ export function Inspector({ snap }: { snap: CallsSnapshot }) {
           <h3>Client</h3>
           <ol className="timeline">
             {clientLines(row, origin).map((l, i) => (
-              <li key={i}>
+              <li key={i} title={l.text}>
                 <span className="num t">+{fmtMs(l.at)}</span> {l.text}
               </li>
             ))}
@@ -90,9 +90,9 @@ export function Inspector({ snap }: { snap: CallsSnapshot }) {
           {row.hops.length === 0 ? (
             <p className="muted">{row.transport === 'batch' ? 'Batched calls share one HTTP request with a server-chosen id, so their hops cannot be joined to this row: see “Other server calls”.' : 'No server event for this call (yet).'}</p>
           ) : (
-            <ol className="timeline">
+            <ol className="timeline timeline-server">
               {row.hops.map((h) => (
-                <li key={`${h.seq}-${h.type}`}>
+                <li key={`${h.seq}-${h.type}`} title={describeHop(h)}>
                   <span className="num t">+{fmtMs(h.at - origin)}</span> {h.attempt > 0 && <span className="muted">try {h.attempt + 1}: </span>}
                   {describeHop(h)}
                 </li>

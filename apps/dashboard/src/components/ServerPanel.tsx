@@ -48,8 +48,8 @@ export function ServerPanel({ stats }: { stats: ServerStatsView }) {
         <Gauge label="in flight" value={data?.inFlight} max={data?.maxInFlight} testId="inflight" />
         <Gauge label="queued" value={data?.queued} max={data?.maxQueue} testId="queued" />
         <Gauge label="shed (total)" value={data?.shed} tone={data && data.shed > 0 ? 'bad' : undefined} title="Calls refused with TOO_MANY_REQUESTS since the server started" />
-        <Gauge label="SQL running" value={data?.statements.running} sub={data ? `${data.statements.queued} waiting for a connection` : undefined} />
-        <Gauge label="CPU workers" value={data?.cpu.threads} sub={data ? `${data.cpu.queued} jobs queued` : undefined} />
+        <Gauge label="SQL running" value={data?.statements.running} sub={data ? `${data.statements.queued} wait for a conn.` : undefined} />
+        <Gauge label="CPU workers" value={data?.cpu.threads} sub={data ? `${data.cpu.queued} queued` : undefined} />
         <Gauge label="event loop p99" value={history.at(-1)?.eventLoopDelayP99Ms} format={fmtLatency} />
       </div>
 
@@ -208,8 +208,8 @@ function Chart({ title, samples, end, spanMs, series, format }: { title: string;
 
 function OtherCalls() {
   const { calls } = useServices();
-  const snap = useSyncExternalStore(calls.subscribe, calls.getSnapshot);
-  const list = snap.others.slice(0, 8);
+  const others = useSyncExternalStore(calls.subscribe, () => calls.getSnapshot().others);
+  const list = others.slice(0, 8);
   return (
     <div className="others">
       <div className="others-head" title="Server calls that are not rows of the current run: batched calls (their request id is chosen by the server), other tabs, other programs">

@@ -95,10 +95,12 @@ function TextField(props: { label: string; value: string; error: string | undefi
         autoComplete={props.autoComplete}
         data-testid={props.testId}
       />
-      {props.error && (
+      {props.error ? (
         <span id={`${id}-err`} className="field-error" data-testid={`${props.testId}-error`}>
           {props.error}
         </span>
+      ) : (
+        !props.compact && <span className="field-error" aria-hidden="true">{'\u00a0'}</span> // keeps the form from jumping
       )}
     </div>
   );
@@ -113,7 +115,8 @@ function UserList() {
   const [limit, setLimit] = useState(10);
   const [offset, setOffset] = useState(0);
   const [seeding, setSeeding] = useState<string | null>(null);
-  const list = useQuery(trpc.users.list.queryOptions({ limit, offset }, { placeholderData: keepPreviousData }));
+  // Refreshed every few seconds: other tabs and programs change the table too.
+  const list = useQuery(trpc.users.list.queryOptions({ limit, offset }, { placeholderData: keepPreviousData, refetchInterval: 5000 }));
   const total = list.data?.total ?? 0;
   const pages = Math.max(1, Math.ceil(total / limit));
   const page = Math.floor(offset / limit) + 1;
@@ -272,9 +275,9 @@ function UserRow({ user }: { user: User }) {
   return (
     <tr>
       <td className="num">{user.id}</td>
-      <td>{user.name}</td>
-      <td className="mono">{user.email}</td>
-      <td className="muted small">{new Date(user.createdAt).toLocaleString('en-GB', { dateStyle: 'short', timeStyle: 'short' })}</td>
+      <td title={user.name}>{user.name}</td>
+      <td className="mono" title={user.email}>{user.email}</td>
+      <td className="muted small" title={new Date(user.createdAt).toLocaleString('en-GB')}>{new Date(user.createdAt).toLocaleDateString('en-GB')}</td>
       <td className="actions">
         {errors.form && <span className="field-error small">{errors.form} </span>}
         {confirming ? (

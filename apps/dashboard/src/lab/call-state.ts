@@ -181,7 +181,7 @@ export function stateLabel(row: CallRow): string {
     case 'timed-out':
       return 'timed out';
     case 'cancelled':
-      if (row.cancelledBy === 'sibling') return 'cancelled · sibling';
+      if (row.cancelledBy === 'sibling') return row.causeIndex !== undefined ? `cancelled by #${row.causeIndex + 1}` : 'cancelled by sibling';
       return row.cancelledBy === 'cancel-all' ? 'cancelled · all' : 'cancelled';
     case 'failed':
       return row.isCause ? 'failed · cause' : 'failed';

@@ -55,6 +55,8 @@ export interface CallsSnapshot {
   selected: number;
   /** Selected calls that can still be cancelled. */
   selectedActive: number;
+  /** Fail-fast: calls cancelled because a sibling failed. */
+  siblingsCancelled: number;
   others: readonly OtherCall[];
   /** Activity events the server's ring dropped before we read them. */
   missedEvents: number;
@@ -77,7 +79,10 @@ export class CallsStore {
   #counts = zeroCounts();
   #selected = 0;
   #selectedActive = 0;
+  #siblingsCancelled = 0;
   readonly #others = new Map<string, OtherCall>();
+  #othersList: readonly OtherCall[] = [];
+  #othersChanged = false;
   #missed = 0;
   #inspected: number | null = null;
   #dirty = true;
@@ -111,6 +116,7 @@ export class CallsStore {
     this.#counts = zeroCounts();
     this.#selected = 0;
     this.#selectedActive = 0;
+    this.#siblingsCancelled = 0;
     this.#inspected = null;
     for (let i = 0; i < config.count; i++) {
       const callId = `${id}-${i + 1}`;
@@ -144,6 +150,7 @@ export class CallsStore {
     if (after.state !== before.state) {
       this.#counts[before.state]--;
       this.#counts[after.state]++;
+      if (after.cancelledBy === 'sibling') this.#siblingsCancelled++;
     }
     const wasSelectedActive = before.selected && !isTerminal(before.state);
     const isSelectedActive = after.selected && !isTerminal(after.state);
@@ -158,6 +165,7 @@ export class CallsStore {
     const { hops, others } = joinEvents(events, (base) => this.#byCallId.get(base));
     for (const { index, hop } of hops) this.dispatch(index, { type: 'hop', hop });
     for (const event of others) this.#noteOther(event);
+    if (others.length > 0) this.#othersChanged = true;
     if (others.length > 0 || missed > 0) this.#changed();
   }
 
@@ -227,6 +235,11 @@ export class CallsStore {
   }
 
   #build(): CallsSnapshot {
+    // Rebuilt only when it changed, so its readers can skip a render when it did not.
+    if (this.#othersChanged) {
+      this.#othersList = [...this.#others.values()].reverse();
+      this.#othersChanged = false;
+    }
     return {
       version: this.#version,
       run: this.#run,
@@ -235,7 +248,8 @@ export class CallsStore {
       active: this.#active,
       selected: this.#selected,
       selectedActive: this.#selectedActive,
-      others: [...this.#others.values()].reverse(),
+      siblingsCancelled: this.#siblingsCancelled,
+      others: this.#othersList,
       missedEvents: this.#missed,
       now: this.clock(),
       inspected: this.#inspected,

@@ -21,6 +21,23 @@ export interface RunHandle {
   done: Promise<void>;
 }
 
+/**
+ * Settles like `promise`, or rejects with the signal's reason as soon as it aborts: the caller stops
+ * waiting even when the request cannot be stopped. tRPC 11.22's client does not reject a batched call
+ * on abort (it waits for the whole batch), so without this a cancelled batched call would "succeed".
+ */
+export function stopWaitingOnAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => { reject(signal.reason as Error); };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort); }).catch(() => undefined);
+  });
+}
+
 export function newRunId(): string {
   return `r${Math.random().toString(36).slice(2, 7)}`;
 }
@@ -69,7 +86,7 @@ export function startRun(store: CallsStore, config: RunConfig, userIds: readonly
           callWithPolicy(
             ({ signal: attemptSignal, context, attempt }) => {
               store.dispatch(i, { type: 'attempt', at: Date.now(), attempt });
-              return fetchUser(userId, { signal: attemptSignal, context: { ...context, transport: config.transport } });
+              return stopWaitingOnAbort(fetchUser(userId, { signal: attemptSignal, context: { ...context, transport: config.transport } }), attemptSignal);
             },
             {
               callId,

@@ -44,14 +44,17 @@ export function barBox(from: number, to: number, w: TimeWindow, minPx = 2): BarB
   return { left: adjustedLeft, width, clippedLeft: x0 < 0, clippedRight: x1 > w.widthPx };
 }
 
-const NICE_STEPS = [1, 2, 5];
+/** Tick steps: 1·2·5 × 10ⁿ. */
+export const TICK_STEPS = [1, 2, 5] as const;
+/** Spans for "fit": finer, so a run fills most of the width, yet few enough that bars don't creep every frame. */
+export const SPAN_STEPS = [1, 1.5, 2, 3, 4, 5, 6, 8] as const;
 
-/** The smallest 1·2·5 × 10ⁿ ms value ≥ ms (and ≥ minMs): the span "fit" zoom uses, so bars don't creep every frame. */
-export function niceSpan(ms: number, minMs = 1000): number {
+/** The smallest step × 10ⁿ ms value ≥ ms (and ≥ minMs). */
+export function niceSpan(ms: number, minMs = 1000, steps: readonly number[] = TICK_STEPS): number {
   const target = Math.max(ms, minMs);
   let magnitude = 10 ** Math.floor(Math.log10(target));
   for (;;) {
-    for (const step of NICE_STEPS) {
+    for (const step of steps) {
       const candidate = step * magnitude;
       if (candidate >= target) return candidate;
     }
@@ -67,7 +70,7 @@ export type Zoom = 'fit' | number;
  * ms starting `panMs` after the run's start.
  */
 export function timeWindow(runStart: number, latest: number, widthPx: number, zoom: Zoom, panMs = 0): TimeWindow {
-  if (zoom === 'fit') return { start: runStart, spanMs: niceSpan((latest - runStart) * 1.05), widthPx };
+  if (zoom === 'fit') return { start: runStart, spanMs: niceSpan((latest - runStart) * 1.05, 1000, SPAN_STEPS), widthPx };
   const maxPan = Math.max(0, latest - runStart - zoom);
   return { start: runStart + Math.min(Math.max(0, panMs), maxPan), spanMs: zoom, widthPx };
 }

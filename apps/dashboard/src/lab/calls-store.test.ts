@@ -1,0 +1,94 @@
+import type { ActivityEvent } from '@asyncscope/api';
+import { describe, expect, it } from 'vitest';
+import { CallsStore, type RunConfig } from './calls-store';
+
+const config: RunConfig = { count: 3, concurrency: 2, timeoutMs: 1000, retries: 0, minDelayMs: 10, maxDelayMs: 20, latencyMs: 0, errorRate: 0, mode: 'settled', transport: 'single' };
+
+function manualFrames() {
+  const queue: (() => void)[] = [];
+  return {
+    scheduler: (cb: () => void) => { queue.push(cb); },
+    frame: () => { for (const cb of queue.splice(0)) cb(); },
+    pending: () => queue.length,
+  };
+}
+
+describe('CallsStore', () => {
+  it('publishes many changes once per frame', () => {
+    const frames = manualFrames();
+    const store = new CallsStore(frames.scheduler, () => 5000);
+    let notified = 0;
+    store.subscribe(() => { notified++; });
+    store.beginRun('r1', config, [10, 20], 1000);
+    for (let i = 0; i < 3; i++) {
+      store.dispatch(i, { type: 'started', at: 1001 });
+      store.dispatch(i, { type: 'attempt', at: 1001, attempt: 0 });
+    }
+    expect(store.getSnapshot().rows).toHaveLength(0); // nothing published before the frame
+    expect(frames.pending()).toBe(1);
+    frames.frame();
+    expect(notified).toBe(1);
+    const snap = store.getSnapshot();
+    expect(snap.rows.map((r) => [r.callId, r.userId, r.state])).toEqual([['r1-1', 10, 'running'], ['r1-2', 20, 'running'], ['r1-3', 10, 'running']]);
+    expect(snap.counts.running).toBe(3);
+    expect(snap.active).toBe(3);
+  });
+
+  it('keeps ticking while calls are active (growing bars), and stops when they are done', () => {
+    const frames = manualFrames();
+    const store = new CallsStore(frames.scheduler);
+    store.beginRun('r1', { ...config, count: 1 }, [1]);
+    frames.frame();
+    expect(frames.pending()).toBe(1);
+    store.dispatch(0, { type: 'cancelled', at: 1 });
+    frames.frame();
+    frames.frame();
+    expect(frames.pending()).toBe(0);
+    expect(store.getSnapshot().counts.cancelled).toBe(1);
+  });
+
+  it('joins server events by call id (attempts too) and collects the others', () => {
+    const frames = manualFrames();
+    const store = new CallsStore(frames.scheduler);
+    store.beginRun('r1', config, [1]);
+    const events = [
+      { seq: 1, at: 1, callId: 'r1-2', path: 'users.byId', type: 'received', budgetMs: 900 },
+      { seq: 2, at: 2, callId: 'r1-2~1', path: 'users.byId', type: 'statement.started', statement: 4, pid: 77 },
+      { seq: 3, at: 3, callId: 'abc-uuid#0', path: 'users.byId', type: 'received', budgetMs: 30000 },
+      { seq: 4, at: 4, callId: 'abc-uuid#0', path: 'users.byId', type: 'settled', code: 'OK', ms: 2001 },
+    ] satisfies ActivityEvent[];
+    store.applyServerEvents(events, 5);
+    frames.frame();
+    const snap = store.getSnapshot();
+    expect(snap.rows[1]?.hops.map((h) => [h.type, h.attempt])).toEqual([['received', 0], ['statement.started', 1]]);
+    expect(snap.others).toEqual([{ callId: 'abc-uuid#0', path: 'users.byId', firstAt: 3, lastAt: 4, last: 'settled', code: 'OK', ms: 2001 }]);
+    expect(snap.missedEvents).toBe(5);
+  });
+
+  it('counts the selection, and only active calls as cancellable', () => {
+    const store = new CallsStore(() => undefined);
+    store.beginRun('r1', config, [1]);
+    store.dispatch(0, { type: 'succeeded', at: 5 });
+    store.selectActive(true);
+    store.select(0, true);
+    store.flushNow();
+    expect(store.getSnapshot()).toMatchObject({ selected: 3, selectedActive: 2 });
+    expect(store.selectedActiveIndices()).toEqual([1, 2]);
+    store.dispatch(1, { type: 'cancelled', at: 6 });
+    store.flushNow();
+    expect(store.getSnapshot()).toMatchObject({ selected: 3, selectedActive: 1 });
+    store.selectActive(false);
+    store.flushNow();
+    expect(store.getSnapshot()).toMatchObject({ selected: 0, selectedActive: 0 });
+  });
+
+  it('names the fail-fast cause once', () => {
+    const store = new CallsStore(() => undefined);
+    store.beginRun('r1', { ...config, mode: 'fail-fast' }, [1]);
+    store.setCause(2, { code: 'SERVICE_UNAVAILABLE', message: 'x' });
+    store.setCause(0, { code: 'NOT_FOUND', message: 'y' });
+    expect(store.run?.cause).toEqual({ index: 2, error: { code: 'SERVICE_UNAVAILABLE', message: 'x' } });
+    expect(store.row(2)?.isCause).toBe(true);
+    expect(store.row(0)?.isCause).toBe(false);
+  });
+});
