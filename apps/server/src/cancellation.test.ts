@@ -204,14 +204,18 @@ describe('client links', () => {
     const b = api.lab.sleep.query({ ms: 700 }, { context: { transport: 'batch' } });
     const c = failure(api.lab.sleep.query({ ms: 700 }, { signal: single.signal, context: { callId: 'single-1' } }));
     await until('all three run', async () => (await running('pg_sleep')).length === 3);
+    const abortedAt = performance.now();
     batched.abort();
     single.abort();
+    // The caller of the batched call stops waiting at once (stopWaitingOnAbortLink)...
+    expect(await a).toBeInstanceOf(TRPCClientError);
+    expect(performance.now() - abortedAt).toBeLessThan(200);
     await c;
     await until('single call stopped', () => Promise.resolve(hop('single-1', 'settled')));
     expect(hop('single-1', 'settled')?.code).toBe('CLIENT_CLOSED_REQUEST');
-    // The server keeps working for the batched call: both batched statements still run.
+    // ...but the server keeps working for it: both batched statements still run.
     expect((await running('pg_sleep')).length).toBe(2);
-    await Promise.all([a, b]);
+    await b;
     const batchSettled = () => t.server.runtime.activity.read(from, 100_000).events.filter((e) => e.path === 'lab.sleep' && e.type === 'settled' && e.callId !== 'single-1');
     await until('the batch finishes its work', () => Promise.resolve(batchSettled().length === 2 || undefined));
     expect(batchSettled().map((e) => (e.type === 'settled' ? e.code : ''))).toEqual(['OK', 'OK']);
@@ -292,6 +296,21 @@ describe('activity.events', () => {
     const seqs = seen.map((e) => e.seq);
     expect(seqs[0]).toBe(from + 1);
     expect(seqs.every((s, i) => i === 0 || s === (seqs[i - 1] ?? 0) + 1)).toBe(true);
+  });
+
+  it('replays from the start of this boot when resumed with an id from an earlier boot', async () => {
+    const seen: ActivityEvent[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const sub = api.activity.events.subscribe({ lastEventId: 'an-earlier-boot:999999999' }, {
+        onData: ({ data }) => {
+          seen.push(...data.events);
+          sub.unsubscribe();
+          resolve();
+        },
+        onError: reject,
+      });
+    });
+    expect(seen[0]?.seq).toBeLessThanOrEqual(Math.max(1, t.server.runtime.activity.lastSeq - t.server.runtime.activity.capacity + 1));
   });
 
   it('reports stats: in-flight, pool connections by state, per-second history', async () => {

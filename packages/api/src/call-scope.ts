@@ -66,7 +66,7 @@ export interface CallScope {
 export function openCallScope(ctx: Context, path: string, requestSignal: AbortSignal | undefined, batchIndex = 0): CallScope {
   const { runtime } = ctx;
   // A batched HTTP request carries several calls under one request id.
-  const callId = batchIndex === 0 ? ctx.callId : `${ctx.callId}#${batchIndex}`;
+  const callId = ctx.batchCallIds?.[batchIndex] || (batchIndex === 0 ? ctx.callId : `${ctx.callId}#${batchIndex}`);
   const limit = runtime.timeoutFor(path);
   const budgetMs = Math.max(1, Math.min(limit, ctx.clientBudgetMs ?? limit));
   const linked = linkSignals(requestSignal, runtime.shutdownSignal);

@@ -15,6 +15,8 @@ export interface InnerContextOptions {
   authorized: boolean;
   /** The call's id: client-supplied (x-request-id) or generated; it names the call in events and logs. */
   callId?: string;
+  /** Ids of the calls of a batched request, by batch index (x-call-ids). */
+  batchCallIds?: readonly string[] | undefined;
   /** Time budget the client has left for this call, in ms (x-deadline-ms). */
   clientBudgetMs?: number | undefined;
   log?: Logger;
@@ -34,6 +36,7 @@ export function createInnerContext(opts: InnerContextOptions) {
     authorized: opts.authorized,
     callId: opts.callId ?? `internal-${++internalCalls}`,
     clientBudgetMs: opts.clientBudgetMs,
+    batchCallIds: opts.batchCallIds,
     log: opts.log ?? silentLogger,
     isDatabaseReady: opts.isDatabaseReady ?? (() => true),
   };

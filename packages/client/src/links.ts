@@ -1,5 +1,6 @@
 import type { AppRouter } from '@asyncscope/api';
-import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink, type Operation, type TRPCClient } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink, TRPCClientError, type Operation, type TRPCClient, type TRPCLink } from '@trpc/client';
+import { observable } from '@trpc/server/observable';
 
 /** Per-call options, passed as tRPC's `context` (a type, not an interface, so it fits tRPC's record type). */
 export type CallContext = {
@@ -33,6 +34,29 @@ export function transportOf(op: Pick<Operation, 'context' | 'signal'>): 'single'
 }
 
 /**
+ * In a batch, tRPC aborts the shared HTTP request only once every call in it is aborted; until then an
+ * aborted call would wait for the batch and even succeed. This link makes the caller stop waiting at once
+ * (the server keeps working — that is what batching costs, and what the dashboard shows).
+ */
+export function stopWaitingOnAbortLink(): TRPCLink<AppRouter> {
+  return () =>
+    ({ op, next }) =>
+      observable((observer) => {
+        const subscription = next(op).subscribe(observer);
+        const onAbort = (): void => {
+          observer.error(TRPCClientError.from(new DOMException('The call was aborted; its batch goes on.', 'AbortError')));
+          subscription.unsubscribe();
+        };
+        if (op.signal?.aborted) onAbort();
+        else op.signal?.addEventListener('abort', onAbort, { once: true });
+        return () => {
+          op.signal?.removeEventListener('abort', onAbort);
+          subscription.unsubscribe();
+        };
+      });
+}
+
+/**
  * The one client configuration shared by the dashboard and programs: subscriptions over SSE, calls that
  * can be cancelled over `httpLink` (one request each, so an abort reaches the server), the rest batched.
  */
@@ -50,7 +74,19 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
         }),
         false: splitLink({
           condition: (op) => transportOf(op) === 'batch',
-          true: httpBatchLink({ url: options.url, headers: authorization, maxItems: 25, ...(options.fetch ? { fetch: options.fetch } : {}) }),
+          true: [
+            stopWaitingOnAbortLink(),
+            httpBatchLink({
+              url: options.url,
+              maxItems: 25,
+              ...(options.fetch ? { fetch: options.fetch } : {}),
+              // The server names each call of the batch by its position in x-call-ids.
+              headers: ({ opList }) => ({
+                ...authorization(),
+                'x-call-ids': opList.map((op) => (op.context as CallContext).callId ?? '').join(','),
+              }),
+            }),
+          ],
           false: httpLink({
             url: options.url,
             ...(options.fetch ? { fetch: options.fetch } : {}),

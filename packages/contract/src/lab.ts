@@ -41,7 +41,8 @@ export const setFaultsInput = z.strictObject({
 
 export const activityEventsInput = z
   .strictObject({
-    lastEventId: z.string().regex(/^\d+$/).nullish(),
+    /** `<bootId>:<seq>` as sent by the link on reconnect (a bare sequence number is accepted too). */
+    lastEventId: z.string().regex(/^([\w-]+:)?\d+$/).nullish(),
     /** Start from the oldest event still buffered instead of from now. */
     replay: z.boolean().default(false),
   })

@@ -79,6 +79,8 @@ export const streamUsersInput = z
     pageSize: z.number().int().min(1, { error: 'pageSize must be between 1 and 1000' }).max(1000, { error: 'pageSize must be between 1 and 1000' }).default(500),
     /** Set by the client link when it reconnects: the last id it received. */
     lastEventId: z.string().regex(/^\d+$/).nullish(),
+    /** Names the call in the server's events (an EventSource cannot send an x-request-id header). */
+    callId: z.string().regex(/^[\w.:~-]{1,128}$/).optional(),
   })
   .prefault({});
 

@@ -27,6 +27,11 @@ export interface ActivityBatch {
 }
 
 export class ActivityLog {
+  /**
+   * Names this process's sequence: numbers restart at 1 when the server restarts, so a client resuming
+   * with an id from another boot must start over rather than wait for numbers it has already seen.
+   */
+  readonly bootId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   readonly #ring: (ActivityEvent | undefined)[];
   #nextSeq = 1;
   readonly #waiters = new Set<() => void>();

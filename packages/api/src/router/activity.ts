@@ -12,10 +12,13 @@ export const activityRouter = {
    */
   events: protectedProcedure.input(validInput(activityEventsInput)).subscription(async function* ({ ctx, input, signal }) {
     const log = ctx.runtime.activity;
-    const start = input.lastEventId != null ? Number(input.lastEventId) : input.replay ? 0 : log.lastSeq;
+    const [boot, seq] = input.lastEventId?.includes(':') ? input.lastEventId.split(':') : [log.bootId, input.lastEventId];
+    let start: number;
+    if (seq == null) start = input.replay ? 0 : log.lastSeq;
+    else start = boot === log.bootId ? Number(seq) : 0; // a resume from before a restart replays what this boot has
     const done = signal ?? new AbortController().signal;
     for await (const batch of log.follow(start, done, 50)) {
-      yield tracked(String(batch.lastSeq), { events: batch.events, missed: batch.missed });
+      yield tracked(`${log.bootId}:${batch.lastSeq}`, { bootId: log.bootId, events: batch.events, missed: batch.missed });
     }
   }),
 

@@ -16,7 +16,7 @@ export const usersRouter = {
    * `tracked` by its last id, so a reconnecting client resumes after it.
    */
   stream: protectedProcedure.input(validInput(streamUsersInput)).subscription(async function* ({ ctx, input, signal }) {
-    const scope = openCallScope(ctx, 'users.stream', signal);
+    const scope = openCallScope(input.callId ? { ...ctx, callId: input.callId } : ctx, 'users.stream', signal);
     const started = performance.now();
     let code = 'OK';
     let sent = 0;
