@@ -200,8 +200,8 @@ describe('client links', () => {
     const batched = new AbortController();
     const single = new AbortController();
     // Two calls in one batch (same tick): aborting one of them cannot abort the shared HTTP request.
-    const a = failure(api.lab.sleep.query({ ms: 700 }, { signal: batched.signal, context: { transport: 'batch' } }));
-    const b = api.lab.sleep.query({ ms: 700 }, { context: { transport: 'batch' } });
+    const a = failure(api.lab.sleep.query({ ms: 700 }, { signal: batched.signal, context: { transport: 'batch', callId: 'batched-a' } }));
+    const b = api.lab.sleep.query({ ms: 700 }, { context: { transport: 'batch', callId: 'batched-b' } });
     const c = failure(api.lab.sleep.query({ ms: 700 }, { signal: single.signal, context: { callId: 'single-1' } }));
     await until('all three run', async () => (await running('pg_sleep')).length === 3);
     const abortedAt = performance.now();
@@ -216,9 +216,10 @@ describe('client links', () => {
     // ...but the server keeps working for it: both batched statements still run.
     expect((await running('pg_sleep')).length).toBe(2);
     await b;
-    const batchSettled = () => t.server.runtime.activity.read(from, 100_000).events.filter((e) => e.path === 'lab.sleep' && e.type === 'settled' && e.callId !== 'single-1');
+    // Each call of the batch is named by the id its caller gave (x-call-ids).
+    const batchSettled = () => t.server.runtime.activity.read(from, 100_000).events.filter((e) => e.type === 'settled' && e.callId.startsWith('batched-'));
     await until('the batch finishes its work', () => Promise.resolve(batchSettled().length === 2 || undefined));
-    expect(batchSettled().map((e) => (e.type === 'settled' ? e.code : ''))).toEqual(['OK', 'OK']);
+    expect(batchSettled().map((e) => [e.callId, e.type === 'settled' ? e.code : '']).sort()).toEqual([['batched-a', 'OK'], ['batched-b', 'OK']]);
   });
 });
 

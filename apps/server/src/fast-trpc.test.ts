@@ -1,0 +1,491 @@
+/**
+ * The fast tRPC path against tRPC's own adapter: two HTTP servers (createHttpServer, same runtime, same
+ * database), one with the fast path, one with `createHTTPHandler` alone. Every request of a corpus goes
+ * to both, on the same database state, and must get the same status, headers that matter, body (volatile
+ * fields masked) and onError / access-log lines. Plus cancellation through the fast path.
+ */
+import { once } from 'node:events';
+import { createServer, request, type IncomingHttpHeaders, type RequestListener, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { initTRPC } from '@trpc/server';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import type { ActivityEvent } from '@asyncscope/api';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFastTRPCHandler } from './fast-trpc';
+import { createHttpServer, type HttpServer } from './http';
+import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
+
+type LogLine = Record<string, unknown>;
+interface Mounted { name: 'fast' | 'standard'; http: HttpServer; port: number; lines: LogLine[] }
+
+let t: TestServer;
+let fast: Mounted;
+let standard: Mounted;
+
+async function listen(server: Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as AddressInfo).port;
+}
+
+async function mount(name: Mounted['name']): Promise<Mounted> {
+  const lines: LogLine[] = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => { lines.push(JSON.parse(line) as LogLine); } });
+  const http = createHttpServer({
+    runtime: t.server.runtime,
+    apiToken: TEST_TOKEN,
+    maxBodyBytes: 16 * 1024,
+    log,
+    isDatabaseReady: () => t.server.database.isReady(),
+    checkDatabase: () => Promise.resolve(),
+    trpcAdapter: name,
+  });
+  return { name, http, port: await listen(http.server), lines };
+}
+
+beforeAll(async () => {
+  t = await startTestServer();
+  [fast, standard] = await Promise.all([mount('fast'), mount('standard')]);
+});
+afterAll(async () => {
+  for (const m of [fast, standard]) {
+    m.http.endStreams();
+    m.http.server.closeAllConnections();
+    await new Promise((resolve) => m.http.server.close(resolve));
+  }
+  await t.close();
+});
+
+/** The same database state before every request, on either server: three users with ids 1..3, no faults. */
+async function reset(): Promise<void> {
+  await t.database.sql`truncate users, lab_writes restart identity`;
+  await t.database.sql`insert into users (name, email) values ('Ada', 'ada@example.com'), ('Grace', 'grace@example.com'), ('Linus', 'linus@example.com')`;
+  t.server.runtime.faults.clear();
+}
+
+interface Raw {
+  method?: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  /** No authorization header unless given in headers. */
+  anonymous?: boolean;
+}
+interface Answer { status: number; headers: IncomingHttpHeaders; text: string }
+
+const auth = { authorization: `Bearer ${TEST_TOKEN}` };
+
+function send(port: number, raw: Raw, until?: (text: string) => boolean): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const headers = { ...(raw.anonymous ? {} : auth), ...raw.headers };
+    const req = request({ host: '127.0.0.1', port, method: raw.method ?? 'GET', path: raw.path, headers, agent: false }, (res) => {
+      let text = '';
+      const answer = () => ({ status: res.statusCode ?? 0, headers: res.headers, text });
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+        if (until?.(text)) {
+          resolve(answer());
+          req.destroy();
+        }
+      });
+      res.on('end', () => { resolve(answer()); });
+      res.on('error', reject);
+    });
+    req.on('error', (error) => { if (!until) reject(error); });
+    req.end(raw.body);
+  });
+}
+
+const q = (input: unknown) => `?input=${encodeURIComponent(JSON.stringify(input))}`;
+const json = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+const VOLATILE = new Set(['createdAt', 'updatedAt', 'sleptMs', 'ms']);
+const ISO = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)/g;
+
+/** Masks values that differ between two runs of the same call (timestamps, durations). */
+function mask(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(mask);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, VOLATILE.has(k) ? `<${typeof v}>` : mask(v)]));
+  }
+  return value;
+}
+
+/** Only the shape: keys and types (for answers that are live gauges, like activity.stats). */
+function shape(value: unknown): unknown {
+  if (Array.isArray(value)) return 'array';
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shape(v)]));
+  return typeof value;
+}
+
+function bodyOf(text: string, compare: 'exact' | 'shape'): unknown {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return compare === 'shape' ? shape(parsed) : mask(parsed);
+  } catch {
+    return text.replace(ISO, '<time>').replace(/"sleptMs":\d+/g, '"sleptMs":<n>');
+  }
+}
+
+/** What the server logged for one request: onError's lines and the access line, minus timings. */
+async function logged(m: Mounted, requestId: string): Promise<unknown[]> {
+  const deadline = performance.now() + 2000;
+  const mine = () => m.lines.filter((l) => l.requestId === requestId);
+  while (!mine().some((l) => l.msg === 'request') && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  return mine().map(({ time: _time, pid: _pid, hostname: _hostname, ms: _ms, err, ...rest }) => {
+    const e = err as { type?: string; message?: string } | undefined;
+    return e ? { ...rest, err: { type: e.type, message: e.message } } : rest;
+  });
+}
+
+interface Case {
+  name: string;
+  raw: Raw;
+  /** Whether the fast path serves it (else it falls through to tRPC's adapter). */
+  served: boolean;
+  compare?: 'exact' | 'shape';
+  /** Runs before the request, after the reset, on either server. */
+  setup?: () => void;
+  /** Stop reading when this says so (event streams). */
+  until?: (text: string) => boolean;
+}
+
+const big = JSON.stringify({ name: 'x', email: `${'a'.repeat(40_000)}@example.com` });
+const batchInput = encodeURIComponent(JSON.stringify({ 0: { id: 1 }, 1: { limit: 2 } }));
+const firstTracked = (text: string) => /(^|\n)id: ?\d+/.test(text) && text.endsWith('\n\n');
+
+const cases: Case[] = [
+  // Success, every users.* and lab.* procedure
+  { name: 'users.byId', raw: { path: `/trpc/users.byId${q({ id: 2 })}` }, served: true },
+  { name: 'users.byId, raw JSON in the query', raw: { path: '/trpc/users.byId?input={"id":3}' }, served: true },
+  { name: 'users.list, no input', raw: { path: '/trpc/users.list' }, served: true },
+  { name: 'users.list, empty input', raw: { path: '/trpc/users.list?input=' }, served: true },
+  { name: 'users.list, trailing ?', raw: { path: '/trpc/users.list?' }, served: true },
+  { name: 'users.list, paged', raw: { path: `/trpc/users.list${q({ limit: 2, offset: 1 })}` }, served: true },
+  { name: 'users.list, + as a space', raw: { path: '/trpc/users.list?input={"limit":+1}' }, served: true },
+  { name: 'users.create', raw: { path: '/trpc/users.create', ...json({ name: 'Barbara', email: 'Barbara@Example.com' }) }, served: true },
+  { name: 'users.create, idempotency key', raw: { path: '/trpc/users.create', ...json({ name: 'Barbara', email: 'b@example.com', idempotencyKey: 'key-12345' }) }, served: true },
+  { name: 'users.create, charset in content-type', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'Application/JSON; charset=utf-8' }, body: JSON.stringify({ name: 'Cé', email: 'ce@example.com' }) }, served: true },
+  { name: 'users.create, body with a BOM', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ name: 'Bom', email: 'bom@example.com' }))]) }, served: true },
+  { name: 'users.update', raw: { path: '/trpc/users.update', ...json({ id: 1, email: 'lovelace@example.com' }) }, served: true },
+  { name: 'users.delete', raw: { path: '/trpc/users.delete', ...json({ id: 3 }) }, served: true },
+  { name: 'lab.sleep', raw: { path: `/trpc/lab.sleep${q({ ms: 20 })}` }, served: true },
+  { name: 'lab.slowWrite', raw: { path: '/trpc/lab.slowWrite', ...json({ label: 'w', ms: 0 }) }, served: true },
+  { name: 'lab.cpu', raw: { path: `/trpc/lab.cpu${q({ rounds: 100 })}` }, served: true },
+  { name: 'lab.setFaults', raw: { path: '/trpc/lab.setFaults', ...json({ procedure: 'users.list', fault: { latencyMs: 0, errorRate: 0.5 } }) }, served: true },
+  { name: 'lab.faults', raw: { path: '/trpc/lab.faults' }, served: true, setup: () => { t.server.runtime.faults.set('users.byId', { latencyMs: 1, errorRate: 0 }); } },
+  { name: 'lab.clearFaults with no body (input never read)', raw: { path: '/trpc/lab.clearFaults', method: 'POST', headers: { 'content-type': 'application/json' } }, served: true },
+  { name: 'activity.stats', raw: { path: '/trpc/activity.stats' }, served: true, compare: 'shape' },
+  { name: 'content-type on a GET', raw: { path: `/trpc/users.byId${q({ id: 1 })}`, headers: { 'content-type': 'text/plain' } }, served: true },
+
+  // Bad input (http.test.ts) and other refusals
+  { name: 'id not an integer', raw: { path: `/trpc/users.byId${q({ id: 'one' })}` }, served: true },
+  { name: 'id zero', raw: { path: `/trpc/users.byId${q({ id: 0 })}` }, served: true },
+  { name: 'id negative', raw: { path: `/trpc/users.byId${q({ id: -1 })}` }, served: true },
+  { name: 'id fractional', raw: { path: `/trpc/users.byId${q({ id: 2.5 })}` }, served: true },
+  { name: 'id beyond int4', raw: { path: `/trpc/users.byId${q({ id: 2 ** 31 })}` }, served: true },
+  { name: 'id unknown', raw: { path: `/trpc/users.byId${q({ id: 424242 })}` }, served: true },
+  { name: 'empty name', raw: { path: '/trpc/users.create', ...json({ name: '', email: 'a@b.co' }) }, served: true },
+  { name: 'blank name', raw: { path: '/trpc/users.create', ...json({ name: '   ', email: 'a@b.co' }) }, served: true },
+  { name: '101-char name', raw: { path: '/trpc/users.create', ...json({ name: 'x'.repeat(101), email: 'a@b.co' }) }, served: true },
+  { name: 'invalid email', raw: { path: '/trpc/users.create', ...json({ name: 'A', email: 'a@' }) }, served: true },
+  { name: 'missing field', raw: { path: '/trpc/users.create', ...json({ name: 'A' }) }, served: true },
+  { name: 'unknown field', raw: { path: '/trpc/users.create', ...json({ name: 'A', email: 'a@b.co', admin: true }) }, served: true },
+  { name: 'null body', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'application/json' }, body: 'null' }, served: true },
+  { name: 'limit 0', raw: { path: `/trpc/users.list${q({ limit: 0 })}` }, served: true },
+  { name: 'limit 101', raw: { path: `/trpc/users.list${q({ limit: 101 })}` }, served: true },
+  { name: 'negative offset', raw: { path: `/trpc/users.list${q({ offset: -1 })}` }, served: true },
+  { name: 'update with nothing to change', raw: { path: '/trpc/users.update', ...json({ id: 1 }) }, served: true },
+  { name: 'duplicate email: 409', raw: { path: '/trpc/users.create', ...json({ name: 'B', email: 'ADA@EXAMPLE.COM' }) }, served: true },
+  { name: 'malformed JSON body', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name": "A",' }, served: true },
+  { name: 'empty body where input is needed', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'application/json' } }, served: true },
+  { name: 'malformed JSON in the query', raw: { path: '/trpc/users.byId?input=%7B%22id%22%3A' }, served: true },
+  { name: 'unknown procedure (GET)', raw: { path: '/trpc/users.explode' }, served: true },
+  { name: 'unknown procedure (POST)', raw: { path: '/trpc/users.explode', ...json({}) }, served: true },
+  { name: 'unknown procedure, no token: 404 first', raw: { path: '/trpc/nope', anonymous: true }, served: true },
+  { name: 'body over the limit: 413', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'application/json' }, body: big }, served: true },
+  { name: 'body over the limit, no token: 401 first', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'application/json' }, body: big, anonymous: true }, served: true },
+  { name: 'malformed JSON, no token: 401 first', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{', anonymous: true }, served: true },
+  { name: 'missing token (POST)', raw: { path: '/trpc/users.create', ...json({ name: 'A', email: 'a@b.co' }), anonymous: true }, served: true },
+  { name: 'missing token (GET)', raw: { path: `/trpc/users.byId${q({ id: 1 })}`, anonymous: true }, served: true },
+  { name: 'wrong token', raw: { path: '/trpc/users.create', ...json({ name: 'A', email: 'a@b.co' }), headers: { 'content-type': 'application/json', authorization: 'Bearer wrong' } }, served: true },
+  { name: 'mutation by GET: 405', raw: { path: `/trpc/users.create${q({ name: 'A', email: 'a@b.co' })}` }, served: true },
+  { name: 'query by POST: 405', raw: { path: '/trpc/users.byId', ...json({ id: 1 }) }, served: true },
+  { name: 'deadline header: TIMEOUT', raw: { path: `/trpc/lab.sleep${q({ ms: 2000 })}`, headers: { 'x-deadline-ms': '100' } }, served: true },
+  { name: 'injected fault: 503', raw: { path: '/trpc/users.list' }, served: true, setup: () => { t.server.runtime.faults.set('users.list', { latencyMs: 0, errorRate: 1 }); } },
+
+  // Falls through to tRPC's adapter
+  { name: 'unsupported content-type: 415', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' }, served: false },
+  { name: 'no content-type on a POST: 415', raw: { path: '/trpc/users.create', method: 'POST', body: '{}' }, served: false },
+  { name: 'multipart on a GET', raw: { path: '/trpc/users.list', headers: { 'content-type': 'multipart/form-data; boundary=x' } }, served: false },
+  { name: 'batch GET', raw: { path: `/trpc/users.byId,users.list?batch=1&input=${batchInput}` }, served: false },
+  { name: 'batch POST', raw: { path: '/trpc/users.create,users.delete?batch=1', ...json({ 0: { name: 'Z', email: 'z@example.com' }, 1: { id: 2 } }) }, served: false },
+  { name: 'batch streamed (jsonl)', raw: { path: `/trpc/users.byId?batch=1&input=${encodeURIComponent(JSON.stringify({ 0: { id: 1 } }))}`, headers: { 'trpc-accept': 'application/jsonl' } }, served: false },
+  { name: 'jsonl without a batch: 400', raw: { path: `/trpc/users.byId${q({ id: 1 })}`, headers: { 'trpc-accept': 'application/jsonl' } }, served: false },
+  { name: 'batch=0 (not a batch)', raw: { path: `/trpc/users.byId${q({ id: 1 })}&batch=0` }, served: false },
+  { name: 'connectionParams token', raw: { path: `/trpc/users.list?connectionParams=${encodeURIComponent(JSON.stringify({ token: TEST_TOKEN }))}`, anonymous: true }, served: false },
+  { name: 'repeated input', raw: { path: '/trpc/users.byId?input={"id":1}&input={"id":2}' }, served: false },
+  { name: 'malformed escape in the query', raw: { path: '/trpc/users.byId?input=%7B%22id%22:1%ZZ' }, served: false },
+  { name: 'percent-encoded path', raw: { path: `/trpc/users%2EbyId${q({ id: 1 })}` }, served: false },
+  { name: 'trailing slash', raw: { path: `/trpc/users.byId/${q({ id: 1 })}` }, served: false },
+  { name: 'host that is no URL host', raw: { path: '/trpc/users.list', headers: { host: 'bad host' } }, served: false },
+  { name: 'query with an event-stream accept', raw: { path: `/trpc/users.byId${q({ id: 1 })}`, headers: { accept: 'text/event-stream' } }, served: false },
+  { name: 'subscription over SSE', raw: { path: `/trpc/users.stream${q({ pageSize: 2 })}`, headers: { accept: 'text/event-stream' } }, served: false, until: firstTracked },
+  { name: 'subscription without an accept header', raw: { path: `/trpc/users.stream${q({ pageSize: 2 })}` }, served: false, until: firstTracked },
+  { name: 'subscription, bad input', raw: { path: `/trpc/users.stream${q({ pageSize: 0 })}` }, served: false, until: (text) => text.includes('serialized-error') && text.endsWith('\n\n') },
+  { name: 'OPTIONS', raw: { path: '/trpc/users.list', method: 'OPTIONS' }, served: false },
+  { name: 'HEAD', raw: { path: '/trpc/users.list', method: 'HEAD' }, served: false },
+  { name: 'PUT', raw: { path: '/trpc/users.create', method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{}' }, served: false },
+];
+
+describe('the fast path answers exactly as tRPC’s adapter', () => {
+  it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
+    const requestId = `diff-${i}`;
+    const results: { answer: Answer; log: unknown[] }[] = [];
+    for (const m of [fast, standard]) {
+      await reset();
+      c.setup?.();
+      const answer = await send(m.port, { ...c.raw, headers: { 'x-request-id': requestId, ...c.raw.headers } }, c.until);
+      results.push({ answer, log: c.until ? [] : await logged(m, requestId) });
+    }
+    const [f, s] = results as [(typeof results)[0], (typeof results)[0]];
+    const view = ({ answer }: (typeof results)[0]) => ({
+      status: answer.status,
+      contentType: answer.headers['content-type'],
+      vary: answer.headers.vary,
+      requestId: answer.headers['x-request-id'],
+      body: bodyOf(answer.text, c.compare ?? 'exact'),
+    });
+    expect(view(f)).toEqual(view(s));
+    expect(f.log).toEqual(s.log);
+    expect(f.answer.headers['x-request-id']).toBe(requestId);
+    if (c.served) {
+      // Served by the fast path: a content-length, no chunks; tRPC's adapter streams its answer.
+      expect(f.answer.headers['transfer-encoding']).toBeUndefined();
+      expect(Number(f.answer.headers['content-length'])).toBe(Buffer.byteLength(f.answer.text));
+      expect(s.answer.headers['transfer-encoding']).toBe('chunked');
+    } else {
+      expect(f.answer.headers['transfer-encoding']).toBe(s.answer.headers['transfer-encoding']);
+      expect(f.answer.headers['content-length']).toBe(s.answer.headers['content-length']);
+    }
+  });
+
+  it('makes a request id when none is given, on both', async () => {
+    await reset();
+    for (const m of [fast, standard]) {
+      const answer = await send(m.port, { path: `/trpc/users.byId${q({ id: 1 })}` });
+      expect(answer.status).toBe(200);
+      expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+
+  it('answers a burst of concurrent calls identically', async () => {
+    await reset();
+    const paths = Array.from({ length: 60 }, (_, i) => `/trpc/users.byId${q({ id: (i % 5) + 1 })}`);
+    const answers = await Promise.all([fast, standard].map((m) => Promise.all(paths.map((path) => send(m.port, { path })))));
+    const [a, b] = answers.map((list) => list.map((r) => ({ status: r.status, body: bodyOf(r.text, 'exact') })));
+    expect(a).toEqual(b);
+    expect(a?.filter((r) => r.status === 200)).toHaveLength(36);
+  });
+});
+
+const events = (callId: string): ActivityEvent[] => t.server.runtime.activity.read(0, 100_000).events.filter((e) => e.callId === callId);
+const hop = <K extends ActivityEvent['type']>(callId: string, type: K) => events(callId).find((e) => e.type === type) as Extract<ActivityEvent, { type: K }> | undefined;
+
+async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+  const start = performance.now();
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Opens a call and returns the socket's request, to abort it. */
+function open(port: number, raw: Raw, callId: string, partialBody?: string) {
+  const req = request({ host: '127.0.0.1', port, method: raw.method ?? 'GET', path: raw.path, headers: { ...auth, 'x-request-id': callId, ...raw.headers }, agent: false });
+  req.on('error', () => undefined);
+  if (partialBody === undefined) req.end(raw.body);
+  else req.write(partialBody);
+  return req;
+}
+
+describe('cancellation through the fast path', () => {
+  it('a client abort fires the procedure signal: statement cancelled (57014), call settled CLIENT_CLOSED_REQUEST, like tRPC’s adapter', async () => {
+    await reset();
+    const path = `/trpc/lab.sleep${q({ ms: 10_000 })}`;
+    // Same shape of request, short: the fast path serves it (content-length, not chunked).
+    const control = await send(fast.port, { path: `/trpc/lab.sleep${q({ ms: 0 })}` });
+    expect(control.headers['content-length']).toBeDefined();
+
+    const hops: string[][] = [];
+    for (const m of [fast, standard]) {
+      const callId = `abort-${m.name}`;
+      const req = open(m.port, { path }, callId);
+      await until('the statement runs', () => hop(callId, 'statement.started'));
+      const abortedAt = performance.now();
+      req.destroy();
+      const fired = await until('the signal fires', () => hop(callId, 'signal.fired'));
+      expect(fired.reason).toBe('client-closed');
+      const ended = await until('the statement ends', () => hop(callId, 'statement.ended'));
+      expect(ended.sqlstate).toBe('57014');
+      expect((await until('settled', () => hop(callId, 'settled'))).code).toBe('CLIENT_CLOSED_REQUEST');
+      expect(performance.now() - abortedAt).toBeLessThan(1000);
+      const access = await until('the access line', () => m.lines.find((l) => l.requestId === callId && l.msg === 'request'));
+      expect(access).toMatchObject({ status: 499, aborted: true });
+      expect(m.lines.find((l) => l.requestId === callId && l.msg === 'procedure refused')).toMatchObject({ code: 'CLIENT_CLOSED_REQUEST' });
+      hops.push(events(callId).map((e) => e.type));
+    }
+    expect(hops[0]).toEqual(hops[1]);
+    expect(t.server.runtime.admission.inFlight).toBe(0);
+  });
+
+  it('a client that leaves in the middle of its request body: the call settles, nothing stays admitted', async () => {
+    await reset();
+    const callId = 'half-body';
+    const body = JSON.stringify({ label: 'half', ms: 0 });
+    const req = open(fast.port, { path: '/trpc/lab.slowWrite', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(body.length + 100) } }, callId, body);
+    await until('the call starts', () => hop(callId, 'started'));
+    req.destroy();
+    expect((await until('settled', () => hop(callId, 'settled'))).code).toBe('CLIENT_CLOSED_REQUEST');
+    expect(hop(callId, 'signal.fired')?.reason).toBe('client-closed');
+    expect(hop(callId, 'statement.started')).toBeUndefined();
+    await until('nothing admitted', () => t.server.runtime.admission.inFlight === 0);
+    expect(await t.database.sql`select * from lab_writes where label = 'half'`).toHaveLength(0);
+  });
+});
+
+describe('createFastTRPCHandler on its own', () => {
+  const tr = initTRPC.create();
+  const aborted: string[] = [];
+  const router = tr.router({
+    hello: tr.procedure.query(() => 'hi'),
+    wait: tr.procedure.query(({ signal }) =>
+      new Promise<string>((resolve) => {
+        signal?.addEventListener('abort', () => {
+          aborted.push('wait');
+          resolve('aborted');
+        }, { once: true });
+      }),
+    ),
+  });
+  const fellThrough: string[] = [];
+  let server: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    const standardHandler = createHTTPHandler({ router, basePath: '/trpc/' });
+    const fallback: RequestListener = (req, res) => {
+      fellThrough.push(`${req.method ?? ''} ${req.url ?? ''}`);
+      standardHandler(req, res);
+    };
+    server = createServer(createFastTRPCHandler({ router, basePath: '/trpc/', createContext: () => ({}), fallback }));
+    port = await listen(server);
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('serves single calls itself and hands batches to the fallback', async () => {
+    const one = await send(port, { path: '/trpc/hello' });
+    expect(one).toMatchObject({ status: 200, text: '{"result":{"data":"hi"}}' });
+    expect(fellThrough).toEqual([]);
+    const batch = await send(port, { path: '/trpc/hello?batch=1' });
+    expect(batch.status).toBe(200);
+    expect(JSON.parse(batch.text)).toEqual([{ result: { data: 'hi' } }]);
+    expect(fellThrough).toEqual(['GET /trpc/hello?batch=1']);
+  });
+
+  it('fires the procedure signal when the client goes away, without the fallback', async () => {
+    fellThrough.length = 0;
+    const req = request({ host: '127.0.0.1', port, path: '/trpc/wait', agent: false });
+    req.on('error', () => undefined);
+    req.end();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(aborted).toEqual([]);
+    req.destroy();
+    await until('the signal fires', () => aborted.length > 0 || undefined);
+    expect(aborted).toEqual(['wait']);
+    expect(fellThrough).toEqual([]);
+  });
+});
+
+describe('createFastTRPCHandler and tRPC’s adapter, side by side on a bare router', () => {
+  interface Seen { code: string; message: string; path: string | undefined; type: string; input: unknown; ctx: unknown; cause: string | undefined }
+  const tr = initTRPC.context<{ user: string }>().create({ isDev: false });
+  const parseId = (raw: unknown) => {
+    if (typeof raw !== 'object' || raw === null || typeof (raw as { id?: unknown }).id !== 'number') throw new Error('id must be a number');
+    return raw as { id: number };
+  };
+  const router = tr.router({
+    get: tr.procedure.input(parseId).query(({ input, ctx }) => ({ id: input.id, user: ctx.user })),
+    save: tr.procedure.input(parseId).mutation(({ input }) => ({ saved: input.id })),
+    crash: tr.procedure.query(() => { throw new TypeError('boom'); }),
+    streamy: tr.procedure.query(() => ({ later: Promise.resolve(1) })),
+    bigint: tr.procedure.query(() => ({ n: 1n })),
+    nested: { deep: tr.procedure.query(() => 'deep') },
+  });
+  const servers: { port: number; seen: Seen[]; infos: unknown[]; fell: number; server: Server }[] = [];
+
+  beforeAll(async () => {
+    for (const kind of ['fast', 'standard'] as const) {
+      const entry = { port: 0, seen: [] as Seen[], infos: [] as unknown[], fell: 0, server: createServer() };
+      const options = {
+        router,
+        basePath: '/trpc/',
+        maxBodySize: 64,
+        createContext: ({ req, info }: { req: { headers: Record<string, unknown> }; info: { type: string; isBatchCall: boolean; connectionParams: unknown; accept: unknown; calls: { path: string }[] } }) => {
+          entry.infos.push({ type: info.type, isBatchCall: info.isBatchCall, connectionParams: info.connectionParams, accept: info.accept, paths: info.calls.map((c) => c.path) });
+          if (req.headers['x-fail'] === 'ctx') throw new Error('no context today');
+          return { user: 'u' };
+        },
+        onError: ({ error, path, type, input, ctx }: { error: { code: string; message: string; cause?: unknown }; path: string | undefined; type: string; input: unknown; ctx: unknown }) => {
+          entry.seen.push({ code: error.code, message: error.message, path, type, input, ctx, cause: error.cause instanceof Error ? error.cause.name : undefined });
+        },
+      };
+      const standardHandler = createHTTPHandler(options);
+      const handler = kind === 'fast'
+        ? createFastTRPCHandler({ ...options, fallback: (req, res) => { entry.fell++; standardHandler(req, res); } })
+        : standardHandler;
+      entry.server.on('request', handler);
+      entry.port = await listen(entry.server);
+      servers.push(entry);
+    }
+  });
+  afterAll(async () => {
+    for (const { server } of servers) await new Promise((resolve) => server.close(resolve));
+  });
+
+  const cases: [string, Raw][] = [
+    ['query', { path: `/trpc/get${q({ id: 7 })}` }],
+    ['nested path', { path: '/trpc/nested.deep' }],
+    ['bad input (parser throws)', { path: `/trpc/get${q({ id: 'x' })}` }],
+    ['no input', { path: '/trpc/get' }],
+    ['malformed JSON', { path: '/trpc/get?input={' }],
+    ['mutation', { path: '/trpc/save', ...json({ id: 3 }) }],
+    ['body over maxBodySize', { path: '/trpc/save', ...json({ id: 3, pad: 'x'.repeat(100) }) }],
+    ['unknown', { path: '/trpc/nope' }],
+    ['wrong method', { path: '/trpc/save' }],
+    ['createContext throws', { path: `/trpc/get${q({ id: 1 })}`, headers: { 'x-fail': 'ctx' } }],
+    ['createContext throws, unknown path', { path: '/trpc/nope', headers: { 'x-fail': 'ctx' } }],
+    ['procedure throws a plain error', { path: '/trpc/crash' }],
+    ['stream-like result', { path: '/trpc/streamy' }],
+    ['result JSON cannot hold', { path: '/trpc/bigint' }],
+  ];
+
+  it.each(cases)('%s: same answer, same onError, same createContext info', async (_name, raw) => {
+    const results = [];
+    for (const server of servers) {
+      server.seen.length = 0;
+      server.infos.length = 0;
+      const answer = await send(server.port, raw);
+      results.push({ status: answer.status, contentType: answer.headers['content-type'], body: JSON.parse(answer.text) as unknown, seen: [...server.seen], infos: [...server.infos] });
+    }
+    expect(results[0]).toEqual(results[1]);
+    expect(servers[0]?.fell).toBe(0);
+  });
+});
