@@ -88,7 +88,7 @@ export function Inspector({ snap }: { snap: CallsSnapshot }) {
         <div>
           <h3>Server</h3>
           {row.hops.length === 0 ? (
-            <p className="muted">{row.transport === 'batch' ? 'Batched calls share one HTTP request with a server-chosen id, so their hops cannot be joined to this row: see “Other server calls”.' : 'No server event for this call (yet).'}</p>
+            <p className="muted">{row.transport === 'batch' ? 'Batched calls share one HTTP request; the server names each by its position in x-call-ids. No server event for this call yet.' : 'No server event for this call (yet).'}</p>
           ) : (
             <ol className="timeline timeline-server">
               {row.hops.map((h) => (

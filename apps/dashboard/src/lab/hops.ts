@@ -120,7 +120,7 @@ export function serverVerdict(row: CallRow): Verdict {
   const slots = hopSlots(row.hops);
   const clientStopped = row.state === 'cancelled' || row.state === 'timed-out';
   if (row.hops.length === 0) {
-    if (row.transport === 'batch' && row.state !== 'queued') return { tone: 'idle', text: 'batched: no per-call id — see “Other server calls”' };
+    if (row.transport === 'batch' && row.state !== 'queued') return { tone: 'idle', text: 'batched: not received yet' };
     if (row.state === 'queued') return { tone: 'idle', text: '' };
     if (row.state === 'cancelled' && row.startedAt === undefined) return { tone: 'ok', text: 'never sent' };
     if (isTerminal(row.state)) return { tone: 'idle', text: 'not seen by server' };
