@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { deadline as deadlineScope } from '@asyncscope/concurrency';
 
 const MAX_ECHOED = 20;
 
@@ -85,10 +86,16 @@ export async function waitUntilOk(child: Child, url: string, options: { timeoutM
     options.signal.throwIfAborted();
     if (exitCode !== undefined) throw new Error(`${child.name} exited (${exitCode}) before it was ready:\n${child.tail()}`);
     try {
-      const res = await fetch(url, { headers: options.headers, signal: AbortSignal.any([options.signal, AbortSignal.timeout(2000)]) });
-      const body = await res.text();
-      if (res.status === 200) return;
-      last = `${res.status} ${body.slice(0, 300)}`;
+      // deadlineScope() links to the caller's signal without AbortSignal.any (which leaks on Node 20).
+      const attempt = deadlineScope(2000, { signal: options.signal });
+      try {
+        const res = await fetch(url, { headers: options.headers, signal: attempt.signal });
+        const body = await res.text();
+        if (res.status === 200) return;
+        last = `${res.status} ${body.slice(0, 300)}`;
+      } finally {
+        attempt.dispose();
+      }
     } catch (error) {
       options.signal.throwIfAborted();
       last = error instanceof Error ? error.message : String(error);
