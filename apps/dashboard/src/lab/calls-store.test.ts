@@ -82,6 +82,26 @@ describe('CallsStore', () => {
     expect(store.getSnapshot()).toMatchObject({ selected: 0, selectedActive: 0 });
   });
 
+  it("publishes a person's selection and inspection at once, without waiting for a frame", () => {
+    const frames = manualFrames();
+    const store = new CallsStore(frames.scheduler);
+    store.beginRun('r1', config, [1]);
+    frames.frame();
+    let notified = 0;
+    store.subscribe(() => { notified++; });
+    store.select(1, true);
+    // A controlled checkbox re-renders from this snapshot inside the click's event handler.
+    expect(store.getSnapshot().rows[1]?.selected).toBe(true);
+    expect(store.getSnapshot().selected).toBe(1);
+    expect(notified).toBe(1);
+    store.selectActive(true);
+    expect(store.getSnapshot().selected).toBe(3);
+    expect(notified).toBe(2); // one notification for the whole selection
+    store.inspect(2);
+    expect(store.getSnapshot().inspected).toBe(2);
+    expect(notified).toBe(3);
+  });
+
   it('names the fail-fast cause once', () => {
     const store = new CallsStore(() => undefined);
     store.beginRun('r1', { ...config, mode: 'fail-fast' }, [1]);

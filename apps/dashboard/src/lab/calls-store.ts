@@ -169,15 +169,18 @@ export class CallsStore {
     if (others.length > 0 || missed > 0) this.#changed();
   }
 
+  /** A person's selection: published at once (see FrameBatcher.publishNow), not at the next frame. */
   select(index: number, selected: boolean): void {
     this.dispatch(index, { type: 'select', selected });
+    this.#batcher.publishNow();
   }
 
   /** Selects every call still queued, running or retrying (or clears the selection). */
   selectActive(selected: boolean): void {
     this.#rows.forEach((row, index) => {
-      if (selected ? !isTerminal(row.state) : row.selected) this.select(index, selected);
+      if (selected ? !isTerminal(row.state) : row.selected) this.dispatch(index, { type: 'select', selected });
     });
+    this.#batcher.publishNow();
   }
 
   selectedActiveIndices(): number[] {
@@ -199,7 +202,8 @@ export class CallsStore {
   inspect(index: number | null): void {
     if (this.#inspected === index) return;
     this.#inspected = index;
-    this.#changed();
+    this.#dirty = true;
+    this.#batcher.publishNow();
   }
 
   /** Forces a snapshot now (tests, and code that must read its own writes through getSnapshot). */

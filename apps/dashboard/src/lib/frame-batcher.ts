@@ -38,6 +38,15 @@ export class FrameBatcher {
     });
   }
 
+  /**
+   * Flushes and notifies now. For a person's own input (a checkbox, a click): a controlled input that
+   * waited for the next frame would snap back for a frame, and a fast second click would act on stale state.
+   */
+  publishNow(): void {
+    this.flush();
+    for (const listener of this.#listeners) listener();
+  }
+
   get pending(): boolean {
     return this.#pending;
   }
