@@ -3,7 +3,7 @@
  * database cloned from the migrated template, and Debian's Chromium driven by playwright-core.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 
 export const APP_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const SERVER_DIR = fileURLToPath(new URL('../../server', import.meta.url));
+/** Exactly what `pnpm start` runs: the server's serve script, on its build (turbo builds it before these tests). */
+const SERVE_ARGS = (JSON.parse(readFileSync(join(SERVER_DIR, 'package.json'), 'utf8')) as { scripts: { serve: string } }).scripts.serve.trim().split(/\s+/).slice(1);
 export const DIST_DIR = join(APP_DIR, 'dist');
 export const ARTIFACTS_DIR = join(APP_DIR, 'test-artifacts');
 
@@ -42,7 +44,7 @@ export interface ServerOptions {
 }
 
 export async function startServer(options: ServerOptions): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const proc = spawn(process.execPath, SERVE_ARGS, {
     cwd: SERVER_DIR,
     env: {
       PATH: process.env.PATH ?? '',

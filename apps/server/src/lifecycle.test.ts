@@ -2,6 +2,7 @@
  * The server as a user runs it: a child process started like `pnpm start` does, stopped with a signal.
  */
 import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,13 +11,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '@asyncscope/db';
 
 const appDir = fileURLToPath(new URL('..', import.meta.url));
+/** Exactly what `pnpm start` runs: the serve script's node arguments, on the build (turbo builds it before these tests). */
+const serveArgs = (JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8')) as { scripts: { serve: string } }).scripts.serve.trim().split(/\s+/).slice(1);
 
 interface Child { proc: ChildProcessWithoutNullStreams; stdout: () => string; stderr: () => string; exited: Promise<number | null> }
 const children: Child[] = [];
 afterEach(() => { for (const c of children.splice(0)) c.proc.kill('SIGKILL'); });
 
 function launch(env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const proc = spawn(process.execPath, serveArgs, {
     cwd: appDir,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
   });

@@ -4,8 +4,8 @@
  * the server shuts down. Inside it, every SQL statement is bound to that signal (runInQueryScope), so the
  * work stops everywhere: statement cancelled in Postgres, transaction rolled back, connection returned.
  */
-import { deadline, linkSignals, TimeoutError } from '@asyncscope/concurrency';
-import { runInQueryScope, type DbEvent } from '@asyncscope/db';
+import { deadline, TimeoutError, type SignalScope } from '@asyncscope/concurrency';
+import { runInQueryScope, type DbEvent, type QueryScope } from '@asyncscope/db';
 import { TRPCError } from '@trpc/server';
 import type { AbortCause, CallHop } from './activity/log';
 import type { Context } from './context';
@@ -62,6 +62,67 @@ export interface CallScope {
   dispose(): void;
 }
 
+/**
+ * A server holds one of these per call in flight (10,000 in the burst benchmark), so it is one object
+ * with prototype methods: one AbortController (request, shutdown and deadline linked into it by
+ * `deadline`), itself as the signal's listener and as the query scope its statements are bound to.
+ */
+class OpenCallScope implements CallScope, QueryScope {
+  readonly signal: AbortSignal;
+  readonly deadlineAt: number;
+  readonly #runtime: Context['runtime'];
+  readonly #scope: SignalScope;
+
+  constructor(
+    runtime: Context['runtime'],
+    readonly callId: string,
+    readonly path: string,
+    readonly budgetMs: number,
+    requestSignal: AbortSignal | undefined,
+  ) {
+    this.#runtime = runtime;
+    this.#scope = deadline(budgetMs, { signal: [requestSignal, runtime.shutdownSignal] });
+    this.signal = this.#scope.signal;
+    this.deadlineAt = Date.now() + budgetMs;
+    this.emit({ type: 'received', budgetMs });
+    if (this.signal.aborted) this.handleEvent();
+    else this.signal.addEventListener('abort', this, { once: true });
+  }
+
+  /** QueryScope: statements of this call get `SET LOCAL statement_timeout` up to here. */
+  get deadline(): number {
+    return this.deadlineAt;
+  }
+
+  emit(hop: CallHop): void {
+    this.#runtime.activity.record(this.callId, this.path, hop);
+  }
+
+  /** QueryScope: a statement-level hop of this call. */
+  onEvent(event: DbEvent): void {
+    const hop = dbHop(event);
+    if (hop) this.emit(hop);
+  }
+
+  /** The signal fired (EventListener object protocol). */
+  handleEvent(): void {
+    this.emit({ type: 'signal.fired', reason: abortCause(this.signal.reason) });
+  }
+
+  run<T>(fn: () => T | PromiseLike<T>): Promise<T> {
+    return runInQueryScope(this, fn);
+  }
+
+  stoppedError(original?: unknown): TRPCError {
+    return abortError(abortCause(this.signal.reason), this.budgetMs, original);
+  }
+
+  dispose(): void {
+    this.signal.removeEventListener('abort', this);
+    this.#scope.dispose();
+  }
+}
+
 /** Opens the scope of a call: its id, signal and deadline, and its hops recorded in the activity log. */
 export function openCallScope(ctx: Context, path: string, requestSignal: AbortSignal | undefined, batchIndex = 0): CallScope {
   const { runtime } = ctx;
@@ -69,31 +130,5 @@ export function openCallScope(ctx: Context, path: string, requestSignal: AbortSi
   const callId = ctx.batchCallIds?.[batchIndex] || (batchIndex === 0 ? ctx.callId : `${ctx.callId}#${batchIndex}`);
   const limit = runtime.timeoutFor(path);
   const budgetMs = Math.max(1, Math.min(limit, ctx.clientBudgetMs ?? limit));
-  const linked = linkSignals(requestSignal, runtime.shutdownSignal);
-  const timer = deadline(budgetMs, { signal: linked.signal });
-  const { signal } = timer;
-  const emit = (hop: CallHop): void => { runtime.activity.record(callId, path, hop); };
-  const onAbort = (): void => { emit({ type: 'signal.fired', reason: abortCause(signal.reason) }); };
-  signal.addEventListener('abort', onAbort, { once: true });
-  emit({ type: 'received', budgetMs });
-
-  const onEvent = (event: DbEvent): void => {
-    const hop = dbHop(event);
-    if (hop) emit(hop);
-  };
-  const deadlineAt = Date.now() + budgetMs;
-  return {
-    callId,
-    signal,
-    deadlineAt,
-    budgetMs,
-    emit,
-    run: (fn) => runInQueryScope({ signal, deadline: deadlineAt, onEvent }, fn),
-    stoppedError: (original) => abortError(abortCause(signal.reason), budgetMs, original),
-    dispose: () => {
-      signal.removeEventListener('abort', onAbort);
-      timer.dispose();
-      linked.dispose();
-    },
-  };
+  return new OpenCallScope(runtime, callId, path, budgetMs, requestSignal);
 }

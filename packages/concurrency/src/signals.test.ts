@@ -107,6 +107,27 @@ describe('deadline', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('links several parents: the first to abort wins, and dispose detaches from all of them', () => {
+    const request = new AbortController();
+    const shutdown = new AbortController();
+    const scope = deadline(1000, { signal: [request.signal, undefined, shutdown.signal] });
+    expect([listeners(request.signal), listeners(shutdown.signal)]).toEqual([1, 1]);
+    shutdown.abort('shutting down');
+    expect(scope.signal.reason).toBe('shutting down');
+    expect([listeners(request.signal), listeners(shutdown.signal)]).toEqual([0, 0]);
+
+    const other = deadline(1000, { signal: [request.signal, shutdown.signal] });
+    expect(other.signal.reason).toBe('shutting down'); // an already-aborted parent aborts it at once
+    expect(listeners(request.signal)).toBe(0);
+    const third = deadline(1000, { signal: [request.signal, new AbortController().signal] });
+    const { dispose } = third; // destructured, still bound
+    dispose();
+    dispose();
+    expect(listeners(request.signal)).toBe(0);
+    request.abort('late');
+    expect(third.signal.aborted).toBe(false);
+  });
+
   it('runs on an injected clock', async () => {
     const clock = new ManualClock();
     const scope = deadline(50, { clock });

@@ -1,14 +1,97 @@
-import { systemClock, type Clock } from './clock';
+import { systemClock, type Clock, type TimerHandle } from './clock';
 import { TimeoutError, abortReason } from './errors';
 
 /** A child AbortSignal you control: aborts when any parent aborts, or when you call `abort()`. */
 export interface SignalScope extends Disposable {
   readonly signal: AbortSignal;
-  // Closures, not methods: safe to destructure (`const { signal, abort } = linkSignals(a, b)`).
-  /** Abort this scope (and only this scope) with `reason`; also detaches it from its parents. */
+  /** Abort this scope (and only this scope) with `reason`; also detaches it from its parents. Safe to destructure. */
   readonly abort: (reason?: unknown) => void;
-  /** Detach from the parents without aborting. Idempotent. Call it when the work is done. */
+  /** Detach from the parents (and clear a deadline's timer) without aborting. Idempotent. Safe to destructure. */
   readonly dispose: () => void;
+}
+
+type Parent = AbortSignal | undefined;
+
+/**
+ * The one implementation behind linkSignals and deadline. A server opens one per call, thousands at once,
+ * so it is built to be small: one AbortController, the scope itself as the parents' abort listener
+ * (`handleEvent`, no closure per parent), prototype methods, and the destructurable `abort` / `dispose`
+ * closures made only when someone reads them.
+ */
+class LinkedScope implements SignalScope {
+  readonly #controller = new AbortController();
+  // Most scopes have one or two parents: two fields, no array.
+  #first: AbortSignal | undefined;
+  #rest: AbortSignal[] | undefined;
+  #timer: TimerHandle;
+  #clock: Clock | undefined; // set while a deadline's timer is armed
+  #abortFn: ((reason?: unknown) => void) | undefined;
+  #disposeFn: (() => void) | undefined;
+
+  constructor(parents: readonly Parent[]) {
+    for (const parent of parents) {
+      if (parent === undefined) continue;
+      if (parent.aborted) {
+        this.#abort(parent.reason);
+        return;
+      }
+      parent.addEventListener('abort', this, { once: true });
+      if (this.#first === undefined) this.#first = parent;
+      else (this.#rest ??= []).push(parent);
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get abort(): (reason?: unknown) => void {
+    return (this.#abortFn ??= (reason) => { this.#abort(reason); });
+  }
+
+  get dispose(): () => void {
+    return (this.#disposeFn ??= () => { this.#detach(); });
+  }
+
+  [Symbol.dispose](): void {
+    this.#detach();
+  }
+
+  /** A parent aborted (EventListener object protocol). */
+  handleEvent(event: Event): void {
+    this.#abort((event.target as AbortSignal).reason);
+  }
+
+  /** Arms the deadline: abort with TimeoutError(ms) after `ms`, unless detached or aborted first. */
+  arm(ms: number, clock: Clock): void {
+    this.#clock = clock;
+    this.#timer = clock.setTimeout(() => {
+      this.#clock = undefined;
+      this.#abort(new TimeoutError(ms));
+    }, ms);
+  }
+
+  #abort(reason: unknown): void {
+    // Once aborted there is nothing left to listen for, so let go of the parents (and the timer) right away.
+    this.#detach();
+    this.#controller.abort(reason);
+  }
+
+  #detach(): void {
+    if (this.#clock !== undefined) {
+      this.#clock.clearTimeout(this.#timer);
+      this.#clock = undefined;
+      this.#timer = undefined;
+    }
+    if (this.#first !== undefined) {
+      this.#first.removeEventListener('abort', this);
+      this.#first = undefined;
+    }
+    if (this.#rest !== undefined) {
+      for (const parent of this.#rest) parent.removeEventListener('abort', this);
+      this.#rest = undefined;
+    }
+  }
 }
 
 /**
@@ -19,39 +102,13 @@ export interface SignalScope extends Disposable {
  * (nodejs/node#54614, nodejs/node#55351). Plain listeners plus `dispose()` remove that edge
  * deterministically, and work the same in every browser.
  */
-export function linkSignals(...signals: (AbortSignal | undefined)[]): SignalScope {
-  const controller = new AbortController();
-  const detachers: (() => void)[] = [];
-  const dispose = (): void => {
-    for (const detach of detachers.splice(0)) detach();
-  };
-  const abort = (reason?: unknown): void => {
-    // Once aborted there is nothing left to listen for, so let go of the parents right away.
-    dispose();
-    controller.abort(reason);
-  };
-
-  for (const parent of signals) {
-    if (parent === undefined) continue;
-    if (parent.aborted) {
-      abort(parent.reason);
-      break;
-    }
-    const onAbort = (): void => {
-      abort(parent.reason);
-    };
-    parent.addEventListener('abort', onAbort, { once: true });
-    detachers.push(() => {
-      parent.removeEventListener('abort', onAbort);
-    });
-  }
-
-  return { signal: controller.signal, abort, dispose, [Symbol.dispose]: dispose };
+export function linkSignals(...signals: Parent[]): SignalScope {
+  return new LinkedScope(signals);
 }
 
 export interface DeadlineOptions {
-  /** A parent whose abort also aborts the scope (with the parent's reason, not a TimeoutError). */
-  signal?: AbortSignal | undefined;
+  /** A parent (or several) whose abort also aborts the scope, with the parent's reason rather than a TimeoutError. */
+  signal?: Parent | readonly Parent[];
   clock?: Clock | undefined;
 }
 
@@ -61,21 +118,9 @@ export interface DeadlineOptions {
  */
 export function deadline(ms: number, { signal, clock = systemClock }: DeadlineOptions = {}): SignalScope {
   if (Number.isNaN(ms) || ms < 0) throw new RangeError(`deadline: ms must be >= 0, got ${ms}`);
-  const scope = linkSignals(signal);
-  if (scope.signal.aborted || ms === Infinity) return scope;
-
-  const handle = clock.setTimeout(() => {
-    scope.abort(new TimeoutError(ms));
-  }, ms);
-  const clear = (): void => {
-    clock.clearTimeout(handle);
-  };
-  scope.signal.addEventListener('abort', clear, { once: true });
-  const dispose = (): void => {
-    clear();
-    scope.dispose();
-  };
-  return { signal: scope.signal, abort: scope.abort, dispose, [Symbol.dispose]: dispose };
+  const scope = new LinkedScope(Array.isArray(signal) ? (signal as readonly Parent[]) : [signal as Parent]);
+  if (!scope.signal.aborted && ms !== Infinity) scope.arm(ms, clock);
+  return scope;
 }
 
 /**

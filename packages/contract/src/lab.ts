@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { idempotencyKeySchema } from './users';
 
 const ms = (name: string, max = 60_000) =>
   z
@@ -12,6 +13,7 @@ export const labSleepInput = z.strictObject({ ms: ms('ms') });
 export const labSlowWriteInput = z.strictObject({
   label: z.string().trim().min(1, { error: 'label must not be empty' }).max(100, { error: 'label must be at most 100 characters' }),
   ms: ms('ms'),
+  idempotencyKey: idempotencyKeySchema.optional(),
 });
 
 export const labCpuInput = z.strictObject({

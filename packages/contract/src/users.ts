@@ -37,10 +37,12 @@ export const createUserInput = z.strictObject({
 });
 
 export const updateUserInput = z
-  .strictObject({ id: userIdSchema, name: userNameSchema.optional(), email: userEmailSchema.optional() })
+  .strictObject({ id: userIdSchema, name: userNameSchema.optional(), email: userEmailSchema.optional(), idempotencyKey: idempotencyKeySchema.optional() })
   .refine((v) => v.name !== undefined || v.email !== undefined, { error: 'give a name or an email to change' });
 
 export const userByIdInput = z.strictObject({ id: userIdSchema });
+
+export const deleteUserInput = z.strictObject({ id: userIdSchema, idempotencyKey: idempotencyKeySchema.optional() });
 
 export const listUsersInput = z
   .strictObject({

@@ -1,9 +1,14 @@
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import type { Database } from './client';
 
-/** The committed SQL migrations that ship with this package (written by drizzle-kit). */
-export const migrationsFolder = fileURLToPath(new URL('../migrations', import.meta.url));
+/**
+ * The committed SQL migrations that ship with this package (written by drizzle-kit). Found through the
+ * package's own name rather than relative to this file, so the path is right both from the sources and
+ * from the server's bundle (apps/server/dist), where this code is inlined.
+ */
+export const migrationsFolder = join(dirname(createRequire(import.meta.url).resolve('@asyncscope/db/package.json')), 'migrations');
 
 /**
  * Applies every migration not yet applied, in one transaction. Idempotent: drizzle records applied

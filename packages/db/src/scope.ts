@@ -9,9 +9,10 @@
  * drizzle queries are lazy, so the scope must be active where the query is awaited — `runInQueryScope`
  * around the procedure's body does that.
  *
- * Written by hand because no library does it: it observes two internals of postgres.js 3.4 (pinned),
- * `query.state` (set to { pid, secret } when a statement is dispatched to a connection) and the query's
- * `resolve` / `reject`, so it can report which backend ran a statement and how it ended.
+ * Written by hand because no library does it: it observes internals of postgres.js 3.4 (pinned and
+ * patched): `query.ondispatch` (our patch's hook, called with { pid, secret } when a statement is
+ * dispatched to a connection) and the query's `resolve` / `reject`, so it can report which backend ran a
+ * statement and how it ended.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type postgres from 'postgres';
@@ -26,8 +27,8 @@ export type DbEvent =
 
 export interface QueryScope {
   signal: AbortSignal;
-  /** Receives the statement-level hops of this call (for the activity view and tests). */
-  onEvent?: (event: DbEvent) => void;
+  /** Receives the statement-level hops of this call (for the activity view and tests); called as a method. */
+  onEvent?(event: DbEvent): void;
   /** When set, each transaction starts with SET LOCAL statement_timeout, so no statement outlives the call. */
   deadline?: number;
 }
@@ -39,7 +40,11 @@ const storage = new AsyncLocalStorage<QueryScope>();
  * lazy drizzle query returned unawaited still runs — and is cancelled — as part of it.
  */
 export function runInQueryScope<T>(scope: QueryScope, fn: () => T | PromiseLike<T>): Promise<T> {
-  return storage.run(scope, async () => await fn());
+  return storage.run(scope, awaitResult, fn);
+}
+
+async function awaitResult<T>(fn: () => T | PromiseLike<T>): Promise<T> {
+  return await fn();
 }
 
 export function currentQueryScope(): QueryScope | undefined {
@@ -70,52 +75,89 @@ export function sqlState(error: unknown): string | null {
   return null;
 }
 
-function track<Q>(query: Q, counts: StatementCounts, text: string): Q {
+/**
+ * The bookkeeping of one statement sent inside a query scope. Thousands can wait for a connection at
+ * once, so it is one small object: it listens to the call's signal itself (`handleEvent`), and the
+ * query's `ondispatch` / `resolve` / `reject` are shared functions that find it through a symbol, not
+ * closures made per statement. (An accessor on `query.state`, the first design, turned every query into a
+ * dictionary-mode object: +0.8 KB per waiting statement.)
+ */
+class TrackedStatement {
+  readonly statement = nextStatement++;
+  readonly started = performance.now();
+  pid: number | null = null;
+  settled = false;
+
+  constructor(
+    readonly query: QueryInternals,
+    readonly scope: QueryScope,
+    readonly counts: StatementCounts,
+    readonly resolve: (value: unknown) => void,
+    readonly reject: (error: unknown) => void,
+  ) {}
+
+  /** postgres.js dispatched the statement to a connection (`query.state = { pid, secret }`). */
+  dispatched(value: QueryInternals['state']): void {
+    if (value && this.pid === null && !this.settled) {
+      this.pid = value.pid;
+      this.counts.queued--;
+      this.counts.running++;
+      this.scope.onEvent?.({ type: 'statement.started', statement: this.statement, pid: value.pid });
+    }
+  }
+
+  /** The call's signal fired (EventListener object protocol). */
+  handleEvent(): void {
+    this.scope.onEvent?.({ type: 'cancel.sent', statement: this.statement, pid: this.pid, queued: this.pid === null });
+    this.query.cancel();
+  }
+
+  finish(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.scope.signal.removeEventListener('abort', this);
+    if (this.pid === null) this.counts.queued--;
+    else this.counts.running--;
+    const sqlstate = error === undefined ? null : sqlState(error);
+    this.scope.onEvent?.({ type: 'statement.ended', statement: this.statement, pid: this.pid, sqlstate, ms: performance.now() - this.started });
+  }
+}
+
+const TRACKER = Symbol('asyncscope.statement');
+type TrackedQuery = QueryInternals & { [TRACKER]: TrackedStatement; ondispatch?: (state: QueryInternals['state']) => void };
+
+// Shared by every tracked query; postgres.js always calls these as methods (`query.resolve(x)`).
+// `ondispatch` is our patch's hook (patches/postgres@3.4.9.patch), called right after `query.state = backend`.
+function trackedDispatch(this: TrackedQuery, state: QueryInternals['state']): void {
+  this[TRACKER].dispatched(state);
+}
+function trackedResolve(this: TrackedQuery, value: unknown): void {
+  const tracker = this[TRACKER];
+  tracker.finish(undefined);
+  tracker.resolve(value);
+}
+function trackedReject(this: TrackedQuery, error: unknown): void {
+  const tracker = this[TRACKER];
+  tracker.finish(error);
+  tracker.reject(error);
+}
+
+function track<Q>(query: Q, counts: StatementCounts, text: string | readonly string[]): Q {
   const scope = storage.getStore();
   if (!scope || !(query instanceof Promise)) return query;
-  const q = query as unknown as QueryInternals;
-  const statement = nextStatement++;
-  const emit = scope.onEvent ?? (() => undefined);
-  const started = performance.now();
-  let pid: number | null = null;
-  let settled = false;
-
+  const q = query as unknown as TrackedQuery;
+  const tracker = new TrackedStatement(q, scope, counts, q.resolve, q.reject);
   counts.queued++;
-  emit({ type: 'statement.queued', statement, text: text.slice(0, 120) });
-  let state: QueryInternals['state'] = null;
-  Object.defineProperty(q, 'state', {
-    configurable: true,
-    enumerable: true,
-    get: () => state,
-    set: (value: QueryInternals['state']) => {
-      state = value;
-      if (value && pid === null && !settled) {
-        pid = value.pid;
-        counts.queued--;
-        counts.running++;
-        emit({ type: 'statement.started', statement, pid });
-      }
-    },
-  });
-
-  const onAbort = () => {
-    emit({ type: 'cancel.sent', statement, pid, queued: pid === null });
-    q.cancel();
-  };
-  const finish = (error: unknown) => {
-    if (settled) return;
-    settled = true;
-    scope.signal.removeEventListener('abort', onAbort);
-    if (pid === null) counts.queued--;
-    else counts.running--;
-    emit({ type: 'statement.ended', statement, pid, sqlstate: error === undefined ? null : sqlState(error), ms: performance.now() - started });
-  };
-  const { resolve, reject } = q;
-  q.resolve = (value) => { finish(undefined); resolve(value); };
-  q.reject = (error) => { finish(error); reject(error); };
-
-  if (scope.signal.aborted) onAbort();
-  else scope.signal.addEventListener('abort', onAbort, { once: true });
+  if (scope.onEvent) {
+    const sqlText = typeof text === 'string' ? text : text.join('$');
+    scope.onEvent({ type: 'statement.queued', statement: tracker.statement, text: sqlText.slice(0, 120) });
+  }
+  q[TRACKER] = tracker;
+  q.ondispatch = trackedDispatch;
+  q.resolve = trackedResolve;
+  q.reject = trackedReject;
+  if (scope.signal.aborted) tracker.handleEvent();
+  else scope.signal.addEventListener('abort', tracker, { once: true });
   return query;
 }
 
@@ -157,30 +199,26 @@ export function cancellable<S extends postgres.Sql | postgres.TransactionSql>(sq
     }
   };
 
+  // Made once per client, not on every property read: drizzle reads `unsafe` for every query.
+  const unsafe = (text: string, ...rest: unknown[]): unknown => track((sql.unsafe as (...a: unknown[]) => unknown)(text, ...rest), counts, text);
+  const begin = (...args: unknown[]): unknown => {
+    const callback = args.pop() as TxCallback;
+    return observeTx((begun) => (sql as postgres.Sql).begin(...(args as [string]), wrapTx(callback, begun) as never));
+  };
+  const savepoint = (...args: unknown[]): unknown => {
+    const callback = args.pop() as TxCallback;
+    return (sql as postgres.TransactionSql).savepoint(...(args as [string]), wrapTx(callback, () => undefined) as never);
+  };
   return new Proxy(sql, {
     apply(target, thisArg, args: unknown[]) {
       const result: unknown = Reflect.apply(target as (...a: unknown[]) => unknown, thisArg, args);
       const strings = args[0];
-      const text = Array.isArray(strings) ? strings.join('$') : '';
-      return track(result, counts, text);
+      return track(result, counts, Array.isArray(strings) ? (strings as string[]) : '');
     },
     get(target, prop, receiver) {
-      if (prop === 'unsafe') {
-        return (text: string, ...rest: unknown[]) =>
-          track((target.unsafe as (...a: unknown[]) => unknown)(text, ...rest), counts, text);
-      }
-      if (prop === 'begin') {
-        return (...args: unknown[]) => {
-          const callback = args.pop() as TxCallback;
-          return observeTx((begun) => (target as postgres.Sql).begin(...(args as [string]), wrapTx(callback, begun) as never));
-        };
-      }
-      if (prop === 'savepoint') {
-        return (...args: unknown[]) => {
-          const callback = args.pop() as TxCallback;
-          return (target as postgres.TransactionSql).savepoint(...(args as [string]), wrapTx(callback, () => undefined) as never);
-        };
-      }
+      if (prop === 'unsafe') return unsafe;
+      if (prop === 'begin') return begin;
+      if (prop === 'savepoint') return savepoint;
       return Reflect.get(target, prop, receiver) as unknown;
     },
   });

@@ -1,5 +1,10 @@
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
+
+// Resolved through the package's own name, so it is right from the sources and from the server's bundle.
+const WORKER_URL = pathToFileURL(createRequire(import.meta.url).resolve('@asyncscope/api/cpu-worker')).href;
 
 export interface DigestResult { digest: string; rounds: number }
 
@@ -12,7 +17,7 @@ export class CpuPool {
 
   constructor(maxThreads = Math.max(1, availableParallelism() - 1)) {
     this.#pool = new Piscina({
-      filename: new URL('./worker.mjs', import.meta.url).href,
+      filename: WORKER_URL,
       minThreads: 0,
       maxThreads,
       idleTimeout: 30_000,

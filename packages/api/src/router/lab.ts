@@ -5,7 +5,7 @@ import { callProcedure, protectedProcedure, validInput } from '../trpc';
 /** Procedures that exist to demonstrate and test cancellation, deadlines and faults. */
 export const labRouter = {
   sleep: callProcedure.input(validInput(labSleepInput)).query(({ ctx, input }) => ctx.runtime.lab.sleep(input.ms)),
-  slowWrite: callProcedure.input(validInput(labSlowWriteInput)).mutation(({ ctx, input }) => ctx.runtime.lab.slowWrite(input.label, input.ms)),
+  slowWrite: callProcedure.input(validInput(labSlowWriteInput)).mutation(({ ctx, input }) => ctx.runtime.lab.slowWrite(input)),
   /** CPU-bound work in a worker thread; cancelling the call terminates the worker's job. */
   cpu: callProcedure
     .input(validInput(labCpuInput))

@@ -130,3 +130,46 @@ describe('idempotent create', () => {
     expect(await snapshot()).toEqual(before);
   });
 });
+
+describe('idempotent update and delete', () => {
+  it('update: a retry gets the first answer and does not apply the change again', async () => {
+    const ada = await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    const first = await caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-ada-01' });
+    const later = await caller.users.update({ id: ada.id, name: 'Countess' }); // someone else's change, after
+    const retry = await caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-ada-01' });
+    expect(retry).toEqual(first);
+    expect(await caller.users.byId({ id: ada.id })).toEqual(later); // the retry did not write 'Ada L.' again
+  });
+
+  it('delete: a retry gets the deleted user again instead of NOT_FOUND; racing retries too', async () => {
+    const ada = await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    const first = await caller.users.delete({ id: ada.id, idempotencyKey: 'delete-ada-01' });
+    expect(first).toEqual(ada);
+    expect(await caller.users.delete({ id: ada.id, idempotencyKey: 'delete-ada-01' })).toEqual(ada);
+    await expectCode(caller.users.delete({ id: ada.id }), 'NOT_FOUND'); // without the key it is a new request
+
+    const grace = await caller.users.create({ name: 'Grace', email: 'grace@example.com' });
+    const both = await Promise.all([
+      caller.users.delete({ id: grace.id, idempotencyKey: 'delete-race-01' }),
+      caller.users.delete({ id: grace.id, idempotencyKey: 'delete-race-01' }),
+    ]);
+    expect(both).toEqual([grace, grace]);
+  });
+
+  it('refuses a key used by another procedure or request, changing nothing', async () => {
+    const ada = await caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'shared-key-01' });
+    const before = await snapshot();
+    await expectCode(caller.users.delete({ id: ada.id, idempotencyKey: 'shared-key-01' }), 'CONFLICT');
+    await caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-key-02' });
+    const after = await snapshot();
+    const error = await expectCode(caller.users.update({ id: ada.id, name: 'Someone else', idempotencyKey: 'update-key-02' }), 'CONFLICT');
+    expect(error.message).toContain('already used for a different request');
+    expect(before).toHaveLength(1);
+    expect(await snapshot()).toEqual(after);
+  });
+
+  it('stores nothing for a write that failed, so its retry runs again', async () => {
+    await expectCode(caller.users.delete({ id: 42, idempotencyKey: 'delete-missing' }), 'NOT_FOUND');
+    expect(await t.sql`select key from idempotency_keys`).toEqual([]);
+  });
+});

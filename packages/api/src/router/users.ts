@@ -1,5 +1,5 @@
 import { tracked, type TRPCRouterRecord } from '@trpc/server';
-import { createUserInput, listUsersInput, streamUsersInput, updateUserInput, userByIdInput, type UserStreamPage } from '@asyncscope/contract';
+import { createUserInput, deleteUserInput, listUsersInput, streamUsersInput, updateUserInput, userByIdInput, type UserStreamPage } from '@asyncscope/contract';
 import { openCallScope } from '../call-scope';
 import { callProcedure, protectedProcedure, validInput } from '../trpc';
 
@@ -8,7 +8,7 @@ export const usersRouter = {
   list: callProcedure.input(validInput(listUsersInput)).query(({ ctx, input }) => ctx.runtime.users.list(input)),
   create: callProcedure.input(validInput(createUserInput)).mutation(({ ctx, input }) => ctx.runtime.users.create(input)),
   update: callProcedure.input(validInput(updateUserInput)).mutation(({ ctx, input }) => ctx.runtime.users.update(input)),
-  delete: callProcedure.input(validInput(userByIdInput)).mutation(({ ctx, input }) => ctx.runtime.users.delete(input.id)),
+  delete: callProcedure.input(validInput(deleteUserInput)).mutation(({ ctx, input }) => ctx.runtime.users.delete(input)),
 
   /**
    * Every user, page by page (keyset), over SSE. A client that stops reading closes the stream: the signal

@@ -1,5 +1,6 @@
 import { type Db, labWrites } from '@asyncscope/db';
 import { sql } from 'drizzle-orm';
+import { idempotentWrite } from './idempotency';
 
 /** Work that makes cancellation visible: each waits *inside Postgres*, where a cancel must reach it. */
 export class LabService {
@@ -13,8 +14,9 @@ export class LabService {
   }
 
   /** A transaction that writes, waits inside Postgres, and writes again: cancelled midway, nothing remains. */
-  async slowWrite(label: string, ms: number): Promise<{ rows: number }> {
-    return this.db.db.transaction(async (tx) => {
+  async slowWrite(input: { label: string; ms: number; idempotencyKey?: string | undefined }): Promise<{ rows: number }> {
+    const { idempotencyKey, label, ms } = input;
+    return idempotentWrite(this.db.db, { procedure: 'lab.slowWrite', key: idempotencyKey, request: { label, ms } }, async (tx) => {
       await tx.insert(labWrites).values({ label, step: 1 });
       await tx.execute(sql`select pg_sleep(${ms / 1000})`);
       await tx.insert(labWrites).values({ label, step: 2 });

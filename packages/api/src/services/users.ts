@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
 import { count, eq, gt, sql } from 'drizzle-orm';
-import { type Database, idempotencyKeys, PG_UNIQUE_VIOLATION, sqlState, users, type UserRow } from '@asyncscope/db';
+import { type Database, PG_UNIQUE_VIOLATION, sqlState, users, type UserRow } from '@asyncscope/db';
 import type { User, UserPage } from '@asyncscope/contract';
+import { idempotentWrite } from './idempotency';
 
 /** The row as the API returns it: plain JSON, so timestamps become ISO strings here, once. */
 export function toUser(row: UserRow): User {
@@ -13,12 +13,6 @@ export function toUser(row: UserRow): User {
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
-}
-
-class KeyTakenMeanwhile extends Error {}
-
-function requestHash(input: unknown): string {
-  return createHash('sha256').update(JSON.stringify(input)).digest('hex');
 }
 
 function conflictOr(error: unknown, email: string | undefined): never {
@@ -67,49 +61,14 @@ export class UsersService {
     return { items: rows.value.map(toUser), total: totals.value[0]?.total ?? 0 };
   }
 
-  /**
-   * Creates a user. With an idempotency key, the key and the response are stored in the same transaction
-   * as the user, so a retry (after a cancel that landed during COMMIT, or a lost answer) returns the first
-   * response instead of writing twice — also when both calls race.
-   */
+  /** Creates a user; with an idempotency key, a retry returns the first response (see idempotentWrite). */
   async create(input: { name: string; email: string; idempotencyKey?: string | undefined }): Promise<User> {
     const { idempotencyKey, ...values } = input;
-    if (idempotencyKey === undefined) {
-      try {
-        return await this.db.transaction(async (tx) => toUser(await insertUser(tx, values)));
-      } catch (error) {
-        return conflictOr(error, values.email);
-      }
-    }
-    const hash = requestHash(values);
     try {
-      return await this.db.transaction(async (tx) => {
-        const replay = await this.#storedResponse(tx, idempotencyKey, hash);
-        if (replay) return replay;
-        const user = toUser(await insertUser(tx, values));
-        const stored = await tx
-          .insert(idempotencyKeys)
-          .values({ key: idempotencyKey, procedure: 'users.create', requestHash: hash, response: user })
-          .onConflictDoNothing()
-          .returning({ key: idempotencyKeys.key });
-        if (stored.length === 0) throw new KeyTakenMeanwhile();
-        return user;
-      });
+      return await idempotentWrite(this.db, { procedure: 'users.create', key: idempotencyKey, request: values }, async (tx) => toUser(await insertUser(tx, values)));
     } catch (error) {
-      // A concurrent call with the same key may have committed first: its response is the answer.
-      const replay = await this.#storedResponse(this.db, idempotencyKey, hash);
-      if (replay) return replay;
       return conflictOr(error, values.email);
     }
-  }
-
-  async #storedResponse(q: Pick<Database, 'select'>, key: string, hash: string): Promise<User | undefined> {
-    const [row] = await q.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key));
-    if (!row) return undefined;
-    if (row.requestHash !== hash || row.procedure !== 'users.create') {
-      throw new TRPCError({ code: 'CONFLICT', message: `The idempotency key ${key} was already used for a different request.` });
-    }
-    return row.response as User;
   }
 
   /**
@@ -128,10 +87,11 @@ export class UsersService {
     }
   }
 
-  async update(input: { id: number; name?: string | undefined; email?: string | undefined }): Promise<User> {
-    const { id, ...changes } = input;
+  async update(input: { id: number; name?: string | undefined; email?: string | undefined; idempotencyKey?: string | undefined }): Promise<User> {
+    const { idempotencyKey, ...request } = input;
+    const { id, ...changes } = request;
     try {
-      return await this.db.transaction(async (tx) => {
+      return await idempotentWrite(this.db, { procedure: 'users.update', key: idempotencyKey, request }, async (tx) => {
         const [row] = await tx
           .update(users)
           .set({ ...changes, updatedAt: sql`now()` })
@@ -145,8 +105,10 @@ export class UsersService {
     }
   }
 
-  async delete(id: number): Promise<User> {
-    return this.db.transaction(async (tx) => {
+  /** Deletes a user and returns it; with an idempotency key, a retry gets that answer again, not NOT_FOUND. */
+  async delete(input: { id: number; idempotencyKey?: string | undefined }): Promise<User> {
+    const { idempotencyKey, id } = input;
+    return idempotentWrite(this.db, { procedure: 'users.delete', key: idempotencyKey, request: { id } }, async (tx) => {
       const [row] = await tx.delete(users).where(eq(users.id, id)).returning();
       if (!row) throw notFound(id);
       return toUser(row);
