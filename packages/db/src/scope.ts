@@ -40,11 +40,20 @@ const storage = new AsyncLocalStorage<QueryScope>();
  * lazy drizzle query returned unawaited still runs — and is cancelled — as part of it.
  */
 export function runInQueryScope<T>(scope: QueryScope, fn: () => T | PromiseLike<T>): Promise<T> {
-  return storage.run(scope, awaitResult, fn);
+  return storage.run(scope, callInScope, fn);
 }
 
-async function awaitResult<T>(fn: () => T | PromiseLike<T>): Promise<T> {
-  return await fn();
+function callInScope<T>(fn: () => T | PromiseLike<T>): Promise<T> {
+  const result = fn();
+  // A native promise (an async function's) is already running inside the scope: hand it back as it is,
+  // without one more suspended frame per call. Anything else — a lazy drizzle query, a postgres.js query
+  // (a Promise subclass that starts on `then`), a plain value — is awaited here, inside the scope.
+  if (result instanceof Promise && result.constructor === Promise) return result as Promise<T>;
+  return awaitInScope<T>(result as T | PromiseLike<T>);
+}
+
+async function awaitInScope<T>(value: T | PromiseLike<T>): Promise<T> {
+  return await value;
 }
 
 export function currentQueryScope(): QueryScope | undefined {
