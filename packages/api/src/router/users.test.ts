@@ -1,26 +1,13 @@
 import { TRPCError } from '@trpc/server';
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createCaller } from '../root';
+import { useCallerFixture } from '../test-caller';
 import { createInnerContext } from '../context';
-import { Runtime } from '../runtime';
 
-let t: TestDatabase;
-let runtime: Runtime;
-let caller: ReturnType<typeof createCaller>;
+const fx = useCallerFixture();
+beforeEach(async () => { await fx.t.sql`truncate users, idempotency_keys restart identity`; });
 
-beforeAll(async () => {
-  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'));
-  runtime = new Runtime(t);
-  caller = createCaller(createInnerContext({ runtime, authorized: true }));
-});
-afterAll(async () => {
-  await runtime.close();
-  await t[Symbol.asyncDispose]();
-});
-beforeEach(async () => { await t.sql`truncate users, idempotency_keys restart identity`; });
-
-const snapshot = () => t.sql`select * from users order by id`;
+const snapshot = () => fx.t.sql`select * from users order by id`;
 
 async function expectCode(promise: Promise<unknown>, code: TRPCError['code']): Promise<TRPCError> {
   const error: unknown = await promise.then(() => undefined, (e: unknown) => e);
@@ -31,48 +18,48 @@ async function expectCode(promise: Promise<unknown>, code: TRPCError['code']): P
 
 describe('users procedures through createCaller', () => {
   it('creates, reads, lists, updates and deletes', async () => {
-    const ada = await caller.users.create({ name: '  Ada Lovelace ', email: 'Ada@Example.com' });
+    const ada = await fx.caller.users.create({ name: '  Ada Lovelace ', email: 'Ada@Example.com' });
     expect(ada).toMatchObject({ id: 1, name: 'Ada Lovelace', email: 'ada@example.com' });
     expect(new Date(ada.createdAt).toISOString()).toBe(ada.createdAt);
-    expect(await caller.users.byId({ id: ada.id })).toEqual(ada);
+    expect(await fx.caller.users.byId({ id: ada.id })).toEqual(ada);
 
-    await caller.users.create({ name: 'Grace', email: 'grace@example.com' });
-    const page = await caller.users.list({ limit: 1, offset: 1 });
+    await fx.caller.users.create({ name: 'Grace', email: 'grace@example.com' });
+    const page = await fx.caller.users.list({ limit: 1, offset: 1 });
     expect(page.total).toBe(2);
     expect(page.items.map((u) => u.name)).toEqual(['Grace']);
-    expect((await caller.users.list()).items).toHaveLength(2);
+    expect((await fx.caller.users.list()).items).toHaveLength(2);
 
-    const renamed = await caller.users.update({ id: ada.id, name: 'Augusta Ada' });
+    const renamed = await fx.caller.users.update({ id: ada.id, name: 'Augusta Ada' });
     expect(renamed.name).toBe('Augusta Ada');
     expect(renamed.email).toBe('ada@example.com');
     expect(Date.parse(renamed.updatedAt)).toBeGreaterThanOrEqual(Date.parse(ada.updatedAt));
 
-    expect(await caller.users.delete({ id: ada.id })).toMatchObject({ id: ada.id });
-    await expectCode(caller.users.byId({ id: ada.id }), 'NOT_FOUND');
-    expect((await caller.users.list()).total).toBe(1);
+    expect(await fx.caller.users.delete({ id: ada.id })).toMatchObject({ id: ada.id });
+    await expectCode(fx.caller.users.byId({ id: ada.id }), 'NOT_FOUND');
+    expect((await fx.caller.users.list()).total).toBe(1);
   });
 
   it('rejects a duplicate email in any letter case with CONFLICT and keeps the first', async () => {
-    await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
     const before = await snapshot();
-    const error = await expectCode(caller.users.create({ name: 'Imposter', email: 'ADA@EXAMPLE.COM' }), 'CONFLICT');
+    const error = await expectCode(fx.caller.users.create({ name: 'Imposter', email: 'ADA@EXAMPLE.COM' }), 'CONFLICT');
     expect(error.message).toContain('ada@example.com');
     expect(await snapshot()).toEqual(before);
   });
 
   it('rejects an update to a taken email with CONFLICT and rolls back', async () => {
-    await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
-    const grace = await caller.users.create({ name: 'Grace', email: 'grace@example.com' });
+    await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    const grace = await fx.caller.users.create({ name: 'Grace', email: 'grace@example.com' });
     const before = await snapshot();
-    await expectCode(caller.users.update({ id: grace.id, name: 'G', email: 'Ada@example.com' }), 'CONFLICT');
+    await expectCode(fx.caller.users.update({ id: grace.id, name: 'G', email: 'Ada@example.com' }), 'CONFLICT');
     expect(await snapshot()).toEqual(before);
   });
 
   it('answers NOT_FOUND for update and delete of a missing user, changing nothing', async () => {
-    await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
     const before = await snapshot();
-    await expectCode(caller.users.update({ id: 99, name: 'x' }), 'NOT_FOUND');
-    await expectCode(caller.users.delete({ id: 99 }), 'NOT_FOUND');
+    await expectCode(fx.caller.users.update({ id: 99, name: 'x' }), 'NOT_FOUND');
+    await expectCode(fx.caller.users.delete({ id: 99 }), 'NOT_FOUND');
     expect(await snapshot()).toEqual(before);
   });
 
@@ -90,17 +77,17 @@ describe('users procedures through createCaller', () => {
     ['list', { offset: -1 }],
     ['update', { id: 1 }],
   ] as const)('rejects bad input to %s %j with BAD_REQUEST, changing nothing', async (procedure, input) => {
-    await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
     const before = await snapshot();
     // The bad input is the point of the test, so the types are bypassed on purpose.
-    const call = (caller.users[procedure] as (i: unknown) => Promise<unknown>)(input);
+    const call = (fx.caller.users[procedure] as (i: unknown) => Promise<unknown>)(input);
     const error = await expectCode(call, 'BAD_REQUEST');
     expect(error.message).not.toMatch(/^\s*\[/); // not a raw JSON dump of zod issues
     expect(await snapshot()).toEqual(before);
   });
 
   it('refuses every procedure without a valid token', async () => {
-    const anonymous = createCaller(createInnerContext({ runtime, authorized: false }));
+    const anonymous = createCaller(createInnerContext({ runtime: fx.runtime, authorized: false }));
     await expectCode(anonymous.users.list(), 'UNAUTHORIZED');
     await expectCode(anonymous.users.create({ name: 'A', email: 'a@b.co' }), 'UNAUTHORIZED');
     expect(await snapshot()).toEqual([]);
@@ -109,23 +96,23 @@ describe('users procedures through createCaller', () => {
 
 describe('idempotent create', () => {
   it('returns the first response to a retry with the same key, writing once', async () => {
-    const first = await caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'create-ada-0001' });
-    const again = await caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'create-ada-0001' });
+    const first = await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'create-ada-0001' });
+    const again = await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'create-ada-0001' });
     expect(again).toEqual(first);
     expect(await snapshot()).toHaveLength(1);
   });
 
   it('writes once when two calls with one key race', async () => {
     const input = { name: 'Grace', email: 'grace@example.com', idempotencyKey: 'race-grace-01' };
-    const [a, b] = await Promise.all([caller.users.create(input), caller.users.create(input)]);
+    const [a, b] = await Promise.all([fx.caller.users.create(input), fx.caller.users.create(input)]);
     expect(a).toEqual(b);
     expect(await snapshot()).toHaveLength(1);
   });
 
   it('refuses a key reused for a different request, changing nothing', async () => {
-    await caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'key-reused-01' });
+    await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'key-reused-01' });
     const before = await snapshot();
-    const error = await expectCode(caller.users.create({ name: 'Bob', email: 'bob@example.com', idempotencyKey: 'key-reused-01' }), 'CONFLICT');
+    const error = await expectCode(fx.caller.users.create({ name: 'Bob', email: 'bob@example.com', idempotencyKey: 'key-reused-01' }), 'CONFLICT');
     expect(error.message).toContain('already used for a different request');
     expect(await snapshot()).toEqual(before);
   });
@@ -133,43 +120,43 @@ describe('idempotent create', () => {
 
 describe('idempotent update and delete', () => {
   it('update: a retry gets the first answer and does not apply the change again', async () => {
-    const ada = await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
-    const first = await caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-ada-01' });
-    const later = await caller.users.update({ id: ada.id, name: 'Countess' }); // someone else's change, after
-    const retry = await caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-ada-01' });
+    const ada = await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    const first = await fx.caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-ada-01' });
+    const later = await fx.caller.users.update({ id: ada.id, name: 'Countess' }); // someone else's change, after
+    const retry = await fx.caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-ada-01' });
     expect(retry).toEqual(first);
-    expect(await caller.users.byId({ id: ada.id })).toEqual(later); // the retry did not write 'Ada L.' again
+    expect(await fx.caller.users.byId({ id: ada.id })).toEqual(later); // the retry did not write 'Ada L.' again
   });
 
   it('delete: a retry gets the deleted user again instead of NOT_FOUND; racing retries too', async () => {
-    const ada = await caller.users.create({ name: 'Ada', email: 'ada@example.com' });
-    const first = await caller.users.delete({ id: ada.id, idempotencyKey: 'delete-ada-01' });
+    const ada = await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    const first = await fx.caller.users.delete({ id: ada.id, idempotencyKey: 'delete-ada-01' });
     expect(first).toEqual(ada);
-    expect(await caller.users.delete({ id: ada.id, idempotencyKey: 'delete-ada-01' })).toEqual(ada);
-    await expectCode(caller.users.delete({ id: ada.id }), 'NOT_FOUND'); // without the key it is a new request
+    expect(await fx.caller.users.delete({ id: ada.id, idempotencyKey: 'delete-ada-01' })).toEqual(ada);
+    await expectCode(fx.caller.users.delete({ id: ada.id }), 'NOT_FOUND'); // without the key it is a new request
 
-    const grace = await caller.users.create({ name: 'Grace', email: 'grace@example.com' });
+    const grace = await fx.caller.users.create({ name: 'Grace', email: 'grace@example.com' });
     const both = await Promise.all([
-      caller.users.delete({ id: grace.id, idempotencyKey: 'delete-race-01' }),
-      caller.users.delete({ id: grace.id, idempotencyKey: 'delete-race-01' }),
+      fx.caller.users.delete({ id: grace.id, idempotencyKey: 'delete-race-01' }),
+      fx.caller.users.delete({ id: grace.id, idempotencyKey: 'delete-race-01' }),
     ]);
     expect(both).toEqual([grace, grace]);
   });
 
   it('refuses a key used by another procedure or request, changing nothing', async () => {
-    const ada = await caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'shared-key-01' });
+    const ada = await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'shared-key-01' });
     const before = await snapshot();
-    await expectCode(caller.users.delete({ id: ada.id, idempotencyKey: 'shared-key-01' }), 'CONFLICT');
-    await caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-key-02' });
+    await expectCode(fx.caller.users.delete({ id: ada.id, idempotencyKey: 'shared-key-01' }), 'CONFLICT');
+    await fx.caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-key-02' });
     const after = await snapshot();
-    const error = await expectCode(caller.users.update({ id: ada.id, name: 'Someone else', idempotencyKey: 'update-key-02' }), 'CONFLICT');
+    const error = await expectCode(fx.caller.users.update({ id: ada.id, name: 'Someone else', idempotencyKey: 'update-key-02' }), 'CONFLICT');
     expect(error.message).toContain('already used for a different request');
     expect(before).toHaveLength(1);
     expect(await snapshot()).toEqual(after);
   });
 
   it('stores nothing for a write that failed, so its retry runs again', async () => {
-    await expectCode(caller.users.delete({ id: 42, idempotencyKey: 'delete-missing' }), 'NOT_FOUND');
-    expect(await t.sql`select key from idempotency_keys`).toEqual([]);
+    await expectCode(fx.caller.users.delete({ id: 42, idempotencyKey: 'delete-missing' }), 'NOT_FOUND');
+    expect(await fx.t.sql`select key from idempotency_keys`).toEqual([]);
   });
 });
