@@ -1,0 +1,163 @@
+/**
+ * The postgres.js 3.4.9 behaviours our patch (patches/postgres@3.4.9.patch) changes when a connection
+ * dies, each reproduced on a real PostgreSQL. Without the patch these crash the test process
+ * (an uncaught TypeError from a setImmediate callback) or leave a query waiting forever.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { connect, type Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './testing';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy';
+
+let t: TestDatabase;
+let observer: postgres.Sql;
+beforeAll(async () => {
+  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'driver-faults-pool', max: 1 });
+  observer = postgres(t.url, { max: 1, onnotice: () => undefined, connection: { application_name: 'driver-faults-observer' } });
+});
+afterAll(async () => {
+  await observer.end();
+  await t[Symbol.asyncDispose]();
+});
+
+/** Settles with the promise, or fails the test if it is still pending after `ms` (a wedge, not a slow answer). */
+async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => { reject(new Error(`${what}: still pending after ${ms} ms`)); }, ms);
+  });
+  try {
+    return await Promise.race([promise, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const kill = (pid: number) => observer`select pg_terminate_backend(${pid})`;
+
+async function backendPid(sql: postgres.Sql | postgres.ReservedSql | postgres.TransactionSql): Promise<number> {
+  const [row] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+  if (!row) throw new Error('no backend pid');
+  return row.pid;
+}
+
+/** postgres.js takes a socket factory (`socket`) that its type definitions leave out. */
+type ClientOptions = Partial<postgres.Options<Record<string, never>>> & { socket?: () => Socket };
+
+function client(url: string, extra: ClientOptions = {}) {
+  return postgres(url, {
+    max: 1,
+    connect_timeout: 3,
+    onnotice: () => undefined,
+    connection: { application_name: 'driver-faults' },
+    ...(extra as Partial<postgres.Options<Record<string, never>>>),
+  });
+}
+
+describe('postgres.js when a connection dies (our patch)', () => {
+  // The patch is written against one release: a new version must be re-checked (are the upstream fixes in,
+  // do our hunks still apply and still matter?) before this pin moves.
+  it('runs the pinned, patched postgres.js', () => {
+    let root = dirname(createRequire(import.meta.url).resolve('postgres'));
+    const manifest = (dir: string) => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version: string };
+    while (!existsSync(join(root, 'package.json')) || manifest(root).name !== 'postgres') root = dirname(root);
+    expect(manifest(root).version).toBe('3.4.9');
+    const connection = readFileSync(join(root, 'src', 'connection.js'), 'utf8');
+    expect(connection).toContain('chunk = nextWriteTimer = null\n');
+    expect(connection.split('asyncscope patch').length - 1).toBeGreaterThanOrEqual(6);
+  });
+
+  // porsager/postgres#1208: a reserved connection cannot be rotated away, so every later write hit the null socket.
+  it('a reserved connection whose backend was killed rejects its queries with CONNECTION_CLOSED, and the process lives', async () => {
+    const sql = client(t.url, { max: 2 });
+    try {
+      const reserved = await sql.reserve();
+      await kill(await backendPid(reserved));
+      await within(3000, 'first query after the kill', reserved`select 1`.then(() => 'answered', () => 'rejected'));
+      await expect(within(3000, 'second query after the kill', reserved`select 1`)).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+      await expect(within(3000, 'third query after the kill', reserved`select 1`)).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+      // The rest of the pool is unaffected. (Releasing the dead reserved connection would hand it back to
+      // the pool as it is: upstream behaviour we do not use — our transactions return theirs themselves.)
+      expect((await within(3000, 'a pooled query', sql<{ one: number }[]>`select 1 as one`))[0]?.one).toBe(1);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it('a transaction whose backend is killed midway fails (no crash), and the pool serves the next call', async () => {
+    const sql = client(t.url);
+    try {
+      const tx = sql.begin(async (tx) => {
+        await kill(await backendPid(tx));
+        await new Promise((r) => setTimeout(r, 50));
+        await tx`select 1`;
+        await tx`select 2`;
+      });
+      await expect(within(5000, 'the transaction', tx)).rejects.toBeInstanceOf(Error);
+      expect((await within(5000, 'the next query', sql<{ one: number }[]>`select 1 as one`))[0]?.one).toBe(1);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  // The wedge after a Postgres restart: a socket that closed while a small write waited for setImmediate
+  // left the write scheduler armed but cancelled, so the slot's next connection never sent its startup.
+  it('a connection that closed with a write still buffered reconnects and answers (the write scheduler is reset)', async () => {
+    const target = new URL(t.url);
+    const sockets: Socket[] = [];
+    const sql = client(t.url, {
+      socket: () => {
+        const socket = connect(Number(target.port || 5432), target.hostname);
+        sockets.push(socket);
+        return socket;
+      },
+    });
+    try {
+      await sql`select 1`;
+      const pending = sql`select 2 as two`.execute();
+      // The query is written on the next setImmediate. The peer's close must be seen before that, as when
+      // it arrives in the same event-loop turn: emit it now (a destroy alone reports it only after the
+      // immediate has run).
+      await new Promise((r) => { process.nextTick(r); }); // postgres.js dispatches a query one microtask later
+      const socket = sockets.at(-1);
+      if (!socket) throw new Error('no socket was opened');
+      socket.destroy();
+      socket.emit('close', false);
+      await expect(within(3000, 'the query on the closed socket', pending)).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+      const [row] = await within(5000, 'the first query on the new connection', sql<{ three: number }[]>`select 3 as three`);
+      expect(row?.three).toBe(3);
+      expect(sockets).toHaveLength(2);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  // Our own hunk (the cancel fence) waits for a CancelRequest before handing the connection on. If the
+  // connection closed meanwhile, it must not hand a socket-less connection back to the pool.
+  it('a connection that closes while a cancel for its last statement is in flight is not handed out again', async () => {
+    const proxy: TcpProxy = await startTcpProxy(t.url);
+    const viaProxy = client(proxy.url);
+    try {
+      const pid = await backendPid(viaProxy);
+      proxy.cancelDelayMs = 1000;
+      const statement = viaProxy`select pg_sleep(0.3)`;
+      const done = statement.then(() => 'finished', () => 'failed');
+      await new Promise((r) => setTimeout(r, 100));
+      statement.cancel(); // postgres.js returns nothing here; the proxy tells when the cancel went through
+      expect(await within(3000, 'the statement', done)).toBe('finished'); // it ended before the cancel arrived
+      await kill(pid);
+      await within(3000, 'the delayed cancel', (async () => {
+        while (proxy.cancelsForwarded === 0) await new Promise((r) => setTimeout(r, 10));
+      })());
+      await new Promise((r) => setTimeout(r, 100)); // Postgres closes the cancel connection; the fence resolves
+      const [row] = await within(5000, 'the next query', viaProxy<{ one: number }[]>`select 1 as one`);
+      expect(row?.one).toBe(1);
+    } finally {
+      await viaProxy.end({ timeout: 1 });
+      await proxy.close();
+    }
+  });
+});
