@@ -1,7 +1,7 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import * as schema from './schema';
-import { cancellable, type StatementCounts } from './scope';
+import { cancellable, createPoolStatements, type RunningStatement, type StatementCounts } from './scope';
 
 export interface DbConfig {
   /** postgres:// connection string. */
@@ -22,6 +22,11 @@ export interface DbConfig {
    * Postgres sees it — and a CancelRequest cannot land on a statement pipelined behind the one it meant.
    */
   maxPipeline?: number;
+  /**
+   * Told when a statement failed because the database or the connection went away (refused, reset,
+   * terminated, shut down): a health check can then look at once instead of at its next round.
+   */
+  onConnectionLost?: (error: unknown) => void;
 }
 
 export type Database = PostgresJsDatabase<typeof schema>;
@@ -36,7 +41,9 @@ export interface Db {
   sql: postgres.Sql;
   /** Statements of this pool waiting for a connection / running now. */
   statements(): Readonly<StatementCounts>;
-  config: Readonly<Required<DbConfig>>;
+  /** The statements sent to Postgres and not answered yet, with their backend pid (for the pool's watchdog). */
+  runningStatements(): Iterable<RunningStatement>;
+  config: Readonly<Omit<Required<DbConfig>, 'onConnectionLost'>>;
   /** Waits up to `timeoutS` for running queries, then closes every connection. */
   close(timeoutS?: number): Promise<void>;
 }
@@ -44,7 +51,7 @@ export interface Db {
 export const DEFAULT_APPLICATION_NAME = 'asyncscope';
 
 export function createDb(config: DbConfig): Db {
-  const resolved: Required<DbConfig> = {
+  const resolved: Omit<Required<DbConfig>, 'onConnectionLost'> = {
     url: config.url,
     max: config.max ?? 10,
     statementTimeoutMs: config.statementTimeoutMs ?? 30_000,
@@ -53,13 +60,19 @@ export function createDb(config: DbConfig): Db {
     connectTimeoutS: config.connectTimeoutS ?? 10,
     maxPipeline: config.maxPipeline ?? 0,
   };
-  const counts: StatementCounts = { queued: 0, running: 0 };
+  const counts = createPoolStatements(config.onConnectionLost);
   // max_pipeline is a postgres.js option its type definitions leave out.
   const options: postgres.Options<Record<string, never>> & { max_pipeline: number } = {
     max: resolved.max,
     idle_timeout: resolved.idleTimeoutS,
     connect_timeout: resolved.connectTimeoutS,
     max_pipeline: resolved.maxPipeline,
+    // Reconnect quickly once Postgres is back. postgres.js backs off up to 20 s after repeated failed
+    // attempts; a server that is gated by a health check (no calls reach the pool while the database is
+    // down) needs no long backoff, and waiting would delay recovery well past the health check's.
+    backoff: (attempt: number) => Math.min(0.5, 0.02 * 2 ** attempt) * (0.5 + Math.random() / 2),
+    // A half-open TCP connection (a database host that vanished) is noticed in seconds, not minutes.
+    keep_alive: 10,
     // Notices (e.g. "relation already exists, skipping") are not errors; keep them out of stdout.
     onnotice: () => undefined,
     connection: {
@@ -74,7 +87,8 @@ export function createDb(config: DbConfig): Db {
     db,
     sql,
     config: resolved,
-    statements: () => counts,
+    statements: () => ({ queued: counts.queued, running: counts.running }),
+    runningStatements: () => counts.runningSet,
     close: (timeoutS = 5) => pool.end({ timeout: timeoutS }),
   };
 }

@@ -4,3 +4,5 @@ export * from './migrate';
 export * from './schema';
 export * as schema from './schema';
 export * from './scope';
+export * from './errors';
+export * from './health';

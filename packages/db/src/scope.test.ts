@@ -3,6 +3,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './testing';
 import { runInQueryScope, type DbEvent } from './scope';
+import { CommitOutcomeUnknownError, isDatabaseUnavailable } from './errors';
 import { users } from './schema';
 
 let t: TestDatabase;
@@ -110,5 +111,55 @@ describe('query scope cancellation', () => {
   it('leaves statements outside any scope alone', async () => {
     expect((await t.sql`select 2 as two`)[0]?.two).toBe(2);
     expect(t.statements()).toEqual({ queued: 0, running: 0 });
+  });
+});
+
+describe('when a cancel does not take effect, or the connection dies at COMMIT', () => {
+  it('sends the cancel again until the statement stops', async () => {
+    // The first cancel is swallowed by an exception handler, as Postgres ignores a cancel that arrives
+    // before the backend has read its statement: only a repeated cancel stops the second sleep.
+    const call = scoped(() =>
+      t.sql.unsafe(`do $$ begin
+        begin perform pg_sleep(5); exception when query_canceled then null; end;
+        perform pg_sleep(5);
+      end $$`),
+    );
+    await until('the statement runs', async () => (await activity()).some((a) => a.state === 'active' && a.query.includes('query_canceled')));
+    const aborted = performance.now();
+    call.controller.abort();
+    await expect(call.promise).rejects.toMatchObject({ code: '57014' });
+    expect(performance.now() - aborted).toBeLessThan(2000);
+    const cancels = call.events.filter((e) => e.type === 'cancel.sent');
+    expect(cancels.map((e) => e.attempt)).toEqual([1, 2]);
+    expect(t.statements()).toEqual({ queued: 0, running: 0 });
+    expect((await t.sql`select 1 as one`)[0]?.one).toBe(1);
+  });
+
+  it('says the outcome is unknown when the connection is lost during COMMIT, and plainly failed before it', async () => {
+    // A deferred constraint trigger runs at COMMIT: it sleeps there, and the backend is terminated meanwhile.
+    await t.sql.unsafe(`
+      create table if not exists commit_probe (id int);
+      create or replace function commit_probe_sleep() returns trigger language plpgsql as
+        $$ begin perform pg_sleep(2); return null; end $$;
+      drop trigger if exists commit_probe_slow on commit_probe;
+      create constraint trigger commit_probe_slow after insert on commit_probe
+        deferrable initially deferred for each row execute function commit_probe_sleep();`);
+    const killDuring = async (marker: string) => {
+      await until(`the ${marker} runs`, async () => (await activity()).some((a) => a.state === 'active' && a.query.toLowerCase().includes(marker)));
+      const rows = await observer<{ pid: number }[]>`select pid from pg_stat_activity where application_name = 'scope-test' and datname = current_database() and state = 'active' and lower(query) like ${`%${marker}%`}`;
+      await observer`select pg_terminate_backend(pid) from unnest(${rows.map((r) => r.pid)}::int[]) as pid`;
+    };
+
+    const atCommit = scoped(() => t.sql.begin(async (tx) => { await tx`insert into commit_probe values (1)`; }));
+    await killDuring('commit');
+    await expect(atCommit.promise).rejects.toBeInstanceOf(CommitOutcomeUnknownError);
+
+    const inBody = scoped(() => t.sql.begin(async (tx) => { await tx`select pg_sleep(2), 'body'`; }));
+    await killDuring("'body'");
+    const error: unknown = await inBody.promise.catch((e: unknown) => e);
+    expect(error).not.toBeInstanceOf(CommitOutcomeUnknownError);
+    expect(isDatabaseUnavailable(error)).toBe(true);
+    // A statement may still land on a connection whose termination is on its way; the pool recovers at once.
+    await until('the pool answers', () => t.sql`select 1`.then(() => true, () => false), 1000);
   });
 });

@@ -16,12 +16,13 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type postgres from 'postgres';
+import { CommitOutcomeUnknownError, isDatabaseUnavailable } from './errors';
 
 export type DbEvent =
   | { type: 'statement.queued'; statement: number; text: string }
   | { type: 'statement.started'; statement: number; pid: number }
   | { type: 'statement.ended'; statement: number; pid: number | null; sqlstate: string | null; ms: number }
-  | { type: 'cancel.sent'; statement: number; pid: number | null; queued: boolean }
+  | { type: 'cancel.sent'; statement: number; pid: number | null; queued: boolean; attempt: number }
   | { type: 'transaction.committed'; ms: number }
   | { type: 'transaction.rolled_back'; ms: number; sqlstate: string | null };
 
@@ -66,12 +67,42 @@ export interface StatementCounts {
   running: number;
 }
 
+/** A statement sent to Postgres and not yet answered, as the pool's watchdog sees it. */
+export interface RunningStatement {
+  readonly pid: number | null;
+  /** performance.now() when it was dispatched to a connection. */
+  readonly since: number;
+}
+
+/** The bookkeeping one pool shares between its statements. */
+export interface PoolStatements extends StatementCounts {
+  readonly runningSet: Set<RunningStatement>;
+  /** Called when a statement failed because the database or the connection went away. */
+  onConnectionLost?: ((error: unknown) => void) | undefined;
+}
+
+export function createPoolStatements(onConnectionLost?: (error: unknown) => void): PoolStatements {
+  return { queued: 0, running: 0, runningSet: new Set(), onConnectionLost };
+}
+
+/**
+ * A cancel that arrives before the backend has read its statement is ignored by Postgres (in a storm of
+ * aborts, about 1 in 150 was). So a running statement whose cancel has not taken effect gets another one,
+ * after these delays, until it ends.
+ */
+const CANCEL_RETRY_MS = [200, 400, 800, 1000];
+
 interface QueryInternals {
   state: { pid: number; secret: number } | null;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
-  cancel(): unknown;
+  /** The pool's cancel for this query; `query.cancel()` calls it once and drops it, so we keep our own reference. */
+  canceller: ((query: QueryInternals) => Promise<unknown>) | null;
   strings?: readonly string[];
+}
+
+function ignore(): void {
+  // a cancel that could not be delivered: the statement's own connection fails too, and says so
 }
 
 let nextStatement = 1;
@@ -91,45 +122,70 @@ export function sqlState(error: unknown): string | null {
  * closures made per statement. (An accessor on `query.state`, the first design, turned every query into a
  * dictionary-mode object: +0.8 KB per waiting statement.)
  */
-class TrackedStatement {
+class TrackedStatement implements RunningStatement {
   readonly statement = nextStatement++;
   readonly started = performance.now();
+  since = 0;
   pid: number | null = null;
   settled = false;
+  readonly #canceller: QueryInternals['canceller'];
+  #cancels = 0;
+  #retry: NodeJS.Timeout | undefined;
 
   constructor(
     readonly query: QueryInternals,
     readonly scope: QueryScope,
-    readonly counts: StatementCounts,
+    readonly pool: PoolStatements,
     readonly resolve: (value: unknown) => void,
     readonly reject: (error: unknown) => void,
-  ) {}
+  ) {
+    this.#canceller = query.canceller;
+  }
 
   /** postgres.js dispatched the statement to a connection (`query.state = { pid, secret }`). */
   dispatched(value: QueryInternals['state']): void {
     if (value && this.pid === null && !this.settled) {
       this.pid = value.pid;
-      this.counts.queued--;
-      this.counts.running++;
+      this.since = performance.now();
+      this.pool.queued--;
+      this.pool.running++;
+      this.pool.runningSet.add(this);
       this.scope.onEvent?.({ type: 'statement.started', statement: this.statement, pid: value.pid });
     }
   }
 
-  /** The call's signal fired (EventListener object protocol). */
+  /** The call's signal fired (EventListener object protocol); also the retry timer's callback. */
   handleEvent(): void {
-    this.scope.onEvent?.({ type: 'cancel.sent', statement: this.statement, pid: this.pid, queued: this.pid === null });
-    this.query.cancel();
+    if (this.settled || !this.#canceller) return;
+    this.#cancels++;
+    this.scope.onEvent?.({ type: 'cancel.sent', statement: this.statement, pid: this.pid, queued: this.pid === null, attempt: this.#cancels });
+    this.#canceller(this.query).then(undefined, ignore);
+    // A queued statement is removed at once; a running one is watched until it ends.
+    if (this.pid !== null) {
+      const delay = CANCEL_RETRY_MS[Math.min(this.#cancels, CANCEL_RETRY_MS.length) - 1] ?? 1000;
+      this.#retry = setTimeout(retryCancel, delay, this);
+      this.#retry.unref();
+    }
   }
 
   finish(error: unknown): void {
     if (this.settled) return;
     this.settled = true;
+    clearTimeout(this.#retry);
     this.scope.signal.removeEventListener('abort', this);
-    if (this.pid === null) this.counts.queued--;
-    else this.counts.running--;
+    if (this.pid === null) this.pool.queued--;
+    else {
+      this.pool.running--;
+      this.pool.runningSet.delete(this);
+    }
     const sqlstate = error === undefined ? null : sqlState(error);
     this.scope.onEvent?.({ type: 'statement.ended', statement: this.statement, pid: this.pid, sqlstate, ms: performance.now() - this.started });
+    if (error !== undefined && this.pool.onConnectionLost && isDatabaseUnavailable(error)) this.pool.onConnectionLost(error);
   }
+}
+
+function retryCancel(statement: TrackedStatement): void {
+  statement.handleEvent();
 }
 
 const TRACKER = Symbol('asyncscope.statement');
@@ -151,7 +207,7 @@ function trackedReject(this: TrackedQuery, error: unknown): void {
   tracker.reject(error);
 }
 
-function track<Q>(query: Q, counts: StatementCounts, text: string | readonly string[]): Q {
+function track<Q>(query: Q, counts: PoolStatements, text: string | readonly string[]): Q {
   const scope = storage.getStore();
   if (!scope || !(query instanceof Promise)) return query;
   const q = query as unknown as TrackedQuery;
@@ -172,39 +228,55 @@ function track<Q>(query: Q, counts: StatementCounts, text: string | readonly str
 
 type TxCallback = (sql: postgres.TransactionSql) => unknown;
 
+/** How far a transaction got: BEGIN answered (it no longer waits for a connection), body finished. */
+interface TxProgress {
+  begun(): void;
+  bodyDone: boolean;
+}
+
 /** Wraps a postgres.js client (or a transaction's client) so statements follow the current query scope. */
-export function cancellable<S extends postgres.Sql | postgres.TransactionSql>(sql: S, counts: StatementCounts): S {
-  const wrapTx = (callback: TxCallback, begun: () => void): TxCallback => async (tx) => {
-    begun();
+export function cancellable<S extends postgres.Sql | postgres.TransactionSql>(sql: S, counts: PoolStatements): S {
+  const wrapTx = (callback: TxCallback, tx: TxProgress): TxCallback => async (client) => {
+    tx.begun();
     const scope = storage.getStore();
     scope?.signal.throwIfAborted();
-    const inner = cancellable(tx, counts);
+    const inner = cancellable(client, counts);
     if (scope?.deadline !== undefined) {
       const remaining = Math.max(1, Math.floor(scope.deadline - Date.now()));
       await inner.unsafe(`set local statement_timeout = ${remaining}`);
     }
-    return callback(inner);
+    const result = await callback(inner);
+    tx.bodyDone = true; // what fails from here on is COMMIT
+    return result;
   };
-  const observeTx = async <T>(run: (begun: () => void) => Promise<T>): Promise<T> => {
+  const observeTx = async <T>(run: (tx: TxProgress) => Promise<T>): Promise<T> => {
     const scope = storage.getStore();
     const started = performance.now();
     // postgres.js queues BEGIN on its own client, out of our reach: an abort cannot remove it, so the
     // transaction callback refuses to run instead (wrapTx) and the connection goes straight back.
     let waiting = scope !== undefined;
     if (waiting) counts.queued++;
-    const stopWaiting = (): void => {
-      if (waiting) counts.queued--;
-      waiting = false;
+    const tx: TxProgress = {
+      bodyDone: false,
+      begun: () => {
+        if (waiting) counts.queued--;
+        waiting = false;
+      },
     };
     try {
-      const result = await run(stopWaiting);
+      const result = await run(tx);
       scope?.onEvent?.({ type: 'transaction.committed', ms: performance.now() - started });
       return result;
     } catch (error) {
       scope?.onEvent?.({ type: 'transaction.rolled_back', ms: performance.now() - started, sqlstate: sqlState(error) });
+      if (isDatabaseUnavailable(error)) {
+        counts.onConnectionLost?.(error);
+        // The body had finished, so COMMIT was on its way when the connection went: it may have landed.
+        if (tx.bodyDone) throw new CommitOutcomeUnknownError(error);
+      }
       throw error;
     } finally {
-      stopWaiting();
+      tx.begun();
     }
   };
 
@@ -212,11 +284,11 @@ export function cancellable<S extends postgres.Sql | postgres.TransactionSql>(sq
   const unsafe = (text: string, ...rest: unknown[]): unknown => track((sql.unsafe as (...a: unknown[]) => unknown)(text, ...rest), counts, text);
   const begin = (...args: unknown[]): unknown => {
     const callback = args.pop() as TxCallback;
-    return observeTx((begun) => (sql as postgres.Sql).begin(...(args as [string]), wrapTx(callback, begun) as never));
+    return observeTx((tx) => (sql as postgres.Sql).begin(...(args as [string]), wrapTx(callback, tx) as never));
   };
   const savepoint = (...args: unknown[]): unknown => {
     const callback = args.pop() as TxCallback;
-    return (sql as postgres.TransactionSql).savepoint(...(args as [string]), wrapTx(callback, () => undefined) as never);
+    return (sql as postgres.TransactionSql).savepoint(...(args as [string]), wrapTx(callback, { bodyDone: false, begun: () => undefined }) as never);
   };
   return new Proxy(sql, {
     apply(target, thisArg, args: unknown[]) {
