@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Runtime, ShutdownError } from '@asyncscope/api';
+import { isDatabaseUnavailable, runInQueryScope } from '@asyncscope/db';
 import type { Logger } from 'pino';
 import { openDatabase, type Database } from './database';
 import { createHttpServer } from './http';
@@ -64,6 +65,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     maxQueue: config.maxQueue,
     timeouts: { '*': config.callTimeoutMs },
     shutdownSignal: stopCalls.signal,
+    databaseDownSignal: () => database.downSignal(),
   });
   const http = createHttpServer({
     runtime,
@@ -73,14 +75,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     log,
     isDatabaseReady: () => database.isReady(),
     checkDatabase: async (signal) => {
-      if (!database.isReady()) throw new Error('the database is not ready yet (connecting or migrating)');
-      const query = database.db.sql`select 1`;
-      const cancel = () => { query.cancel(); };
-      signal.addEventListener('abort', cancel, { once: true });
-      try {
-        await query;
-      } finally {
-        signal.removeEventListener('abort', cancel);
+      if (!database.isReady()) throw new Error('database unreachable');
+      // Through the pool (a wedged pool is not ready), in a query scope so the probe's timeout cancels it.
+      // Again if it landed on a connection that had just been lost (each of the pool's may have been):
+      // the pool replaces those at once.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await runInQueryScope({ signal }, () => database.db.sql`select 1`);
+          return;
+        } catch (error) {
+          if (!isDatabaseUnavailable(error) || signal.aborted || attempt >= database.db.config.max) throw error;
+        }
       }
     },
   });

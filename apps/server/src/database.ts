@@ -1,6 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
-import { createDb, type Db, runMigrations, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '@asyncscope/db';
+import {
+  createDb,
+  DatabaseUnavailableError,
+  type Db,
+  type DbHealth,
+  runMigrations,
+  startDbHealth,
+  startEmbeddedPostgres,
+  type EmbeddedPostgresHandle,
+} from '@asyncscope/db';
 import type { Logger } from 'pino';
 
 export interface DatabaseOptions {
@@ -17,8 +26,12 @@ export interface Database {
   db: Db;
   /** Where the data lives, for the start-up banner (no password). */
   description: string;
-  /** True once the database answered and migrations ran. */
+  /** True once migrations ran, and then while the database answers (its health check follows it both ways). */
   isReady(): boolean;
+  /** Fires when the database goes away (calls in flight stop with SERVICE_UNAVAILABLE); renewed when it is back. */
+  downSignal(): AbortSignal;
+  /** Backends the pool's watchdog terminated because their statement never arrived. */
+  stalledTerminated(): number;
   /** Resolves when ready; rejects only if shutdown comes first. */
   ready: Promise<void>;
   /** Closes the pool (waiting up to timeoutS for running queries) and stops the embedded server. */
@@ -70,12 +83,16 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
     description = `embedded PostgreSQL 18 (data in ${embedded.dataDir}, port ${embedded.port})`;
   }
 
+  let health: DbHealth | undefined;
   const db = createDb({
     url,
     max: options.poolMax,
     statementTimeoutMs: options.statementTimeoutMs,
     applicationName: options.applicationName,
+    onConnectionLost: () => { health?.nudge(); },
   });
+  const notYet = new AbortController();
+  notYet.abort(new DatabaseUnavailableError('not connected yet'));
 
   let ready = false;
   const readiness = (async () => {
@@ -83,6 +100,18 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
       try {
         await runMigrations(db.db);
         ready = true;
+        shutdown.throwIfAborted();
+        health = startDbHealth({
+          url,
+          applicationName: options.applicationName,
+          runningStatements: () => db.runningStatements(),
+          // No driver text here: it can hold host names; the log line is for the operator.
+          onChange: (up, detail) => {
+            if (up) log.info({ database: description }, 'database is back: serving again');
+            else log.warn({ database: description, detail }, 'database unreachable: calls answer 503 SERVICE_UNAVAILABLE until it is back');
+          },
+          onStalled: (pids) => { log.warn({ pids }, 'watchdog: statements that never reached their connection; connections terminated and replaced'); },
+        });
         log.info({ database: description }, 'database ready, migrations applied');
         return;
       } catch (error) {
@@ -101,10 +130,13 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
   return {
     db,
     description,
-    isReady: () => ready,
+    isReady: () => ready && (health?.isReady() ?? false),
+    downSignal: () => health?.downSignal ?? notYet.signal,
+    stalledTerminated: () => health?.stalledTerminated ?? 0,
     ready: readiness,
     async close(timeoutS) {
       try {
+        await health?.close();
         await db.close(timeoutS);
       } finally {
         await embedded?.stop();

@@ -5,7 +5,7 @@
  * work stops everywhere: statement cancelled in Postgres, transaction rolled back, connection returned.
  */
 import { deadline, TimeoutError, type SignalScope } from '@asyncscope/concurrency';
-import { runInQueryScope, type DbEvent, type QueryScope } from '@asyncscope/db';
+import { CommitOutcomeUnknownError, DatabaseUnavailableError, isDatabaseUnavailable, runInQueryScope, type DbEvent, type QueryScope } from '@asyncscope/db';
 import { TRPCError } from '@trpc/server';
 import type { AbortCause, CallHop } from './activity/log';
 import type { Context } from './context';
@@ -17,9 +17,32 @@ export class ShutdownError extends Error {
   }
 }
 
+const DATABASE_GONE = 'The database became unreachable;';
+const RETRY_HINT = 'Safe to retry: a write that may have been saved is answered once, from its idempotencyKey.';
+
+/**
+ * The typed error for a call whose database work failed because the database or the connection went
+ * away (not because of the call): SERVICE_UNAVAILABLE, retryable, at once. A connection lost during
+ * COMMIT leaves the write's outcome unknown, and says so. Undefined for any other failure.
+ */
+export function databaseFailure(error: unknown): TRPCError | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof CommitOutcomeUnknownError) {
+      return new TRPCError({
+        code: 'SERVICE_UNAVAILABLE',
+        message: 'The connection to the database was lost while the write was committing: it may or may not have been saved. Retry with the same idempotencyKey to find out.',
+        cause: e,
+      });
+    }
+  }
+  if (!isDatabaseUnavailable(error)) return undefined;
+  return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: `The connection to the database was lost; the call did not finish. ${RETRY_HINT}`, cause: error });
+}
+
 export function abortCause(reason: unknown): AbortCause {
   if (reason instanceof TimeoutError) return 'timeout';
   if (reason instanceof ShutdownError) return 'shutdown';
+  if (reason instanceof DatabaseUnavailableError) return 'database';
   return 'client-closed';
 }
 
@@ -31,6 +54,8 @@ export function abortError(cause: AbortCause, budgetMs: number, original?: unkno
       return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The server is shutting down; the call was stopped. Retry.', cause: original });
     case 'client-closed':
       return new TRPCError({ code: 'CLIENT_CLOSED_REQUEST', message: 'The client went away; the call was stopped.', cause: original });
+    case 'database':
+      return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: `${DATABASE_GONE} the call was stopped. ${RETRY_HINT}`, cause: original });
   }
 }
 
@@ -81,7 +106,7 @@ class OpenCallScope implements CallScope, QueryScope {
     requestSignal: AbortSignal | undefined,
   ) {
     this.#runtime = runtime;
-    this.#scope = deadline(budgetMs, { signal: [requestSignal, runtime.shutdownSignal] });
+    this.#scope = deadline(budgetMs, { signal: [requestSignal, runtime.shutdownSignal, runtime.databaseDownSignal()] });
     this.signal = this.#scope.signal;
     this.deadlineAt = Date.now() + budgetMs;
     this.emit({ type: 'received', budgetMs });

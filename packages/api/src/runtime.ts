@@ -20,6 +20,11 @@ export interface RuntimeOptions {
   cpuThreads?: number;
   /** Aborts every running call with reason 'shutdown'. */
   shutdownSignal?: AbortSignal;
+  /**
+   * The signal that fires when the database goes away (a DatabaseUnavailableError); read at the start of
+   * every call, so it may be replaced once the database is back.
+   */
+  databaseDownSignal?: () => AbortSignal;
   random?: () => number;
 }
 
@@ -36,6 +41,7 @@ export class Runtime {
   readonly cpu: CpuPool;
   readonly timeouts: Record<string, number>;
   readonly shutdownSignal: AbortSignal;
+  readonly databaseDownSignal: () => AbortSignal;
 
   constructor(readonly db: Db, options: RuntimeOptions = {}) {
     this.users = new UsersService(db.db);
@@ -47,6 +53,9 @@ export class Runtime {
     this.cpu = new CpuPool(options.cpuThreads);
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.shutdownSignal = options.shutdownSignal ?? new AbortController().signal;
+    const neverDown = new AbortController().signal;
+    setMaxListeners(0, neverDown);
+    this.databaseDownSignal = options.databaseDownSignal ?? (() => neverDown);
     // Every running call listens to it (removed when the call ends): thousands at once are expected.
     setMaxListeners(0, this.shutdownSignal);
   }

@@ -2,7 +2,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import { z, ZodError } from 'zod';
 import type { Context } from './context';
 import { OverloadedError } from './admission';
-import { openCallScope, type CallScope } from './call-scope';
+import { databaseFailure, openCallScope, type CallScope } from './call-scope';
 
 /** Messages for errors tRPC raises with no message of its own but the code. */
 const FALLBACK_MESSAGES: Partial<Record<string, string>> = {
@@ -74,9 +74,15 @@ export const publicProcedure = t.procedure;
 function admitCaller(ctx: Context): void {
   if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: FALLBACK_MESSAGES.UNAUTHORIZED ?? 'UNAUTHORIZED' });
   if (!ctx.isDatabaseReady()) {
-    throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The database is not reachable yet; the server keeps retrying. Try again shortly.' });
+    throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The database is not reachable right now; the server keeps checking and serves again as soon as it answers. Retry shortly.' });
   }
 }
+
+/** Needs the token only: what must answer while the database is away (the server's own gauges). */
+export const authorizedProcedure = t.procedure.use(({ ctx, next }) => {
+  if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: FALLBACK_MESSAGES.UNAUTHORIZED ?? 'UNAUTHORIZED' });
+  return next();
+});
 
 /** Every API procedure that does not go through `callProcedure` (subscriptions, fault settings). */
 export const protectedProcedure = t.procedure.use(({ ctx, next }) => {
@@ -119,15 +125,18 @@ export const callProcedure = t.procedure.use(async ({ ctx, path, signal, batchIn
         if (ctx.runtime.faults.get(path)) await injectFaults(ctx, path);
         return next({ ctx: { call: scope } });
       });
+      // A call whose signal fired never reports success: its client was told it stopped, or will be.
+      if (scope.signal.aborted) throw scope.stoppedError(result.ok ? undefined : result.error);
       if (!result.ok) {
-        if (scope.signal.aborted) throw scope.stoppedError(result.error);
+        const unavailable = databaseFailure(result.error);
+        if (unavailable) throw unavailable;
         code = result.error.code;
       }
       return result;
     } catch (error) {
       // Whatever failed after the signal fired (a cancelled statement, an aborted worker) failed because of it.
       if (scope.signal.aborted) throw scope.stoppedError(error);
-      throw error;
+      throw databaseFailure(error) ?? error;
     } finally {
       permit.release();
     }

@@ -15,6 +15,7 @@
  *
  * Hand-written because what it watches (our statements, by backend pid) is ours.
  */
+import { setMaxListeners } from 'node:events';
 import postgres from 'postgres';
 import { isDatabaseUnavailable } from './errors';
 import type { RunningStatement } from './scope';
@@ -68,7 +69,13 @@ export function startDbHealth(options: DbHealthOptions, initiallyReady = true): 
   const stallMs = options.stallMs ?? 3000;
 
   let ready = initiallyReady;
-  let down = new AbortController();
+  // Every call in flight listens to it: thousands at once are expected.
+  const newDown = (): AbortController => {
+    const controller = new AbortController();
+    setMaxListeners(0, controller.signal);
+    return controller;
+  };
+  let down = newDown();
   if (!ready) down.abort(new DatabaseUnavailableError('not checked yet'));
   let timeouts = 0;
   let stalledTerminated = 0;
@@ -90,7 +97,7 @@ export function startDbHealth(options: DbHealthOptions, initiallyReady = true): 
   const setReady = (value: boolean, detail: string): void => {
     if (value === ready) return;
     ready = value;
-    if (value) down = new AbortController();
+    if (value) down = newDown();
     else down.abort(new DatabaseUnavailableError(detail));
     options.onChange?.(value, detail);
   };

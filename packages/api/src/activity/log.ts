@@ -9,14 +9,14 @@ export type CallHop =
   | { type: 'started' }
   | { type: 'statement.started'; statement: number; pid: number }
   | { type: 'signal.fired'; reason: AbortCause }
-  | { type: 'cancel.sent'; statement: number; pid: number | null; queued: boolean }
+  | { type: 'cancel.sent'; statement: number; pid: number | null; queued: boolean; attempt: number }
   | { type: 'statement.ended'; statement: number; pid: number | null; sqlstate: string | null; ms: number }
   | { type: 'committed'; ms: number }
   | { type: 'rolled_back'; sqlstate: string | null }
   | { type: 'settled'; code: string; ms: number };
 
 /** Why a call's signal fired. */
-export type AbortCause = 'client-closed' | 'timeout' | 'shutdown';
+export type AbortCause = 'client-closed' | 'timeout' | 'shutdown' | 'database';
 
 export type ActivityEvent = CallHop & { seq: number; at: number; callId: string; path: string };
 

@@ -1,8 +1,30 @@
+import { deadline } from '@asyncscope/concurrency';
 import { tracked, type TRPCRouterRecord } from '@trpc/server';
 import { activityEventsInput } from '@asyncscope/contract';
-import { protectedProcedure, validInput } from '../trpc';
+import type { Context } from '../context';
+import { authorizedProcedure, protectedProcedure, validInput } from '../trpc';
 
 export interface PoolConnections { state: string; count: number }
+
+/** The pool's connections by state (pg_stat_activity), or undefined when the database does not answer within 1 s. */
+async function poolConnections(runtime: Context['runtime'], signal: AbortSignal | undefined): Promise<PoolConnections[] | undefined> {
+  const scope = deadline(1000, { signal });
+  const query = runtime.db.sql<PoolConnections[]>`
+    select coalesce(state, 'unknown') as state, count(*)::int as count
+    from pg_stat_activity
+    where application_name = ${runtime.db.config.applicationName} and pid <> pg_backend_pid()
+    group by 1 order by 1`;
+  const cancel = (): void => { query.cancel(); };
+  scope.signal.addEventListener('abort', cancel, { once: true });
+  try {
+    return [...(await query)];
+  } catch {
+    return undefined;
+  } finally {
+    scope.signal.removeEventListener('abort', cancel);
+    scope.dispose();
+  }
+}
 
 export const activityRouter = {
   /**
@@ -22,32 +44,26 @@ export const activityRouter = {
     }
   }),
 
-  /** Gauges now, and per-second history for charts. */
-  stats: protectedProcedure.query(async ({ ctx, signal }) => {
+  /**
+   * Gauges now, and per-second history for charts. The process's own gauges answer even when the database
+   * does not: the pool's connections by state are read within 1 s, or left empty (`database.ready` says why).
+   */
+  stats: authorizedProcedure.query(async ({ ctx, signal }) => {
     const { runtime } = ctx;
-    const query = runtime.db.sql<PoolConnections[]>`
-      select coalesce(state, 'unknown') as state, count(*)::int as count
-      from pg_stat_activity
-      where application_name = ${runtime.db.config.applicationName} and pid <> pg_backend_pid()
-      group by 1 order by 1`;
-    const cancel = (): void => { query.cancel(); };
-    signal?.addEventListener('abort', cancel, { once: true });
-    try {
-      const pool = await query;
-      return {
-        inFlight: runtime.admission.inFlight,
-        queued: runtime.admission.queued,
-        shed: runtime.admission.shed,
-        maxInFlight: runtime.admission.maxInFlight,
-        maxQueue: runtime.admission.maxQueue,
-        poolMax: runtime.db.config.max,
-        statements: { ...runtime.db.statements() },
-        pool: [...pool],
-        cpu: { threads: runtime.cpu.threads, queued: runtime.cpu.queued },
-        history: runtime.stats.history(),
-      };
-    } finally {
-      signal?.removeEventListener('abort', cancel);
-    }
+    const ready = ctx.isDatabaseReady();
+    const pool = ready ? await poolConnections(runtime, signal) : [];
+    return {
+      database: { ready, poolConnectionsRead: pool !== undefined },
+      inFlight: runtime.admission.inFlight,
+      queued: runtime.admission.queued,
+      shed: runtime.admission.shed,
+      maxInFlight: runtime.admission.maxInFlight,
+      maxQueue: runtime.admission.maxQueue,
+      poolMax: runtime.db.config.max,
+      statements: { ...runtime.db.statements() },
+      pool: [...(pool ?? [])],
+      cpu: { threads: runtime.cpu.threads, queued: runtime.cpu.queued },
+      history: runtime.stats.history(),
+    };
   }),
 } satisfies TRPCRouterRecord;
