@@ -34,8 +34,19 @@ function codesOf(error: unknown): string[] {
   return codes;
 }
 
+/** The reason a call stops when the database goes away under it (the health check's down signal). */
+export class DatabaseUnavailableError extends Error {
+  override readonly name = 'DatabaseUnavailableError';
+  constructor(readonly detail: string) {
+    super('The database is unreachable.');
+  }
+}
+
 /** True when the error says the database was unreachable or the connection was lost (drizzle's wrapping included). */
 export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof DatabaseUnavailableError) return true;
+  }
   return codesOf(error).some((code) => CONNECTION_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || /^08[0-9A-Z]{3}$/.test(code));
 }
 

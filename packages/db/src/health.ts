@@ -17,16 +17,8 @@
  */
 import { setMaxListeners } from 'node:events';
 import postgres from 'postgres';
-import { isDatabaseUnavailable } from './errors';
+import { DatabaseUnavailableError, isDatabaseUnavailable } from './errors';
 import type { RunningStatement } from './scope';
-
-/** The reason a call stops when the database goes away under it. */
-export class DatabaseUnavailableError extends Error {
-  override readonly name = 'DatabaseUnavailableError';
-  constructor(readonly detail: string) {
-    super('The database is unreachable.');
-  }
-}
 
 export interface DbHealthOptions {
   /** Connection string of the database the pool uses. */
