@@ -56,6 +56,28 @@ export function stopWaitingOnAbortLink(): TRPCLink<AppRouter> {
       });
 }
 
+/** How long asking for a stream ticket may take before the (re)connect fails and is retried. */
+const TICKET_TIMEOUT_MS = 10_000;
+
+/**
+ * A single-use ticket for one event stream (auth.ticket), asked for with the bearer token. An EventSource
+ * cannot send headers, and the token itself must never travel in a URL (logs, proxies, history): the
+ * ticket does, spent on arrival and expiring within seconds.
+ */
+export async function fetchStreamTicket(url: string, token: string, options: { fetch?: typeof globalThis.fetch; signal?: AbortSignal } = {}): Promise<string> {
+  const doFetch = options.fetch ?? globalThis.fetch;
+  const res = await doFetch(`${url}/auth.ticket`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    signal: options.signal ?? AbortSignal.timeout(TICKET_TIMEOUT_MS),
+  });
+  const body = (await res.json()) as { result?: { data?: { ticket?: unknown } }; error?: unknown };
+  const ticket = body.result?.data?.ticket;
+  if (res.ok && typeof ticket === 'string') return ticket;
+  // The server's error, as tRPC clients see errors (code, message, httpStatus).
+  throw body.error ? TRPCClientError.from(body as Parameters<typeof TRPCClientError.from>[0]) : new TRPCClientError(`Could not get a stream ticket (HTTP ${res.status}).`);
+}
+
 /**
  * The one client configuration shared by the dashboard and programs: subscriptions over SSE, calls that
  * can be cancelled over `httpLink` (one request each, so an abort reaches the server), the rest batched.
@@ -69,7 +91,8 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
         condition: (op) => op.type === 'subscription',
         true: httpSubscriptionLink({
           url: options.url,
-          connectionParams: () => ({ token: token() }),
+          // Called for every (re)connect of a stream: a fresh ticket each time.
+          connectionParams: async () => ({ ticket: await fetchStreamTicket(options.url, token(), options.fetch ? { fetch: options.fetch } : {}) }),
           ...(options.EventSource ? { EventSource: options.EventSource } : {}),
         }),
         false: splitLink({
