@@ -132,7 +132,10 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     });
 
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-    if (path === '/healthz') {
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !path.startsWith('/trpc/')) {
+      res.setHeader('allow', 'GET, HEAD');
+      sendJson(res, 405, { error: { message: `Only GET and HEAD are served here, not ${req.method ?? 'this method'}.` } });
+    } else if (path === '/healthz') {
       sendJson(res, 200, { status: 'ok' });
     } else if (path === '/readyz') {
       const signal = AbortSignal.timeout(2000);
@@ -142,9 +145,6 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       );
     } else if (path.startsWith('/trpc/')) {
       if (gate(req, res)) trpc(req, res);
-    } else if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('allow', 'GET, HEAD');
-      sendJson(res, 405, { error: { message: `Only GET and HEAD are served here, not ${req.method ?? 'this method'}.` } });
     } else if (dashboard) {
       setDashboardHeaders(res);
       dashboard(req, res, () => { notFound(res, path); });

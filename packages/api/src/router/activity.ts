@@ -1,4 +1,4 @@
-import { tracked, type TRPCRouterRecord } from '@trpc/server';
+import { tracked, TRPCError, type TRPCRouterRecord } from '@trpc/server';
 import { activityEventsInput } from '@asyncscope/contract';
 import { protectedProcedure, validInput } from '../trpc';
 
@@ -16,6 +16,10 @@ export const activityRouter = {
     let start: number;
     if (seq == null) start = input.replay ? 0 : log.lastSeq;
     else start = boot === log.bootId ? Number(seq) : 0; // a resume from before a restart replays what this boot has
+    // An id this boot has not sent yet would wait for events that never come: say so instead.
+    if (start > log.lastSeq) {
+      throw new TRPCError({ code: 'BAD_REQUEST', message: `lastEventId ${input.lastEventId ?? ''} is ahead of this server's events (the newest is ${log.bootId}:${log.lastSeq}).` });
+    }
     const done = signal ?? new AbortController().signal;
     for await (const batch of log.follow(start, done, 50)) {
       yield tracked(`${log.bootId}:${batch.lastSeq}`, { bootId: log.bootId, events: batch.events, missed: batch.missed });
