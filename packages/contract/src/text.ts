@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
 /** A NUL, or a surrogate half without its other half (JSON can carry both: "\u0000", "\ud800"). */
+// eslint-disable-next-line no-control-regex -- matching NUL is the point
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
