@@ -16,7 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => { await t.close(); });
 
-type Kind = 'int' | 'text' | 'resumeId' | 'enum' | 'fault' | 'bool';
+type Kind = 'int' | 'text' | 'userId' | 'activityId' | 'enum' | 'fault' | 'bool';
 interface Target {
   type: 'query' | 'mutation' | 'subscription';
   /** A valid input, one field of which the fuzzer spoils; undefined: the procedure takes no input. */
@@ -31,7 +31,7 @@ const TARGETS: Record<string, Target> = {
   'users.create': { type: 'mutation', valid: { name: 'Fuzz', email: 'fuzz@example.com', idempotencyKey: 'fuzz-key-0001' }, fields: { name: 'text', email: 'text', idempotencyKey: 'text' } },
   'users.update': { type: 'mutation', valid: { id: 1, name: 'Fuzz', email: 'fuzz@example.com' }, fields: { id: 'int', name: 'text', email: 'text', idempotencyKey: 'text' } },
   'users.delete': { type: 'mutation', valid: { id: 2 }, fields: { id: 'int', idempotencyKey: 'text' } },
-  'users.stream': { type: 'subscription', valid: { pageSize: 10 }, fields: { pageSize: 'int', lastEventId: 'resumeId', callId: 'text' } },
+  'users.stream': { type: 'subscription', valid: { pageSize: 10 }, fields: { pageSize: 'int', lastEventId: 'userId', callId: 'text' } },
   'lab.sleep': { type: 'query', valid: { ms: 0 }, fields: { ms: 'int' } },
   'lab.slowWrite': { type: 'mutation', valid: { label: 'fuzz', ms: 0 }, fields: { label: 'text', ms: 'int', idempotencyKey: 'text' } },
   'lab.cpu': { type: 'query', valid: { rounds: 1 }, fields: { rounds: 'int' } },
@@ -39,7 +39,7 @@ const TARGETS: Record<string, Target> = {
   'lab.faults': { type: 'query' },
   'lab.clearFaults': { type: 'mutation' },
   'activity.stats': { type: 'query' },
-  'activity.events': { type: 'subscription', valid: { replay: false }, fields: { lastEventId: 'resumeId', replay: 'bool' } },
+  'activity.events': { type: 'subscription', valid: { replay: false }, fields: { lastEventId: 'activityId', replay: 'bool' } },
   'auth.ticket': { type: 'mutation' },
 };
 
@@ -62,8 +62,9 @@ const badText = fc.oneof(
 const BAD: Record<Kind, fc.Arbitrary<unknown>> = {
   int: badInt,
   text: badText,
-  // Beyond a user id, beyond what a number holds, or ahead of the server's events.
-  resumeId: fc.oneof(badText, fc.constantFrom('2147483648', '99999999999', '12345678901234567890123', 'boot:12345678901234567890123', '-1', '1e3')),
+  // Resume ids: beyond a user id (users.stream), beyond what a sequence number holds (activity.events).
+  userId: fc.oneof(badText, fc.constantFrom('2147483648', '99999999999', '12345678901234567890123', '-1', '1e3', '')),
+  activityId: fc.oneof(badText, fc.constantFrom('12345678901234567890123', 'boot:12345678901234567890123', 'a b:1', ':1', '-1', '1e3', '')),
   enum: fc.oneof(fc.string({ maxLength: 30 }).filter((s) => !(s in TARGETS)), around('\u0000'), fc.integer(), fc.constant(null)),
   fault: fc.oneof(notAnObject, badInt.map((latencyMs) => ({ latencyMs })), fc.constant({ latencyMs: 0, errorRate: 2 }), fc.constant({ errorRate: 0, admin: true })),
   bool: fc.oneof(fc.string({ maxLength: 5 }), fc.integer(), fc.constant(null), fc.constant({})),

@@ -16,9 +16,13 @@ export const activityRouter = {
     let start: number;
     if (seq == null) start = input.replay ? 0 : log.lastSeq;
     else start = boot === log.bootId ? Number(seq) : 0; // a resume from before a restart replays what this boot has
-    // An id this boot has not sent yet would wait for events that never come: say so instead.
     if (start > log.lastSeq) {
-      throw new TRPCError({ code: 'BAD_REQUEST', message: `lastEventId ${input.lastEventId ?? ''} is ahead of this server's events (the newest is ${log.bootId}:${log.lastSeq}).` });
+      // This boot has not sent that id: with its boot id, the id is wrong (it would wait for events that never
+      // come); a bare number may be from before a restart (the dashboard resumes so), so it replays this boot's.
+      if (boot === log.bootId && input.lastEventId?.includes(':')) {
+        throw new TRPCError({ code: 'BAD_REQUEST', message: `lastEventId ${input.lastEventId} is ahead of this server's events (the newest is ${log.bootId}:${log.lastSeq}).` });
+      }
+      start = 0;
     }
     const done = signal ?? new AbortController().signal;
     for await (const batch of log.follow(start, done, 50)) {
