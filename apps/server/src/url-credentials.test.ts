@@ -1,5 +1,7 @@
 /** Issue 7 §6: no credentials in URLs (but single-use stream tickets), none in logs, and the headers a browser app needs. */
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Socket, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -96,6 +98,60 @@ describe('credentials in URLs', () => {
       bodies.add(await res.text());
     }
     expect(bodies.size).toBe(1);
+  });
+});
+
+/** A TCP proxy in front of the server whose connections the test can cut (a network drop). */
+async function startProxy(target: string): Promise<{ url: string; cut: () => void; close: () => Promise<void> }> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(port), hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => { sockets.delete(s); });
+      s.on('error', () => { client.destroy(); upstream.destroy(); });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cut: () => { for (const s of sockets) s.destroy(); },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('a stream that loses its connection', () => {
+  it('reconnects with a fresh ticket and resumes after the last event, without an error', async () => {
+    const proxy = await startProxy(t.url);
+    const api = createApiClient({ url: `${proxy.url}/trpc`, token: TEST_TOKEN, EventSource });
+    const direct = createApiClient({ url: `${t.url}/trpc`, token: TEST_TOKEN });
+    const seqs: number[] = [];
+    const errors: unknown[] = [];
+    const sub = api.activity.events.subscribe({}, {
+      onData: ({ data }) => { for (const e of data.events) seqs.push(e.seq); },
+      onError: (error) => { errors.push(error); },
+    });
+    try {
+      await direct.users.list.query();
+      await expect.poll(() => seqs.length, { timeout: 5000 }).toBeGreaterThan(0);
+      proxy.cut();
+      const before = seqs.length;
+      await direct.users.list.query();
+      await expect.poll(() => seqs.length, { timeout: 10_000 }).toBeGreaterThan(before);
+      expect(errors).toEqual([]);
+      // Resumed after the last event: no gap, nothing twice.
+      const first = seqs[0] ?? 0;
+      expect(seqs).toEqual(seqs.map((_, i) => first + i));
+    } finally {
+      sub.unsubscribe();
+      await proxy.close();
+    }
   });
 });
 
