@@ -96,7 +96,7 @@ describe('resume ids', () => {
   /** The first thing a subscription delivers: data, or its error's code. */
   function firstOutcome(open: (handlers: { onData: () => void; onError: (error: unknown) => void }) => { unsubscribe: () => void }): Promise<string> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => { sub.unsubscribe(); resolve('nothing within 3 s'); }, 3000);
+      const timer = setTimeout(() => { sub.unsubscribe(); resolve('nothing within 8 s'); }, 8000);
       const sub = open({
         onData: () => { clearTimeout(timer); sub.unsubscribe(); resolve('data'); },
         onError: (error) => { clearTimeout(timer); sub.unsubscribe(); resolve(error instanceof TRPCClientError ? String((error.data as { code?: string } | undefined)?.code) : String(error)); },

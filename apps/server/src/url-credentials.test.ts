@@ -133,11 +133,16 @@ describe('a stream that loses its connection', () => {
     const direct = createApiClient({ url: `${t.url}/trpc`, token: TEST_TOKEN });
     const seqs: number[] = [];
     const errors: unknown[] = [];
-    const sub = api.activity.events.subscribe({}, {
+    let started!: () => void;
+    const isStarted = new Promise<void>((resolve) => { started = resolve; });
+    // replay: from the oldest event buffered, so no call can fall between "connected" and the generator's start.
+    const sub = api.activity.events.subscribe({ replay: true }, {
+      onStarted: () => { started(); },
       onData: ({ data }) => { for (const e of data.events) seqs.push(e.seq); },
       onError: (error) => { errors.push(error); },
     });
     try {
+      await isStarted;
       await direct.users.list.query();
       await expect.poll(() => seqs.length, { timeout: 5000 }).toBeGreaterThan(0);
       proxy.cut();
