@@ -14,6 +14,7 @@ export default defineConfig(({ mode }) => {
       strictPort: false,
       proxy: { '/trpc': proxy, '/healthz': proxy, '/readyz': proxy },
     },
-    build: { outDir: 'dist', emptyOutDir: true, sourcemap: true, target: 'es2022' },
+    // Source maps would publish the dashboard's sources to anyone who can reach it: opt-in, at build time.
+    build: { outDir: 'dist', emptyOutDir: true, sourcemap: process.env.DASHBOARD_SOURCEMAPS === '1', target: 'es2022' },
   };
 });

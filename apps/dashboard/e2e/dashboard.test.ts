@@ -54,7 +54,16 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real server
     cleanups.push(() => browser.close());
     page = browser.page;
     page.on('pageerror', (error) => { console.error('[page error]', error.message); });
+    // Anything the page's Content-Security-Policy blocks, over the whole run (checked by the last test).
+    page.on('console', (message) => { if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text()); });
+    await page.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', (event) => {
+        const w = window as unknown as { cspViolations?: string[] };
+        (w.cspViolations ??= []).push(`${event.violatedDirective} ${event.blockedURI}`);
+      });
+    });
   }, 90_000);
+  const cspViolations: string[] = [];
 
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
@@ -81,12 +90,24 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real server
     await until('the run to finish', async () => (await page.getByTestId('launch').textContent()) === 'Launch', 30_000);
   }
 
-  it('opens with ?token=, takes the token out of the address bar, and goes live', async () => {
-    await page.goto(`${server.url}/?token=${TOKEN}`);
+  it('opens with #token= (never sent to the server), takes the token out of the address bar, and goes live', async () => {
+    const response = await page.goto(`${server.url}/#token=${TOKEN}`);
+    expect(response?.headers()['content-security-policy']).toContain("frame-ancestors 'none'");
     await until('the event stream', async () => (await page.getByTestId('connection').textContent())?.includes('event stream live'));
     expect(page.url()).toBe(`${server.url}/`);
     expect(await page.evaluate(() => sessionStorage.getItem('asyncscope.token'))).toBe(TOKEN);
     await until('server stats', async () => (await page.getByTestId('pool-idle').textContent())?.match(/idle \d+/));
+  });
+
+  it('still takes ?token= from links printed by older versions, once, and cleans the address bar', async () => {
+    const other = await browser.context.newPage();
+    try {
+      await other.goto(`${server.url}/?token=${TOKEN}`);
+      await until('the event stream', async () => (await other.getByTestId('connection').textContent())?.includes('event stream live'));
+      expect(other.url()).toBe(`${server.url}/`);
+    } finally {
+      await other.close();
+    }
   });
 
   it('asks for a token when there is none, and says so clearly when it is wrong', async () => {
@@ -337,5 +358,14 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real server
     await runFinished();
     await until('server hops for the new calls', async () => (await slot(6, 'settled')) === 'OK', 10_000);
     expect(await count('succeeded')).toBe(6);
+  });
+
+  it('ran without anything blocked by the Content-Security-Policy, and ships no source maps', async () => {
+    expect(cspViolations).toEqual([]);
+    expect(await page.evaluate(() => (window as unknown as { cspViolations?: string[] }).cspViolations ?? [])).toEqual([]);
+    const html = await (await fetch(`${server.url}/`)).text();
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    expect(await (await fetch(`${server.url}${script ?? ''}`)).text()).not.toContain('sourceMappingURL');
   });
 });

@@ -5,6 +5,9 @@ import sirv from 'sirv';
 import { appRouter, createBearerVerifier, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
 import type { Logger } from 'pino';
 import { createFastTRPCHandler, type FastTRPCHandlerOptions } from './fast-trpc';
+import { logPath } from './log-redaction';
+import { setDashboardHeaders } from './security-headers';
+import { createTrpcGate, isAuthorized, jsonErrorsOnly } from './trpc-gate';
 
 export interface HttpOptions {
   runtime: Runtime;
@@ -75,13 +78,12 @@ export function createHttpServer(options: HttpOptions): HttpServer {
   const { log } = options;
   const verify = createBearerVerifier(options.apiToken);
   // One createContext for both paths: the fast one (single calls) and tRPC's adapter (batches, SSE, the rest).
-  const createContext = ({ req, info }: CreateHTTPContextOptions) => {
+  const createContext = ({ req }: CreateHTTPContextOptions) => {
     const requestId = (req as IncomingMessage & { id: string }).id;
-    // EventSource cannot send headers, so SSE subscriptions pass the token as a connection parameter.
-    const paramToken = info.connectionParams?.token;
     return createInnerContext({
       runtime: options.runtime,
-      authorized: verify(req.headers.authorization) || (typeof paramToken === 'string' && verify(`Bearer ${paramToken}`)),
+      // Decided by the gate, before routing: a bearer header, or a stream ticket for a subscription.
+      authorized: isAuthorized(req),
       callId: requestId,
       clientBudgetMs: parseBudget(req.headers['x-deadline-ms']),
       batchCallIds: parseCallIds(req.headers['x-call-ids']),
@@ -100,7 +102,13 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       else log.debug({ requestId, path, code: error.code, reason: error.message }, 'procedure refused');
     },
   };
-  const trpc = options.trpcAdapter === 'standard' ? createHTTPHandler(trpcOptions) : createFastTRPCHandler(trpcOptions);
+  const standard = createHTTPHandler(trpcOptions);
+  const fallback = (req: IncomingMessage, res: ServerResponse): void => {
+    jsonErrorsOnly(res);
+    standard(req, res);
+  };
+  const trpc = options.trpcAdapter === 'standard' ? fallback : createFastTRPCHandler({ ...trpcOptions, fallback });
+  const gate = createTrpcGate({ router: appRouter, basePath: '/trpc/', verify, redeemTicket: (ticket) => options.runtime.tickets.redeem(ticket) });
 
   const dashboard = options.dashboardDir ? sirv(options.dashboardDir, { single: true, etag: true }) : undefined;
   let inFlight = 0;
@@ -119,12 +127,15 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     res.once('close', () => {
       if (isStream) streams.delete(res);
       else inFlight--;
-      log.info({ requestId: id, method: req.method, url: req.url, status: res.writableFinished ? res.statusCode : 499, ms: Math.round(performance.now() - started), aborted: !res.writableFinished }, 'request');
+      log.info({ requestId: id, method: req.method, path: logPath(req.url), status: res.writableFinished ? res.statusCode : 499, ms: Math.round(performance.now() - started), aborted: !res.writableFinished }, 'request');
       if (!isStream && inFlight === 0) onDrained?.();
     });
 
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-    if (path === '/healthz') {
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !path.startsWith('/trpc/')) {
+      res.setHeader('allow', 'GET, HEAD');
+      sendJson(res, 405, { error: { message: `Only GET and HEAD are served here, not ${req.method ?? 'this method'}.` } });
+    } else if (path === '/healthz') {
       sendJson(res, 200, { status: 'ok' });
     } else if (path === '/readyz') {
       const signal = AbortSignal.timeout(2000);
@@ -134,8 +145,9 @@ export function createHttpServer(options: HttpOptions): HttpServer {
         () => { sendJson(res, 503, { status: 'unavailable', reason: 'the database does not answer' }); },
       );
     } else if (path.startsWith('/trpc/')) {
-      trpc(req, res);
-    } else if (dashboard && (req.method === 'GET' || req.method === 'HEAD')) {
+      if (gate(req, res)) trpc(req, res);
+    } else if (dashboard) {
+      setDashboardHeaders(res);
       dashboard(req, res, () => { notFound(res, path); });
     } else {
       notFound(res, path);

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
 import { startServer } from './app';
 import { EnvError, readEnv } from './env';
+import { createLogger } from './log-redaction';
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);
@@ -16,7 +16,7 @@ try {
   fail(error instanceof EnvError ? error.message : String(error));
 }
 
-const log = pino({ level: env.LOG_LEVEL });
+const log = createLogger({ level: env.LOG_LEVEL });
 const dashboardDir = existsSync(join(env.DASHBOARD_DIR, 'index.html')) ? env.DASHBOARD_DIR : undefined;
 
 const server = await startServer({
@@ -41,7 +41,7 @@ const banner = [
   '',
   `  asyncscope is running`,
   dashboardDir
-    ? `  Dashboard ${server.url}/?token=${encodeURIComponent(server.apiToken)}`
+    ? `  Dashboard ${server.url}/#token=${encodeURIComponent(server.apiToken)}` // a fragment is never sent to a server, so never logged
     : `  Dashboard not built (run: npx pnpm --filter @asyncscope/dashboard build)`,
   `  API       ${server.url}/trpc`,
   `  Token     ${server.apiToken}${server.tokenGenerated ? '   (generated for this run; set API_TOKEN to choose one)' : ''}`,

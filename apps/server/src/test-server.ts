@@ -1,5 +1,5 @@
 /** Starts the real server (HTTP + tRPC + a real database) for a test file, on a free port. */
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { inject } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { startServer, type RunningServer } from './app';
@@ -19,6 +19,10 @@ export interface TestServerOptions {
   maxQueue?: number;
   poolMax?: number;
   shutdownTimeoutMs?: number;
+  /** Default: silent. */
+  log?: Logger;
+  /** A built dashboard to serve at /. */
+  dashboardDir?: string;
 }
 
 export async function startTestServer(overrides: TestServerOptions = {}): Promise<TestServer> {
@@ -37,7 +41,8 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     maxInFlight: overrides.maxInFlight ?? 100,
     maxQueue: overrides.maxQueue ?? 1000,
     callTimeoutMs: 30_000,
-    log: pino({ level: 'silent' }),
+    log: overrides.log ?? pino({ level: 'silent' }),
+    dashboardDir: overrides.dashboardDir,
   });
   await server.database.ready;
   return {

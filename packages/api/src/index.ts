@@ -6,6 +6,7 @@ export { createInnerContext, silentLogger, type Context, type Logger } from './c
 export { Runtime, DEFAULT_TIMEOUTS, type RuntimeOptions } from './runtime';
 export { ShutdownError } from './call-scope';
 export { createBearerVerifier } from './auth';
+export { TicketStore, type TicketStoreOptions } from './tickets';
 export type { ActivityEvent, CallHop, AbortCause, ActivityBatch } from './activity/log';
 export type { StatsSample } from './activity/stats';
 

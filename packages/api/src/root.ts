@@ -1,5 +1,6 @@
 import { createCallerFactory, createTRPCRouter } from './trpc';
 import { activityRouter } from './router/activity';
+import { authRouter } from './router/auth';
 import { labRouter } from './router/lab';
 import { usersRouter } from './router/users';
 
@@ -7,6 +8,7 @@ export const appRouter = createTRPCRouter({
   users: usersRouter,
   lab: labRouter,
   activity: activityRouter,
+  auth: authRouter,
 });
 
 export type AppRouter = typeof appRouter;

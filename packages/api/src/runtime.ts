@@ -7,6 +7,7 @@ import { CpuPool } from './cpu/pool';
 import { Faults } from './services/faults';
 import { LabService } from './services/lab';
 import { UsersService } from './services/users';
+import { TicketStore } from './tickets';
 
 export interface RuntimeOptions {
   /** Calls that may run at once; more wait in the queue. */
@@ -42,6 +43,8 @@ export class Runtime {
   readonly timeouts: Record<string, number>;
   readonly shutdownSignal: AbortSignal;
   readonly databaseDownSignal: () => AbortSignal;
+  /** Single-use tickets for event streams (auth.ticket). */
+  readonly tickets = new TicketStore();
 
   constructor(readonly db: Db, options: RuntimeOptions = {}) {
     this.users = new UsersService(db.db);

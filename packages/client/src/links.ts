@@ -1,6 +1,7 @@
 import type { AppRouter } from '@asyncscope/api';
 import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink, TRPCClientError, type Operation, type TRPCClient, type TRPCLink } from '@trpc/client';
 import { observable } from '@trpc/server/observable';
+import { ticketedEventSource } from './ticketed-event-source';
 
 /** Per-call options, passed as tRPC's `context` (a type, not an interface, so it fits tRPC's record type). */
 export type CallContext = {
@@ -56,6 +57,29 @@ export function stopWaitingOnAbortLink(): TRPCLink<AppRouter> {
       });
 }
 
+/** How long asking for a stream ticket may take before the (re)connect fails and is retried. */
+const TICKET_TIMEOUT_MS = 10_000;
+
+/**
+ * A single-use ticket for one event stream (auth.ticket), asked for with the bearer token. An EventSource
+ * cannot send headers, and the token itself must never travel in a URL (logs, proxies, history): the
+ * ticket does, spent on arrival and expiring within seconds.
+ */
+export async function fetchStreamTicket(url: string, token: string, options: { fetch?: typeof globalThis.fetch; signal?: AbortSignal } = {}): Promise<string> {
+  const doFetch = options.fetch ?? globalThis.fetch;
+  const timeout = AbortSignal.timeout(TICKET_TIMEOUT_MS);
+  const res = await doFetch(`${url}/auth.ticket`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
+  });
+  const body = (await res.json()) as { result?: { data?: { ticket?: unknown } }; error?: unknown };
+  const ticket = body.result?.data?.ticket;
+  if (res.ok && typeof ticket === 'string') return ticket;
+  // The server's error, as tRPC clients see errors (code, message, httpStatus).
+  throw body.error ? TRPCClientError.from(body as Parameters<typeof TRPCClientError.from>[0]) : new TRPCClientError(`Could not get a stream ticket (HTTP ${res.status}).`);
+}
+
 /**
  * The one client configuration shared by the dashboard and programs: subscriptions over SSE, calls that
  * can be cancelled over `httpLink` (one request each, so an abort reaches the server), the rest batched.
@@ -63,14 +87,18 @@ export function stopWaitingOnAbortLink(): TRPCLink<AppRouter> {
 export function createApiClient(options: ApiClientOptions): ApiClient {
   const token = typeof options.token === 'function' ? options.token : () => options.token as string;
   const authorization = () => ({ authorization: `Bearer ${token()}` });
+  const ticket = (signal?: AbortSignal) => fetchStreamTicket(options.url, token(), { ...(options.fetch ? { fetch: options.fetch } : {}), ...(signal ? { signal } : {}) });
+  // Its own reconnects get a fresh ticket too (a native EventSource would retry with the spent one).
+  const EventSource = ticketedEventSource(options.EventSource ?? globalThis.EventSource, ticket);
   return createTRPCClient<AppRouter>({
     links: [
       splitLink({
         condition: (op) => op.type === 'subscription',
         true: httpSubscriptionLink({
           url: options.url,
-          connectionParams: () => ({ token: token() }),
-          ...(options.EventSource ? { EventSource: options.EventSource } : {}),
+          // Called for every stream tRPC opens: a fresh ticket each time.
+          connectionParams: async () => ({ ticket: await ticket() }),
+          EventSource,
         }),
         false: splitLink({
           condition: (op) => transportOf(op) === 'batch',

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { storableText } from './text';
 import { idempotencyKeySchema } from './users';
 
 const ms = (name: string, max = 60_000) =>
@@ -11,7 +12,7 @@ const ms = (name: string, max = 60_000) =>
 export const labSleepInput = z.strictObject({ ms: ms('ms') });
 
 export const labSlowWriteInput = z.strictObject({
-  label: z.string().trim().min(1, { error: 'label must not be empty' }).max(100, { error: 'label must be at most 100 characters' }),
+  label: storableText('label').trim().min(1, { error: 'label must not be empty' }).max(100, { error: 'label must be at most 100 characters' }),
   ms: ms('ms'),
   idempotencyKey: idempotencyKeySchema.optional(),
 });
@@ -44,7 +45,9 @@ export const setFaultsInput = z.strictObject({
 export const activityEventsInput = z
   .strictObject({
     /** `<bootId>:<seq>` as sent by the link on reconnect (a bare sequence number is accepted too). */
-    lastEventId: z.string().regex(/^([\w-]+:)?\d+$/).nullish(),
+    lastEventId: storableText('lastEventId')
+      .regex(/^([\w-]{1,64}:)?\d{1,15}$/, { error: 'lastEventId must be "<bootId>:<sequence>" as the stream sent it' })
+      .nullish(),
     /** Start from the oldest event still buffered instead of from now. */
     replay: z.boolean().default(false),
   })

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { storableText } from './text';
 
 /** Largest value of Postgres `integer`, the type of users.id. */
 export const INT4_MAX = 2_147_483_647;
@@ -9,23 +10,20 @@ export const userIdSchema = z
   .min(1, { error: 'id must be 1 or more' })
   .max(INT4_MAX, { error: `id must be at most ${INT4_MAX}` });
 
-export const userNameSchema = z
-  .string({ error: 'name must be a string' })
+export const userNameSchema = storableText('name')
   .trim()
   .min(1, { error: 'name must not be empty' })
   .max(100, { error: 'name must be at most 100 characters' });
 
 /** Trimmed and lower-cased before it is checked, so it is stored normalised and unique in any letter case. */
-export const userEmailSchema = z
-  .string({ error: 'email must be a string' })
+export const userEmailSchema = storableText('email')
   .trim()
   .toLowerCase()
   .max(254, { error: 'email must be at most 254 characters' })
   .pipe(z.email({ error: 'email must be a valid address, like ada@example.com' }));
 
 /** Chosen by the client, so a retry of a write whose answer was lost (a cancel during COMMIT) is not a second write. */
-export const idempotencyKeySchema = z
-  .string({ error: 'idempotencyKey must be a string' })
+export const idempotencyKeySchema = storableText('idempotencyKey')
   .min(8, { error: 'idempotencyKey must be 8 to 200 characters' })
   .max(200, { error: 'idempotencyKey must be 8 to 200 characters' })
   .regex(/^[\w.:-]+$/, { error: 'idempotencyKey may hold letters, digits and _ . : - only' });
@@ -79,10 +77,12 @@ export interface UserPage { items: User[]; total: number }
 export const streamUsersInput = z
   .strictObject({
     pageSize: z.number().int().min(1, { error: 'pageSize must be between 1 and 1000' }).max(1000, { error: 'pageSize must be between 1 and 1000' }).default(500),
-    /** Set by the client link when it reconnects: the last id it received. */
-    lastEventId: z.string().regex(/^\d+$/).nullish(),
+    /** Set by the client link when it reconnects: the last id it received (a user id, so at most INT4_MAX). */
+    lastEventId: storableText('lastEventId')
+      .refine((id) => /^\d{1,10}$/.test(id) && Number(id) <= INT4_MAX, { error: `lastEventId must be a user id: digits, at most ${INT4_MAX}` })
+      .nullish(),
     /** Names the call in the server's events (an EventSource cannot send an x-request-id header). */
-    callId: z.string().regex(/^[\w.:~-]{1,128}$/).optional(),
+    callId: storableText('callId').regex(/^[\w.:~-]{1,128}$/, { error: 'callId must be 1 to 128 letters, digits or _ . : ~ -' }).optional(),
   })
   .prefault({});
 

@@ -13,6 +13,12 @@ describe('token', () => {
     expect(takeTokenFromUrl('http://h:3000/')).toEqual({ token: null, cleanHref: 'http://h:3000/' });
   });
 
+  it('takes #token= from the fragment (never sent to the server) and removes it', () => {
+    expect(takeTokenFromUrl('http://h:3000/#token=abc123')).toEqual({ token: 'abc123', cleanHref: 'http://h:3000/' });
+    expect(takeTokenFromUrl('http://h:3000/?x=1#token=abc123&tab=lab')).toEqual({ token: 'abc123', cleanHref: 'http://h:3000/?x=1#tab=lab' });
+    expect(takeTokenFromUrl('http://h:3000/#token=')).toEqual({ token: null, cleanHref: 'http://h:3000/' });
+  });
+
   it('keeps it in (session) storage; a URL token replaces the kept one', () => {
     const storage = memoryStorage();
     storage.setItem(TOKEN_KEY, 'old-token-from-this-tab');

@@ -1,16 +1,25 @@
 /**
- * The API token: taken from `?token=` once (then removed from the address bar, so it is not left in the
- * history or a screenshot), or typed in; kept in sessionStorage for this tab only.
+ * The API token: taken from the address once — `#token=` (a fragment is never sent to a server, so it
+ * cannot land in its logs), or `?token=` from links printed by older versions — then removed from the
+ * address bar (history, screenshots), or typed in; kept in sessionStorage for this tab only.
  */
 export const TOKEN_KEY = 'asyncscope.token';
 
-/** Reads `token` from a URL and returns the URL without it. */
+/** Reads `token` from a URL's fragment (or, for old links, its query) and returns the URL without it. */
 export function takeTokenFromUrl(href: string): { token: string | null; cleanHref: string } {
   const url = new URL(href);
-  const token = url.searchParams.get('token');
-  if (token === null) return { token: null, cleanHref: href };
-  url.searchParams.delete('token');
-  return { token: token.trim() === '' ? null : token.trim(), cleanHref: url.toString() };
+  const fragment = new URLSearchParams(url.hash.slice(1));
+  const fromFragment = fragment.get('token');
+  const fromQuery = url.searchParams.get('token');
+  if (fromFragment === null && fromQuery === null) return { token: null, cleanHref: href };
+  if (fromQuery !== null) url.searchParams.delete('token');
+  if (fromFragment !== null) {
+    fragment.delete('token');
+    const rest = fragment.toString();
+    url.hash = rest === '' ? '' : `#${rest}`;
+  }
+  const token = (fromFragment ?? fromQuery ?? '').trim();
+  return { token: token === '' ? null : token, cleanHref: url.toString() };
 }
 
 type KeyValueStorage = Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;

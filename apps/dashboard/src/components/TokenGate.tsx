@@ -27,7 +27,7 @@ export function TokenGate({ error, onSubmit }: { error: string | null; onSubmit:
         ) : (
           <p>
             This dashboard needs the server's API token. Open the link the server prints at start
-            (<code>Dashboard http://…/?token=…</code>) or paste the token below. It is kept for this tab only.
+            (<code>Dashboard http://…/#token=…</code>) or paste the token below. It is kept for this tab only.
           </p>
         )}
         <label htmlFor={id}>API token</label>

@@ -1,5 +1,5 @@
 import { deadline } from '@asyncscope/concurrency';
-import { tracked, type TRPCRouterRecord } from '@trpc/server';
+import { tracked, TRPCError, type TRPCRouterRecord } from '@trpc/server';
 import { activityEventsInput } from '@asyncscope/contract';
 import type { Context } from '../context';
 import { authorizedProcedure, protectedProcedure, validInput } from '../trpc';
@@ -38,6 +38,14 @@ export const activityRouter = {
     let start: number;
     if (seq == null) start = input.replay ? 0 : log.lastSeq;
     else start = boot === log.bootId ? Number(seq) : 0; // a resume from before a restart replays what this boot has
+    if (start > log.lastSeq) {
+      // This boot has not sent that id: with its boot id, the id is wrong (it would wait for events that never
+      // come); a bare number may be from before a restart (the dashboard resumes so), so it replays this boot's.
+      if (boot === log.bootId && input.lastEventId?.includes(':')) {
+        throw new TRPCError({ code: 'BAD_REQUEST', message: `lastEventId ${input.lastEventId} is ahead of this server's events (the newest is ${log.bootId}:${log.lastSeq}).` });
+      }
+      start = 0;
+    }
     const done = signal ?? new AbortController().signal;
     for await (const batch of log.follow(start, done, 50)) {
       yield tracked(`${log.bootId}:${batch.lastSeq}`, { bootId: log.bootId, events: batch.events, missed: batch.missed });

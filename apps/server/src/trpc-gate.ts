@@ -1,0 +1,103 @@
+/**
+ * What every request under /trpc/ passes before tRPC sees it: the method, then the credentials — so an
+ * unauthenticated client learns nothing about which procedures exist (401 for all, known or not) — and
+ * the response headers every API answer carries.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getHTTPStatusCode } from '@trpc/server/http';
+import { getErrorShape, transformTRPCResponse, TRPCError, type AnyTRPCProcedure, type AnyTRPCRootTypes, type AnyTRPCRouter, type TRPCErrorShape, type TRPCRootConfig } from '@trpc/server';
+
+export interface TrpcGateOptions {
+  router: AnyTRPCRouter;
+  /** '/trpc/' */
+  basePath: string;
+  /** Checks an Authorization header. */
+  verify: (authorization: string | undefined) => boolean;
+  /** Spends a stream ticket (auth.ticket); true if it was valid. */
+  redeemTicket: (ticket: string) => boolean;
+}
+
+export const API_METHODS = 'GET, POST';
+const UNAUTHORIZED = 'Missing or wrong API token: send "Authorization: Bearer <token>" (event streams: a ticket from auth.ticket).';
+
+const authorized = new WeakSet<IncomingMessage>();
+
+/** Whether the gate let this request through on a valid token or ticket (createContext reads it). */
+export function isAuthorized(req: IncomingMessage): boolean {
+  return authorized.has(req);
+}
+
+/** Answers with a tRPC error shape (through the router's errorFormatter), as JSON. */
+export function sendTRPCError(router: AnyTRPCRouter, res: ServerResponse, error: TRPCError, headers: Record<string, string> = {}): void {
+  const config = router._def._config as TRPCRootConfig<AnyTRPCRootTypes>;
+  const shape = getErrorShape({ config, error, type: 'unknown', path: undefined, input: undefined, ctx: undefined }) as TRPCErrorShape;
+  const response = { error: shape };
+  const body = JSON.stringify(transformTRPCResponse(config, response));
+  res.writeHead(getHTTPStatusCode(response), { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+/**
+ * tRPC's adapter answers some errors (415, 405, batch errors) with a JSON body but `text/plain` — a web
+ * Response made from a string — and its last-resort 500 with no content-type: make both application/json.
+ */
+export function jsonErrorsOnly(res: ServerResponse): void {
+  res.setHeader('content-type', 'application/json');
+  const setHeader = res.setHeader.bind(res);
+  res.setHeader = (name: string, value: number | string | readonly string[]) =>
+    setHeader(name, name.toLowerCase() === 'content-type' && typeof value === 'string' && value.startsWith('text/plain') ? 'application/json' : value);
+}
+
+/** The ticket in `?connectionParams={"ticket":…}`, if there is one. */
+function ticketOf(url: string): string | undefined {
+  const q = url.indexOf('?');
+  if (q === -1) return undefined;
+  const raw = new URLSearchParams(url.slice(q + 1)).get('connectionParams');
+  if (raw === null || raw.length > 1024) return undefined;
+  try {
+    const params: unknown = JSON.parse(raw);
+    const ticket = typeof params === 'object' && params !== null ? (params as Record<string, unknown>).ticket : undefined;
+    return typeof ticket === 'string' ? ticket : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Returns a check that answers the request itself (405, 401) and returns false, or returns true to pass it on. */
+export function createTrpcGate(options: TrpcGateOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const { router, basePath, verify, redeemTicket } = options;
+  const procedures = router._def.procedures as Record<string, AnyTRPCProcedure | undefined>;
+  return (req, res) => {
+    // Answers must not be kept by browsers or proxies: they hold users' data.
+    res.setHeader('cache-control', 'no-store');
+    const { method } = req;
+    if (method !== 'GET' && method !== 'POST') {
+      const error = new TRPCError({ code: 'METHOD_NOT_SUPPORTED', message: `The API answers GET (queries, subscriptions) and POST (mutations), not ${method ?? 'this method'}.` });
+      sendTRPCError(router, res, error, { allow: API_METHODS });
+      return false;
+    }
+    if (verify(req.headers.authorization)) {
+      authorized.add(req);
+      return true;
+    }
+    // Credentials in a URL end up in logs and histories: only a single-use ticket, only for an event stream.
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = decodeURIComponentSafe(url.slice(basePath.length, q === -1 ? undefined : q));
+    const ticket = method === 'GET' && procedures[path]?._def.type === 'subscription' ? ticketOf(url) : undefined;
+    if (ticket !== undefined && redeemTicket(ticket)) {
+      authorized.add(req);
+      return true;
+    }
+    sendTRPCError(router, res, new TRPCError({ code: 'UNAUTHORIZED', message: UNAUTHORIZED }));
+    return false;
+  };
+}
+
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
