@@ -135,6 +135,23 @@ describe('postgres.js when a connection dies (our patch)', () => {
     }
   });
 
+  // A connection that closed with a statement in flight kept that statement as its current one, so
+  // end() waited for an answer that could never come: shutdown took its whole timeout.
+  it('a pool whose connection died mid-statement ends at once', async () => {
+    const sql = client(t.url, { max: 2 });
+    try {
+      const pid = await backendPid(sql);
+      const running = sql`select pg_sleep(5)`.execute();
+      await new Promise((r) => setTimeout(r, 100));
+      await kill(pid);
+      await expect(within(3000, 'the statement', running)).rejects.toBeInstanceOf(Error);
+    } finally {
+      const started = performance.now();
+      await sql.end({ timeout: 5 });
+      expect(performance.now() - started).toBeLessThan(1000);
+    }
+  });
+
   // Our own hunk (the cancel fence) waits for a CancelRequest before handing the connection on. If the
   // connection closed meanwhile, it must not hand a socket-less connection back to the pool.
   it('a connection that closes while a cancel for its last statement is in flight is not handed out again', async () => {
