@@ -17,6 +17,10 @@ export interface ServerConfig {
   statementTimeoutMs: number;
   applicationName: string;
   maxBodyBytes: number;
+  /** A request's headers, and then its body, must each arrive this soon (408 beyond). */
+  bodyTimeoutMs?: number | undefined;
+  /** Calls in one batched request (400 beyond). */
+  maxBatchSize?: number | undefined;
   shutdownTimeoutMs: number;
   /** Calls running at once / waiting before TOO_MANY_REQUESTS. */
   maxInFlight: number;
@@ -69,6 +73,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     runtime,
     apiToken,
     maxBodyBytes: config.maxBodyBytes,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    maxBatchSize: config.maxBatchSize,
     dashboardDir: config.dashboardDir,
     log,
     isDatabaseReady: () => database.isReady(),

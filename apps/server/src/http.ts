@@ -5,11 +5,16 @@ import sirv from 'sirv';
 import { appRouter, createBearerVerifier, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
 import type { Logger } from 'pino';
 import { createFastTRPCHandler, type FastTRPCHandlerOptions } from './fast-trpc';
+import { withBodyFirst } from './request-body';
 
 export interface HttpOptions {
   runtime: Runtime;
   apiToken: string;
   maxBodyBytes: number;
+  /** A request body must arrive whole this soon after its headers (408 beyond); its headers, likewise. */
+  bodyTimeoutMs?: number | undefined;
+  /** Calls in one batched request (400 beyond). */
+  maxBatchSize?: number | undefined;
   log: Logger;
   isDatabaseReady: () => boolean;
   /** The built dashboard, served at / (single-page app); none when undefined. */
@@ -93,6 +98,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: options.maxBodyBytes,
+    maxBatchSize: options.maxBatchSize ?? 50,
     createContext,
     onError: ({ error, path, req }) => {
       const requestId = (req as IncomingMessage & { id?: string }).id;
@@ -100,14 +106,26 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       else log.debug({ requestId, path, code: error.code, reason: error.message }, 'procedure refused');
     },
   };
-  const trpc = options.trpcAdapter === 'standard' ? createHTTPHandler(trpcOptions) : createFastTRPCHandler(trpcOptions);
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
+  // Bodies are read whole before a call can be admitted (request-body.ts); strangers' are never read.
+  const trpc = withBodyFirst(options.trpcAdapter === 'standard' ? createHTTPHandler(trpcOptions) : createFastTRPCHandler(trpcOptions), {
+    router: appRouter,
+    basePath: '/trpc/',
+    maxBodyBytes: options.maxBodyBytes,
+    bodyTimeoutMs,
+    maxBatchSize: trpcOptions.maxBatchSize ?? 50,
+    shouldRead: (req) => verify(req.headers.authorization),
+    onError: trpcOptions.onError,
+  });
 
   const dashboard = options.dashboardDir ? sirv(options.dashboardDir, { single: true, etag: true }) : undefined;
   let inFlight = 0;
   let onDrained: (() => void) | undefined;
   const streams = new Set<ServerResponse>();
 
-  const server = createServer((req, res) => {
+  // Slowloris: headers must arrive within bodyTimeoutMs, and a whole request soon after (Node answers 408
+  // and closes; the body's own deadline answers first, in JSON). Checked every second, not every 30 s.
+  const server = createServer({ headersTimeout: bodyTimeoutMs, requestTimeout: 2 * bodyTimeoutMs + 1000, connectionsCheckingInterval: 1000 }, (req, res) => {
     const started = performance.now();
     const given = req.headers['x-request-id'];
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();

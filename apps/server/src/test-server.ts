@@ -17,6 +17,8 @@ export interface TestServerOptions {
   maxBodyBytes?: number;
   maxInFlight?: number;
   maxQueue?: number;
+  bodyTimeoutMs?: number;
+  maxBatchSize?: number;
   poolMax?: number;
   shutdownTimeoutMs?: number;
 }
@@ -36,6 +38,8 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     shutdownTimeoutMs: overrides.shutdownTimeoutMs ?? 2_000,
     maxInFlight: overrides.maxInFlight ?? 100,
     maxQueue: overrides.maxQueue ?? 1000,
+    bodyTimeoutMs: overrides.bodyTimeoutMs,
+    maxBatchSize: overrides.maxBatchSize,
     callTimeoutMs: 30_000,
     log: pino({ level: 'silent' }),
   });
