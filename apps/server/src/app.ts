@@ -25,6 +25,8 @@ export interface ServerConfig {
   /** Calls running at once / waiting before TOO_MANY_REQUESTS. */
   maxInFlight: number;
   maxQueue: number;
+  /** Calls one client (remote address) may have waiting; default maxQueue. */
+  maxQueuePerClient?: number | undefined;
   /** Default longest duration of a call, in ms (per-procedure limits may be longer, e.g. lab.sleep). */
   callTimeoutMs: number;
   /** Built dashboard to serve at /, if any. */
@@ -66,6 +68,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const runtime = new Runtime(database.db, {
     maxInFlight: config.maxInFlight,
     maxQueue: config.maxQueue,
+    maxQueuePerClient: config.maxQueuePerClient,
     timeouts: { '*': config.callTimeoutMs },
     shutdownSignal: stopCalls.signal,
   });

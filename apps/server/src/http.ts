@@ -88,6 +88,8 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       runtime: options.runtime,
       authorized: verify(req.headers.authorization) || (typeof paramToken === 'string' && verify(`Bearer ${paramToken}`)),
       callId: requestId,
+      // Fair admission takes turns between remote addresses: a client's many connections are one client.
+      clientKey: req.socket.remoteAddress,
       clientBudgetMs: parseBudget(req.headers['x-deadline-ms']),
       batchCallIds: parseCallIds(req.headers['x-call-ids']),
       log: new LazyChildLogger(log, requestId),

@@ -32,6 +32,7 @@ const server = await startServer({
   shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
   maxInFlight: env.MAX_IN_FLIGHT,
   maxQueue: env.MAX_QUEUE,
+  maxQueuePerClient: env.MAX_QUEUE_PER_CLIENT,
   bodyTimeoutMs: env.BODY_TIMEOUT_MS,
   maxBatchSize: env.MAX_BATCH_SIZE,
   callTimeoutMs: env.CALL_TIMEOUT_MS,

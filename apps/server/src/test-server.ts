@@ -17,6 +17,7 @@ export interface TestServerOptions {
   maxBodyBytes?: number;
   maxInFlight?: number;
   maxQueue?: number;
+  maxQueuePerClient?: number;
   bodyTimeoutMs?: number;
   maxBatchSize?: number;
   poolMax?: number;
@@ -38,6 +39,7 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     shutdownTimeoutMs: overrides.shutdownTimeoutMs ?? 2_000,
     maxInFlight: overrides.maxInFlight ?? 100,
     maxQueue: overrides.maxQueue ?? 1000,
+    maxQueuePerClient: overrides.maxQueuePerClient,
     bodyTimeoutMs: overrides.bodyTimeoutMs,
     maxBatchSize: overrides.maxBatchSize,
     callTimeoutMs: 30_000,

@@ -13,6 +13,8 @@ export interface RuntimeOptions {
   maxInFlight?: number;
   /** Calls that may wait; more are refused with TOO_MANY_REQUESTS. */
   maxQueue?: number;
+  /** Calls one client may have waiting (default: maxQueue); the queue is shared between clients in turn. */
+  maxQueuePerClient?: number | undefined;
   /** Longest a call may take, per procedure path ('*' for the rest), in ms. */
   timeouts?: Record<string, number>;
   /** Events kept for activity.events subscribers. */
@@ -42,7 +44,8 @@ export class Runtime {
     this.lab = new LabService(db);
     this.faults = new Faults(options.random);
     this.activity = new ActivityLog(options.activityCapacity ?? 10_000);
-    this.admission = new Admission(options.maxInFlight ?? 100, options.maxQueue ?? 1000);
+    const maxQueue = options.maxQueue ?? 1000;
+    this.admission = new Admission(options.maxInFlight ?? 100, maxQueue, options.maxQueuePerClient ?? maxQueue);
     this.stats = new ServerStats(() => ({ inFlight: this.admission.inFlight, queued: this.admission.queued, shed: this.admission.shed }));
     this.cpu = new CpuPool(options.cpuThreads);
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
