@@ -27,6 +27,8 @@ export interface ServerConfig {
   maxQueue: number;
   /** Calls one client (remote address) may have waiting; default maxQueue. */
   maxQueuePerClient?: number | undefined;
+  /** Whether lab.* answers (default true); off, it refuses with FORBIDDEN. */
+  lab?: boolean | undefined;
   /** Default longest duration of a call, in ms (per-procedure limits may be longer, e.g. lab.sleep). */
   callTimeoutMs: number;
   /** Built dashboard to serve at /, if any. */
@@ -69,6 +71,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     maxInFlight: config.maxInFlight,
     maxQueue: config.maxQueue,
     maxQueuePerClient: config.maxQueuePerClient,
+    lab: config.lab,
     timeouts: { '*': config.callTimeoutMs },
     shutdownSignal: stopCalls.signal,
   });

@@ -35,6 +35,7 @@ const server = await startServer({
   maxQueuePerClient: env.MAX_QUEUE_PER_CLIENT,
   bodyTimeoutMs: env.BODY_TIMEOUT_MS,
   maxBatchSize: env.MAX_BATCH_SIZE,
+  lab: env.LAB === 'on',
   callTimeoutMs: env.CALL_TIMEOUT_MS,
   dashboardDir,
   log,

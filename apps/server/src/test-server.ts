@@ -20,6 +20,7 @@ export interface TestServerOptions {
   maxQueuePerClient?: number;
   bodyTimeoutMs?: number;
   maxBatchSize?: number;
+  lab?: boolean;
   poolMax?: number;
   shutdownTimeoutMs?: number;
 }
@@ -42,6 +43,7 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     maxQueuePerClient: overrides.maxQueuePerClient,
     bodyTimeoutMs: overrides.bodyTimeoutMs,
     maxBatchSize: overrides.maxBatchSize,
+    lab: overrides.lab,
     callTimeoutMs: 30_000,
     log: pino({ level: 'silent' }),
   });

@@ -15,6 +15,8 @@ export interface RuntimeOptions {
   maxQueue?: number;
   /** Calls one client may have waiting (default: maxQueue); the queue is shared between clients in turn. */
   maxQueuePerClient?: number | undefined;
+  /** lab.* on (default) or off: off, every lab procedure answers FORBIDDEN and no fault can be set. */
+  lab?: boolean | undefined;
   /** Longest a call may take, per procedure path ('*' for the rest), in ms. */
   timeouts?: Record<string, number>;
   /** Events kept for activity.events subscribers. */
@@ -38,6 +40,7 @@ export class Runtime {
   readonly cpu: CpuPool;
   readonly timeouts: Record<string, number>;
   readonly shutdownSignal: AbortSignal;
+  readonly labEnabled: boolean;
 
   constructor(readonly db: Db, options: RuntimeOptions = {}) {
     this.users = new UsersService(db.db);
@@ -46,6 +49,7 @@ export class Runtime {
     this.activity = new ActivityLog(options.activityCapacity ?? 10_000);
     const maxQueue = options.maxQueue ?? 1000;
     this.admission = new Admission(options.maxInFlight ?? 100, maxQueue, options.maxQueuePerClient ?? maxQueue);
+    this.labEnabled = options.lab ?? true;
     this.stats = new ServerStats(() => ({ inFlight: this.admission.inFlight, queued: this.admission.queued, shed: this.admission.shed }));
     this.cpu = new CpuPool(options.cpuThreads);
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
