@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHTTPHandler, type CreateHTTPContextOptions } from '@trpc/server/adapters/standalone';
 import sirv from 'sirv';
-import { appRouter, createBearerVerifier, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
+import { admittedProcedures, appRouter, createBearerVerifier, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
 import type { Logger } from 'pino';
 import { createFastTRPCHandler, type FastTRPCHandlerOptions } from './fast-trpc';
 import { withBodyFirst } from './request-body';
@@ -116,7 +116,9 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     maxBodyBytes: options.maxBodyBytes,
     bodyTimeoutMs,
     maxBatchSize: trpcOptions.maxBatchSize ?? 50,
-    shouldRead: (req) => verify(req.headers.authorization),
+    authorized: (req) => verify(req.headers.authorization),
+    // A full server answers 429 before it reads a body or builds a context (a burst's 429s come at once).
+    refuseEarly: (req, path) => (admittedProcedures.has(path) ? options.runtime.admission.refuseNow(req.socket.remoteAddress ?? '') : undefined),
     onError: trpcOptions.onError,
   });
 

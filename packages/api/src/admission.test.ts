@@ -101,3 +101,21 @@ describe('Admission: fair queuing between clients', () => {
     expect(admission.inFlight).toBe(0);
   }, 5000);
 });
+
+describe('Admission.refuseNow: the early answer', () => {
+  it('says no (and counts it) exactly when enter() would refuse at once', async () => {
+    const admission = new Admission(1, 3, 2);
+    expect(admission.refuseNow('a')).toBeUndefined(); // a free slot
+    const held = await admission.enter(never, noop, 'a');
+    const order: string[] = [];
+    const waiting = new Map([['a1', queue(admission, order, 'a1', 'a')]]);
+    expect(admission.refuseNow('a')).toBeUndefined(); // a may queue one more
+    waiting.set('a2', queue(admission, order, 'a2', 'a'));
+    expect(admission.refuseNow('a')).toMatch(/at most 2 per client/);
+    expect(admission.refuseNow('b')).toBeUndefined();
+    waiting.set('b1', queue(admission, order, 'b1', 'b'));
+    expect(admission.refuseNow('c')).toMatch(/at capacity/);
+    expect(admission.shed).toBe(2);
+    expect(await drain(admission, held, waiting, order)).toEqual(['a1', 'b1', 'a2']);
+  }, 5000);
+});
