@@ -71,7 +71,8 @@ describe('fair admission between clients', () => {
   it('a client beyond its own queue cap gets 429 at once, while another client is still admitted', async () => {
     const greedy = new AbortController();
     // 120 calls: 2 run, 100 wait (the per-client cap), 18 are refused.
-    const batches = [0, 1, 2, 3, 4, 5].map(() => get(sleepBatch(20, 300), '127.0.0.1', greedy.signal).catch(() => undefined));
+    // Long sleeps: nothing finishes (and so nothing leaves the queue) while the test looks; aborted at the end.
+    const batches = [0, 1, 2, 3, 4, 5].map(() => get(sleepBatch(20, 5000), '127.0.0.1', greedy.signal).catch(() => undefined));
     try {
       const { admission } = t.server.runtime;
       const deadline = performance.now() + 5000;
@@ -79,13 +80,18 @@ describe('fair admission between clients', () => {
       expect(admission.queuedFor('127.0.0.1')).toBe(100);
       // One more batch from the same client: every call refused, so the batch is answered at once.
       const started = performance.now();
-      const over = await get(sleepBatch(5, 300), '127.0.0.1', AbortSignal.timeout(3000));
+      const over = await get(sleepBatch(5, 5000), '127.0.0.1', AbortSignal.timeout(3000));
       expect(performance.now() - started).toBeLessThan(1000);
       const codes = (JSON.parse(over.text) as { error?: { data: { code: string } } }[]).map((r) => r.error?.data.code);
       expect(codes).toEqual(Array.from({ length: 5 }, () => 'TOO_MANY_REQUESTS'));
       expect(t.server.runtime.admission.queuedFor('127.0.0.1')).toBeLessThanOrEqual(100);
-      const normal = await get('/trpc/users.list', '127.0.0.2', AbortSignal.timeout(3000));
-      expect(normal.status).toBe(200);
+      // Another client still queues (its own cap is untouched), and is served once a slot frees.
+      const normal = get('/trpc/users.list', '127.0.0.2', AbortSignal.timeout(5000));
+      const queuedBy = performance.now() + 3000;
+      while (admission.queuedFor('127.0.0.2') < 1 && performance.now() < queuedBy) await new Promise((r) => setTimeout(r, 10));
+      expect(admission.queuedFor('127.0.0.2')).toBe(1);
+      greedy.abort(); // the long sleeps stop, slots free up
+      expect((await normal).status).toBe(200);
     } finally {
       greedy.abort();
       await Promise.all(batches);
