@@ -92,6 +92,21 @@ describe('slow request bodies', () => {
     }
   });
 
+  it('a token in ?connectionParams= does not get around it', async () => {
+    const params = encodeURIComponent(JSON.stringify({ token: TEST_TOKEN }));
+    const { socket, answer } = rawConnection(6000);
+    socket.write(`POST /trpc/lab.slowWrite?connectionParams=${params} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n`);
+    trickle(socket, 150);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(t.server.runtime.admission.inFlight).toBe(0);
+      const { text } = await answer;
+      expect(statusAndBody(text)).toMatchObject({ status: 408, body: { error: { data: { code: 'TIMEOUT' } } } });
+    } finally {
+      socket.destroy();
+    }
+  });
+
   it('a body that arrives whole in time is served as before, on the fast path and on a batch', async () => {
     const body = JSON.stringify({ label: 'whole', ms: 0 });
     const single = await fetch(`${t.url}/trpc/lab.slowWrite`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(5000) });

@@ -161,11 +161,13 @@ export function withBodyFirst<TRouter extends AnyTRPCRouter>(handler: RequestLis
       }));
       return;
     }
-    if (opts.authorized?.(req) === false) {
+    const authorized = opts.authorized?.(req) ?? true;
+    // tRPC also takes the token from ?connectionParams=: such a request may be authorized, so it too is read first.
+    if (!authorized && !(req.url ?? '').includes('connectionParams=')) {
       handler(req, res);
       return;
     }
-    if (opts.refuseEarly && calls === 1) {
+    if (authorized && opts.refuseEarly && calls === 1) {
       const url = req.url ?? '';
       const q = url.indexOf('?');
       const path = url.slice(opts.basePath.length, q === -1 ? undefined : q);
