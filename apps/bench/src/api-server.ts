@@ -21,6 +21,8 @@ const SERVE_ARGS: string[] = (() => {
 export interface ApiServer {
   child: Child;
   url: string;
+  /** The API token the server was started with. */
+  token: string;
   api: ApiClient;
   close(): Promise<void>;
 }
@@ -44,5 +46,5 @@ export async function startApiServer(databaseUrl: string, extraEnv: Record<strin
     await stopChild(child);
     throw error;
   }
-  return { child, url, api: createApiClient({ url: `${url}/trpc`, token, EventSource }), close: () => stopChild(child) };
+  return { child, url, token, api: createApiClient({ url: `${url}/trpc`, token, EventSource }), close: () => stopChild(child) };
 }

@@ -18,10 +18,18 @@ export interface ServerConfig {
   statementTimeoutMs: number;
   applicationName: string;
   maxBodyBytes: number;
+  /** A request's headers, and then its body, must each arrive this soon (408 beyond). */
+  bodyTimeoutMs?: number | undefined;
+  /** Calls in one batched request (400 beyond). */
+  maxBatchSize?: number | undefined;
   shutdownTimeoutMs: number;
   /** Calls running at once / waiting before TOO_MANY_REQUESTS. */
   maxInFlight: number;
   maxQueue: number;
+  /** Calls one client (remote address) may have waiting; default maxQueue. */
+  maxQueuePerClient?: number | undefined;
+  /** Whether lab.* answers (default true); off, it refuses with FORBIDDEN. */
+  lab?: boolean | undefined;
   /** Default longest duration of a call, in ms (per-procedure limits may be longer, e.g. lab.sleep). */
   callTimeoutMs: number;
   /** Built dashboard to serve at /, if any. */
@@ -63,6 +71,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const runtime = new Runtime(database.db, {
     maxInFlight: config.maxInFlight,
     maxQueue: config.maxQueue,
+    maxQueuePerClient: config.maxQueuePerClient,
+    lab: config.lab,
     timeouts: { '*': config.callTimeoutMs },
     shutdownSignal: stopCalls.signal,
     databaseDownSignal: () => database.downSignal(),
@@ -71,6 +81,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     runtime,
     apiToken,
     maxBodyBytes: config.maxBodyBytes,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    maxBatchSize: config.maxBatchSize,
     dashboardDir: config.dashboardDir,
     log,
     isDatabaseReady: () => database.isReady(),

@@ -32,6 +32,10 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: intIn('SHUTDOWN_TIMEOUT_MS', 0, 600_000).default(10_000),
   MAX_IN_FLIGHT: intIn('MAX_IN_FLIGHT', 1, 100_000).default(100),
   MAX_QUEUE: intIn('MAX_QUEUE', 0, 1_000_000).default(1000),
+  MAX_QUEUE_PER_CLIENT: intIn('MAX_QUEUE_PER_CLIENT', 0, 1_000_000).default(250),
+  BODY_TIMEOUT_MS: intIn('BODY_TIMEOUT_MS', 100, 600_000).default(10_000),
+  MAX_BATCH_SIZE: intIn('MAX_BATCH_SIZE', 1, 10_000).default(50),
+  LAB: z.enum(['on', 'off'], { error: 'LAB must be on or off' }).default('on'),
   DASHBOARD_DIR: z.string().min(1).default(resolve(REPO_ROOT, 'apps/dashboard/dist')),
   CALL_TIMEOUT_MS: intIn('CALL_TIMEOUT_MS', 1, 3_600_000).default(30_000),
 });

@@ -143,8 +143,8 @@ async function logged(m: Mounted, requestId: string): Promise<unknown[]> {
 interface Case {
   name: string;
   raw: Raw;
-  /** Whether the fast path serves it (else it falls through to tRPC's adapter). */
-  served: boolean;
+  /** Whether the fast path serves it (else it falls through to tRPC's adapter); 'ahead': refused before either (request-body.ts). */
+  served: boolean | 'ahead';
   compare?: 'exact' | 'shape';
   /** Runs before the request, after the reset, on either server. */
   setup?: () => void;
@@ -206,7 +206,7 @@ const cases: Case[] = [
   { name: 'unknown procedure (POST)', raw: { path: '/trpc/users.explode', ...json({}) }, served: true },
   // Without a valid token, http.ts's gate answers before either handler runs (issue 7 §6): served: false.
   { name: 'unknown procedure, no token: 401 (the gate, before routing)', raw: { path: '/trpc/nope', anonymous: true }, served: false },
-  { name: 'body over the limit: 413', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'application/json' }, body: big }, served: true },
+  { name: 'body over the limit: 413', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'application/json' }, body: big }, served: 'ahead' },
   { name: 'body over the limit, no token: 401 first', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'application/json' }, body: big, anonymous: true }, served: false },
   { name: 'malformed JSON, no token: 401 first', raw: { path: '/trpc/users.create', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{', anonymous: true }, served: false },
   { name: 'missing token (POST)', raw: { path: '/trpc/users.create', ...json({ name: 'A', email: 'a@b.co' }), anonymous: true }, served: false },
@@ -262,7 +262,11 @@ describe('the fast path answers exactly as tRPC’s adapter', () => {
     expect(view(f)).toEqual(view(s));
     expect(f.log).toEqual(s.log);
     expect(f.answer.headers['x-request-id']).toBe(requestId);
-    if (c.served) {
+    if (c.served === 'ahead') {
+      // Answered before either path saw it (body read first, request-body.ts): the same bytes from both.
+      expect(f.answer.headers['content-length']).toBe(s.answer.headers['content-length']);
+      expect(f.answer.headers['transfer-encoding']).toBeUndefined();
+    } else if (c.served) {
       // Served by the fast path: a content-length, no chunks; tRPC's adapter streams its answer.
       expect(f.answer.headers['transfer-encoding']).toBeUndefined();
       expect(Number(f.answer.headers['content-length'])).toBe(Buffer.byteLength(f.answer.text));
@@ -344,17 +348,19 @@ describe('cancellation through the fast path', () => {
     expect(t.server.runtime.admission.inFlight).toBe(0);
   });
 
-  it('a client that leaves in the middle of its request body: the call settles, nothing stays admitted', async () => {
+  it('a client that leaves in the middle of its request body: its call never opens, nothing is admitted', async () => {
     await reset();
     const callId = 'half-body';
     const body = JSON.stringify({ label: 'half', ms: 0 });
     const req = open(fast.port, { path: '/trpc/lab.slowWrite', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(body.length + 100) } }, callId, body);
-    await until('the call starts', () => hop(callId, 'started'));
+    // The body is read whole before the call reaches tRPC (request-body.ts): no call yet, no slot taken.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(events(callId)).toEqual([]);
+    expect(t.server.runtime.admission.inFlight).toBe(0);
     req.destroy();
-    expect((await until('settled', () => hop(callId, 'settled'))).code).toBe('CLIENT_CLOSED_REQUEST');
-    expect(hop(callId, 'signal.fired')?.reason).toBe('client-closed');
-    expect(hop(callId, 'statement.started')).toBeUndefined();
-    await until('nothing admitted', () => t.server.runtime.admission.inFlight === 0);
+    const access = await until('the access line', () => fast.lines.find((l) => l.requestId === callId && l.msg === 'request'));
+    expect(access).toMatchObject({ status: 499, aborted: true });
+    expect(events(callId)).toEqual([]);
     expect(await t.database.sql`select * from lab_writes where label = 'half'`).toHaveLength(0);
   });
 });

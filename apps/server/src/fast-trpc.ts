@@ -52,6 +52,8 @@ export interface FastTRPCHandlerOptions<TRouter extends AnyTRPCRouter> {
   basePath: string;
   /** Largest request body in bytes (413 PAYLOAD_TOO_LARGE beyond); none when 0 or undefined, like tRPC. */
   maxBodySize?: number | undefined;
+  /** Most calls in one batch (tRPC's adapter answers 400 beyond); batches are the fallback's. */
+  maxBatchSize?: number | undefined;
   createContext: (opts: CreateHTTPContextOptions) => inferRouterContext<TRouter> | Promise<inferRouterContext<TRouter>>;
   onError?: HTTPErrorHandler<TRouter, IncomingMessage> | undefined;
   /** Serves what the fast path does not; default: tRPC's standard handler with the same options. */
@@ -124,6 +126,13 @@ class RequestBody {
   private waiter: { resolve: (text: string) => void; reject: (error: Error) => void } | undefined;
 
   constructor(private readonly req: IncomingMessage, private readonly maxBodySize: number | undefined) {
+    // Read whole already (request-body.ts, before admission): the stream has nothing more to give.
+    const given = (req as IncomingMessage & { body?: unknown }).body;
+    if (typeof given === 'string') {
+      this.chunks = undefined;
+      this.text = given.charCodeAt(0) === 0xfeff ? given.slice(1) : given; // a BOM dropped, as below
+      return;
+    }
     req.on('data', (chunk: Buffer) => { this.data(chunk); });
     req.on('end', () => { this.end(); });
     req.on('error', (error: Error) => { this.settle(undefined, error); });
@@ -225,10 +234,10 @@ function send(res: ServerResponse, status: number, body: string): void {
 
 /** A Node request handler for tRPC: single calls served directly, the rest by tRPC's standard adapter. */
 export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastTRPCHandlerOptions<TRouter>): RequestListener {
-  const { router, basePath, maxBodySize, createContext, onError } = opts;
+  const { router, basePath, maxBodySize, maxBatchSize, createContext, onError } = opts;
   const fallback =
     opts.fallback ??
-    createHTTPHandler<TRouter>({ router, basePath, maxBodySize, createContext, onError });
+    createHTTPHandler<TRouter>({ router, basePath, maxBodySize, maxBatchSize, createContext, onError });
   const config = router._def._config as TRPCRootConfig<AnyTRPCRootTypes>;
   /** The error as the router's errorFormatter shapes it. */
   const shapeOf = (error: TRPCError, type: TRPCProcedureType | 'unknown', path: string | undefined, input: unknown, ctx: unknown): TRPCErrorShape =>

@@ -2,17 +2,22 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHTTPHandler, type CreateHTTPContextOptions } from '@trpc/server/adapters/standalone';
 import sirv from 'sirv';
-import { appRouter, createBearerVerifier, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
+import { admittedProcedures, appRouter, createBearerVerifier, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
 import type { Logger } from 'pino';
 import { createFastTRPCHandler, type FastTRPCHandlerOptions } from './fast-trpc';
 import { logPath } from './log-redaction';
 import { setDashboardHeaders } from './security-headers';
 import { createTrpcGate, isAuthorized, jsonErrorsOnly } from './trpc-gate';
+import { withBodyFirst } from './request-body';
 
 export interface HttpOptions {
   runtime: Runtime;
   apiToken: string;
   maxBodyBytes: number;
+  /** A request body must arrive whole this soon after its headers (408 beyond); its headers, likewise. */
+  bodyTimeoutMs?: number | undefined;
+  /** Calls in one batched request (400 beyond). */
+  maxBatchSize?: number | undefined;
   log: Logger;
   isDatabaseReady: () => boolean;
   /** The built dashboard, served at / (single-page app); none when undefined. */
@@ -85,6 +90,8 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       // Decided by the gate, before routing: a bearer header, or a stream ticket for a subscription.
       authorized: isAuthorized(req),
       callId: requestId,
+      // Fair admission takes turns between remote addresses: a client's many connections are one client.
+      clientKey: req.socket.remoteAddress,
       clientBudgetMs: parseBudget(req.headers['x-deadline-ms']),
       batchCallIds: parseCallIds(req.headers['x-call-ids']),
       log: new LazyChildLogger(log, requestId),
@@ -95,6 +102,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: options.maxBodyBytes,
+    maxBatchSize: options.maxBatchSize ?? 50,
     createContext,
     onError: ({ error, path, req }) => {
       const requestId = (req as IncomingMessage & { id?: string }).id;
@@ -107,7 +115,20 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     jsonErrorsOnly(res);
     standard(req, res);
   };
-  const trpc = options.trpcAdapter === 'standard' ? fallback : createFastTRPCHandler({ ...trpcOptions, fallback });
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
+  // Bodies are read whole before a call can be admitted (request-body.ts); strangers never get that far:
+  // the gate answers them 401 first.
+  const trpc = withBodyFirst(options.trpcAdapter === 'standard' ? fallback : createFastTRPCHandler({ ...trpcOptions, fallback }), {
+    router: appRouter,
+    basePath: '/trpc/',
+    maxBodyBytes: options.maxBodyBytes,
+    bodyTimeoutMs,
+    maxBatchSize: trpcOptions.maxBatchSize ?? 50,
+    authorized: isAuthorized,
+    // A full server answers 429 before it reads a body or builds a context (a burst's 429s come at once).
+    refuseEarly: (req, path) => (admittedProcedures.has(path) ? options.runtime.admission.refuseNow(req.socket.remoteAddress ?? '') : undefined),
+    onError: trpcOptions.onError,
+  });
   const gate = createTrpcGate({ router: appRouter, basePath: '/trpc/', verify, redeemTicket: (ticket) => options.runtime.tickets.redeem(ticket) });
 
   const dashboard = options.dashboardDir ? sirv(options.dashboardDir, { single: true, etag: true }) : undefined;
@@ -115,7 +136,9 @@ export function createHttpServer(options: HttpOptions): HttpServer {
   let onDrained: (() => void) | undefined;
   const streams = new Set<ServerResponse>();
 
-  const server = createServer((req, res) => {
+  // Slowloris: headers must arrive within bodyTimeoutMs, and a whole request soon after (Node answers 408
+  // and closes; the body's own deadline answers first, in JSON). Checked every second, not every 30 s.
+  const server = createServer({ headersTimeout: bodyTimeoutMs, requestTimeout: 2 * bodyTimeoutMs + 1000, connectionsCheckingInterval: 1000 }, (req, res) => {
     const started = performance.now();
     const given = req.headers['x-request-id'];
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();

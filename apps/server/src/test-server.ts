@@ -17,6 +17,10 @@ export interface TestServerOptions {
   maxBodyBytes?: number;
   maxInFlight?: number;
   maxQueue?: number;
+  maxQueuePerClient?: number;
+  bodyTimeoutMs?: number;
+  maxBatchSize?: number;
+  lab?: boolean;
   poolMax?: number;
   shutdownTimeoutMs?: number;
   /** Default: silent. */
@@ -40,6 +44,10 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     shutdownTimeoutMs: overrides.shutdownTimeoutMs ?? 2_000,
     maxInFlight: overrides.maxInFlight ?? 100,
     maxQueue: overrides.maxQueue ?? 1000,
+    maxQueuePerClient: overrides.maxQueuePerClient,
+    bodyTimeoutMs: overrides.bodyTimeoutMs,
+    maxBatchSize: overrides.maxBatchSize,
+    lab: overrides.lab,
     callTimeoutMs: 30_000,
     log: overrides.log ?? pino({ level: 'silent' }),
     dashboardDir: overrides.dashboardDir,

@@ -20,6 +20,8 @@ export interface InnerContextOptions {
   /** Time budget the client has left for this call, in ms (x-deadline-ms). */
   clientBudgetMs?: number | undefined;
   log?: Logger;
+  /** Who is calling, for fair admission (calls of different clients take turns); the HTTP layer uses the remote address. */
+  clientKey?: string | undefined;
   /** False while the database is unreachable; procedures then answer SERVICE_UNAVAILABLE. */
   isDatabaseReady?: () => boolean;
 }
@@ -38,6 +40,7 @@ export function createInnerContext(opts: InnerContextOptions) {
     clientBudgetMs: opts.clientBudgetMs,
     batchCallIds: opts.batchCallIds,
     log: opts.log ?? silentLogger,
+    clientKey: opts.clientKey ?? '',
     isDatabaseReady: opts.isDatabaseReady ?? (() => true),
   };
 }

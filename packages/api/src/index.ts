@@ -5,6 +5,7 @@ export { appRouter, createCaller, type AppRouter } from './root';
 export { createInnerContext, silentLogger, type Context, type Logger } from './context';
 export { Runtime, DEFAULT_TIMEOUTS, type RuntimeOptions } from './runtime';
 export { ShutdownError } from './call-scope';
+export { admittedProcedures } from './shedding';
 export { createBearerVerifier } from './auth';
 export { TicketStore, type TicketStoreOptions } from './tickets';
 export type { ActivityEvent, CallHop, AbortCause, ActivityBatch } from './activity/log';

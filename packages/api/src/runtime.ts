@@ -14,6 +14,10 @@ export interface RuntimeOptions {
   maxInFlight?: number;
   /** Calls that may wait; more are refused with TOO_MANY_REQUESTS. */
   maxQueue?: number;
+  /** Calls one client may have waiting (default: maxQueue); the queue is shared between clients in turn. */
+  maxQueuePerClient?: number | undefined;
+  /** lab.* on (default) or off: off, every lab procedure answers FORBIDDEN and no fault can be set. */
+  lab?: boolean | undefined;
   /** Longest a call may take, per procedure path ('*' for the rest), in ms. */
   timeouts?: Record<string, number>;
   /** Events kept for activity.events subscribers. */
@@ -45,13 +49,16 @@ export class Runtime {
   readonly databaseDownSignal: () => AbortSignal;
   /** Single-use tickets for event streams (auth.ticket). */
   readonly tickets = new TicketStore();
+  readonly labEnabled: boolean;
 
   constructor(readonly db: Db, options: RuntimeOptions = {}) {
     this.users = new UsersService(db.db);
     this.lab = new LabService(db);
     this.faults = new Faults(options.random);
     this.activity = new ActivityLog(options.activityCapacity ?? 10_000);
-    this.admission = new Admission(options.maxInFlight ?? 100, options.maxQueue ?? 1000);
+    const maxQueue = options.maxQueue ?? 1000;
+    this.admission = new Admission(options.maxInFlight ?? 100, maxQueue, options.maxQueuePerClient ?? maxQueue);
+    this.labEnabled = options.lab ?? true;
     this.stats = new ServerStats(() => ({ inFlight: this.admission.inFlight, queued: this.admission.queued, shed: this.admission.shed }));
     this.cpu = new CpuPool(options.cpuThreads);
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };

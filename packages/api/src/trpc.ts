@@ -114,12 +114,14 @@ export const callProcedure = t.procedure.use(async ({ ctx, path, signal, batchIn
   try {
     let permit;
     try {
-      permit = await ctx.runtime.admission.enter(scope.signal, (position) => { scope.emit({ type: 'queued', position }); });
+      permit = await ctx.runtime.admission.enter(scope.signal, (position) => { scope.emit({ type: 'queued', position }); }, ctx.clientKey);
     } catch (error) {
       if (error instanceof OverloadedError) throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: error.message });
       throw scope.stoppedError(error);
     }
     try {
+      // Handed a slot, then stopped before this line ran (an abort from a microtask): never start it.
+      scope.signal.throwIfAborted();
       scope.emit({ type: 'started' });
       const result = await scope.run(async () => {
         if (ctx.runtime.faults.get(path)) await injectFaults(ctx, path);

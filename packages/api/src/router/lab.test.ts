@@ -1,5 +1,8 @@
 import { TRPCError } from '@trpc/server';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { createInnerContext } from '../context';
+import { createCaller } from '../root';
+import { Runtime } from '../runtime';
 import { useCallerFixture } from '../test-caller';
 
 const fx = useCallerFixture();
@@ -25,5 +28,45 @@ describe('lab.slowWrite with an idempotency key', () => {
     expect(error).toBeInstanceOf(TRPCError);
     expect((error as TRPCError).code).toBe('CONFLICT');
     expect(await writes()).toBe(2);
+  });
+});
+
+describe('the lab switched off (Runtime option lab: false, LAB=off on the server)', () => {
+  it('refuses every lab procedure with FORBIDDEN and sets no fault', async () => {
+    const runtime = new Runtime(fx.t, { lab: false });
+    try {
+      const caller = createCaller(createInnerContext({ runtime, authorized: true }));
+      const calls: [string, () => Promise<unknown>][] = [
+        ['sleep', () => caller.lab.sleep({ ms: 0 })],
+        ['slowWrite', () => caller.lab.slowWrite({ label: 'off', ms: 0 })],
+        ['cpu', () => caller.lab.cpu({ rounds: 1 })],
+        ['setFaults', () => caller.lab.setFaults({ procedure: 'users.list', fault: { latencyMs: 0, errorRate: 1 } })],
+        ['faults', () => caller.lab.faults()],
+        ['clearFaults', () => caller.lab.clearFaults()],
+      ];
+      for (const [name, call] of calls) {
+        const error: unknown = await call().catch((e: unknown) => e);
+        expect(error, name).toBeInstanceOf(TRPCError);
+        expect((error as TRPCError).code, name).toBe('FORBIDDEN');
+        expect((error as TRPCError).message, name).toMatch(/lab .*switched off/);
+      }
+      expect(runtime.faults.all()).toEqual({});
+      expect(await writes()).toBe(0);
+      // The rest of the API still answers.
+      expect(await caller.users.list({ limit: 1 })).toMatchObject({ items: [] });
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('without the token, a lab call is still UNAUTHORIZED (the token is checked first)', async () => {
+    const runtime = new Runtime(fx.t, { lab: false });
+    try {
+      const caller = createCaller(createInnerContext({ runtime, authorized: false }));
+      const error: unknown = await caller.lab.faults().catch((e: unknown) => e);
+      expect((error as TRPCError).code).toBe('UNAUTHORIZED');
+    } finally {
+      await runtime.close();
+    }
   });
 });

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { EnvError, readEnv } from './env';
+
+describe('readEnv: the limits that keep one client from shutting out the others, and the lab switch', () => {
+  it('has defaults', () => {
+    const env = readEnv({});
+    expect(env).toMatchObject({ BODY_TIMEOUT_MS: 10_000, MAX_BATCH_SIZE: 50, MAX_QUEUE_PER_CLIENT: 250, LAB: 'on' });
+  });
+
+  it('reads them', () => {
+    expect(readEnv({ LAB: 'off', BODY_TIMEOUT_MS: '2500', MAX_BATCH_SIZE: '10', MAX_QUEUE_PER_CLIENT: '0' })).toMatchObject({
+      LAB: 'off',
+      BODY_TIMEOUT_MS: 2500,
+      MAX_BATCH_SIZE: 10,
+      MAX_QUEUE_PER_CLIENT: 0,
+    });
+  });
+
+  it.each([
+    ['LAB', 'maybe', /LAB="maybe": LAB must be on or off/],
+    ['BODY_TIMEOUT_MS', '5', /BODY_TIMEOUT_MS="5": BODY_TIMEOUT_MS must be between 100 and 600000/],
+    ['MAX_BATCH_SIZE', '0', /MAX_BATCH_SIZE="0"/],
+  ])('refuses %s=%s, naming it', (name, value, message) => {
+    expect(() => readEnv({ [name]: value })).toThrow(EnvError);
+    expect(() => readEnv({ [name]: value })).toThrow(message);
+  });
+});
