@@ -101,7 +101,8 @@ describe('slow request bodies', () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(t.server.runtime.admission.inFlight).toBe(0);
       const { text } = await answer;
-      expect(statusAndBody(text)).toMatchObject({ status: 408, body: { error: { data: { code: 'TIMEOUT' } } } });
+      // URL credentials are refused before routing (the gate): no slot, no body read.
+      expect(statusAndBody(text)).toMatchObject({ status: 401, body: { error: { data: { code: 'UNAUTHORIZED' } } } });
     } finally {
       socket.destroy();
     }
