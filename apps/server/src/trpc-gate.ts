@@ -33,7 +33,11 @@ export function sendTRPCError(router: AnyTRPCRouter, res: ServerResponse, error:
   const shape = getErrorShape({ config, error, type: 'unknown', path: undefined, input: undefined, ctx: undefined }) as TRPCErrorShape;
   const response = { error: shape };
   const body = JSON.stringify(transformTRPCResponse(config, response));
-  res.writeHead(getHTTPStatusCode(response), { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  // Answered before its body was read: close the connection rather than wait for (or parse) the rest.
+  const { headers: sent } = res.req;
+  const hasBody = (sent['content-length'] ?? '0') !== '0' || sent['transfer-encoding'] !== undefined;
+  const unread = hasBody && !res.req.readableEnded ? { connection: 'close' } : {};
+  res.writeHead(getHTTPStatusCode(response), { ...headers, ...unread, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
 }
 
