@@ -12,11 +12,13 @@
  *    server run on one machine and both stamp with Date.now() (the same wall clock), so the difference is
  *    meaningful to the millisecond; performance.now() would not be, being per-process.
  *
- * The load generator is one process with plain node:http (an Agent without a socket limit: one
- * connection per call, as a browser tab or a fleet of clients would have). It reports its own lateness
- * (launch and abort timers behind schedule) so a slow generator is seen, not mistaken for a slow server.
+ * The load generator runs in a worker thread (storm-worker.mjs) with plain node:http (an Agent without a
+ * socket limit: one connection per call, as a fleet of clients would have), so the hop-log stream parsed
+ * here does not delay its timers. It reports its own lateness (launch and abort timers behind schedule,
+ * its event-loop delay) so a slow generator is seen, not mistaken for a slow server; latencies are taken
+ * from the moment each abort actually happened, not from its schedule.
  */
-import { Agent, get } from 'node:http';
+import { Worker } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiClient } from '@asyncscope/client';
 import postgres from 'postgres';
@@ -73,9 +75,10 @@ export interface StormResult {
   neverSettled: number;
   /** Events the hop log overwrote before we read them (then the figures are incomplete). */
   missedEvents: number;
-  /** Load generator lateness: launches and aborts behind their schedule, p99 ms. */
+  /** Load generator lateness: launches and aborts behind their schedule, p99 ms, and its event-loop delay. */
   launchLagP99Ms: number;
   abortLagP99Ms: number;
+  generatorLoopDelayP99Ms: number;
   wallMs: number;
 }
 
@@ -120,7 +123,6 @@ export async function cancelStorm(options: StormOptions): Promise<StormResult> {
     );
     resolve(sub);
   });
-  const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
   try {
     for (let i = 0; i < 100 && !probe.seen; i++) {
       await options.api.users.byId.query({ id: 1 }, { context: { transport: 'single', callId: probeId } }).catch(() => undefined);
@@ -128,42 +130,10 @@ export async function cancelStorm(options: StormOptions): Promise<StormResult> {
     }
     if (!probe.seen) throw new Error('the activity.events subscription delivered nothing within 10 s');
 
-    const clientOutcomes = new Map<string, number>();
-    const abortedAt = new Map<string, number>();
-    const launchLag: number[] = [];
-    const abortLag: number[] = [];
-    const started = Date.now();
-    const settledOnClient: Promise<void>[] = [];
-    const input = encodeURIComponent(JSON.stringify({ ms: sleepMs }));
-    for (let i = 0; i < calls; i++) {
-      options.signal.throwIfAborted();
-      const plannedLaunch = started + (i * launchMs) / calls;
-      if (plannedLaunch > Date.now()) await sleep(plannedLaunch - Date.now());
-      launchLag.push(Date.now() - plannedLaunch);
-      const id = `${prefix}${i}`;
-      const plannedAbort = Math.min(started + abortWithinMs, Date.now() + 100 + Math.random() * (started + abortWithinMs - Date.now() - 100));
-      settledOnClient.push(
-        new Promise<void>((resolve) => {
-          const req = get(`${options.url}/trpc/lab.sleep?input=${input}`, { agent, headers: { authorization: `Bearer ${options.token}`, 'x-request-id': id } }, (res) => {
-            // An answer before the abort (a shed call, an error): recorded as such.
-            clearTimeout(timer);
-            bump(clientOutcomes, `answered ${res.statusCode ?? 0}`);
-            res.resume();
-            res.on('end', resolve);
-            res.on('error', () => { resolve(); });
-          });
-          req.on('error', () => { resolve(); });
-          const timer = setTimeout(() => {
-            const now = Date.now();
-            abortLag.push(now - plannedAbort);
-            abortedAt.set(id, now);
-            bump(clientOutcomes, 'aborted');
-            req.destroy();
-          }, plannedAbort - Date.now());
-        }),
-      );
-    }
-    await Promise.all(settledOnClient);
+    const gen = await runGenerator({ url: options.url, token: options.token, calls, sleepMs, launchMs, abortWithinMs, prefix }, options.signal);
+    const clientOutcomes = new Map(Object.entries(gen.outcomes));
+    const abortedAt = new Map(gen.abortedAt);
+    const started = Date.now() - gen.wallMs;
     const lastAbort = Math.max(...abortedAt.values());
 
     // 1 s after the last abort no statement of the storm may still be running in Postgres.
@@ -235,13 +205,40 @@ export async function cancelStorm(options: StormOptions): Promise<StormResult> {
       settledCodes,
       neverSettled,
       missedEvents,
-      launchLagP99Ms: percentile(launchLag, 99),
-      abortLagP99Ms: percentile(abortLag, 99),
+      launchLagP99Ms: percentile(gen.launchLag, 99),
+      abortLagP99Ms: percentile(gen.abortLag, 99),
+      generatorLoopDelayP99Ms: gen.loopDelayP99Ms,
       wallMs: Date.now() - started,
     };
   } finally {
     subscription.unsubscribe();
-    agent.destroy();
+  }
+}
+
+interface GeneratorResult {
+  outcomes: Record<string, number>;
+  abortedAt: [string, number][];
+  launchLag: number[];
+  abortLag: number[];
+  loopDelayP99Ms: number;
+  wallMs: number;
+}
+
+/** Runs storm-worker.mjs and waits for its one message; terminates it if `signal` aborts. */
+async function runGenerator(data: Record<string, unknown>, signal: AbortSignal): Promise<GeneratorResult> {
+  signal.throwIfAborted();
+  const worker = new Worker(new URL('./storm-worker.mjs', import.meta.url), { workerData: data });
+  const stop = () => { void worker.terminate(); };
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    return await new Promise<GeneratorResult>((resolve, reject) => {
+      worker.once('message', (message: GeneratorResult) => { resolve(message); });
+      worker.once('error', reject);
+      worker.once('exit', (code) => { reject(new Error(`the storm generator exited (${code}) without a result`)); });
+    });
+  } finally {
+    signal.removeEventListener('abort', stop);
+    await worker.terminate();
   }
 }
 
@@ -275,7 +272,7 @@ export function stormFigures(r: StormResult): [string, string | number][] {
     ['settled codes (server)', countsText(r.settledCodes)],
     ['calls never settled', r.neverSettled],
     ['hop events missed (ring overwrote them)', r.missedEvents],
-    ['generator lag p99: launch / abort', `${Math.round(r.launchLagP99Ms)} ms / ${Math.round(r.abortLagP99Ms)} ms`],
+    ['generator (worker) lag p99: launch / abort / loop delay', `${Math.round(r.launchLagP99Ms)} / ${Math.round(r.abortLagP99Ms)} / ${Math.round(r.generatorLoopDelayP99Ms)} ms`],
     ['storm wall time', `${r.wallMs} ms`],
   ];
 }
