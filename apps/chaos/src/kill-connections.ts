@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { countBy, countsText, ms, percentile, pct, type ScenarioReport } from './figures';
 import type { ServerUnderTest } from './harness';
 import { SEEDED_USERS } from './harness';
+import { query } from './http';
 import { SteadyLoad } from './load';
 import { withSql, type ChaosPostgres } from './pg';
 import { checkWrites } from './writes';
@@ -33,15 +34,21 @@ export async function terminatePool(url: string, applicationName: string): Promi
   });
 }
 
-/** Waits until a call started at or after `from` succeeded; resolves with that time, or undefined after WEDGE_MS or the server's exit. */
-export async function waitForOk(load: SteadyLoad, server: ServerUnderTest, from: number, signal: AbortSignal): Promise<number | undefined> {
-  for (;;) {
-    const ok = load.firstOkStartedAfter(from);
-    if (ok !== undefined) return ok;
+/**
+ * When the server serves again: from `from` on, a prober calls users.byId one call after another (1 s
+ * client timeout, 20 ms apart) until one succeeds — a dedicated client, because the load's writers may be
+ * sleeping in their retry backoff right then. Resolves with the time of that first OK, or undefined after
+ * WEDGE_MS or the server's exit.
+ */
+export async function waitForOk(server: ServerUnderTest, from: number, signal: AbortSignal): Promise<number | undefined> {
+  for (let i = 0; i < 10_000; i++) {
     if (server.exitedWith() !== undefined || Date.now() - from > WEDGE_MS) return undefined;
     signal.throwIfAborted();
+    const r = await query(server.t, 'users.byId', { id: 1 + (i % SEEDED_USERS) }, { timeoutMs: 1000, signal });
+    if (r.code === 'OK') return r.endedAt;
     await sleep(20);
   }
+  return undefined;
 }
 
 /** The steady load every fault scenario runs: 6 workers, reads and idempotent writes, 3 s budget per attempt. */
@@ -82,7 +89,7 @@ export async function killConnections(pg: ChaosPostgres, start: () => Promise<Se
       const killAt = Date.now();
       killedPerRound.push(await terminatePool(pg.url, server.applicationName));
       rounds = round;
-      const ok = await waitForOk(load, server, killAt, options.signal);
+      const ok = await waitForOk(server, killAt, options.signal);
       if (ok !== undefined) recoveries.push(ok - killAt);
       else if (server.exitedWith() === undefined) wedged++;
       await sleep(300, undefined, { signal: options.signal });

@@ -58,18 +58,6 @@ export class SteadyLoad {
     await this.#done;
   }
 
-  /** Attempts that ended in [from, to) (epoch ms). */
-  between(from: number, to: number): Attempt[] {
-    return this.attempts.filter((a) => a.endedAt >= from && a.endedAt < to);
-  }
-
-  /** When the first call started at or after `from` succeeded (epoch ms), if one did. */
-  firstOkStartedAfter(from: number): number | undefined {
-    let best: number | undefined;
-    for (const a of this.attempts) if (a.code === 'OK' && a.startedAt >= from && (best === undefined || a.endedAt < best)) best = a.endedAt;
-    return best;
-  }
-
   async #worker(w: number, deadlineAt: number): Promise<void> {
     const { signal } = this.#controller;
     for (let i = 0; !signal.aborted && Date.now() < deadlineAt && this.#calls < this.options.maxCalls; i++) {
@@ -98,7 +86,8 @@ export class SteadyLoad {
         ? { name: `Chaos ${key}`, email: `${key}@chaos.test`, idempotencyKey: key }
         : { label: key, ms: this.options.slowWriteMs, idempotencyKey: key };
     for (let attempt = 0; attempt < this.options.writeAttempts && !signal.aborted; attempt++) {
-      if (attempt > 0) await sleep(50 + Math.random() * 100 * 2 ** Math.min(attempt, 4), undefined, { signal }).catch(() => undefined);
+      // Backoff with full jitter, capped at 500 ms: outages here last seconds.
+      if (attempt > 0) await sleep(Math.random() * Math.min(500, 50 * 2 ** attempt), undefined, { signal }).catch(() => undefined);
       const r = await mutate(this.t, procedure, input, this.#callOptions(signal));
       if (r.code === 'ABORTED') break;
       this.attempts.push({ ...r, procedure });

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { countBy, countsText, ms, percentile, pct, type ScenarioReport } from './figures';
 import type { ServerUnderTest } from './harness';
 import { readyz } from './http';
-import { CI_SLACK_MS, RECOVERY_LIMIT_MS, steadyLoad, WEDGE_MS } from './kill-connections';
+import { CI_SLACK_MS, RECOVERY_LIMIT_MS, steadyLoad, waitForOk, WEDGE_MS } from './kill-connections';
 import type { SteadyLoad } from './load';
 import type { ChaosPostgres } from './pg';
 import { checkWrites } from './writes';
@@ -71,13 +71,10 @@ export async function restartPostgres(pg: ChaosPostgres, start: () => Promise<Se
         await sleep(options.outageMs, undefined, { signal: options.signal });
         await pg.start();
         upAt = Date.now();
-        // The first OK after Postgres answers, and /readyz back to 200 (or the wedge limit).
-        for (;;) {
-          ok ??= load.firstOkStartedAfter(upAt);
-          const ready = poller.samples.some((s) => s.at >= upAt && s.status === 200);
-          if ((ok !== undefined && ready) || server.exitedWith() !== undefined || Date.now() - upAt > WEDGE_MS) break;
-          options.signal.throwIfAborted();
-          await sleep(20);
+        // The first OK after Postgres answers (or the wedge limit), then /readyz back to 200.
+        ok = await waitForOk(server, upAt, options.signal);
+        while (ok !== undefined && !poller.samples.some((s) => s.at >= upAt && s.status === 200) && server.exitedWith() === undefined && Date.now() - upAt < WEDGE_MS) {
+          await sleep(20, undefined, { signal: options.signal });
         }
       } finally {
         await poller.stop();
