@@ -39,6 +39,14 @@ export async function withSql<T>(url: string, fn: (sql: postgres.Sql) => Promise
   }
 }
 
+/** Every chaos PostgreSQL not yet closed, for an interrupted run (Ctrl+C) to close. */
+const open = new Set<ChaosPostgres>();
+
+/** Closes every chaos PostgreSQL still open (stops it, removes its folder). */
+export async function closeAllPostgres(): Promise<void> {
+  await Promise.all([...open].map((pg) => pg.close()));
+}
+
 export async function startChaosPostgres(): Promise<ChaosPostgres> {
   // As root the cluster runs as the `postgres` user, which must be able to enter the folder.
   const dir = await mkdtemp(join(tmpdir(), 'asyncscope-chaos-'));
@@ -57,7 +65,7 @@ export async function startChaosPostgres(): Promise<ChaosPostgres> {
       handle = undefined;
       if (h && (await within(h.stop(), 15_000)) === 'timeout') throw new Error('the embedded PostgreSQL did not stop within 15 s');
     };
-    return {
+    const pg: ChaosPostgres = {
       url: url.toString(),
       port,
       running: () => handle !== undefined,
@@ -67,6 +75,7 @@ export async function startChaosPostgres(): Promise<ChaosPostgres> {
         handle = await startEmbeddedPostgres({ dataDir: dir, port });
       },
       async close() {
+        open.delete(pg);
         try {
           await stop();
         } catch (error) {
@@ -75,6 +84,8 @@ export async function startChaosPostgres(): Promise<ChaosPostgres> {
         await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       },
     };
+    open.add(pg);
+    return pg;
   } catch (error) {
     if (handle) await within(handle.stop(), 15_000);
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);

@@ -5,13 +5,14 @@
  *
  *   npx --yes pnpm@10.34.8 --filter @asyncscope/chaos run chaos
  */
-import { killAllNow } from '@asyncscope/bench/children';
+import { killAllNow, within } from '@asyncscope/bench/children';
 import { stormScenario, STORM_SERVER_ENV } from './cancel-storm';
 import { config } from './config';
 import { printReport, type ScenarioReport } from './figures';
 import { greedyBatch } from './greedy-batch';
 import { serverDir, withChaos } from './harness';
 import { killConnections } from './kill-connections';
+import { closeAllPostgres } from './pg';
 import { restartPostgres } from './pg-restart';
 import { shedLatency } from './shed-latency';
 import { slowBodies } from './slow-bodies';
@@ -49,11 +50,19 @@ async function main(): Promise<void> {
 }
 
 // Ctrl+C: the server children run in process groups of their own (so a terminal's signal reaches only
-// us); kill them, and let the 'exit' hook of the embedded PostgreSQL stop it.
+// us): kill them, then stop the chaos PostgreSQL and remove its folder (bounded), then exit.
+// (`on`, not `once`: tsx relays the terminal's signal, so it may come twice.)
+let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stderr.write(`chaos: ${signal}: stopping the servers and PostgreSQL\n`);
     killAllNow();
-    process.exit(130);
+    void within(closeAllPostgres(), 10_000).finally(() => {
+      killAllNow(); // one that was being spawned meanwhile
+      process.exit(130);
+    });
   });
 }
 
