@@ -27,6 +27,8 @@ export interface CallResult {
   /** Epoch ms when the request was started and when it ended. */
   startedAt: number;
   endedAt: number;
+  /** When the request had been handed to the socket in full (after connecting), if it was. */
+  sentAt?: number;
   data?: unknown;
   message?: string;
 }
@@ -64,12 +66,13 @@ export function call(t: Target, options: CallOptions): Promise<CallResult> {
   const startedAt = Date.now();
   return new Promise<CallResult>((resolve) => {
     let done = false;
+    let sentAt: number | undefined;
     const finish = (r: Omit<CallResult, 'startedAt' | 'endedAt'>) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
-      resolve({ ...r, startedAt, endedAt: Date.now() });
+      resolve({ ...r, startedAt, endedAt: Date.now(), ...(sentAt !== undefined ? { sentAt } : {}) });
     };
     const headers: Record<string, string> = { authorization: `Bearer ${t.token}`, ...options.headers };
     if (options.body !== undefined) {
@@ -82,6 +85,7 @@ export function call(t: Target, options: CallOptions): Promise<CallResult> {
       res.on('end', () => { finish({ status: res.statusCode ?? 0, ...classify(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')) }); });
       res.on('error', (error) => { finish({ status: res.statusCode ?? 0, code: `NETWORK:${errno(error)}` }); });
     });
+    req.once('finish', () => { sentAt = Date.now(); });
     req.on('error', (error) => {
       finish({ status: 0, code: options.signal?.aborted ? 'ABORTED' : `NETWORK:${errno(error)}` });
     });

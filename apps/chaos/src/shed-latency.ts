@@ -1,8 +1,7 @@
 /**
  * Scenario 6: shed calls must be answered at once. A burst of `calls` lab.sleep(2 s) requests against the
  * default limits (100 running + 1,000 waiting): everything beyond is answered 429, and those answers'
- * latency (client send → answer) must be p99 < 50 ms. The burst goes out in waves of 250 so the client's
- * own connection set-up is not what is measured.
+ * latency (request written → answer) must be p99 < 50 ms. The burst goes out in waves of 250 every 20 ms.
  */
 import { setMaxListeners } from 'node:events';
 import { Agent } from 'node:http';
@@ -39,7 +38,9 @@ export async function shedLatency(server: ServerUnderTest, options: { calls: num
   const results = await Promise.all(pending);
   agent.destroy();
   const shed = results.filter((r) => r.code === 'TOO_MANY_REQUESTS');
-  const latencies = shed.map((r) => r.endedAt - r.startedAt);
+  // From the request on the wire (connected, written) to the answer: the client's own connection set-up
+  // for 5,000 sockets is not the server's shedding.
+  const latencies = shed.map((r) => r.endedAt - (r.sentAt ?? r.startedAt));
   const exited = server.exitedWith();
   return {
     title: `6. shed latency: ${options.calls} lab.sleep(2 s) at once against 100 running + 1,000 waiting`,
