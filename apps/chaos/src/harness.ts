@@ -21,7 +21,7 @@ export function serverDir(): string {
   const given = config.serverDir;
   const dir = given ? resolve(given) : fileURLToPath(new URL('../../server', import.meta.url));
   if (!existsSync(join(dir, 'dist', 'main.mjs'))) {
-    throw new Error(`no server build in ${dir}/dist: run \`npx pnpm exec turbo run build --filter=@asyncscope/server\` (or set CHAOS_SERVER_DIR)`);
+    throw new Error(`no server build in ${dir}/dist: build it (\`node build.mjs\` in ${dir}, or \`npx --yes pnpm@10.34.8 --filter @asyncscope/server run build\`), or set CHAOS_SERVER_DIR`);
   }
   return dir;
 }
