@@ -29,14 +29,22 @@ interface Run {
   note: string;
 }
 
-/** Polls /readyz every 100 ms until stopped; keeps (time, status). */
-function pollReadyz(server: ServerUnderTest): { samples: { at: number; status: number }[]; stop: () => Promise<void> } {
-  const samples: { at: number; status: number }[] = [];
+interface ReadySample {
+  at: number;
+  end: number;
+  /** 0: no answer within 1.5 s. */
+  status: number;
+}
+
+/** Polls /readyz every 100 ms until stopped; keeps (start, end, status). */
+function pollReadyz(server: ServerUnderTest): { samples: ReadySample[]; stop: () => Promise<void> } {
+  const samples: ReadySample[] = [];
   const state = { stopped: false };
   const loop = (async () => {
     for (let i = 0; i < 1000 && !state.stopped; i++) {
       const at = Date.now();
-      samples.push({ at, status: await readyz(server.t, 1500) });
+      const status = await readyz(server.t, 1500);
+      samples.push({ at, end: Date.now(), status });
       await sleep(100);
     }
   })();
@@ -79,14 +87,15 @@ export async function restartPostgres(pg: ChaosPostgres, start: () => Promise<Se
       } finally {
         await poller.stop();
       }
-      const during = poller.samples.filter((s) => s.at >= stoppedAt + 200 && s.at < upAt);
+      // Probes started while Postgres was down, and any that hung into the outage ("no answer").
+      const during = poller.samples.filter((s) => s.at < upAt && (s.at >= stoppedAt || (s.status === 0 && s.end >= stoppedAt + 200)));
       const exited = server.exitedWith();
       const run: Run = {
         outcome: exited !== undefined ? 'crashed' : ok === undefined ? 'wedged' : 'recovered',
         ...(ok !== undefined ? { recoveryMs: ok - upAt } : {}),
         readyz503During: during.length > 0 && during.every((s) => s.status === 503),
         readyz200After: poller.samples.some((s) => s.at >= upAt && s.status === 200),
-        note: exited !== undefined ? `exit ${exited} ${server.crashLine()}` : `readyz during outage: ${countsText(countBy(during, (s) => String(s.status)))}`,
+        note: exited !== undefined ? `exit ${exited} ${server.crashLine()}` : `readyz during outage: ${countsText(countBy(during, (s) => (s.status === 0 ? 'no answer in 1.5 s' : String(s.status))))}`,
       };
       runs.push(run);
       if (run.outcome !== 'recovered' || !run.readyz200After) {
