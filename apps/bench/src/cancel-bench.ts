@@ -9,6 +9,9 @@
  *     completion time, errors, the server's peak RSS.
  *  3. The same burst against the default limits (100 running, 1000 waiting): the excess is shed with
  *     TOO_MANY_REQUESTS, every admitted call succeeds.
+ *  4. The cancel storm (issue 7): BENCH_STORM_CALLS (default 2000) `lab.sleep(5 s)` calls aborted by their
+ *     clients within 4 s: lost cancels, calls whose signal fired yet settled OK, abort → server signal
+ *     p50/p99 (from the server's hop log). The chaos suite (apps/chaos) asserts the same figures.
  *
  *   BENCH_DATABASE_URL  a PostgreSQL server to create the bench database on (default: embedded, in a temp dir)
  */
@@ -19,10 +22,12 @@ import { openBenchDatabase } from './bench-db';
 import { startApiServer, type ApiServer } from './api-server';
 import { killAllNow } from './children';
 import { peakRssBytes } from './measure';
+import { cancelStorm, signalLatency, stormFigures } from './storm';
 
 const env = process.env;
 const CANCELLATIONS = Number(env.BENCH_CANCELLATIONS ?? 1000);
 const BURST = Number(env.BENCH_BURST ?? 10_000);
+const STORM_CALLS = Number(env.BENCH_STORM_CALLS ?? 2000);
 const APP = 'asyncscope-cancel-bench';
 const log = (line: string) => { process.stderr.write(`bench: ${line}\n`); };
 
@@ -153,6 +158,29 @@ async function main(): Promise<void> {
         const r = await burst(server, signal);
         const pass = r.other.size === 0 && r.ok + r.shed === BURST && r.ok > 0;
         out.push(...burstRows(`3. ${BURST} users.byId at once, default limits (100 running, 1000 waiting)`, r, `target: the excess shed with 429, every admitted call succeeds ${pass ? 'PASS' : 'FAIL'}`), '');
+      } finally {
+        await server.close();
+      }
+    }
+    {
+      // Every call of the storm admitted at once (as the chaos suite does): they contend for the pool.
+      const server = await startApiServer(db.url, { DB_APPLICATION_NAME: APP, MAX_IN_FLIGHT: String(STORM_CALLS), MAX_QUEUE: '0' }, signal);
+      try {
+        const r = await cancelStorm({ url: server.url, token: server.token, api: server.api, databaseUrl: db.url, applicationName: APP, calls: STORM_CALLS, signal });
+        const lost = [...r.lostCancels.values()].reduce((a, b) => a + b, 0);
+        const p99 = signalLatency(r).p99;
+        const pass = lost === 0 && r.stillRunningAfter1s === 0 && r.signalFiredSettledOk === 0 && p99 < 250;
+        out.push(
+          `### 4. Cancel storm: ${STORM_CALLS} lab.sleep(5 s) aborted by their clients within 4 s (MAX_IN_FLIGHT=${STORM_CALLS})`,
+          '',
+          '| figure | value |',
+          '| --- | --- |',
+          ...stormFigures(r).map(([name, value]) => `| ${name.trim()} | ${String(value)} |`),
+          `| server peak RSS MB | ${Math.round(peakRssBytes(server.child.pid) / 2 ** 20)} |`,
+          '',
+          `target: 0 lost cancels, 0 signal-fired-settled-OK, abort → signal p99 < 250 ms ${pass ? 'PASS' : 'FAIL'}`,
+          '',
+        );
       } finally {
         await server.close();
       }
