@@ -57,8 +57,16 @@ export interface StormResult {
   received: number;
   /** Calls aborted by the client whose server signal never fired. */
   signalNeverFired: number;
-  /** Client abort → `signal.fired` hop, ms, one per call whose signal fired. */
+  /**
+   * Client abort → `signal.fired` hop, ms, for the calls the server had received (its `received` hop) before
+   * the client aborted: how fast the server notices a client leaving.
+   */
   signalLatenciesMs: number[];
+  /**
+   * The same for calls aborted before the server had read them (still in its accept queue or unparsed,
+   * during the launch burst): their signal fires as the request is read, so this is the server's intake delay.
+   */
+  intakeLatenciesMs: number[];
   statementsStarted: number;
   cancelsSentRunning: number;
   cancelsSentQueued: number;
@@ -164,6 +172,7 @@ export async function cancelStorm(options: StormOptions): Promise<StormResult> {
     const lostCancels = new Map<string, number>();
     const settledCodes = new Map<string, number>();
     const signalLatenciesMs: number[] = [];
+    const intakeLatenciesMs: number[] = [];
     for (const [id, list] of hops) {
       const fired = list.find((h) => h.type === 'signal.fired');
       const settled = list.find((h) => h.type === 'settled');
@@ -171,8 +180,10 @@ export async function cancelStorm(options: StormOptions): Promise<StormResult> {
       if (settled) bump(settledCodes, settled.code ?? '?');
       else neverSettled++;
       if (abortTime !== undefined) {
-        if (fired) signalLatenciesMs.push(fired.at - abortTime);
-        else signalNeverFired++;
+        const received = list.find((h) => h.type === 'received');
+        if (!fired) signalNeverFired++;
+        else if (received && received.at < abortTime) signalLatenciesMs.push(fired.at - abortTime);
+        else intakeLatenciesMs.push(fired.at - abortTime);
       }
       if (fired && settled?.code === 'OK') signalFiredSettledOk++;
       for (const start of list.filter((h) => h.type === 'statement.started')) {
@@ -195,6 +206,7 @@ export async function cancelStorm(options: StormOptions): Promise<StormResult> {
       received: [...hops.values()].filter((list) => list.some((h) => h.type === 'received')).length,
       signalNeverFired: signalNeverFired + (calls - hops.size),
       signalLatenciesMs,
+      intakeLatenciesMs,
       statementsStarted,
       cancelsSentRunning,
       cancelsSentQueued,
@@ -267,7 +279,8 @@ export function stormFigures(r: StormResult): [string, string | number][] {
     ['  of which cancel sent, ran to completion', r.cancelSentButCompleted],
     ['pg_sleep still active 1 s after the last abort', r.stillRunningAfter1s],
     ['signal fired yet settled OK', r.signalFiredSettledOk],
-    ['abort → server signal p50 / p99 / max', `${fmt(lat.p50)} / ${fmt(lat.p99)} / ${fmt(lat.max)}`],
+    ['abort → server signal p50 / p99 / max (calls it had received)', `${fmt(lat.p50)} / ${fmt(lat.p99)} / ${fmt(lat.max)} (${r.signalLatenciesMs.length} calls)`],
+    ['abort before the server read the call: signal at intake p50 / p99 / max', `${fmt(percentile(r.intakeLatenciesMs, 50))} / ${fmt(percentile(r.intakeLatenciesMs, 99))} / ${fmt(r.intakeLatenciesMs.length ? Math.max(...r.intakeLatenciesMs) : NaN)} (${r.intakeLatenciesMs.length} calls)`],
     ['aborted calls whose signal never fired', r.signalNeverFired],
     ['settled codes (server)', countsText(r.settledCodes)],
     ['calls never settled', r.neverSettled],

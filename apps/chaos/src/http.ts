@@ -29,6 +29,8 @@ export interface CallResult {
   endedAt: number;
   /** When the request had been handed to the socket in full (after connecting), if it was. */
   sentAt?: number;
+  /** The server's own time for the answer, from its `server-timing` header (ms), if it sent one. */
+  serverMs?: number;
   data?: unknown;
   message?: string;
 }
@@ -82,7 +84,9 @@ export function call(t: Target, options: CallOptions): Promise<CallResult> {
     const req = request(`${t.url}${options.path}`, { method: options.method, headers, agent: t.agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => { finish({ status: res.statusCode ?? 0, ...classify(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')) }); });
+      const timing = /dur=([\d.]+)/.exec(String(res.headers['server-timing'] ?? ''));
+      const serverMs = timing ? { serverMs: Number(timing[1]) } : {};
+      res.on('end', () => { finish({ status: res.statusCode ?? 0, ...serverMs, ...classify(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')) }); });
       res.on('error', (error) => { finish({ status: res.statusCode ?? 0, code: `NETWORK:${errno(error)}` }); });
     });
     req.once('finish', () => { sentAt = Date.now(); });

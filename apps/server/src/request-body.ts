@@ -153,6 +153,7 @@ export function withBodyFirst<TRouter extends AnyTRPCRouter>(handler: RequestLis
   };
 
   return (req, res) => {
+    const received = performance.now();
     const calls = batchSize(req.url ?? '', opts.basePath);
     if (calls > opts.maxBatchSize) {
       refuse(req, res, new TRPCError({
@@ -174,6 +175,9 @@ export function withBodyFirst<TRouter extends AnyTRPCRouter>(handler: RequestLis
       const refusal = opts.refuseEarly(req, path);
       if (refusal !== undefined) {
         // A body, if any, is left unread: close the connection after the answer rather than drain it.
+        // Server-Timing says how long the refusal took here, apart from the time the request waited to be
+        // read (in a burst of new connections that wait is most of what a client sees).
+        res.setHeader('server-timing', `shed;dur=${(performance.now() - received).toFixed(2)}`);
         answer(res, 429, shedBody(path, refusal), hasBody(req));
         return;
       }
