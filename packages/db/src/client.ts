@@ -70,7 +70,7 @@ export function createDb(config: DbConfig): Db {
     // Reconnect quickly once Postgres is back. postgres.js backs off up to 20 s after repeated failed
     // attempts; a server that is gated by a health check (no calls reach the pool while the database is
     // down) needs no long backoff, and waiting would delay recovery well past the health check's.
-    backoff: (attempt: number) => Math.min(0.5, 0.02 * 2 ** attempt) * (0.5 + Math.random() / 2),
+    backoff: (attempt: number) => Math.min(0.1, 0.01 * 2 ** attempt) * (0.5 + Math.random() / 2),
     // A half-open TCP connection (a database host that vanished) is noticed in seconds, not minutes.
     keep_alive: 10,
     // Notices (e.g. "relation already exists, skipping") are not errors; keep them out of stdout.

@@ -2,8 +2,9 @@
  * Whether the database answers, followed both ways, and a watchdog for a pool that stopped making progress.
  *
  * - A probe (`select 1` on a connection of its own, so a wedged pool cannot hide an answering database,
- *   nor a dead database hide behind pooled connections) runs every `probeIntervalMs`, every
- *   `recoverIntervalMs` while the database is down, and at once when a statement lost its connection.
+ *   nor a dead database hide behind pooled connections) runs every `probeIntervalMs` (2 s), every
+ *   `recoverIntervalMs` (100 ms: a refused connection costs next to nothing) while the database is down,
+ *   and at once when a statement lost its connection.
  * - Down: `isReady()` turns false and `downSignal` fires with a `DatabaseUnavailableError`, so calls
  *   waiting for the pool stop at once with a retryable error instead of waiting until their deadline.
  *   A refused or lost connection counts at once; a probe that only timed out (a busy machine) counts on
@@ -56,7 +57,7 @@ interface ProbeRow {
 
 export function startDbHealth(options: DbHealthOptions, initiallyReady = true): DbHealth {
   const probeIntervalMs = options.probeIntervalMs ?? 2000;
-  const recoverIntervalMs = options.recoverIntervalMs ?? 200;
+  const recoverIntervalMs = options.recoverIntervalMs ?? 100;
   const probeTimeoutMs = options.probeTimeoutMs ?? 1000;
   const stallMs = options.stallMs ?? 3000;
 
