@@ -20,7 +20,7 @@ import { TRPCClientError } from '@trpc/client';
 import postgres from 'postgres';
 import { openBenchDatabase } from './bench-db';
 import { startApiServer, type ApiServer } from './api-server';
-import { killAllNow } from './children';
+import { runBench } from './children';
 import { peakRssBytes } from './measure';
 import { cancelStorm, signalLatency, stormFigures } from './storm';
 
@@ -123,12 +123,7 @@ function burstRows(title: string, r: BurstResult, target: string): string[] {
   ];
 }
 
-async function main(): Promise<void> {
-  const controller = new AbortController();
-  const onSignal = () => { controller.abort(new Error('interrupted')); };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const { signal } = controller;
+async function main(signal: AbortSignal): Promise<void> {
   setMaxListeners(0, signal); // every call of a burst listens to it
   const db = await openBenchDatabase({ adminUrl: env.BENCH_DATABASE_URL, users: 10_000, signal });
   const observer = postgres(db.url, { max: 1, onnotice: () => undefined });
@@ -188,14 +183,8 @@ async function main(): Promise<void> {
   } finally {
     await observer.end({ timeout: 2 });
     await db.close();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-main().catch((error: unknown) => {
-  killAllNow();
-  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exitCode = 1;
-});
+runBench(main);

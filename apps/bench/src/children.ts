@@ -135,3 +135,24 @@ export async function within<T>(promise: Promise<T>, ms: number): Promise<T | 't
     clearTimeout(timer);
   }
 }
+
+/**
+ * Runs a benchmark script's `main` with a signal that Ctrl+C and SIGTERM abort (so it stops its servers and
+ * database on the way out); if it fails, kills whatever it started and exits 1.
+ */
+export function runBench(main: (signal: AbortSignal) => Promise<void>): void {
+  const controller = new AbortController();
+  const onSignal = (): void => { controller.abort(new Error('interrupted')); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  main(controller.signal)
+    .catch((error: unknown) => {
+      killAllNow();
+      process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    });
+}

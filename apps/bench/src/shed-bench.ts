@@ -12,7 +12,7 @@ import { setMaxListeners } from 'node:events';
 import { request, Agent } from 'node:http';
 import { openBenchDatabase } from './bench-db';
 import { startApiServer, type ApiServer } from './api-server';
-import { killAllNow } from './children';
+import { runBench } from './children';
 
 const BURST = Number(process.env.BENCH_SHED_BURST ?? 5000);
 const ROUNDS = 3;
@@ -60,12 +60,7 @@ async function round(server: ApiServer, signal: AbortSignal): Promise<string> {
   }
 }
 
-async function main(): Promise<void> {
-  const controller = new AbortController();
-  const onSignal = () => { controller.abort(new Error('interrupted')); };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const { signal } = controller;
+async function main(signal: AbortSignal): Promise<void> {
   setMaxListeners(0, signal); // every request of a burst listens to it
   const db = await openBenchDatabase({ adminUrl: process.env.BENCH_DATABASE_URL, users: 1000, signal });
   const out = ['', `## Shed latency: ${BURST} users.byId at once, default limits (node ${process.version}, ${db.description})`, '', '| 200 | 429 | other | 429 latency from request creation | 429 latency from TCP connect |', '| --- | --- | --- | --- | --- |'];
@@ -81,14 +76,8 @@ async function main(): Promise<void> {
     }
   } finally {
     await db.close();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-main().catch((error: unknown) => {
-  killAllNow();
-  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exitCode = 1;
-});
+runBench(main);

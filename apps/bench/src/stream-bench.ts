@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { openBenchDatabase } from './bench-db';
 import { startApiServer } from './api-server';
-import { killAllNow } from './children';
+import { runBench } from './children';
 
 const env = process.env;
 const USERS = Number(env.BENCH_STREAM_USERS ?? 1_000_000);
@@ -20,11 +20,7 @@ function rssMb(pid: number): number {
   return match ? Number(match[1]) / 1024 : NaN;
 }
 
-async function main(): Promise<void> {
-  const controller = new AbortController();
-  const onSignal = () => { controller.abort(new Error('interrupted')); };
-  process.once('SIGINT', onSignal);
-  const { signal } = controller;
+async function main(signal: AbortSignal): Promise<void> {
   log(`seeding ${USERS} users`);
   const db = await openBenchDatabase({ adminUrl: env.BENCH_DATABASE_URL, users: USERS, signal });
   const server = await startApiServer(db.url, {}, signal).catch(async (error: unknown) => {
@@ -99,12 +95,7 @@ async function main(): Promise<void> {
   } finally {
     await server.close();
     await db.close();
-    process.removeListener('SIGINT', onSignal);
   }
 }
 
-main().catch((error: unknown) => {
-  killAllNow();
-  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exitCode = 1;
-});
+runBench(main);
