@@ -77,6 +77,22 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     shutdownSignal: stopCalls.signal,
     databaseDownSignal: () => database.downSignal(),
   });
+  const probeDatabase = async (signal: AbortSignal): Promise<void> => {
+    if (!database.isReady()) throw new Error('database unreachable');
+    // Through the pool (a wedged pool is not ready), in a query scope so the probe's timeout cancels it.
+    // Again if it landed on a connection that had just been lost (each of the pool's may have been):
+    // the pool replaces those at once.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await runInQueryScope({ signal }, () => database.db.sql`select 1`);
+        return;
+      } catch (error) {
+        if (!isDatabaseUnavailable(error) || signal.aborted || attempt >= database.db.config.max) throw error;
+      }
+    }
+  };
+  interface Readiness { settledAt: number | undefined; result: Promise<void> }
+  let readiness: Readiness | undefined;
   const http = createHttpServer({
     runtime,
     apiToken,
@@ -86,19 +102,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     dashboardDir: config.dashboardDir,
     log,
     isDatabaseReady: () => database.isReady(),
-    checkDatabase: async (signal) => {
-      if (!database.isReady()) throw new Error('database unreachable');
-      // Through the pool (a wedged pool is not ready), in a query scope so the probe's timeout cancels it.
-      // Again if it landed on a connection that had just been lost (each of the pool's may have been):
-      // the pool replaces those at once.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await runInQueryScope({ signal }, () => database.db.sql`select 1`);
-          return;
-        } catch (error) {
-          if (!isDatabaseUnavailable(error) || signal.aborted || attempt >= database.db.config.max) throw error;
-        }
+    checkDatabase: () => {
+      // /readyz needs no token: one probe at a time, its answer shared for 250 ms, so a flood of probes
+      // costs the pool one statement, not one each.
+      if (!readiness || (readiness.settledAt !== undefined && performance.now() - readiness.settledAt > 250)) {
+        const probe: Readiness = { settledAt: undefined, result: probeDatabase(AbortSignal.timeout(2000)) };
+        const settle = (): void => { probe.settledAt = performance.now(); };
+        probe.result.then(settle, settle);
+        readiness = probe;
       }
+      return readiness.result;
     },
   });
 

@@ -105,7 +105,8 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
           url,
           applicationName: options.applicationName,
           runningStatements: () => db.runningStatements(),
-          // No driver text here: it can hold host names; the log line is for the operator.
+          // The driver's reason goes to the operator's log only (host and port, never credentials); /readyz
+          // and the callers get fixed texts.
           onChange: (up, detail) => {
             if (up) log.info({ database: description }, 'database is back: serving again');
             else log.warn({ database: description, detail }, 'database unreachable: calls answer 503 SERVICE_UNAVAILABLE until it is back');

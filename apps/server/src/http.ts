@@ -107,7 +107,8 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     onError: ({ error, path, req }) => {
       const requestId = (req as IncomingMessage & { id?: string }).id;
       if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ requestId, path, err: error.cause ?? error }, 'procedure failed');
-      else log.debug({ requestId, path, code: error.code, reason: error.message }, 'procedure refused');
+      // The code only: refusal messages can quote what the caller sent (a CONFLICT names the email).
+      else log.debug({ requestId, path, code: error.code }, 'procedure refused');
     },
   };
   const standard = createHTTPHandler(trpcOptions);

@@ -16,7 +16,7 @@ const events = (callId: string) => t.server.runtime.activity.read(0, 100_000).ev
 describe('early load shedding', () => {
   it('answers 429 with the procedure’s JSON error, builds no call for it, and never sheds the dashboard’s procedures', async () => {
     const holder = new AbortController();
-    const held = fetch(`${t.url}/trpc/lab.sleep?input=${encodeURIComponent('{"ms":3000}')}`, { headers: auth, signal: holder.signal }).catch(() => undefined);
+    const held = fetch(`${t.url}/trpc/lab.sleep?input=${encodeURIComponent('{"ms":30000}')}`, { headers: auth, signal: holder.signal }).catch(() => undefined);
     try {
       const deadline = performance.now() + 5000;
       while (t.server.runtime.admission.inFlight < 1 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));

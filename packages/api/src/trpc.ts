@@ -106,7 +106,7 @@ async function injectFaults(ctx: Context, path: string): Promise<void> {
  */
 // One middleware, not protectedProcedure.use(…): each tRPC middleware level is one more suspended async
 // frame per call in flight (about 0.5 KB each, with 10,000 calls waiting for a connection).
-export const callProcedure = t.procedure.use(async ({ ctx, path, signal, batchIndex, next }) => {
+export const callProcedure = t.procedure.use(async ({ ctx, path, type, signal, batchIndex, next }) => {
   admitCaller(ctx);
   const scope = openCallScope(ctx, path, signal, batchIndex);
   const started = performance.now();
@@ -127,8 +127,9 @@ export const callProcedure = t.procedure.use(async ({ ctx, path, signal, batchIn
         if (ctx.runtime.faults.get(path)) await injectFaults(ctx, path);
         return next({ ctx: { call: scope } });
       });
-      // A call whose signal fired never reports success: its client was told it stopped, or will be.
-      if (scope.signal.aborted) throw scope.stoppedError(result.ok ? undefined : result.error);
+      // A call whose signal fired never reports success (its client was told it stopped, or will be) —
+      // except a write that was saved all the same: saying "stopped" would invite a retry that writes twice.
+      if (scope.signal.aborted && !(result.ok && type === 'mutation')) throw scope.stoppedError(result.ok ? undefined : result.error);
       if (!result.ok) {
         const unavailable = databaseFailure(result.error);
         if (unavailable) throw unavailable;

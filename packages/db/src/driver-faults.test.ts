@@ -103,6 +103,35 @@ describe('postgres.js when a connection dies (our patch)', () => {
     }
   });
 
+  // postgres.js reconnects the same connection object for the next caller. A dead transaction's handle
+  // kept sending on it: its statements ran on the new session, outside any transaction (in autocommit),
+  // interleaved with another caller's. And the dying session's FATAL (57P01) was kept, and failed the
+  // next caller's first statement on the new session ("the next caller" below).
+  it("a dead transaction's statements are refused, never run on the connection's next session", async () => {
+    const sql = client(t.url);
+    try {
+      let reconnected!: () => void;
+      const afterReconnect = new Promise<void>((resolve) => { reconnected = resolve; });
+      let late: Promise<unknown> | undefined;
+      const tx = sql.begin(async (tx) => {
+        await kill(await backendPid(tx));
+        await tx`select 1`.catch(() => undefined); // the driver has seen the connection die
+        await afterReconnect;
+        late = tx`select 'late' as late`;
+        await late;
+      });
+      await expect(within(3000, 'the transaction', tx)).rejects.toBeInstanceOf(Error);
+      // Someone else's call reopens the pool's (only) connection.
+      expect((await within(3000, 'the next caller', sql<{ one: number }[]>`select 1 as one`))[0]?.one).toBe(1);
+      reconnected();
+      await within(3000, 'the late statement', (async () => { while (!late) await new Promise((r) => setTimeout(r, 5)); })());
+      await expect(within(3000, 'the late statement', late as unknown as Promise<unknown>)).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+      expect((await within(3000, 'the pool afterwards', sql<{ two: number }[]>`select 2 as two`))[0]?.two).toBe(2);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
   // The wedge after a Postgres restart: a socket that closed while a small write waited for setImmediate
   // left the write scheduler armed but cancelled, so the slot's next connection never sent its startup.
   it('a connection that closed with a write still buffered reconnects and answers (the write scheduler is reset)', async () => {

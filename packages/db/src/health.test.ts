@@ -201,7 +201,9 @@ describe('the watchdog', () => {
     try {
       const [row] = await busy<{ pid: number }[]>`select pg_backend_pid() as pid`;
       const pid = row?.pid ?? 0;
-      const sleeping = busy`select pg_sleep(1)`.execute();
+      // Long enough that a slow event-loop turn cannot make the watch outlast it; cancelled afterwards.
+      const sleeping = busy`select pg_sleep(10)`.execute();
+      const sleepDone = sleeping.then(() => 'finished', (e: unknown) => (e as { code?: string }).code);
       const stalled: number[] = [];
       const health = startDbHealth({ url: t.url, applicationName: 'watchdog-busy', runningStatements: () => [{ pid, since: performance.now() - 5000 }], probeIntervalMs: 50, stallMs: 100, onStalled: (p) => stalled.push(...p) });
       try {
@@ -210,7 +212,8 @@ describe('the watchdog', () => {
         await health.close();
       }
       expect(stalled).toEqual([]);
-      await sleeping;
+      sleeping.cancel();
+      expect(await sleepDone).toBe('57014'); // it was still running, untouched, until we cancelled it
     } finally {
       await busy.end();
     }

@@ -1,4 +1,5 @@
 import { deadline } from '@asyncscope/concurrency';
+import { runInQueryScope } from '@asyncscope/db';
 import { tracked, TRPCError, type TRPCRouterRecord } from '@trpc/server';
 import { activityEventsInput } from '@asyncscope/contract';
 import type { Context } from '../context';
@@ -9,19 +10,17 @@ export interface PoolConnections { state: string; count: number }
 /** The pool's connections by state (pg_stat_activity), or undefined when the database does not answer within 1 s. */
 async function poolConnections(runtime: Context['runtime'], signal: AbortSignal | undefined): Promise<PoolConnections[] | undefined> {
   const scope = deadline(1000, { signal });
-  const query = runtime.db.sql<PoolConnections[]>`
-    select coalesce(state, 'unknown') as state, count(*)::int as count
-    from pg_stat_activity
-    where application_name = ${runtime.db.config.applicationName} and pid <> pg_backend_pid()
-    group by 1 order by 1`;
-  const cancel = (): void => { query.cancel(); };
-  scope.signal.addEventListener('abort', cancel, { once: true });
   try {
-    return [...(await query)];
+    // In a query scope: the deadline cancels the statement (and a cancel that fails is handled there).
+    const rows = await runInQueryScope({ signal: scope.signal }, () => runtime.db.sql<PoolConnections[]>`
+      select coalesce(state, 'unknown') as state, count(*)::int as count
+      from pg_stat_activity
+      where application_name = ${runtime.db.config.applicationName} and pid <> pg_backend_pid()
+      group by 1 order by 1`);
+    return [...rows];
   } catch {
     return undefined;
   } finally {
-    scope.signal.removeEventListener('abort', cancel);
     scope.dispose();
   }
 }
