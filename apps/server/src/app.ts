@@ -91,8 +91,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       }
     }
   };
-  interface Readiness { settledAt: number | undefined; ok: boolean; result: Promise<void> }
-  let readiness: Readiness | undefined;
+  let readiness: Promise<void> | undefined;
   const http = createHttpServer({
     runtime,
     apiToken,
@@ -103,19 +102,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     log,
     isDatabaseReady: () => database.isReady(),
     checkDatabase: () => {
-      // /readyz needs no token: one probe at a time, and a success shared for 250 ms, so a flood of probes
-      // costs the pool one statement, not one each. A failure is not kept: while the database is away the
-      // health flag answers without touching the pool, and once it is back the next probe must see it.
-      const fresh = readiness && (readiness.settledAt === undefined || (readiness.ok && performance.now() - readiness.settledAt <= 250));
-      if (!readiness || !fresh) {
-        const probe: Readiness = { settledAt: undefined, ok: false, result: probeDatabase(AbortSignal.timeout(2000)) };
-        probe.result.then(
-          () => { probe.ok = true; probe.settledAt = performance.now(); },
-          () => { probe.settledAt = performance.now(); },
-        );
-        readiness = probe;
-      }
-      return readiness.result;
+      // /readyz needs no token: callers share the probe in flight, so a flood of probes costs the pool
+      // one statement at a time. Nothing is kept once it settles: a cached answer would be stale the
+      // moment the database goes or comes back.
+      readiness ??= probeDatabase(AbortSignal.timeout(2000)).finally(() => { readiness = undefined; });
+      return readiness;
     },
   });
 
