@@ -41,21 +41,6 @@ const server = await startServer({
   log,
 }).catch((error: unknown) => fail(`Could not start: ${error instanceof Error ? error.message : String(error)}`));
 
-const banner = [
-  '',
-  `  asyncscope is running`,
-  dashboardDir
-    ? `  Dashboard ${server.url}/#token=${encodeURIComponent(server.apiToken)}` // a fragment is never sent to a server, so never logged
-    : `  Dashboard not built (run: npx pnpm --filter @asyncscope/dashboard build)`,
-  `  API       ${server.url}/trpc`,
-  `  Token     ${server.apiToken}${server.tokenGenerated ? '   (generated for this run; set API_TOKEN to choose one)' : ''}`,
-  `  Database  ${server.database.description}`,
-  `  Try       curl -H "Authorization: Bearer ${server.apiToken}" ${server.url}/trpc/users.list`,
-  `  Stop      Ctrl+C`,
-  '',
-].join('\n');
-process.stdout.write(`${banner}\n`);
-
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
@@ -72,4 +57,26 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       },
     );
   });
+}
+
+// The banner invites calls, so it waits until they can succeed: the database answers and is migrated.
+// (Meanwhile the log says why not, and /readyz answers 503.) It rejects only when a stop comes first.
+const ready = await server.database.ready.then(() => true, () => false);
+
+if (ready && !stopping) {
+  const banner = [
+    '',
+    `  asyncscope is running`,
+    dashboardDir
+      ? `  Dashboard ${server.url}/#token=${encodeURIComponent(server.apiToken)}` // a fragment is never sent to a server, so never logged
+      : `  Dashboard not built (run: npx pnpm --filter @asyncscope/dashboard build)`,
+    `  API       ${server.url}/trpc`,
+    `  Token     ${server.apiToken}${server.tokenFile ? `   (kept in ${server.tokenFile}; set API_TOKEN to choose one)` : ''}`,
+    `  Database  ${server.database.description}`,
+    `  Try       curl -H "Authorization: Bearer ${server.apiToken}" ${server.url}/trpc/users.list`,
+    `  Stop      Ctrl+C`,
+    '',
+  ].join('\n');
+  process.stdout.write(`${banner}\n`);
+  log.info({ url: server.url }, 'ready');
 }
