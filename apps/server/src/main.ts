@@ -42,13 +42,18 @@ const server = await startServer({
 }).catch((error: unknown) => fail(`Could not start: ${error instanceof Error ? error.message : String(error)}`));
 
 let stopping = false;
+let firstSignalAt = 0;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) {
+      // One Ctrl+C often arrives twice: under `pnpm dev` turbo signals the task's whole process group and
+      // the watcher (node --watch) relays it to us again. Only a later signal means "stop waiting".
+      if (performance.now() - firstSignalAt < 1000) return;
       log.warn('second signal: exiting now');
       process.exit(1);
     }
     stopping = true;
+    firstSignalAt = performance.now();
     server.close().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -63,7 +68,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 // (Meanwhile the log says why not, and /readyz answers 503.) It rejects only when a stop comes first.
 const ready = await server.database.ready.then(() => true, () => false);
 
-if (ready && !stopping) {
+if (ready) {
   const banner = [
     '',
     `  asyncscope is running`,
