@@ -78,6 +78,8 @@ if (ready) {
     `  API       ${server.url}/trpc`,
     `  Token     ${server.apiToken}${server.tokenFile ? `   (kept in ${server.tokenFile}; set API_TOKEN to choose one)` : ''}`,
     `  Database  ${server.database.description}`,
+    // Ready to paste; printed once to the terminal, like the token, and kept out of the JSON logs.
+    ...(server.database.embeddedUrl ? [`  psql      psql '${server.database.embeddedUrl}'`] : []),
     `  Try       curl -H "Authorization: Bearer ${server.apiToken}" ${server.url}/trpc/users.list`,
     `  Stop      Ctrl+C`,
     '',
