@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Runtime, ShutdownError } from '@asyncscope/api';
 import { isDatabaseUnavailable, runInQueryScope } from '@asyncscope/db';
 import type { Logger } from 'pino';
+import { keptApiToken } from './api-token';
 import { openDatabase, type Database } from './database';
 import { createHttpServer } from './http';
 
@@ -12,7 +12,7 @@ export interface ServerConfig {
   host: string;
   databaseUrl?: string | undefined;
   dataDir: string;
-  /** Generated when absent, and then printed at start. */
+  /** When absent, the one kept in `dataDir/api-token` (generated on first start). */
   apiToken?: string | undefined;
   dbPoolMax: number;
   statementTimeoutMs: number;
@@ -41,7 +41,8 @@ export interface RunningServer {
   /** Base URL, e.g. http://127.0.0.1:3000 */
   url: string;
   apiToken: string;
-  tokenGenerated: boolean;
+  /** Where the token is kept, when it was not given (API_TOKEN). */
+  tokenFile: string | undefined;
   database: Database;
   runtime: Runtime;
   /** Graceful stop: refuse new connections, let in-flight calls finish up to the deadline, close the pool, stop Postgres. */
@@ -51,8 +52,8 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const { log } = config;
   const shutdown = new AbortController();
-  const tokenGenerated = !config.apiToken;
-  const apiToken = config.apiToken ?? randomBytes(24).toString('base64url');
+  const kept = config.apiToken ? undefined : await keptApiToken(config.dataDir);
+  const apiToken = config.apiToken ?? kept?.token ?? '';
 
   const database = await openDatabase(
     {
@@ -152,5 +153,5 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     log.info('stopped');
   };
 
-  return { url, apiToken, tokenGenerated, database, runtime, close: () => (closing ??= close()) };
+  return { url, apiToken, tokenFile: kept?.file, database, runtime, close: () => (closing ??= close()) };
 }

@@ -24,8 +24,10 @@ export interface DatabaseOptions {
 
 export interface Database {
   db: Db;
-  /** Where the data lives, for the start-up banner (no password). */
+  /** Where the data lives, for the start-up banner and logs (no password). */
   description: string;
+  /** The embedded database's connection URL, password included: for the person at the terminal, never for logs. */
+  embeddedUrl: string | undefined;
   /** True once migrations ran, and then while the database answers (its health check follows it both ways). */
   isReady(): boolean;
   /** Fires when the database goes away (calls in flight stop with SERVICE_UNAVAILABLE); renewed when it is back. */
@@ -131,6 +133,7 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
   return {
     db,
     description,
+    embeddedUrl: embedded ? url : undefined,
     isReady: () => ready && (health?.isReady() ?? false),
     downSignal: () => health?.downSignal ?? notYet.signal,
     stalledTerminated: () => health?.stalledTerminated ?? 0,

@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { EnvError, readEnv } from './env';
 
@@ -14,6 +16,12 @@ describe('readEnv: the limits that keep one client from shutting out the others,
       MAX_BATCH_SIZE: 10,
       MAX_QUEUE_PER_CLIENT: 0,
     });
+  });
+
+  it('resolves relative DATA_DIR and DASHBOARD_DIR from the checkout (pnpm runs the server in apps/server)', () => {
+    const root = fileURLToPath(new URL('../../..', import.meta.url));
+    expect(readEnv({ DATA_DIR: 'mydata', DASHBOARD_DIR: 'web' })).toMatchObject({ DATA_DIR: join(root, 'mydata'), DASHBOARD_DIR: join(root, 'web') });
+    expect(readEnv({ DATA_DIR: '/abs/data' }).DATA_DIR).toBe('/abs/data');
   });
 
   it.each([

@@ -55,5 +55,8 @@ export function readEnv(source: Record<string, string | undefined> = process.env
     throw new EnvError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const env = result.data;
-  return { ...env, DATA_DIR: isAbsolute(env.DATA_DIR) ? env.DATA_DIR : resolve(env.DATA_DIR) };
+  // Relative paths are from the checkout, like the defaults: `pnpm start` and `pnpm dev` run the server in
+  // apps/server, a folder the person never chose.
+  const absolute = (path: string) => (isAbsolute(path) ? path : resolve(REPO_ROOT, path));
+  return { ...env, DATA_DIR: absolute(env.DATA_DIR), DASHBOARD_DIR: absolute(env.DASHBOARD_DIR) };
 }

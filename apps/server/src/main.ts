@@ -41,29 +41,19 @@ const server = await startServer({
   log,
 }).catch((error: unknown) => fail(`Could not start: ${error instanceof Error ? error.message : String(error)}`));
 
-const banner = [
-  '',
-  `  asyncscope is running`,
-  dashboardDir
-    ? `  Dashboard ${server.url}/#token=${encodeURIComponent(server.apiToken)}` // a fragment is never sent to a server, so never logged
-    : `  Dashboard not built (run: npx pnpm --filter @asyncscope/dashboard build)`,
-  `  API       ${server.url}/trpc`,
-  `  Token     ${server.apiToken}${server.tokenGenerated ? '   (generated for this run; set API_TOKEN to choose one)' : ''}`,
-  `  Database  ${server.database.description}`,
-  `  Try       curl -H "Authorization: Bearer ${server.apiToken}" ${server.url}/trpc/users.list`,
-  `  Stop      Ctrl+C`,
-  '',
-].join('\n');
-process.stdout.write(`${banner}\n`);
-
 let stopping = false;
+let firstSignalAt = 0;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) {
+      // One Ctrl+C often arrives twice: under `pnpm dev` turbo signals the task's whole process group and
+      // the watcher (node --watch) relays it to us again. Only a later signal means "stop waiting".
+      if (performance.now() - firstSignalAt < 1000) return;
       log.warn('second signal: exiting now');
       process.exit(1);
     }
     stopping = true;
+    firstSignalAt = performance.now();
     server.close().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -72,4 +62,28 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       },
     );
   });
+}
+
+// The banner invites calls, so it waits until they can succeed: the database answers and is migrated.
+// (Meanwhile the log says why not, and /readyz answers 503.) It rejects only when a stop comes first.
+const ready = await server.database.ready.then(() => true, () => false);
+
+if (ready) {
+  const banner = [
+    '',
+    `  asyncscope is running`,
+    dashboardDir
+      ? `  Dashboard ${server.url}/#token=${encodeURIComponent(server.apiToken)}` // a fragment is never sent to a server, so never logged
+      : `  Dashboard not built (run: npx pnpm --filter @asyncscope/dashboard build)`,
+    `  API       ${server.url}/trpc`,
+    `  Token     ${server.apiToken}${server.tokenFile ? `   (kept in ${server.tokenFile}; set API_TOKEN to choose one)` : ''}`,
+    `  Database  ${server.database.description}`,
+    // Ready to paste; printed once to the terminal, like the token, and kept out of the JSON logs.
+    ...(server.database.embeddedUrl ? [`  psql      psql '${server.database.embeddedUrl}'`] : []),
+    `  Try       curl -H "Authorization: Bearer ${server.apiToken}" ${server.url}/trpc/users.list`,
+    `  Stop      Ctrl+C`,
+    '',
+  ].join('\n');
+  process.stdout.write(`${banner}\n`);
+  log.info({ url: server.url }, 'ready');
 }

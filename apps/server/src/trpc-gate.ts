@@ -81,6 +81,14 @@ export function createTrpcGate(options: TrpcGateOptions): (req: IncomingMessage,
       return false;
     }
     if (verify(req.headers.authorization)) {
+      // Every procedure takes JSON. Refused here rather than by tRPC, whose 415 message has an unclosed quote
+      // and names no fix (curl -d sends application/x-www-form-urlencoded, a string body in fetch text/plain).
+      if (method === 'POST' && !isJsonContentType(req.headers['content-type'])) {
+        const sent = req.headers['content-type'];
+        const message = `A POST needs "Content-Type: application/json"; this one had ${sent === undefined ? 'none' : JSON.stringify(sent)}.`;
+        sendTRPCError(router, res, new TRPCError({ code: 'UNSUPPORTED_MEDIA_TYPE', message }));
+        return false;
+      }
       authorized.add(req);
       return true;
     }
@@ -96,6 +104,11 @@ export function createTrpcGate(options: TrpcGateOptions): (req: IncomingMessage,
     sendTRPCError(router, res, new TRPCError({ code: 'UNAUTHORIZED', message: UNAUTHORIZED }));
     return false;
   };
+}
+
+/** application/json, compared as tRPC does (case-insensitive, parameters such as charset ignored). */
+function isJsonContentType(contentType: string | undefined): boolean {
+  return contentType !== undefined && contentType.toLowerCase().split(';', 1)[0]?.trim() === 'application/json';
 }
 
 function decodeURIComponentSafe(text: string): string {

@@ -24,7 +24,9 @@ function describeZodError(error: ZodError): string {
 export class InputValidationError extends Error {
   override readonly name = 'InputValidationError';
   constructor(readonly zodError: ZodError) {
-    super(`Invalid input: ${describeZodError(zodError)}`);
+    const description = describeZodError(zodError);
+    // zod's own message for a wrong top-level value already starts "Invalid input": say it once.
+    super(description.startsWith('Invalid input') ? description : `Invalid input: ${description}`);
   }
 }
 

