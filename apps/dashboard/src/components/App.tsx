@@ -1,5 +1,6 @@
 import { QueryClientProvider, type QueryClient } from '@tanstack/react-query';
 import { useCallback, useEffect, useState, useSyncExternalStore } from 'react';
+import { useWideScreen } from './use-wide-screen';
 import { ServicesContext, useServices, type Services } from '../services';
 import { TRPCProvider } from '../trpc';
 import { FetchLab } from './FetchLab';
@@ -49,6 +50,11 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
   const { feed } = useServices();
   const [tab, setTab] = useState<Tab>('lab');
   const stats = useServerStats();
+  // The server panel takes 372 px: beside the main area on wide screens, behind a button below 1280 px
+  // (where it would squeeze the lab's table), until the person says otherwise.
+  const wide = useWideScreen();
+  const [serverChoice, setServerChoice] = useState<boolean | null>(null);
+  const serverOpen = serverChoice ?? wide;
 
   useEffect(() => {
     feed.start();
@@ -67,7 +73,7 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
   return (
     <div className="app">
       <Header stats={stats} />
-      <div className="layout">
+      <div className={`layout ${serverOpen ? '' : 'layout-collapsed'}`}>
         <main className="main">
           <div className="tabs" role="tablist" aria-label="Dashboard sections">
             {tabs.map((t) => (
@@ -94,6 +100,16 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
                 {t.label}
               </button>
             ))}
+            <button
+              type="button"
+              className="btn btn-ghost server-toggle"
+              aria-expanded={serverOpen}
+              aria-controls="server-panel"
+              onClick={() => { setServerChoice(!serverOpen); }}
+              data-testid="server-toggle"
+            >
+              {serverOpen ? 'Server panel ▸' : '◂ Server panel'}
+            </button>
           </div>
           <section id="panel-lab" role="tabpanel" aria-labelledby="tab-lab" className="panel" hidden={tab !== 'lab'}>
             <FetchLab visible={tab === 'lab'} />
@@ -102,7 +118,7 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
             {tab === 'users' && <UsersPanel />}
           </section>
         </main>
-        <ServerPanel stats={stats} />
+        <ServerPanel stats={stats} hidden={!serverOpen} />
       </div>
     </div>
   );
