@@ -3,6 +3,7 @@ import { useCallback, useEffect, useState, useSyncExternalStore } from 'react';
 import { useWideScreen } from './use-wide-screen';
 import { ServicesContext, useServices, type Services } from '../services';
 import { TRPCProvider } from '../trpc';
+import { FaultsBanner } from './FaultsBanner';
 import { FetchLab } from './FetchLab';
 import { Header } from './Header';
 import { ServerPanel } from './ServerPanel';
@@ -47,7 +48,7 @@ export function App({ services, queryClient }: { services: Services; queryClient
 type Tab = 'lab' | 'users';
 
 function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => void }) {
-  const { feed } = useServices();
+  const { feed, labFaults } = useServices();
   const [tab, setTab] = useState<Tab>('lab');
   const stats = useServerStats();
   // The server panel takes 372 px: beside the main area on wide screens, behind a button below 1280 px
@@ -61,6 +62,13 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
     return () => { feed.stop(); };
   }, [feed]);
 
+  // A fault the lab set for its run must not outlive the page that would have cleared it.
+  useEffect(() => {
+    const onHide = (): void => { labFaults.releaseOnUnload(); };
+    window.addEventListener('pagehide', onHide);
+    return () => { window.removeEventListener('pagehide', onHide); };
+  }, [labFaults]);
+
   useEffect(() => {
     if (stats.unauthorized) onUnauthorized('Use the token the server printed at start (its “Token” line), or open the “Dashboard” link it printed.');
   }, [stats.unauthorized, onUnauthorized]);
@@ -73,6 +81,7 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
   return (
     <div className="app">
       <Header stats={stats} />
+      <FaultsBanner />
       <div className={`layout ${serverOpen ? '' : 'layout-collapsed'}`}>
         <main className="main">
           <div className="tabs" role="tablist" aria-label="Dashboard sections">

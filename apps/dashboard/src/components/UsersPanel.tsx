@@ -4,7 +4,7 @@ import { useEffect, useId, useRef, useState, useSyncExternalStore } from 'react'
 import { fmtMs } from '../lab/hops';
 import { useServices } from '../services';
 import { useTRPC } from '../trpc';
-import { serverFieldErrors, validateCreate, validateUpdate, type FieldErrors, type UserFormValues } from '../users/form';
+import { describeLoadError, serverFieldErrors, validateCreate, validateUpdate, type FieldErrors, type UserFormValues } from '../users/form';
 import { streamRate } from '../users/stream-store';
 
 export function UsersPanel() {
@@ -151,7 +151,7 @@ function UserList() {
           {seeding ?? 'Add 50 demo users'}
         </button>
       </div>
-      {list.isError && <p className="field-error">Could not load users: {list.error.message}</p>}
+      {list.isError && <p className="field-error" role="alert" data-testid="users-error">{describeLoadError(list.error, 'users')}</p>}
       {/* Below its natural width the table scrolls sideways instead of squeezing its columns over each other. */}
       <div className="table-scroll">
       <table className="user-table">
@@ -382,7 +382,7 @@ function StreamAll() {
           Stream all
         </button>
         <button type="button" className="btn btn-danger" disabled={!running} onClick={() => { userStream.cancel(); }} data-testid="stream-cancel">
-          Cancel
+          Cancel stream
         </button>
       </div>
       <div
