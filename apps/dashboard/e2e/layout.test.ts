@@ -216,6 +216,8 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
       await page.getByRole('tab', { name: 'Fetch lab' }).click();
       await page.getByTestId('launch').waitFor();
       expect(await clippedIn(page, '.controls-row, .controls-row > *, .advice, .summary, .thead .tr > div, .header, .tabs')).toEqual([]);
+      const tickBoxes = await page.locator('.thead .tick').evaluateAll((els) => els.map((el) => { const r = el.getBoundingClientRect(); return { left: r.left, right: r.right }; }));
+      for (let i = 1; i < tickBoxes.length; i++) expect(tickBoxes[i]?.left ?? 0, 'timeline tick labels apart').toBeGreaterThan(tickBoxes[i - 1]?.right ?? 0);
       await screenshot(page, `ux-dashboard-lab-${width}`);
       // The server panel: shown whole, or collapsed behind a button that shows it whole.
       const toggle = page.getByRole('button', { name: /server panel/i });

@@ -145,7 +145,8 @@ const LabControls = memo(function LabControls() {
             />{' '}
             keep fault after the run
           </label>
-          <div className="spacer" />
+          {/* The actions wrap together, so Launch never ends up alone on a line. */}
+          <div className="controls-actions">
           <button type="button" className="btn btn-ghost" onClick={() => { clearFaults.mutate(); }} title="Remove every injected fault on the server">
             Clear server faults
           </button>
@@ -164,6 +165,7 @@ const LabControls = memo(function LabControls() {
           <button type="submit" className="btn btn-primary" disabled={running || launching} data-testid="launch">
             {launching ? 'Starting…' : running ? 'Running…' : 'Launch'}
           </button>
+          </div>
         </div>
         <p className={`advice ${advice ? 'advice-warn' : ''}`} data-testid="advice">
           {launchError ?? advice ?? 'Each call is one users.byId request of its own (httpLink) carrying its AbortSignal: cancelling a row closes its request, the server’s signal fires, and Postgres cancels the statement. 4 at a time keeps within the browser’s 6 connections per origin (the event stream holds one).'}
