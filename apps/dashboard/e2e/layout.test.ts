@@ -220,11 +220,13 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
       for (let i = 1; i < tickBoxes.length; i++) expect(tickBoxes[i]?.left ?? 0, 'timeline tick labels apart').toBeGreaterThan(tickBoxes[i - 1]?.right ?? 0);
       await screenshot(page, `ux-dashboard-lab-${width}`);
       // The server panel: shown whole, or collapsed behind a button that shows it whole.
-      const toggle = page.getByRole('button', { name: /server panel/i });
+      const toggle = page.getByRole('button', { name: 'Server panel', exact: true });
       if ((await page.locator('aside.server').count()) === 0 || !(await page.locator('aside.server').isVisible())) {
+        expect(await toggle.getAttribute('aria-expanded')).toBe('false');
         await toggle.click();
         await page.locator('aside.server').waitFor();
       }
+      expect(await toggle.getAttribute('aria-expanded')).toBe('true');
       await until('server stats', async () => (await page.getByTestId('pool-idle').textContent())?.match(/idle \d+/));
       expect(await clippedIn(page, 'aside.server, aside.server *')).toEqual([]);
       await screenshot(page, `ux-dashboard-lab-${width}-server-panel`);

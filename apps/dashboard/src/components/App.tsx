@@ -117,7 +117,10 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
               onClick={() => { setServerChoice(!serverOpen); }}
               data-testid="server-toggle"
             >
-              {serverOpen ? 'Server panel ▸' : '◂ Server panel'}
+              {/* The arrow shows which way the panel goes; the name stays "Server panel", aria-expanded says the rest. */}
+              {!serverOpen && <span aria-hidden="true">◂ </span>}
+              Server panel
+              {serverOpen && <span aria-hidden="true"> ▸</span>}
             </button>
           </div>
           <section id="panel-lab" role="tabpanel" aria-labelledby="tab-lab" className="panel" hidden={tab !== 'lab'}>
