@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import { testConfig } from '../../vitest.shared';
+import { testConfig } from '../../vitest.shared.ts';
 
 // Unit tests (src/**/*.test.ts, node environment) and end-to-end tests (e2e/*.test.ts: the real server,
 // a real PostgreSQL and Chromium) in one run. The e2e tests use dist/, which turbo builds before `test`.

@@ -1,7 +1,9 @@
 import { QueryClientProvider, type QueryClient } from '@tanstack/react-query';
 import { useCallback, useEffect, useState, useSyncExternalStore } from 'react';
+import { useWideScreen } from './use-wide-screen';
 import { ServicesContext, useServices, type Services } from '../services';
 import { TRPCProvider } from '../trpc';
+import { FaultsBanner } from './FaultsBanner';
 import { FetchLab } from './FetchLab';
 import { Header } from './Header';
 import { ServerPanel } from './ServerPanel';
@@ -46,14 +48,26 @@ export function App({ services, queryClient }: { services: Services; queryClient
 type Tab = 'lab' | 'users';
 
 function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => void }) {
-  const { feed } = useServices();
+  const { feed, labFaults } = useServices();
   const [tab, setTab] = useState<Tab>('lab');
   const stats = useServerStats();
+  // The server panel takes 372 px: beside the main area on wide screens, behind a button below 1280 px
+  // (where it would squeeze the lab's table), until the person says otherwise.
+  const wide = useWideScreen();
+  const [serverChoice, setServerChoice] = useState<boolean | null>(null);
+  const serverOpen = serverChoice ?? wide;
 
   useEffect(() => {
     feed.start();
     return () => { feed.stop(); };
   }, [feed]);
+
+  // A fault the lab set for its run must not outlive the page that would have cleared it.
+  useEffect(() => {
+    const onHide = (): void => { labFaults.releaseOnUnload(); };
+    window.addEventListener('pagehide', onHide);
+    return () => { window.removeEventListener('pagehide', onHide); };
+  }, [labFaults]);
 
   useEffect(() => {
     if (stats.unauthorized) onUnauthorized('Use the token the server printed at start (its “Token” line), or open the “Dashboard” link it printed.');
@@ -67,7 +81,8 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
   return (
     <div className="app">
       <Header stats={stats} />
-      <div className="layout">
+      <FaultsBanner />
+      <div className={`layout ${serverOpen ? '' : 'layout-collapsed'}`}>
         <main className="main">
           <div className="tabs" role="tablist" aria-label="Dashboard sections">
             {tabs.map((t) => (
@@ -94,6 +109,19 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
                 {t.label}
               </button>
             ))}
+            <button
+              type="button"
+              className="btn btn-ghost server-toggle"
+              aria-expanded={serverOpen}
+              aria-controls="server-panel"
+              onClick={() => { setServerChoice(!serverOpen); }}
+              data-testid="server-toggle"
+            >
+              {/* The arrow shows which way the panel goes; the name stays "Server panel", aria-expanded says the rest. */}
+              {!serverOpen && <span aria-hidden="true">◂ </span>}
+              Server panel
+              {serverOpen && <span aria-hidden="true"> ▸</span>}
+            </button>
           </div>
           <section id="panel-lab" role="tabpanel" aria-labelledby="tab-lab" className="panel" hidden={tab !== 'lab'}>
             <FetchLab visible={tab === 'lab'} />
@@ -102,7 +130,7 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
             {tab === 'users' && <UsersPanel />}
           </section>
         </main>
-        <ServerPanel stats={stats} />
+        <ServerPanel stats={stats} hidden={!serverOpen} />
       </div>
     </div>
   );

@@ -72,6 +72,7 @@ export function CallTable({ snap }: { snap: CallsSnapshot }) {
   const allActiveSelected = snap.active > 0 && snap.selectedActive === snap.active;
 
   return (
+    <div className="table-x">
     <div className="table" role="table" aria-label="Calls" aria-rowcount={rows.length}>
       <div className="thead" role="rowgroup">
         <div className="tr th" role="row">
@@ -181,6 +182,7 @@ export function CallTable({ snap }: { snap: CallsSnapshot }) {
           </div>
         )}
       </div>
+    </div>
     </div>
   );
 }

@@ -39,7 +39,8 @@ const noSubscribe = (): (() => void) => () => undefined;
 
 const LabControls = memo(function LabControls() {
   const services = useServices();
-  const { calls, api } = services;
+  const { calls, api, labFaults } = services;
+  const pinned = useSyncExternalStore(labFaults.subscribe, labFaults.getPinned);
   const running = useSyncExternalStore(calls.subscribe, () => {
     const run = calls.getSnapshot().run;
     return run !== null && run.endedAt === undefined;
@@ -71,16 +72,22 @@ const LabControls = memo(function LabControls() {
     const { config } = result;
     setLaunching(true);
     try {
-      // Faults are the server's (every client sees them): set exactly what this form says.
-      await api.lab.setFaults.mutate({ procedure: 'users.byId', fault: { latencyMs: config.latencyMs, errorRate: config.errorRate } });
-      void queryClient.invalidateQueries({ queryKey: trpc.lab.faults.queryKey() });
       const page = await api.users.list.query({ limit: 100, offset: 0 });
       const ids = page.items.map((u) => u.id);
       if (ids.length === 0) {
         setLaunchError('There are no users to fetch yet: add some in the Users tab (or “Add 50 demo users” there).');
         return;
       }
-      services.run.current = startRun(calls, config, ids, (id, opts) => api.users.byId.query({ id }, opts));
+      // The fault is the server's (every client's calls slow down), so it lasts only as long as the run
+      // (services.labFaults clears it after), unless pinned.
+      await labFaults.apply('users.byId', { latencyMs: config.latencyMs, errorRate: config.errorRate });
+      void queryClient.invalidateQueries({ queryKey: trpc.lab.faults.queryKey() });
+      const run = startRun(calls, config, ids, (id, opts) => api.users.byId.query({ id }, opts));
+      services.run.current = run;
+      void run.done
+        .then(() => labFaults.release())
+        .catch(() => false) // the server is away: the banner still shows the fault, and "Clear" is at hand
+        .finally(() => queryClient.invalidateQueries({ queryKey: trpc.lab.faults.queryKey() }));
     } catch (error) {
       setLaunchError(`Could not start: ${error instanceof Error ? error.message : String(error)}`);
     } finally {
@@ -120,7 +127,26 @@ const LabControls = memo(function LabControls() {
           <label className="check" title="Send calls through httpBatchLink: calls started together share one HTTP request">
             <input type="checkbox" checked={form.batched} onChange={(e) => { set('batched', e.target.checked); }} data-testid="batched" /> send batched
           </label>
-          <div className="spacer" />
+          <label className="check" title="Faults are server-wide: every client's users.byId calls slow down while one is set. The lab clears its fault when the run ends or this page closes, unless this is ticked.">
+            <input
+              type="checkbox"
+              checked={pinned}
+              onChange={(e) => {
+                labFaults.setPinned(e.target.checked);
+                // Unpinned with no run going: nothing else will clear it.
+                if (!e.target.checked && !running) {
+                  void labFaults
+                    .release()
+                    .catch(() => false)
+                    .finally(() => queryClient.invalidateQueries({ queryKey: trpc.lab.faults.queryKey() }));
+                }
+              }}
+              data-testid="pin-faults"
+            />{' '}
+            keep fault after the run
+          </label>
+          {/* The actions wrap together, so Launch never ends up alone on a line. */}
+          <div className="controls-actions">
           <button type="button" className="btn btn-ghost" onClick={() => { clearFaults.mutate(); }} title="Remove every injected fault on the server">
             Clear server faults
           </button>
@@ -139,6 +165,7 @@ const LabControls = memo(function LabControls() {
           <button type="submit" className="btn btn-primary" disabled={running || launching} data-testid="launch">
             {launching ? 'Starting…' : running ? 'Running…' : 'Launch'}
           </button>
+          </div>
         </div>
         <p className={`advice ${advice ? 'advice-warn' : ''}`} data-testid="advice">
           {launchError ?? advice ?? 'Each call is one users.byId request of its own (httpLink) carrying its AbortSignal: cancelling a row closes its request, the server’s signal fires, and Postgres cancels the statement. 4 at a time keeps within the browser’s 6 connections per origin (the event stream holds one).'}

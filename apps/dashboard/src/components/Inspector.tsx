@@ -58,7 +58,10 @@ export function Inspector({ snap }: { snap: CallsSnapshot }) {
   if (!row || !snap.run) {
     return (
       <aside className="inspector inspector-empty" aria-label="Call inspector">
-        Select a call number (<span className="link-like">#12</span>) to see its whole story: every client transition and every server hop, on one clock.
+        {/* One text box, so a narrow panel wraps it as a sentence (a flex row would split it into columns). */}
+        <p className="inspector-hint">
+          Select a call number (<span className="link-like">#12</span>) to see its whole story: every client transition and every server hop, on one clock.
+        </p>
       </aside>
     );
   }

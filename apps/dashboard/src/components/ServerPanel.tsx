@@ -26,7 +26,7 @@ interface Series {
   dashed?: boolean;
 }
 
-export function ServerPanel({ stats }: { stats: ServerStatsView }) {
+export function ServerPanel({ stats, hidden }: { stats: ServerStatsView; hidden: boolean }) {
   const [spanMs, setSpanMs] = useState(180_000);
   const data = stats.data;
   const trpc = useTRPC();
@@ -39,7 +39,7 @@ export function ServerPanel({ stats }: { stats: ServerStatsView }) {
   const faultEntries = Object.entries(faults.data ?? {});
 
   return (
-    <aside className="server" aria-label="Server">
+    <aside className="server" id="server-panel" aria-label="Server" hidden={hidden}>
       <div className="server-head">
         <h2>Server</h2>
         <span className="muted">{stats.updatedAt ? `updated ${new Date(stats.updatedAt).toLocaleTimeString('en-GB')}` : 'waiting…'}</span>

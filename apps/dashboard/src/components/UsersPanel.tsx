@@ -4,7 +4,7 @@ import { useEffect, useId, useRef, useState, useSyncExternalStore } from 'react'
 import { fmtMs } from '../lab/hops';
 import { useServices } from '../services';
 import { useTRPC } from '../trpc';
-import { serverFieldErrors, validateCreate, validateUpdate, type FieldErrors, type UserFormValues } from '../users/form';
+import { describeLoadError, serverFieldErrors, validateCreate, validateUpdate, type FieldErrors, type UserFormValues } from '../users/form';
 import { streamRate } from '../users/stream-store';
 
 export function UsersPanel() {
@@ -151,7 +151,9 @@ function UserList() {
           {seeding ?? 'Add 50 demo users'}
         </button>
       </div>
-      {list.isError && <p className="field-error">Could not load users: {list.error.message}</p>}
+      {list.isError && <p className="field-error" role="alert" data-testid="users-error">{describeLoadError(list.error, 'users')}</p>}
+      {/* Below its natural width the table scrolls sideways instead of squeezing its columns over each other. */}
+      <div className="table-scroll">
       <table className="user-table">
         <thead>
           <tr>
@@ -177,6 +179,7 @@ function UserList() {
           )}
         </tbody>
       </table>
+      </div>
       <nav className="pager" aria-label="Pages">
         <button type="button" className="btn" disabled={offset === 0} onClick={() => { setOffset(0); }}>
           « First
@@ -221,6 +224,16 @@ function UserRow({ user }: { user: User }) {
   const [confirming, setConfirming] = useState(false);
   const [values, setValues] = useState<UserFormValues>({ name: user.name, email: user.email });
   const [errors, setErrors] = useState<FieldErrors>({});
+  const questionId = useId();
+  const deleteRef = useRef<HTMLButtonElement>(null);
+  const editRef = useRef<HTMLButtonElement>(null);
+  // After "Keep" (or Escape) or "Cancel edit" the focus goes back where it came from, not to <body>.
+  const [refocus, setRefocus] = useState<'delete' | 'edit' | null>(null);
+  useEffect(() => {
+    if (refocus === null) return;
+    (refocus === 'delete' ? deleteRef : editRef).current?.focus();
+    setRefocus(null);
+  }, [refocus]);
   const invalidate = () => queryClient.invalidateQueries({ queryKey: trpc.users.list.queryKey() });
   const update = useMutation(
     trpc.users.update.mutationOptions({
@@ -240,18 +253,29 @@ function UserRow({ user }: { user: User }) {
       },
     }),
   );
+  const keep = (): void => {
+    setConfirming(false);
+    setRefocus('delete');
+  };
+  const cancelEdit = (): void => {
+    setEditing(false);
+    setErrors({});
+    setValues({ name: user.name, email: user.email });
+    setRefocus('edit');
+  };
 
   if (editing) {
     return (
-      <tr className="editing">
+      <tr className="editing" onKeyDown={(e) => { if (e.key === 'Escape') cancelEdit(); }}>
         <td className="num">{user.id}</td>
-        <td>
-          <TextField label={`Name of user ${user.id}`} compact value={values.name} error={errors.name} onChange={(v) => { setValues((x) => ({ ...x, name: v })); setErrors({}); }} testId={`edit-name-${user.id}`} />
+        {/* Name and email share the row's width (one column each would leave the name ~100 px). */}
+        <td colSpan={3}>
+          <div className="edit-fields">
+            <TextField label={`Name of user ${user.id}`} compact value={values.name} error={errors.name} onChange={(v) => { setValues((x) => ({ ...x, name: v })); setErrors({}); }} testId={`edit-name-${user.id}`} />
+            <TextField label={`Email of user ${user.id}`} compact value={values.email} error={errors.email} onChange={(v) => { setValues((x) => ({ ...x, email: v })); setErrors({}); }} testId={`edit-email-${user.id}`} />
+          </div>
+          {errors.form && <span className="field-error small">{errors.form}</span>}
         </td>
-        <td>
-          <TextField label={`Email of user ${user.id}`} compact value={values.email} error={errors.email} onChange={(v) => { setValues((x) => ({ ...x, email: v })); setErrors({}); }} testId={`edit-email-${user.id}`} />
-        </td>
-        <td className="field-error small">{errors.form}</td>
         <td className="actions">
           <button
             type="button"
@@ -265,9 +289,31 @@ function UserRow({ user }: { user: User }) {
           >
             Save
           </button>
-          <button type="button" className="btn" onClick={() => { setEditing(false); setErrors({}); setValues({ name: user.name, email: user.email }); }}>
-            Cancel
+          <button type="button" className="btn" onClick={cancelEdit}>
+            Cancel edit
           </button>
+        </td>
+      </tr>
+    );
+  }
+  if (confirming) {
+    // The question and both answers take the whole row, so neither is ever cut off; the focus starts on
+    // the safe answer and Escape means Keep: a stray Enter or click-through cannot delete anyone.
+    return (
+      <tr className="confirming">
+        <td className="num">{user.id}</td>
+        <td colSpan={4}>
+          <div className="confirm" role="group" aria-labelledby={questionId} onKeyDown={(e) => { if (e.key === 'Escape') { e.preventDefault(); keep(); } }}>
+            <span className="confirm-question">
+              <strong id={questionId}>Delete {user.name}?</strong> <span className="muted small">{user.email} · this cannot be undone</span>
+            </span>
+            <button type="button" className="btn" onClick={keep} disabled={remove.isPending} autoFocus>
+              Keep
+            </button>
+            <button type="button" className="btn btn-danger-solid" disabled={remove.isPending} onClick={() => { remove.mutate({ id: user.id }); }}>
+              {remove.isPending ? 'Deleting…' : 'Delete'}
+            </button>
+          </div>
         </td>
       </tr>
     );
@@ -280,25 +326,12 @@ function UserRow({ user }: { user: User }) {
       <td className="muted small" title={new Date(user.createdAt).toLocaleString('en-GB')}>{new Date(user.createdAt).toLocaleDateString('en-GB')}</td>
       <td className="actions">
         {errors.form && <span className="field-error small">{errors.form} </span>}
-        {confirming ? (
-          <>
-            <button type="button" className="btn btn-danger" disabled={remove.isPending} onClick={() => { remove.mutate({ id: user.id }); }} autoFocus>
-              Delete #{user.id}?
-            </button>
-            <button type="button" className="btn" onClick={() => { setConfirming(false); }}>
-              Keep
-            </button>
-          </>
-        ) : (
-          <>
-            <button type="button" className="btn" onClick={() => { setEditing(true); setValues({ name: user.name, email: user.email }); }} aria-label={`Edit user ${user.id}`}>
-              Edit
-            </button>
-            <button type="button" className="btn" onClick={() => { setConfirming(true); }} aria-label={`Delete user ${user.id}`}>
-              Delete
-            </button>
-          </>
-        )}
+        <button ref={editRef} type="button" className="btn" onClick={() => { setEditing(true); setValues({ name: user.name, email: user.email }); }} aria-label={`Edit ${user.name}`}>
+          Edit
+        </button>
+        <button ref={deleteRef} type="button" className="btn" onClick={() => { setConfirming(true); }} aria-label={`Delete ${user.name}`}>
+          Delete
+        </button>
       </td>
     </tr>
   );
@@ -349,7 +382,7 @@ function StreamAll() {
           Stream all
         </button>
         <button type="button" className="btn btn-danger" disabled={!running} onClick={() => { userStream.cancel(); }} data-testid="stream-cancel">
-          Cancel
+          Cancel stream
         </button>
       </div>
       <div

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { newRow, reduceCall, type CallEvent } from './call-state';
-import { barBox, niceSpan, segmentsOf, SPAN_STEPS, ticks, timeWindow, xOf } from './waterfall';
+import { barBox, MIN_TICK_PX, niceSpan, segmentsOf, SPAN_STEPS, ticks, timeWindow, xOf } from './waterfall';
 
 const w = { start: 10_000, spanMs: 1000, widthPx: 500 }; // 2 ms per pixel
 
@@ -50,6 +50,14 @@ describe('zoom', () => {
 });
 
 describe('ticks', () => {
+  it('spaces its labels at least MIN_TICK_PX apart on a narrow axis (the 1024 px layout)', () => {
+    for (const widthPx of [180, 270, 340]) {
+      const xs = ticks({ start: 0, spanMs: 1000, widthPx }, 0).map((t) => t.x);
+      expect(xs.length).toBeGreaterThanOrEqual(2);
+      for (let i = 1; i < xs.length; i++) expect((xs[i] ?? 0) - (xs[i - 1] ?? 0)).toBeGreaterThanOrEqual(MIN_TICK_PX);
+    }
+  });
+
   it('1·2·5 steps, labelled from the run start', () => {
     expect(ticks({ start: 0, spanMs: 5000, widthPx: 500 }, 0).map((t) => [t.x, t.label])).toEqual([
       [0, '0 s'], [100, '1 s'], [200, '2 s'], [300, '3 s'], [400, '4 s'], [500, '5 s'],

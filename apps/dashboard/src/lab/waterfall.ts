@@ -81,9 +81,14 @@ export interface Tick {
 }
 
 /** Axis ticks at a 1·2·5 step giving about `target` ticks, labelled relative to `origin` (the run's start). */
+/** Room each tick label gets on the axis. */
+export const MIN_TICK_PX = 70;
+
 export function ticks(w: TimeWindow, origin: number, target = 6): Tick[] {
   if (w.widthPx <= 0 || w.spanMs <= 0) return [];
-  const step = niceSpan(w.spanMs / target, 1);
+  // A label like "1000 ms" takes ~45 px: a narrow axis (a 1024 px window) gets fewer ticks, not overlapping ones.
+  const count = Math.max(2, Math.min(target, Math.floor(w.widthPx / MIN_TICK_PX)));
+  const step = niceSpan(w.spanMs / count, 1);
   const first = Math.ceil((w.start - origin) / step) * step;
   const out: Tick[] = [];
   for (let rel = first; origin + rel <= w.start + w.spanMs + 1e-6; rel += step) {

@@ -1,6 +1,6 @@
 import { TRPCClientError } from '@trpc/client';
 import { describe, expect, it } from 'vitest';
-import { serverFieldErrors, validateCreate, validateUpdate } from './form';
+import { describeLoadError, serverFieldErrors, validateCreate, validateUpdate } from './form';
 
 const serverError = (message: string, data: Record<string, unknown>) => Object.assign(new TRPCClientError<never>(message), { data });
 
@@ -37,5 +37,20 @@ describe('serverFieldErrors', () => {
     expect(serverFieldErrors(serverError('The idempotency key k was already used for a different request.', { code: 'CONFLICT' })).form).toMatch(/^CONFLICT/);
     expect(serverFieldErrors(serverError('No user with id 7.', { code: 'NOT_FOUND' }))).toEqual({ form: 'NOT_FOUND: No user with id 7.' });
     expect(serverFieldErrors(new TRPCClientError('Failed to fetch')).form).toMatch(/No answer from the server/);
+  });
+});
+
+describe('describeLoadError', () => {
+  it('says the server is unreachable instead of the browser’s bare "Failed to fetch"', () => {
+    const text = describeLoadError(new TRPCClientError('Failed to fetch', { cause: new TypeError('Failed to fetch') }), 'users');
+    expect(text).not.toContain('Failed to fetch');
+    expect(text).toMatch(/server is unreachable/);
+    expect(text).toMatch(/retries by itself/);
+  });
+
+  it('tells a database outage and a refused token apart from other errors', () => {
+    expect(describeLoadError(serverError('The database is not reachable yet', { code: 'SERVICE_UNAVAILABLE' }), 'users')).toMatch(/database is not reachable/);
+    expect(describeLoadError(serverError('bad token', { code: 'UNAUTHORIZED' }), 'users')).toMatch(/refused the token/);
+    expect(describeLoadError(serverError('boom', { code: 'INTERNAL_SERVER_ERROR' }), 'users')).toBe('Could not load the users: INTERNAL_SERVER_ERROR: boom');
   });
 });

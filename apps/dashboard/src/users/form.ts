@@ -68,3 +68,15 @@ export function serverFieldErrors(error: unknown): FieldErrors {
   if (code === undefined) return { form: `No answer from the server: ${error.message}` };
   return { form: `${code}: ${error.message}` };
 }
+
+/**
+ * Why a list could not be loaded, in words a person can act on. A network failure has no tRPC code and
+ * only the browser's own text ("Failed to fetch"), which says nothing about what happened or what comes next.
+ */
+export function describeLoadError(error: unknown, what: string): string {
+  const code = errorCode(error);
+  if (code === undefined) return `The server is unreachable (stopped or restarting?), so the ${what} cannot be loaded — this retries by itself and the ${what} come back when the server does.`;
+  if (code === 'SERVICE_UNAVAILABLE') return `The server is up but its database is not reachable, so the ${what} cannot be loaded — the server keeps retrying, and so does this page.`;
+  if (code === 'UNAUTHORIZED') return `The server refused the token, so the ${what} cannot be loaded.`;
+  return `Could not load the ${what}: ${code}: ${error instanceof Error ? error.message : String(error)}`;
+}
