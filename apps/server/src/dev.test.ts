@@ -41,6 +41,7 @@ describe('pnpm dev', () => {
     expect(dev.output()).toContain('"msg":"stopped"');
     expect(dev.output()).not.toContain('second signal');
     expect(dev.output()).not.toMatch(/Force killed/);
+    expect(dev.output()).not.toMatch(/ELIFECYCLE|ERR_PNPM/); // a clean stop does not read as a failure
     expect(code).toBe(0);
   }, 150_000);
 });
