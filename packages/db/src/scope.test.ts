@@ -140,22 +140,26 @@ describe('when a cancel does not take effect, or the connection dies at COMMIT',
     await t.sql.unsafe(`
       create table if not exists commit_probe (id int);
       create or replace function commit_probe_sleep() returns trigger language plpgsql as
-        $$ begin perform pg_sleep(2); return null; end $$;
+        $$ begin perform pg_sleep(30); return null; end $$;
       drop trigger if exists commit_probe_slow on commit_probe;
       create constraint trigger commit_probe_slow after insert on commit_probe
         deferrable initially deferred for each row execute function commit_probe_sleep();`);
-    const killDuring = async (marker: string) => {
-      await until(`the ${marker} runs`, async () => (await activity()).some((a) => a.state === 'active' && a.query.toLowerCase().includes(marker)));
-      const rows = await observer<{ pid: number }[]>`select pid from pg_stat_activity where application_name = 'scope-test' and datname = current_database() and state = 'active' and lower(query) like ${`%${marker}%`}`;
-      await observer`select pg_terminate_backend(pid) from unnest(${rows.map((r) => r.pid)}::int[]) as pid`;
-    };
+    // Finds the backend running `marker` and kills it in one statement (the sleeps last 30 s: only the
+    // kill ends them, however slow this machine is).
+    const killDuring = (pattern: string) =>
+      until(`${pattern} runs, and is killed`, async () => {
+        const [row] = await observer<{ killed: number }[]>`
+          select count(*) filter (where pg_terminate_backend(pid))::int as killed from pg_stat_activity
+          where application_name = 'scope-test' and datname = current_database() and state = 'active' and lower(query) like ${pattern}`;
+        return (row?.killed ?? 0) > 0;
+      });
 
     const atCommit = scoped(() => t.sql.begin(async (tx) => { await tx`insert into commit_probe values (1)`; }));
-    await killDuring('commit');
+    await killDuring('commit'); // exactly COMMIT (the body's insert names the table commit_probe)
     await expect(atCommit.promise).rejects.toBeInstanceOf(CommitOutcomeUnknownError);
 
-    const inBody = scoped(() => t.sql.begin(async (tx) => { await tx`select pg_sleep(2), 'body'`; }));
-    await killDuring("'body'");
+    const inBody = scoped(() => t.sql.begin(async (tx) => { await tx`select pg_sleep(30), 'body'`; }));
+    await killDuring("%'body'%");
     const error: unknown = await inBody.promise.catch((e: unknown) => e);
     expect(error).not.toBeInstanceOf(CommitOutcomeUnknownError);
     expect(isDatabaseUnavailable(error)).toBe(true);
