@@ -1,47 +1,15 @@
 /**
  * The server as a user runs it: a child process started like `pnpm start` does, stopped with a signal.
  */
-import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '@asyncscope/db';
+import { killServers, launchServer, until } from './test-process';
 
-const appDir = fileURLToPath(new URL('..', import.meta.url));
-/** Exactly what `pnpm start` runs: the serve script's node arguments, on the build (turbo builds it before these tests). */
-const serveArgs = (JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8')) as { scripts: { serve: string } }).scripts.serve.trim().split(/\s+/).slice(1);
-
-interface Child { proc: ChildProcessWithoutNullStreams; stdout: () => string; stderr: () => string; exited: Promise<number | null> }
-const children: Child[] = [];
-afterEach(() => { for (const c of children.splice(0)) c.proc.kill('SIGKILL'); });
-
-function launch(env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, serveArgs, {
-    cwd: appDir,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
-  });
-  let out = '';
-  let err = '';
-  proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  proc.stderr.on('data', (b: Buffer) => (err += b.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => { resolve(code); }));
-  const child = { proc, stdout: () => out, stderr: () => err, exited };
-  children.push(child);
-  return child;
-}
-
-async function until<T>(what: string, fn: () => T | undefined, child: Child, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = fn();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\nstdout:\n${child.stdout()}\nstderr:\n${child.stderr()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+afterEach(killServers);
 
 function postgresProcesses(dir: string): string[] {
   return execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir) && /postgres/.test(l));
@@ -49,7 +17,7 @@ function postgresProcesses(dir: string): string[] {
 
 describe('server lifecycle', () => {
   it('refuses bad configuration, naming each bad value', async () => {
-    const child = launch({ PORT: 'eighty', DB_POOL_MAX: '0', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' });
+    const child = launchServer({ PORT: 'eighty', DB_POOL_MAX: '0', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' });
     expect(await child.exited).toBe(1);
     const err = child.stderr();
     expect(err).toContain('PORT="eighty": PORT must be a whole number');
@@ -62,7 +30,7 @@ describe('server lifecycle', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'asyncscope-life-'));
     try {
       const port = await freePort();
-      const child = launch({ PORT: String(port), DATA_DIR: dataDir });
+      const child = launchServer({ PORT: String(port), DATA_DIR: dataDir });
       const banner = await until('the banner', () => (/Token\s+(\S+)/.exec(child.stdout()) ?? undefined), child);
       const token = banner[1] ?? '';
       expect(child.stdout()).toContain(`http://127.0.0.1:${port}/trpc`);
@@ -89,7 +57,7 @@ describe('server lifecycle', () => {
   it('keeps retrying an unreachable database, says so, and reports it on /readyz', async () => {
     const port = await freePort();
     // Port 1: nothing listens there, so every connection attempt is refused.
-    const child = launch({ PORT: String(port), DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere', API_TOKEN: 'a-token-of-sixteen-chars' });
+    const child = launchServer({ PORT: String(port), DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere', API_TOKEN: 'a-token-of-sixteen-chars' });
     await until('a retry log line', () => ((child.stdout().match(/database unreachable/g) ?? []).length >= 2 ? true : undefined), child);
     expect(child.stdout()).toMatch(/ECONNREFUSED/);
 

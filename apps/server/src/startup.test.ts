@@ -3,59 +3,22 @@
  * the token survives restarts (kept in DATA_DIR) unless API_TOKEN says otherwise, and the banner only
  * appears once calls can succeed.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { freePort } from '@asyncscope/db';
 import { createTestDatabase } from '@asyncscope/db/testing';
+import { killServers, launchServer, until, type ServerProcess } from './test-process';
 
-const appDir = fileURLToPath(new URL('..', import.meta.url));
-/** Exactly what `pnpm start` runs: the serve script's node arguments, on the build (turbo builds it before these tests). */
-const serveArgs = (JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8')) as { scripts: { serve: string } }).scripts.serve.trim().split(/\s+/).slice(1);
+afterEach(killServers);
 
-interface Child { proc: ChildProcessWithoutNullStreams; stdout: () => string; exited: Promise<number | null> }
-const children: Child[] = [];
-afterEach(async () => {
-  for (const c of children.splice(0)) {
-    if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-    await c.exited;
-  }
-});
+const bannerToken = (child: ServerProcess) => /^ {2}Token\s+(\S+)/m.exec(child.output())?.[1];
 
-function launch(env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, serveArgs, {
-    cwd: appDir,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
-  });
-  let out = '';
-  proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => { resolve(code); }));
-  const child = { proc, stdout: () => out, exited };
-  children.push(child);
-  return child;
-}
-
-async function until<T>(what: string, fn: () => T | undefined, child: Child, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = fn();
-    if (value !== undefined) return value;
-    if (child.proc.exitCode !== null) throw new Error(`the server exited (${child.proc.exitCode}) while waiting for ${what}:\n${child.stdout()}`);
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\noutput:\n${child.stdout()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const bannerToken = (child: Child) => /^ {2}Token\s+(\S+)/m.exec(child.stdout())?.[1];
-
-async function stop(child: Child): Promise<void> {
+async function stop(child: ServerProcess): Promise<void> {
   child.proc.kill('SIGTERM');
   expect(await child.exited).toBe(0);
 }
@@ -66,20 +29,20 @@ describe('the API token', () => {
     const db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { max: 1 });
     try {
       const env = { DATA_DIR: dataDir, DATABASE_URL: db.url, PORT: '0' };
-      const first = launch(env);
+      const first = launchServer(env);
       const token = await until('the banner', () => bannerToken(first), first);
       expect(token.length).toBeGreaterThanOrEqual(32);
       const file = join(dataDir, 'api-token');
-      expect(first.stdout()).toContain(file); // the banner says where it lives
+      expect(first.output()).toContain(file); // the banner says where it lives
       expect(readFileSync(file, 'utf8').trim()).toBe(token);
       expect((await stat(file)).mode & 0o777).toBe(0o600);
       await stop(first);
 
-      const second = launch(env);
+      const second = launchServer(env);
       expect(await until('the banner', () => bannerToken(second), second)).toBe(token);
       await stop(second);
 
-      const chosen = launch({ ...env, API_TOKEN: 'my-own-token-of-24-chars' });
+      const chosen = launchServer({ ...env, API_TOKEN: 'my-own-token-of-24-chars' });
       expect(await until('the banner', () => bannerToken(chosen), chosen)).toBe('my-own-token-of-24-chars');
       await stop(chosen);
       expect(readFileSync(file, 'utf8').trim()).toBe(token); // the kept one is left alone
@@ -121,11 +84,11 @@ describe('the banner', () => {
     try {
       const port = await freePort();
       const token = 'banner-token-0123456789';
-      const child = launch({ DATABASE_URL: url.toString(), PORT: String(port), API_TOKEN: token, DATA_DIR: '/nonexistent' });
-      await until('a retry', () => (child.stdout().includes('database unreachable') ? true : undefined), child);
-      expect(child.stdout()).not.toContain('asyncscope is running');
+      const child = launchServer({ DATABASE_URL: url.toString(), PORT: String(port), API_TOKEN: token, DATA_DIR: '/nonexistent' });
+      await until('a retry', () => (child.output().includes('database unreachable') ? true : undefined), child);
+      expect(child.output()).not.toContain('asyncscope is running');
       open = true;
-      await until('the banner', () => (child.stdout().includes('asyncscope is running') ? true : undefined), child);
+      await until('the banner', () => (child.output().includes('asyncscope is running') ? true : undefined), child);
       const res = await fetch(`http://127.0.0.1:${port}/trpc/users.list`, { headers: { authorization: `Bearer ${token}` } });
       expect(res.status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
