@@ -4,11 +4,15 @@
 //   node scripts/measure-restart.mjs [checkout=.] [runs=3]
 // The first run may build; the later ones are restarts.
 import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
+import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const [cwd = '.', runs = '3'] = process.argv.slice(2);
 for (let i = 0; i < Number(runs); i++) {
   const t0 = performance.now();
+  // eslint-disable-next-line no-restricted-properties -- a measuring script: the person's environment, any free port
   const child = spawn('npx', ['--yes', 'pnpm@10.34.8', 'start'], { cwd, detached: true, env: { ...process.env, PORT: '0' } });
   let out = '';
   const marks = {};
