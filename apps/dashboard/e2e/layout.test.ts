@@ -268,12 +268,23 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
     await until('2 statements sleeping', async () => (await sleeping()) === 2, 15_000);
     // A call the server received that waits for one of the two connections (the page's own requests may
     // hold some of the browser's six connections, so how many calls got through varies).
+    // The row number of such a call, if any.
     const waitingForConnection = () =>
-      page.evaluate(() => Array.from(document.querySelectorAll('[data-testid="hops"]')).filter((h) => (h.querySelector('[data-slot="recv"]')?.textContent ?? '') !== '' && h.querySelector('[data-slot="sql"]')?.textContent === '').length);
-    await until('a call waiting for a connection', async () => (await waitingForConnection()) > 0, 15_000);
+      page.evaluate(() => {
+        const row = Array.from(document.querySelectorAll('[data-testid^="row-"]')).find((r) => {
+          const hops = r.querySelector('[data-testid="hops"]');
+          return (hops?.querySelector('[data-slot="recv"]')?.textContent ?? '') !== '' && hops?.querySelector('[data-slot="sql"]')?.textContent === '';
+        });
+        return row ? Number(row.getAttribute('data-testid')?.slice(4)) : undefined;
+      });
+    const waiting = await until('a call waiting for a connection', async () => await waitingForConnection(), 15_000);
+    // Cancel that call alone: the two sleeping statements keep both connections, so it is still waiting when
+    // its cancel arrives (with "cancel all" a connection freed by a sibling could take it first: "sent").
+    await page.getByRole('button', { name: `Cancel call #${waiting}`, exact: true }).click();
+    const waitingRow = page.getByTestId(`row-${waiting}`);
+    await until('dequeued on its row', async () => (await waitingRow.locator('[data-slot="cancel"]', { hasText: 'dequeued' }).count()) > 0, 10_000);
     await page.getByTestId('cancel-all').click();
     await runFinished(page);
-    await until('dequeued on a row', async () => (await page.locator('[data-slot="cancel"]', { hasText: 'dequeued' }).count()) > 0, 10_000);
     expect(await clippedIn(page, '.tbody .slot')).toEqual([]);
     await screenshot(page, 'ux-lab-hops-1440');
   });
