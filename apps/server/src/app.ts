@@ -14,6 +14,8 @@ export interface ServerConfig {
   dataDir: string;
   /** When absent, the one kept in `dataDir/api-token` (generated on first start). */
   apiToken?: string | undefined;
+  /** More tokens, each its own caller (EXTRA_API_TOKENS). */
+  extraApiTokens?: readonly string[] | undefined;
   dbPoolMax: number;
   statementTimeoutMs: number;
   applicationName: string;
@@ -96,6 +98,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const http = createHttpServer({
     runtime,
     apiToken,
+    extraApiTokens: config.extraApiTokens,
     maxBodyBytes: config.maxBodyBytes,
     bodyTimeoutMs: config.bodyTimeoutMs,
     maxBatchSize: config.maxBatchSize,

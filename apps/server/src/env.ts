@@ -24,6 +24,12 @@ const envSchema = z.object({
     .optional(),
   DATA_DIR: z.string().min(1).default(resolve(REPO_ROOT, '.data')),
   API_TOKEN: z.string().min(16, { error: 'API_TOKEN must be at least 16 characters' }).optional(),
+  /** More tokens, comma-separated, each its own caller: its call ids and cancels are its own. */
+  EXTRA_API_TOKENS: z
+    .string()
+    .transform((v) => v.split(',').map((t) => t.trim()).filter((t) => t.length > 0))
+    .refine((tokens) => tokens.every((t) => t.length >= 16), { error: 'EXTRA_API_TOKENS must be comma-separated tokens of at least 16 characters each' })
+    .default([]),
   DB_POOL_MAX: intIn('DB_POOL_MAX', 1, 500).default(20),
   DB_STATEMENT_TIMEOUT_MS: intIn('DB_STATEMENT_TIMEOUT_MS', 0, 3_600_000).default(30_000),
   DB_APPLICATION_NAME: z.string().min(1).max(63).default('asyncscope'),

@@ -2,17 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHTTPHandler, type CreateHTTPContextOptions } from '@trpc/server/adapters/standalone';
 import sirv from 'sirv';
-import { admittedProcedures, appRouter, createBearerVerifier, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
+import { admittedProcedures, appRouter, createCredentials, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
 import type { Logger } from 'pino';
 import { createFastTRPCHandler, type FastTRPCHandlerOptions } from './fast-trpc';
 import { logPath } from './log-redaction';
 import { setDashboardHeaders } from './security-headers';
-import { createTrpcGate, isAuthorized, jsonErrorsOnly } from './trpc-gate';
+import { createTrpcGate, isAuthorized, jsonErrorsOnly, ownerOf } from './trpc-gate';
 import { withBodyFirst } from './request-body';
 
 export interface HttpOptions {
   runtime: Runtime;
   apiToken: string;
+  /** More tokens, each its own caller (call ids and cancels are per caller). */
+  extraApiTokens?: readonly string[] | undefined;
   maxBodyBytes: number;
   /** A request body must arrive whole this soon after its headers (408 beyond); its headers, likewise. */
   bodyTimeoutMs?: number | undefined;
@@ -81,7 +83,7 @@ export interface HttpServer {
 /** The HTTP layer: request ids and logs, /healthz, /readyz, and tRPC under /trpc. */
 export function createHttpServer(options: HttpOptions): HttpServer {
   const { log } = options;
-  const verify = createBearerVerifier(options.apiToken);
+  const credentials = createCredentials([options.apiToken, ...(options.extraApiTokens ?? [])]);
   // One createContext for both paths: the fast one (single calls) and tRPC's adapter (batches, SSE, the rest).
   const createContext = ({ req }: CreateHTTPContextOptions) => {
     const requestId = (req as IncomingMessage & { id: string }).id;
@@ -89,6 +91,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       runtime: options.runtime,
       // Decided by the gate, before routing: a bearer header, or a stream ticket for a subscription.
       authorized: isAuthorized(req),
+      owner: ownerOf(req),
       callId: requestId,
       // Fair admission takes turns between remote addresses: a client's many connections are one client.
       clientKey: req.socket.remoteAddress,
@@ -130,7 +133,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     refuseEarly: (req, path) => (admittedProcedures.has(path) ? options.runtime.admission.refuseNow(req.socket.remoteAddress ?? '') : undefined),
     onError: trpcOptions.onError,
   });
-  const gate = createTrpcGate({ router: appRouter, basePath: '/trpc/', verify, redeemTicket: (ticket) => options.runtime.tickets.redeem(ticket) });
+  const gate = createTrpcGate({ router: appRouter, basePath: '/trpc/', identify: credentials.ownerOfHeader, redeemTicket: (ticket) => options.runtime.tickets.take(ticket)?.owner });
 
   const dashboard = options.dashboardDir ? sirv(options.dashboardDir, { single: true, etag: true }) : undefined;
   let inFlight = 0;

@@ -11,20 +11,26 @@ export interface TrpcGateOptions {
   router: AnyTRPCRouter;
   /** '/trpc/' */
   basePath: string;
-  /** Checks an Authorization header. */
-  verify: (authorization: string | undefined) => boolean;
-  /** Spends a stream ticket (auth.ticket); true if it was valid. */
-  redeemTicket: (ticket: string) => boolean;
+  /** Checks an Authorization header: the owner of its token, or undefined. */
+  identify: (authorization: string | undefined) => string | undefined;
+  /** Spends a stream ticket (auth.ticket): the owner it was issued to, if it was valid. */
+  redeemTicket: (ticket: string) => string | undefined;
 }
 
 export const API_METHODS = 'GET, POST';
 const UNAUTHORIZED = 'Missing or wrong API token: send "Authorization: Bearer <token>" (event streams: a ticket from auth.ticket).';
 
-const authorized = new WeakSet<IncomingMessage>();
+/** Requests the gate let through, and the owner of the token or ticket they presented. */
+const authorized = new WeakMap<IncomingMessage, string>();
 
 /** Whether the gate let this request through on a valid token or ticket (createContext reads it). */
 export function isAuthorized(req: IncomingMessage): boolean {
   return authorized.has(req);
+}
+
+/** The owner of the credential a request was let through on ('' if it was not). */
+export function ownerOf(req: IncomingMessage): string {
+  return authorized.get(req) ?? '';
 }
 
 /** Answers with a tRPC error shape (through the router's errorFormatter), as JSON. */
@@ -69,7 +75,7 @@ function ticketOf(url: string): string | undefined {
 
 /** Returns a check that answers the request itself (405, 401) and returns false, or returns true to pass it on. */
 export function createTrpcGate(options: TrpcGateOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { router, basePath, verify, redeemTicket } = options;
+  const { router, basePath, identify, redeemTicket } = options;
   const procedures = router._def.procedures as Record<string, AnyTRPCProcedure | undefined>;
   return (req, res) => {
     // Answers must not be kept by browsers or proxies: they hold users' data.
@@ -80,7 +86,8 @@ export function createTrpcGate(options: TrpcGateOptions): (req: IncomingMessage,
       sendTRPCError(router, res, error, { allow: API_METHODS });
       return false;
     }
-    if (verify(req.headers.authorization)) {
+    const owner = identify(req.headers.authorization);
+    if (owner !== undefined) {
       // Every procedure takes JSON. Refused here rather than by tRPC, whose 415 message has an unclosed quote
       // and names no fix (curl -d sends application/x-www-form-urlencoded, a string body in fetch text/plain).
       if (method === 'POST' && !isJsonContentType(req.headers['content-type'])) {
@@ -89,7 +96,7 @@ export function createTrpcGate(options: TrpcGateOptions): (req: IncomingMessage,
         sendTRPCError(router, res, new TRPCError({ code: 'UNSUPPORTED_MEDIA_TYPE', message }));
         return false;
       }
-      authorized.add(req);
+      authorized.set(req, owner);
       return true;
     }
     // Credentials in a URL end up in logs and histories: only a single-use ticket, only for an event stream.
@@ -97,8 +104,9 @@ export function createTrpcGate(options: TrpcGateOptions): (req: IncomingMessage,
     const q = url.indexOf('?');
     const path = decodeURIComponentSafe(url.slice(basePath.length, q === -1 ? undefined : q));
     const ticket = method === 'GET' && procedures[path]?._def.type === 'subscription' ? ticketOf(url) : undefined;
-    if (ticket !== undefined && redeemTicket(ticket)) {
-      authorized.add(req);
+    const ticketOwner = ticket === undefined ? undefined : redeemTicket(ticket);
+    if (ticketOwner !== undefined) {
+      authorized.set(req, ticketOwner);
       return true;
     }
     sendTRPCError(router, res, new TRPCError({ code: 'UNAUTHORIZED', message: UNAUTHORIZED }));

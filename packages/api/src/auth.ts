@@ -13,3 +13,34 @@ export function createBearerVerifier(expectedToken: string): (authorization: str
     return timingSafeEqual(given, expected) && match !== null;
   };
 }
+
+/** Who presented a credential: a stable digest of the token (the same on every instance), never the token. */
+export function ownerOfToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url').slice(0, 16);
+}
+
+export interface Credentials {
+  /** The owner of an `Authorization: Bearer …` header's token, if it is one of ours. */
+  ownerOfHeader(authorization: string | undefined): string | undefined;
+  /** The owner of a bare token (WebSocket connectionParams), if it is one of ours. */
+  ownerOfToken(token: unknown): string | undefined;
+}
+
+/**
+ * The tokens this server accepts, each its own caller: call ids are unique per caller, and a caller may
+ * cancel only its own calls. Compared in constant time, like createBearerVerifier.
+ */
+export function createCredentials(tokens: readonly string[]): Credentials {
+  if (tokens.length === 0 || tokens.some((t) => t.length === 0)) throw new Error('API tokens must not be empty');
+  const verifiers = tokens.map((token) => ({ verify: createBearerVerifier(token), owner: ownerOfToken(token) }));
+  const ownerOfHeader = (authorization: string | undefined): string | undefined => {
+    let owner: string | undefined;
+    // Every one is checked, so timing does not tell which token matched.
+    for (const v of verifiers) if (v.verify(authorization)) owner = v.owner;
+    return owner;
+  };
+  return {
+    ownerOfHeader,
+    ownerOfToken: (token) => (typeof token === 'string' && token.length > 0 && token.length <= 4096 ? ownerOfHeader(`Bearer ${token}`) : undefined),
+  };
+}

@@ -6,8 +6,11 @@
  */
 import { deadline, TimeoutError, type SignalScope } from '@asyncscope/concurrency';
 import { CommitOutcomeUnknownError, DatabaseUnavailableError, isDatabaseUnavailable, runInQueryScope, type DbEvent, type QueryScope } from '@asyncscope/db';
+import { batchCallId, newCallId } from '@asyncscope/contract';
 import { TRPCError } from '@trpc/server';
 import type { AbortCause, CallHop } from './activity/log';
+import { currentCallMeta, type CallSlots } from './calls/call-meta';
+import { CancelledError, type CancellableCall } from './calls/registry';
 import type { Context } from './context';
 
 export class ShutdownError extends Error {
@@ -43,6 +46,7 @@ export function abortCause(reason: unknown): AbortCause {
   if (reason instanceof TimeoutError) return 'timeout';
   if (reason instanceof ShutdownError) return 'shutdown';
   if (reason instanceof DatabaseUnavailableError) return 'database';
+  if (reason instanceof CancelledError) return 'cancelled';
   return 'client-closed';
 }
 
@@ -54,6 +58,8 @@ export function abortError(cause: AbortCause, budgetMs: number, original?: unkno
       return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The server is shutting down; the call was stopped. Retry.', cause: original });
     case 'client-closed':
       return new TRPCError({ code: 'CLIENT_CLOSED_REQUEST', message: 'The client went away; the call was stopped.', cause: original });
+    case 'cancelled':
+      return new TRPCError({ code: 'CLIENT_CLOSED_REQUEST', message: 'The call was cancelled by its caller (calls.cancel); it was stopped.', cause: original });
     case 'database':
       return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: `${DATABASE_GONE} the call was stopped. ${RETRY_HINT}`, cause: original });
   }
@@ -92,11 +98,13 @@ export interface CallScope {
  * with prototype methods: one AbortController (request, shutdown and deadline linked into it by
  * `deadline`), itself as the signal's listener and as the query scope its statements are bound to.
  */
-class OpenCallScope implements CallScope, QueryScope {
+class OpenCallScope implements CallScope, QueryScope, CancellableCall {
   readonly signal: AbortSignal;
   readonly deadlineAt: number;
   readonly #runtime: Context['runtime'];
   readonly #scope: SignalScope;
+  #settle: (() => void) | undefined;
+  #slots: CallSlots | undefined;
 
   constructor(
     runtime: Context['runtime'],
@@ -112,6 +120,17 @@ class OpenCallScope implements CallScope, QueryScope {
     this.emit({ type: 'received', budgetMs });
     if (this.signal.aborted) this.handleEvent();
     else this.signal.addEventListener('abort', this, { once: true });
+  }
+
+  /** Registers the call under its caller and id, so calls.cancel reaches it; `slots` were acquired for it. */
+  register(owner: string, slots: CallSlots | undefined): void {
+    this.#slots = slots;
+    this.#settle = this.#runtime.calls.register(owner, this.callId, this);
+  }
+
+  /** CancellableCall: calls.cancel named this call. */
+  cancel(reason: CancelledError): void {
+    this.#scope.abort(reason);
   }
 
   /** QueryScope: statements of this call get `SET LOCAL statement_timeout` up to here. */
@@ -145,15 +164,36 @@ class OpenCallScope implements CallScope, QueryScope {
   dispose(): void {
     this.signal.removeEventListener('abort', this);
     this.#scope.dispose();
+    this.#settle?.();
+    this.#settle = undefined;
+    this.#slots?.release();
+    this.#slots = undefined;
   }
 }
 
-/** Opens the scope of a call: its id, signal and deadline, and its hops recorded in the activity log. */
-export function openCallScope(ctx: Context, path: string, requestSignal: AbortSignal | undefined, batchIndex = 0): CallScope {
+/**
+ * Opens the scope of a call: its id, signal and deadline, its hops recorded in the activity log, and its
+ * entry in the registry of calls in flight (calls.cancel). A transport that carries several calls per
+ * context (the WebSocket) names each through `runWithCallMeta`. Throws CONFLICT for an id the caller
+ * already has in flight, TOO_MANY_REQUESTS when the call's connection has all the calls it may.
+ */
+export function openCallScope(ctx: Context, path: string, requestSignal: AbortSignal | undefined, batchIndex = 0, namedCallId?: string): CallScope {
   const { runtime } = ctx;
+  const meta = currentCallMeta();
   // A batched HTTP request carries several calls under one request id.
-  const callId = ctx.batchCallIds?.[batchIndex] || (batchIndex === 0 ? ctx.callId : `${ctx.callId}#${batchIndex}`);
+  const callId = namedCallId ?? meta?.callId ?? (ctx.batchCallIds?.[batchIndex] || (ctx.callId === undefined ? newCallId('internal') : batchCallId(ctx.callId, batchIndex)));
   const limit = runtime.timeoutFor(path);
-  const budgetMs = Math.max(1, Math.min(limit, ctx.clientBudgetMs ?? limit));
-  return new OpenCallScope(runtime, callId, path, budgetMs, requestSignal);
+  const clientBudgetMs = meta?.clientBudgetMs ?? ctx.clientBudgetMs;
+  const budgetMs = Math.max(1, Math.min(limit, clientBudgetMs ?? limit));
+  // Refused before the scope opens, so they leave no hops under an id that belongs to another call.
+  if (runtime.calls.isInFlight(ctx.owner, callId)) {
+    throw new TRPCError({ code: 'CONFLICT', message: `A call with id "${callId}" is already in flight: call ids must be unique among your calls in flight.` });
+  }
+  const slots = meta?.slots;
+  if (slots && !slots.tryAcquire()) {
+    throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: 'This connection has as many calls in flight as it may; wait for some to finish, or open another connection.' });
+  }
+  const scope = new OpenCallScope(runtime, callId, path, budgetMs, meta?.signal ?? requestSignal);
+  scope.register(ctx.owner, slots);
+  return scope;
 }

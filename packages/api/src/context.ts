@@ -13,6 +13,11 @@ export interface InnerContextOptions {
   runtime: Runtime;
   /** Whether the caller presented the right bearer token (the HTTP layer decides; tests pass true). */
   authorized: boolean;
+  /**
+   * Which credential the caller presented (see `Credentials`): call ids are unique per owner, and a caller
+   * may cancel only its own calls. Tests and internal callers share ''.
+   */
+  owner?: string | undefined;
   /** The call's id: client-supplied (x-request-id) or generated; it names the call in events and logs. */
   callId?: string;
   /** Ids of the calls of a batched request, by batch index (x-call-ids). */
@@ -26,8 +31,6 @@ export interface InnerContextOptions {
   isDatabaseReady?: () => boolean;
 }
 
-let internalCalls = 0;
-
 /**
  * The context every procedure sees. "Inner" because it does not depend on HTTP: tests build it directly
  * and call procedures through `createCaller`.
@@ -36,7 +39,9 @@ export function createInnerContext(opts: InnerContextOptions) {
   return {
     runtime: opts.runtime,
     authorized: opts.authorized,
-    callId: opts.callId ?? `internal-${++internalCalls}`,
+    owner: opts.owner ?? '',
+    // Unset for internal callers (tests, createCaller): each of their calls gets a fresh id.
+    callId: opts.callId,
     clientBudgetMs: opts.clientBudgetMs,
     batchCallIds: opts.batchCallIds,
     log: opts.log ?? silentLogger,

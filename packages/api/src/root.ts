@@ -1,6 +1,7 @@
 import { createCallerFactory, createTRPCRouter } from './trpc';
 import { activityRouter } from './router/activity';
 import { authRouter } from './router/auth';
+import { callsRouter } from './router/calls';
 import { labRouter } from './router/lab';
 import { usersRouter } from './router/users';
 
@@ -9,6 +10,7 @@ export const appRouter = createTRPCRouter({
   lab: labRouter,
   activity: activityRouter,
   auth: authRouter,
+  calls: callsRouter,
 });
 
 export type AppRouter = typeof appRouter;

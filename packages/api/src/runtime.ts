@@ -8,6 +8,7 @@ import { Faults } from './services/faults';
 import { LabService } from './services/lab';
 import { UsersService } from './services/users';
 import { TicketStore } from './tickets';
+import { CallRegistry } from './calls/registry';
 
 export interface RuntimeOptions {
   /** Calls that may run at once; more wait in the queue. */
@@ -47,6 +48,8 @@ export class Runtime {
   readonly timeouts: Record<string, number>;
   readonly shutdownSignal: AbortSignal;
   readonly databaseDownSignal: () => AbortSignal;
+  /** The calls in flight, by caller and id: what calls.cancel reaches. */
+  readonly calls = new CallRegistry();
   /** Single-use tickets for event streams (auth.ticket). */
   readonly tickets = new TicketStore();
   readonly labEnabled: boolean;

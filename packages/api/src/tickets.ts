@@ -18,8 +18,8 @@ export class TicketStore {
   readonly ttlMs: number;
   readonly #maxOutstanding: number;
   readonly #now: () => number;
-  /** Ticket → expiry (epoch ms); a Map keeps insertion order, i.e. oldest first. */
-  readonly #tickets = new Map<string, number>();
+  /** Ticket → expiry (epoch ms) and the owner it was issued to; a Map keeps insertion order, i.e. oldest first. */
+  readonly #tickets = new Map<string, { expiry: number; owner: string }>();
 
   constructor(options: TicketStoreOptions = {}) {
     this.ttlMs = options.ttlMs ?? 30_000;
@@ -27,23 +27,29 @@ export class TicketStore {
     this.#now = options.now ?? Date.now;
   }
 
-  issue(): { ticket: string; expiresInMs: number } {
+  /** A ticket for `owner` (the credential that asked: the stream's calls are that caller's). */
+  issue(owner = ''): { ticket: string; expiresInMs: number } {
     this.#prune();
     if (this.#tickets.size >= this.#maxOutstanding) {
       const oldest = this.#tickets.keys().next();
       if (!oldest.done) this.#tickets.delete(oldest.value);
     }
     const ticket = randomBytes(24).toString('base64url');
-    this.#tickets.set(ticket, this.#now() + this.ttlMs);
+    this.#tickets.set(ticket, { expiry: this.#now() + this.ttlMs, owner });
     return { ticket, expiresInMs: this.ttlMs };
   }
 
   /** True once per ticket, if it has not expired; the ticket is spent either way. */
   redeem(ticket: string): boolean {
-    const expiry = this.#tickets.get(ticket);
-    if (expiry === undefined) return false;
+    return this.take(ticket) !== undefined;
+  }
+
+  /** Spends the ticket; its owner if it was valid. */
+  take(ticket: string): { owner: string } | undefined {
+    const entry = this.#tickets.get(ticket);
+    if (entry === undefined) return undefined;
     this.#tickets.delete(ticket);
-    return this.#now() < expiry;
+    return this.#now() < entry.expiry ? { owner: entry.owner } : undefined;
   }
 
   get outstanding(): number {
@@ -52,7 +58,7 @@ export class TicketStore {
 
   #prune(): void {
     const now = this.#now();
-    for (const [ticket, expiry] of this.#tickets) {
+    for (const [ticket, { expiry }] of this.#tickets) {
       // Same ttl for all, so expiries rise with insertion order: stop at the first live one.
       if (expiry > now) break;
       this.#tickets.delete(ticket);

@@ -156,4 +156,45 @@ export const callProcedure = t.procedure.use(async ({ ctx, path, type, signal, b
   }
 });
 
+/**
+ * The call-scope lifecycle of `callProcedure`, for a subscription: the stream is one call (its id, hops,
+ * registry entry, deadline, cancel by id), each step of `body` runs in the scope (AsyncLocalStorage does
+ * not follow a generator's body into its consumer), and it settles once, however it ends.
+ */
+export async function* callScopedStream<T>(
+  ctx: Context,
+  path: string,
+  signal: AbortSignal | undefined,
+  callId: string | undefined,
+  body: (scope: CallScope) => AsyncIterator<T>,
+): AsyncGenerator<T, void, undefined> {
+  const scope = openCallScope(ctx, path, signal, 0, callId);
+  const started = performance.now();
+  let code = 'OK';
+  let steps: AsyncIterator<T> | undefined;
+  try {
+    scope.emit({ type: 'started' });
+    steps = body(scope);
+    for (;;) {
+      const current = steps;
+      const step = await scope.run(() => current.next());
+      if (step.done) break;
+      yield step.value;
+    }
+  } catch (error) {
+    if (!scope.signal.aborted) {
+      code = error instanceof TRPCError ? error.code : 'INTERNAL_SERVER_ERROR';
+      throw databaseFailure(error) ?? error;
+    }
+    code = scope.stoppedError(error).code;
+  } finally {
+    // The consumer stopped (unsubscribe, closed stream): end the body too, inside the scope.
+    const current = steps;
+    if (current?.return) await scope.run(() => current.return?.()).catch(() => undefined);
+    if (scope.signal.aborted && code === 'OK') code = scope.stoppedError().code;
+    scope.emit({ type: 'settled', code, ms: Math.round(performance.now() - started) });
+    scope.dispose();
+  }
+}
+
 export type { CallScope };

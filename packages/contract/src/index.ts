@@ -1,3 +1,5 @@
 export * from './users';
 export * from './lab';
 export * from './text';
+export * from './call-id';
+export * from './calls';

@@ -16,7 +16,7 @@ export type CallHop =
   | { type: 'settled'; code: string; ms: number };
 
 /** Why a call's signal fired. */
-export type AbortCause = 'client-closed' | 'timeout' | 'shutdown' | 'database';
+export type AbortCause = 'client-closed' | 'cancelled' | 'timeout' | 'shutdown' | 'database';
 
 export type ActivityEvent = CallHop & { seq: number; at: number; callId: string; path: string };
 

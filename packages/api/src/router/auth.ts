@@ -9,6 +9,6 @@ export const authRouter = {
    */
   ticket: publicProcedure.mutation(({ ctx }) => {
     if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing or wrong API token: send "Authorization: Bearer <token>".' });
-    return ctx.runtime.tickets.issue();
+    return ctx.runtime.tickets.issue(ctx.owner);
   }),
 } satisfies TRPCRouterRecord;

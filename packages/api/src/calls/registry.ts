@@ -1,0 +1,119 @@
+/**
+ * The calls in flight, by caller and call id, whatever carried them (an HTTP request, one call of a
+ * batch, a WebSocket message, a stream): what `calls.cancel` reaches. Ids are namespaced per caller
+ * (per credential): a caller cannot see, let alone cancel, another's calls.
+ *
+ * `cancel` answers per id and asynchronously, so that a later step can route an id this process does
+ * not hold to the instance that does.
+ */
+import type { CancelOutcome } from '@asyncscope/contract';
+
+/** The abort reason of a call stopped by `calls.cancel`. */
+export class CancelledError extends Error {
+  override readonly name = 'CancelledError';
+  constructor(readonly beforeArrival = false) {
+    super(beforeArrival ? 'The call was cancelled (calls.cancel) before it reached the server.' : 'The call was cancelled (calls.cancel).');
+  }
+}
+
+/** A call id already in flight for this caller. */
+export class DuplicateCallIdError extends Error {
+  override readonly name = 'DuplicateCallIdError';
+  constructor(readonly callId: string) {
+    super(`A call with id "${callId}" is already in flight: call ids must be unique among your calls in flight.`);
+  }
+}
+
+export interface CancellableCall {
+  cancel(reason: CancelledError): void;
+}
+
+export interface CallRegistryOptions {
+  /** Settled ids remembered, to answer `already-settled` (oldest forgotten first). */
+  settledMemory?: number;
+  /** How long a cancel for an id not (yet) seen waits for it: a call that arrives after its own cancel is refused unstarted. */
+  earlyCancelMs?: number;
+  /** Early cancels remembered at once (oldest dropped beyond). */
+  earlyCancelMemory?: number;
+  now?: () => number;
+}
+
+const keyOf = (owner: string, callId: string): string => `${owner}\n${callId}`;
+
+export class CallRegistry {
+  readonly #live = new Map<string, CancellableCall>();
+  /** Keys of recently settled calls, oldest first (a Map keeps insertion order). */
+  readonly #settled = new Map<string, true>();
+  /** Key → expiry of cancels that named a call not yet seen (the cancel overtook its call). */
+  readonly #early = new Map<string, number>();
+  readonly #settledMemory: number;
+  readonly #earlyCancelMs: number;
+  readonly #earlyCancelMemory: number;
+  readonly #now: () => number;
+
+  constructor(options: CallRegistryOptions = {}) {
+    this.#settledMemory = options.settledMemory ?? 10_000;
+    this.#earlyCancelMs = options.earlyCancelMs ?? 10_000;
+    this.#earlyCancelMemory = options.earlyCancelMemory ?? 10_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Calls in flight. */
+  get size(): number {
+    return this.#live.size;
+  }
+
+  isInFlight(owner: string, callId: string): boolean {
+    return this.#live.has(keyOf(owner, callId));
+  }
+
+  /**
+   * Adds a call in flight; throws DuplicateCallIdError if the caller has one by that id. A call whose
+   * cancel arrived first is registered and cancelled at once (`call.cancel` runs before this returns).
+   * Returns the call's `settle`, to be called exactly once when it ends.
+   */
+  register(owner: string, callId: string, call: CancellableCall): () => void {
+    const key = keyOf(owner, callId);
+    if (this.#live.has(key)) throw new DuplicateCallIdError(callId);
+    this.#live.set(key, call);
+    this.#settled.delete(key);
+    const early = this.#early.get(key);
+    if (early !== undefined) {
+      this.#early.delete(key);
+      if (early > this.#now()) call.cancel(new CancelledError(true));
+    }
+    return () => {
+      if (this.#live.get(key) !== call) return;
+      this.#live.delete(key);
+      this.#settled.set(key, true);
+      if (this.#settled.size > this.#settledMemory) this.#settled.delete(this.#settled.keys().next().value as string);
+    };
+  }
+
+  /** Cancels the caller's named calls wherever they are; answers what became of each, in the order asked. */
+  cancel(owner: string, callIds: readonly string[]): Promise<CancelOutcome[]> {
+    const outcomes = callIds.map((callId): CancelOutcome => {
+      const key = keyOf(owner, callId);
+      const call = this.#live.get(key);
+      if (call) {
+        call.cancel(new CancelledError());
+        return { callId, status: 'cancelled' };
+      }
+      if (this.#settled.has(key)) return { callId, status: 'already-settled' };
+      this.#rememberEarly(key);
+      return { callId, status: 'unknown' };
+    });
+    return Promise.resolve(outcomes);
+  }
+
+  #rememberEarly(key: string): void {
+    const now = this.#now();
+    for (const [k, expiry] of this.#early) {
+      // Same delay for all, so expiries rise with insertion order: stop at the first live one.
+      if (expiry > now && this.#early.size < this.#earlyCancelMemory) break;
+      this.#early.delete(k);
+    }
+    this.#early.delete(key);
+    this.#early.set(key, now + this.#earlyCancelMs);
+  }
+}
