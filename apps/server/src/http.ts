@@ -133,7 +133,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     refuseEarly: (req, path) => (admittedProcedures.has(path) ? options.runtime.admission.refuseNow(req.socket.remoteAddress ?? '') : undefined),
     onError: trpcOptions.onError,
   });
-  const gate = createTrpcGate({ router: appRouter, basePath: '/trpc/', identify: credentials.ownerOfHeader, redeemTicket: (ticket) => options.runtime.tickets.take(ticket)?.owner });
+  const gate = createTrpcGate({ router: appRouter, basePath: '/trpc/', identify: (authorization) => credentials.ownerOfHeader(authorization), redeemTicket: (ticket) => options.runtime.tickets.take(ticket)?.owner });
 
   const dashboard = options.dashboardDir ? sirv(options.dashboardDir, { single: true, etag: true }) : undefined;
   let inFlight = 0;
