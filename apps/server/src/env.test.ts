@@ -18,6 +18,15 @@ describe('readEnv: the limits that keep one client from shutting out the others,
     });
   });
 
+  it('reads EXTRA_API_TOKENS as a list of tokens, each at least 16 characters', () => {
+    expect(readEnv({}).EXTRA_API_TOKENS).toEqual([]);
+    expect(readEnv({ EXTRA_API_TOKENS: 'aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb,' }).EXTRA_API_TOKENS).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb']);
+    expect(() => readEnv({ EXTRA_API_TOKENS: 'aaaaaaaaaaaaaaaa,short' })).toThrow(/EXTRA_API_TOKENS=\(hidden\): EXTRA_API_TOKENS must be comma-separated tokens of at least 16 characters/);
+    // A secret is named, never echoed.
+    expect(() => readEnv({ API_TOKEN: 'short-secret' })).toThrow(/API_TOKEN=\(hidden\)/);
+    expect(() => readEnv({ API_TOKEN: 'short-secret' })).not.toThrow(/short-secret/);
+  });
+
   it('resolves relative DATA_DIR and DASHBOARD_DIR from the checkout (pnpm runs the server in apps/server)', () => {
     const root = fileURLToPath(new URL('../../..', import.meta.url));
     expect(readEnv({ DATA_DIR: 'mydata', DASHBOARD_DIR: 'web' })).toMatchObject({ DATA_DIR: join(root, 'mydata'), DASHBOARD_DIR: join(root, 'web') });

@@ -27,6 +27,8 @@ export interface TestServerOptions {
   log?: Logger;
   /** A built dashboard to serve at /. */
   dashboardDir?: string;
+  /** More tokens, each its own caller. */
+  extraApiTokens?: string[];
 }
 
 export async function startTestServer(overrides: TestServerOptions = {}): Promise<TestServer> {
@@ -37,6 +39,7 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     databaseUrl: database.url,
     dataDir: '/nonexistent',
     apiToken: TEST_TOKEN,
+    extraApiTokens: overrides.extraApiTokens,
     dbPoolMax: overrides.poolMax ?? 5,
     statementTimeoutMs: 10_000,
     applicationName: 'test-server',
