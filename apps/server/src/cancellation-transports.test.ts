@@ -53,7 +53,7 @@ describe.each<TransportName>(['HTTP/1.1', 'HTTP/1.1 over TLS', 'HTTP/2'])('over 
     controller.abort();
     expect(await call).toBeInstanceOf(Error);
     await expectCancelledHopByHop(probe, id('abort'), abortedAt);
-    expect(dataOf<{ sleptMs: number }>(await canary).sleptMs).toBeGreaterThanOrEqual(400);
+    expect((dataOf(await canary) as { sleptMs: number }).sleptMs).toBeGreaterThanOrEqual(400);
     expect(probe.hop(id('canary'), 'settled')?.code).toBe('OK');
   });
 
@@ -96,7 +96,7 @@ describe.each<TransportName>(['HTTP/1.1', 'HTTP/1.1 over TLS', 'HTTP/2'])('over 
     await expectPoolReturned(probe, t);
     // HTTP/2: thirty resets later, the one session still carries calls.
     const answered = performance.now();
-    expect(dataOf<{ total: number }>(await client.call('users.list', undefined)).total).toBe(0);
+    expect((dataOf(await client.call('users.list', undefined)) as { total: number }).total).toBe(0);
     expect(performance.now() - answered).toBeLessThan(1000);
     if (client.session) expect(client.session.destroyed).toBe(false);
   });

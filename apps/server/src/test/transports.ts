@@ -33,8 +33,8 @@ export interface ApiTransport {
 }
 
 /** The parsed JSON of a tRPC answer's result.data, or throws with the error's code. */
-export function dataOf<T>(answer: Answer): T {
-  const json = JSON.parse(answer.body) as { result?: { data: T }; error?: { data?: { code?: string } } };
+export function dataOf(answer: Answer): unknown {
+  const json = JSON.parse(answer.body) as { result?: { data: unknown }; error?: { data?: { code?: string } } };
   if (!json.result) throw new Error(`call failed (${answer.status}): ${json.error?.data?.code ?? answer.body}`);
   return json.result.data;
 }
@@ -102,7 +102,7 @@ function http2(baseUrl: string, token: string, ca: string | undefined): ApiTrans
       });
       stream.on('error', reject);
       stream.on('close', () => {
-        if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR) reject(new Error(`stream reset (${stream.rstCode})`));
+        if (stream.rstCode !== constants.NGHTTP2_NO_ERROR) reject(new Error(`stream reset (${stream.rstCode})`));
       });
       stream.end(options.body);
     });
