@@ -1,7 +1,10 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { EnvError, readEnv } from './env';
+import { EnvError, readEnv, readTls } from './env';
+import { makeTestCertificate } from './test-tls';
 
 describe('readEnv: the limits that keep one client from shutting out the others, and the lab switch', () => {
   it('has defaults', () => {
@@ -40,5 +43,35 @@ describe('readEnv: the limits that keep one client from shutting out the others,
   ])('refuses %s=%s, naming it', (name, value, message) => {
     expect(() => readEnv({ [name]: value })).toThrow(EnvError);
     expect(() => readEnv({ [name]: value })).toThrow(message);
+  });
+});
+
+describe('TLS_CERT and TLS_KEY: HTTPS with HTTP/2', () => {
+  it('are both set or neither', () => {
+    expect(readEnv({}).TLS_CERT).toBeUndefined();
+    expect(() => readEnv({ TLS_CERT: '/etc/cert.pem' })).toThrow(/TLS_CERT is set but TLS_KEY is not: set both/);
+    expect(() => readEnv({ TLS_KEY: '/etc/key.pem' })).toThrow(EnvError);
+    expect(() => readEnv({ TLS_KEY: '/etc/key.pem' })).toThrow(/TLS_KEY is set but TLS_CERT is not/);
+    expect(readEnv({ TLS_CERT: '/etc/cert.pem', TLS_KEY: 'key.pem' })).toMatchObject({ TLS_CERT: '/etc/cert.pem', TLS_KEY: join(fileURLToPath(new URL('../../..', import.meta.url)), 'key.pem') });
+    expect(readTls(readEnv({}))).toBeUndefined();
+  });
+
+  it('reads the files at start, naming the one that cannot be read or a key that does not fit', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'asyncscope-tls-env-'));
+    try {
+      const [a, b] = await Promise.all([makeTestCertificate(), makeTestCertificate()]);
+      await writeFile(join(dir, 'cert.pem'), a.cert);
+      await writeFile(join(dir, 'key.pem'), a.key);
+      await writeFile(join(dir, 'other-key.pem'), b.key);
+      const tls = readTls(readEnv({ TLS_CERT: join(dir, 'cert.pem'), TLS_KEY: join(dir, 'key.pem') }));
+      expect(tls?.cert.toString()).toBe(a.cert);
+      expect(tls?.key.toString()).toBe(a.key);
+      const missing = () => readTls(readEnv({ TLS_CERT: join(dir, 'nope.pem'), TLS_KEY: join(dir, 'key.pem') }));
+      expect(missing).toThrow(EnvError);
+      expect(missing).toThrow(/TLS_CERT=".*nope\.pem": cannot read it \(ENOENT/);
+      expect(() => readTls(readEnv({ TLS_CERT: join(dir, 'cert.pem'), TLS_KEY: join(dir, 'other-key.pem') }))).toThrow(/not a usable PEM certificate and its private key/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

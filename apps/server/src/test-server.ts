@@ -29,6 +29,10 @@ export interface TestServerOptions {
   dashboardDir?: string;
   /** More tokens, each its own caller. */
   extraApiTokens?: string[];
+  /** HTTPS with HTTP/2 (test-tls.ts makes a certificate). */
+  tls?: { cert: string; key: string };
+  /** The pool's application_name in pg_stat_activity (default test-server). */
+  applicationName?: string;
 }
 
 export async function startTestServer(overrides: TestServerOptions = {}): Promise<TestServer> {
@@ -42,7 +46,7 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     extraApiTokens: overrides.extraApiTokens,
     dbPoolMax: overrides.poolMax ?? 5,
     statementTimeoutMs: 10_000,
-    applicationName: 'test-server',
+    applicationName: overrides.applicationName ?? 'test-server',
     maxBodyBytes: overrides.maxBodyBytes ?? 16 * 1024,
     shutdownTimeoutMs: overrides.shutdownTimeoutMs ?? 2_000,
     maxInFlight: overrides.maxInFlight ?? 100,
@@ -54,6 +58,7 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     callTimeoutMs: 30_000,
     log: overrides.log ?? pino({ level: 'silent' }),
     dashboardDir: overrides.dashboardDir,
+    tls: overrides.tls,
   });
   await server.database.ready;
   return {
