@@ -32,15 +32,17 @@ export async function runClientLoad(options: ClientLoadOptions): Promise<ClientL
   let firstError: string | undefined;
   let next = 0;
   const started = performance.now();
+  // A function, not the property: TypeScript would take `signal.aborted` as false after the loop's check.
+  const stopped = (): boolean => signal.aborted;
   const worker = async (): Promise<void> => {
-    while (performance.now() < stopAt && !signal.aborted) {
+    while (performance.now() < stopAt && !stopped()) {
       const i = next++;
       const t0 = performance.now();
       try {
         await call(i, signal);
         latencies.push(performance.now() - t0);
       } catch (error) {
-        if (signal.aborted) return;
+        if (stopped()) return;
         errors++;
         firstError ??= error instanceof Error ? error.message : String(error);
       }
