@@ -9,7 +9,7 @@ import { closeApiClient, createApiClient, type ApiClient, type ConnectionState }
 import type { ActivityEvent } from '@asyncscope/api';
 import { TRPCClientError } from '@trpc/client';
 import postgres from 'postgres';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
@@ -37,6 +37,14 @@ afterAll(async () => {
   await Promise.all(clients.map((c) => closeApiClient(c)));
   await observer.end();
   await t.close();
+});
+/** Raw sockets a test opened: closed after it, so that none counts against the next test's limits. */
+const rawSockets = new Set<RawSocket>();
+afterEach(async () => {
+  for (const s of rawSockets) s.ws.terminate();
+  rawSockets.clear();
+  // Only the shared client's socket is left.
+  await until('the server saw the test sockets close', () => Promise.resolve(t.server.webSockets() <= 1 || undefined));
 });
 beforeEach(async () => {
   await t.database.sql`truncate users, lab_writes restart identity`;
@@ -67,6 +75,7 @@ class RawSocket {
   static async open(url = wsUrl(), token: string | null = TEST_TOKEN): Promise<RawSocket> {
     const ws = new WebSocket(url);
     const socket = new RawSocket(ws);
+    rawSockets.add(socket);
     await once(ws, 'open');
     if (token !== null) socket.send({ method: 'connectionParams', data: { token } });
     return socket;
@@ -215,5 +224,138 @@ describe('deadlines', () => {
     expect(hop('ws-budget-1', 'received')?.budgetMs).toBeLessThanOrEqual(300);
     expect(hop('ws-budget-1', 'signal.fired')?.reason).toBe('timeout');
     await idle();
+  });
+});
+
+describe('a socket that goes away stops every call it carried', () => {
+  it('20 calls in flight (4 running, 16 waiting for a connection): close → all stopped, statements gone, pool idle', async () => {
+    const s = await RawSocket.open();
+    for (let i = 0; i < 20; i++) s.call(i + 1, 'query', 'lab.sleep', { ms: 10_000 }, { callId: `ws-close-${i}` });
+    await until('4 statements run', async () => (await running('pg_sleep')).length === 4);
+    expect(t.server.database.db.statements().queued).toBe(16);
+    const closedAt = performance.now();
+    s.close();
+    await until('every call settled', () => Promise.resolve(Array.from({ length: 20 }, (_, i) => hop(`ws-close-${i}`, 'settled')).every((h) => h?.code === 'CLIENT_CLOSED_REQUEST') || undefined));
+    await until('no statement left', async () => (await running('pg_sleep')).length === 0, 2000);
+    expect(performance.now() - closedAt).toBeLessThan(1000);
+    expect(Array.from({ length: 20 }, (_, i) => hop(`ws-close-${i}`, 'signal.fired')?.reason)).toEqual(Array(20).fill('client-closed'));
+    await idle();
+    expect(t.server.database.db.statements()).toEqual({ queued: 0, running: 0 });
+    expect(t.server.runtime.admission.inFlight).toBe(0);
+  });
+});
+
+describe('call ids and per-socket limits', () => {
+  it('refuses a second call with an id already in flight (CONFLICT); the first goes on', async () => {
+    const s = await RawSocket.open();
+    s.call(1, 'query', 'lab.sleep', { ms: 300 }, { callId: 'ws-dup' });
+    await until('the first runs', () => Promise.resolve(hop('ws-dup', 'started')));
+    s.call(2, 'query', 'lab.sleep', { ms: 10 }, { callId: 'ws-dup' });
+    expect((await s.frame((f) => f.id === 2)).error?.data.code).toBe('CONFLICT');
+    expect((await s.frame((f) => f.id === 1)).result?.type).toBe('data');
+    s.close();
+  });
+
+  it('refuses the call over WS_MAX_CALLS_PER_SOCKET (30) with TOO_MANY_REQUESTS, and only that one', async () => {
+    const s = await RawSocket.open();
+    for (let i = 1; i <= 31; i++) s.call(i, 'query', 'lab.sleep', { ms: 200 }, { callId: `ws-slot-${i}` });
+    const refused = await s.frame((f) => f.id === 31);
+    expect(refused.error?.data.code).toBe('TOO_MANY_REQUESTS');
+    expect(refused.error?.message).toMatch(/connection has as many calls in flight/);
+    await until('the 30 others answer', () => Promise.resolve(s.frames.filter((f) => typeof f.id === 'number' && f.id <= 30 && f.result?.type === 'data').length === 30 || undefined), 10_000);
+    // Slots come back: the socket takes calls again.
+    s.call(32, 'query', 'users.list', {});
+    expect((await s.frame((f) => f.id === 32)).result?.type).toBe('data');
+    s.close();
+  });
+
+  it('closes the socket over WS_MAX_SOCKETS_PER_TOKEN (8) with 4429; other tokens are not counted; closing frees a place', async () => {
+    await api.users.list.query(); // the shared client's socket is open: 1 of the 8
+    const mine = await Promise.all(Array.from({ length: 7 }, () => RawSocket.open()));
+    // Every one authenticated (answers a call).
+    await Promise.all(mine.map(async (s, i) => { s.call(i, 'query', 'users.list', {}); await s.frame((f) => f.id === i); }));
+    const extra = await RawSocket.open();
+    expect(await extra.closed).toEqual({ code: 4429, reason: 'too many sockets for this token' });
+    expect(extra.frames[0]?.error?.data.code).toBe('TOO_MANY_REQUESTS');
+    const other = await RawSocket.open(wsUrl(), OTHER_TOKEN);
+    other.call(1, 'query', 'users.list', {});
+    expect((await other.frame((f) => f.id === 1)).result?.type).toBe('data');
+    mine[0]?.close();
+    await mine[0]?.closed;
+    await until('the server saw it close', () => Promise.resolve(t.server.webSockets() === 8 || undefined));
+    const again = await RawSocket.open();
+    again.call(1, 'query', 'users.list', {});
+    expect((await again.frame((f) => f.id === 1)).result?.type).toBe('data');
+    for (const s of [...mine, other, again]) s.close();
+  });
+});
+
+describe('bad input: a typed error or a clean close, never a crash, nothing else affected', () => {
+  it('answers malformed JSON, unknown methods, huge or missing ids, bad call ids and binary frames with typed errors; the socket stays usable', async () => {
+    const s = await RawSocket.open();
+    const bystander = await RawSocket.open();
+    bystander.call(1, 'query', 'lab.sleep', { ms: 300 }, { callId: 'ws-bystander' });
+    s.send('{not json');
+    expect((await s.frame((f) => f.error?.data.code === 'PARSE_ERROR')).id).toBeNull();
+    s.send({ id: 7, method: 'explode', params: { path: 'users.list', input: {} } });
+    const unknown = await s.frame((f) => f.id === 7);
+    expect(unknown.error?.data.code).toBe('BAD_REQUEST');
+    expect(unknown.error?.message).toContain('"explode"');
+    s.send({ id: 'x'.repeat(100_00), method: 'query', params: { path: 'users.list', input: {} } });
+    expect((await s.frame((f) => f.error?.message.includes('message id') === true)).id).toBeNull();
+    s.send({ method: 'query', params: { path: 'users.list', input: {} } });
+    await until('two id errors', () => Promise.resolve(s.frames.filter((f) => f.error?.message.includes('message id')).length === 2 || undefined));
+    s.call(8, 'query', 'users.list', {}, { callId: 'bad id with spaces' });
+    expect((await s.frame((f) => f.id === 8)).error?.message).toContain('params.callId');
+    s.call(9, 'query', 'users.list', {}, { deadlineMs: -5 });
+    expect((await s.frame((f) => f.id === 9)).error?.message).toContain('params.deadlineMs');
+    s.ws.send(Buffer.from([0xde, 0xad, 0xbe, 0xef]), { binary: true });
+    await s.frame((f) => f.error?.data.code === 'UNPROCESSABLE_CONTENT');
+    s.send({ method: 'connectionParams', data: { token: TEST_TOKEN } });
+    await s.frame((f) => f.error?.message.includes('connectionParams') === true);
+    s.send([]);
+    await s.frame((f) => f.error?.message === 'An empty batch.');
+    // A batch: each message checked and run on its own.
+    s.send([{ id: 10, method: 'query', params: { path: 'users.list', input: {} } }, { id: 11, method: 'nope' }]);
+    expect((await s.frame((f) => f.id === 10)).result?.type).toBe('data');
+    expect((await s.frame((f) => f.id === 11)).error?.data.code).toBe('BAD_REQUEST');
+    s.call(12, 'query', 'users.nope', {});
+    expect((await s.frame((f) => f.id === 12)).error?.data.code).toBe('NOT_FOUND');
+    s.call(13, 'query', 'users.list', {});
+    expect((await s.frame((f) => f.id === 13)).result?.type).toBe('data');
+    expect((await bystander.frame((f) => f.id === 1)).result?.type).toBe('data');
+    expect(s.ws.readyState).toBe(WebSocket.OPEN);
+    s.close();
+    bystander.close();
+  });
+
+  it('closes a socket that keeps sending garbage (1008), after an error frame for each', async () => {
+    const s = await RawSocket.open();
+    for (let i = 0; i < 25; i++) s.send('garbage');
+    expect(await s.closed).toEqual({ code: 1008, reason: 'too many malformed messages (20)' });
+    expect(s.frames.filter((f) => f.error?.data.code === 'PARSE_ERROR')).toHaveLength(20);
+  });
+
+  it('closes a socket that sends a message over MAX_BODY_BYTES (1009); the server and other sockets go on', async () => {
+    const s = await RawSocket.open();
+    const other = await RawSocket.open();
+    s.call(1, 'mutation', 'users.create', { name: 'x'.repeat(20_000), email: 'big@example.com' });
+    expect((await s.closed).code).toBe(1009);
+    other.call(1, 'query', 'users.list', {});
+    expect((await other.frame((f) => f.id === 1)).result?.type).toBe('data');
+    other.close();
+  });
+
+  it("a cancel naming another token's call answers 'unknown', and that call goes on", async () => {
+    const victim = await RawSocket.open();
+    victim.call(1, 'query', 'lab.sleep', { ms: 600 }, { callId: 'ws-victim' });
+    await until('it runs', () => Promise.resolve(hop('ws-victim', 'statement.started')));
+    const attacker = await RawSocket.open(wsUrl(), OTHER_TOKEN);
+    attacker.call(1, 'mutation', 'calls.cancel', { callIds: ['ws-victim'] });
+    expect((await attacker.frame((f) => f.id === 1)).result?.data).toEqual({ results: [{ callId: 'ws-victim', status: 'unknown' }] });
+    expect((await victim.frame((f) => f.id === 1)).result?.type).toBe('data');
+    expect(hop('ws-victim', 'settled')?.code).toBe('OK');
+    victim.close();
+    attacker.close();
   });
 });

@@ -265,6 +265,10 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       }
       const message = raw as Json;
       const { id, method } = message;
+      if (method === 'connectionParams') {
+        strike(null, new TRPCError({ code: 'BAD_REQUEST', message: 'This socket is already authenticated: connectionParams comes once, first.' }));
+        return undefined;
+      }
       const validId = (typeof id === 'number' && Number.isSafeInteger(id)) || (typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH);
       if (!validId) {
         strike(null, new TRPCError({ code: 'BAD_REQUEST', message: `A message id must be an integer or a string of 1 to ${MAX_ID_LENGTH} characters.` }));
