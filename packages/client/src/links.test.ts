@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
+import { CancelBatcher } from './cancel-by-id';
 import { transportOf } from './links';
 import { isRetryableCallError } from './policy';
+import { callMetaEncoder, ConnectionLostError, reconnectDelayMs, webSocketUrl } from './ws';
 
 describe('transportOf', () => {
   it('sends calls with a signal alone, so their abort reaches the server', () => {
@@ -25,5 +27,68 @@ describe('isRetryableCallError', () => {
       expect(isRetryableCallError(withCode(code))).toBe(false);
     }
     expect(isRetryableCallError(new DOMException('aborted', 'AbortError'))).toBe(false);
+  });
+});
+
+describe('isRetryableCallError: a WebSocket that went away', () => {
+  it('retries a call lost with its socket (ours or tRPC wsClient error), not one the server answered', () => {
+    const lost = new TRPCClientError<never>('closed', { cause: new ConnectionLostError(1006) });
+    expect(isRetryableCallError(lost)).toBe(true);
+    const trpcClosed = Object.assign(new Error('WebSocket closed'), { name: 'TRPCWebSocketClosedError' });
+    expect(isRetryableCallError(new TRPCClientError<never>('closed', { cause: trpcClosed }))).toBe(true);
+    expect(isRetryableCallError(new TRPCClientError<never>('x', { cause: new Error('other') }))).toBe(false);
+  });
+});
+
+describe('reconnectDelayMs', () => {
+  it('doubles from 100 ms to at most 5 s, with jitter between half and all of it', () => {
+    for (let attempt = 0; attempt < 12; attempt++) {
+      const ceiling = Math.min(5000, 100 * 2 ** attempt);
+      for (let i = 0; i < 20; i++) {
+        const d = reconnectDelayMs(attempt);
+        expect(d).toBeGreaterThanOrEqual(ceiling / 2 - 1);
+        expect(d).toBeLessThanOrEqual(ceiling);
+      }
+    }
+  });
+});
+
+describe('webSocketUrl', () => {
+  it('derives ws(s):// from the http(s) URL, path kept', () => {
+    expect(webSocketUrl('http://127.0.0.1:3000/trpc')).toBe('ws://127.0.0.1:3000/trpc');
+    expect(webSocketUrl('https://example.com/trpc/')).toBe('wss://example.com/trpc');
+  });
+});
+
+describe('callMetaEncoder', () => {
+  it("adds callId and the budget left at encoding time to a call's params, and leaves other messages alone", () => {
+    let now = 1000;
+    const encoder = callMetaEncoder(new Map([[1, { callId: 'row-7', deadlineAt: 4000 }]]), () => now);
+    const message = { id: 1, method: 'query', params: { path: 'users.list', input: {} } };
+    expect(JSON.parse(encoder.encode(message))).toEqual({ id: 1, method: 'query', params: { path: 'users.list', input: {}, callId: 'row-7', deadlineMs: 3000 } });
+    now = 3500; // a resend after a reconnect carries what is left
+    expect(JSON.parse(encoder.encode([message, { id: 2, method: 'query', params: { path: 'x' } }]))).toEqual([
+      { id: 1, method: 'query', params: { path: 'users.list', input: {}, callId: 'row-7', deadlineMs: 500 } },
+      { id: 2, method: 'query', params: { path: 'x' } },
+    ]);
+    now = 9000;
+    expect((JSON.parse(encoder.encode(message)) as { params: { deadlineMs: number } }).params.deadlineMs).toBe(0);
+    expect(JSON.parse(encoder.encode({ method: 'connectionParams', data: { token: 't' } }))).toEqual({ method: 'connectionParams', data: { token: 't' } });
+    expect(message.params).toEqual({ path: 'users.list', input: {} }); // not mutated: resends recompute
+  });
+});
+
+describe('CancelBatcher', () => {
+  it('sends the aborts of one tick as one cancel, in chunks of at most 1000 ids, and reports a failed one', async () => {
+    const sent: string[][] = [];
+    const failed: string[][] = [];
+    const batcher = new CancelBatcher((_error, ids) => { failed.push(ids); });
+    batcher.connect((ids) => { sent.push(ids); return ids.length > 1000 || ids[0] === 'fail' ? Promise.reject(new Error('down')) : Promise.resolve(); });
+    for (let i = 0; i < 1500; i++) batcher.add(`c${i}`);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(sent.map((ids) => ids.length)).toEqual([1000, 500]);
+    batcher.add('fail');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(failed).toEqual([['fail']]);
   });
 });

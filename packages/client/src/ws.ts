@@ -57,6 +57,30 @@ interface OutgoingMessage {
   params?: Record<string, unknown>;
 }
 
+export interface CallMetaOfOp {
+  callId?: string | undefined;
+  deadlineAt?: number | undefined;
+}
+
+/**
+ * tRPC's JSON encoder plus our two `params` fields for each call message whose op id is in `metaById`.
+ * The budget is computed at encoding time, so a message resent after a reconnect carries what is left.
+ */
+export function callMetaEncoder(metaById: ReadonlyMap<number | string, CallMetaOfOp>, now: () => number = Date.now) {
+  const add = (m: OutgoingMessage): OutgoingMessage => {
+    const meta = m.params && (typeof m.id === 'number' || typeof m.id === 'string') ? metaById.get(m.id) : undefined;
+    if (!meta) return m;
+    const params: Record<string, unknown> = { ...m.params };
+    if (meta.callId !== undefined) params.callId = meta.callId;
+    if (meta.deadlineAt !== undefined) params.deadlineMs = Math.max(0, Math.round(meta.deadlineAt - now()));
+    return { ...m, params };
+  };
+  return {
+    encode: (data: unknown): string => jsonEncoder.encode(Array.isArray(data) ? data.map((m) => add(m as OutgoingMessage)) : add(data as OutgoingMessage)) as string,
+    decode: (data: string | ArrayBuffer | Uint8Array): unknown => jsonEncoder.decode(data),
+  };
+}
+
 export interface WebSocketLinks {
   links: TRPCLink<AppRouter>[];
   close(): Promise<void>;
@@ -67,7 +91,7 @@ export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCL
   const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (!WebSocketImpl) throw new Error("No WebSocket here (Node 20): pass one, e.g. `import WebSocket from 'ws'` and createApiClient({ …, WebSocket }).");
   /** Per op id, what the encoder adds to the call's message. */
-  const metaById = new Map<number | string, { callId?: string | undefined; deadlineAt?: number | undefined }>();
+  const metaById = new Map<number | string, CallMetaOfOp>();
   let state: ConnectionState = { state: 'connecting', error: null };
   const publish = (next: ConnectionState): void => {
     state = next;
@@ -87,21 +111,7 @@ export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCL
       const reason = (cause as { reason?: unknown } | undefined)?.reason;
       if (cause?.code !== undefined) state = { ...state, lastClose: { code: cause.code, reason: typeof reason === 'string' ? reason : '' } };
     },
-    experimental_encoder: {
-      encode: (data: unknown) => {
-        const add = (m: OutgoingMessage): OutgoingMessage => {
-          const meta = m.params && (typeof m.id === 'number' || typeof m.id === 'string') ? metaById.get(m.id) : undefined;
-          if (!meta) return m;
-          const params: Record<string, unknown> = { ...m.params };
-          if (meta.callId !== undefined) params.callId = meta.callId;
-          // Computed now, so a message resent after a reconnect carries the budget that is left.
-          if (meta.deadlineAt !== undefined) params.deadlineMs = Math.max(0, Math.round(meta.deadlineAt - Date.now()));
-          return { ...m, params };
-        };
-        return jsonEncoder.encode(Array.isArray(data) ? data.map((m) => add(m as OutgoingMessage)) : add(data as OutgoingMessage));
-      },
-      decode: (data) => jsonEncoder.decode(data),
-    },
+    experimental_encoder: callMetaEncoder(metaById),
   });
   const stateSubscription = client.connectionState.subscribe({
     next: (s) => {
