@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
 import { CancelBatcher } from './cancel-by-id';
@@ -90,5 +91,14 @@ describe('CancelBatcher', () => {
     batcher.add('fail');
     await new Promise((r) => setTimeout(r, 10));
     expect(failed).toEqual([['fail']]);
+  });
+});
+
+describe('the README', () => {
+  it('shows the Node 20 WebSocket example exactly as examples/node20-websocket.ts (which is typechecked and linted)', () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const example = readFileSync(new URL('../examples/node20-websocket.ts', import.meta.url), 'utf8');
+    const code = example.split('\n').filter((line) => !line.startsWith('//') && !line.startsWith('/*')).join('\n');
+    expect(readme).toContain(code);
   });
 });
