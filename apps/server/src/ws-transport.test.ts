@@ -434,3 +434,24 @@ describe('reconnect', () => {
     }
   });
 });
+
+describe('subscriptions on the socket', () => {
+  it('subscription.stop ends the stream on the server (settled, no more pages); a second subscription with a running id is refused', async () => {
+    await t.database.sql`insert into users (name, email) select 'User ' || g, 'sub' || g || '@example.com' from generate_series(1, 3000) g`;
+    const s = await RawSocket.open();
+    s.call(1, 'subscription', 'users.stream', { pageSize: 1, callId: 'ws-stop-1' });
+    await s.frame((f) => f.id === 1 && f.result?.type === 'data');
+    s.call(1, 'subscription', 'users.stream', { pageSize: 1 });
+    expect((await s.frame((f) => f.id === 1 && f.error !== undefined)).error?.message).toContain('already running');
+    s.send({ id: 1, method: 'subscription.stop' });
+    const settled = await until('the stream settled', () => Promise.resolve(hop('ws-stop-1', 'settled')));
+    expect(settled.value.code).toBe('CLIENT_CLOSED_REQUEST');
+    const pages = s.frames.filter((f) => f.id === 1 && f.result?.type === 'data').length;
+    expect(pages).toBeLessThan(3000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(s.frames.filter((f) => f.id === 1 && f.result?.type === 'data').length).toBeLessThanOrEqual(pages + 1);
+    // The socket goes on.
+    s.call(2, 'query', 'users.list', { limit: 1 });
+    expect((await s.frame((f) => f.id === 2)).result?.type).toBe('data');
+  });
+});
