@@ -12,6 +12,15 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
+/** Frames the WebSocket client sent (to count calls.cancel). */
+const sentFrames: string[] = [];
+class RecordingWebSocket extends WebSocket {
+  override send(data: Parameters<WebSocket['send']>[0], ...rest: unknown[]): void {
+    sentFrames.push(typeof data === 'string' ? data : '(binary)');
+    (super.send as (...args: unknown[]) => void)(data, ...rest);
+  }
+}
+
 let t: TestServer;
 let observer: postgres.Sql;
 const clients = new Map<ApiTransport, ApiClient>();
@@ -20,7 +29,7 @@ beforeAll(async () => {
   t = await startTestServer({ poolMax: 4 });
   observer = postgres(t.database.url, { max: 1, onnotice: () => undefined });
   for (const transport of ['http', 'http-batch', 'websocket'] as const) {
-    clients.set(transport, createApiClient({ url: `${t.url}/trpc`, token: TEST_TOKEN, transport, EventSource, WebSocket }));
+    clients.set(transport, createApiClient({ url: `${t.url}/trpc`, token: TEST_TOKEN, transport, EventSource, WebSocket: RecordingWebSocket, maxFrameBytes: 16 * 1024 }));
   }
 });
 afterAll(async () => {
@@ -98,6 +107,28 @@ describe('batched HTTP, cancel by id', () => {
     expect(hop('batch-abort', 'signal.fired')?.reason).toBe('cancelled');
     expect((await kept).sleptMs).toBeGreaterThanOrEqual(500);
     expect(hop('batch-kept', 'settled')?.code).toBe('OK');
+  });
+});
+
+describe('a cancel-all of 1,000 calls on one socket', () => {
+  it('sends them in frames under the server limit, cancels them in one or two calls.cancel, and leaves nothing running', async () => {
+    const api = client('websocket');
+    const controller = new AbortController();
+    const ids = Array.from({ length: 1000 }, (_, i) => `all-${i}`);
+    const calls = ids.map((id) => failure(api.lab.sleep.query({ ms: 10_000 }, { signal: controller.signal, context: { callId: id } })));
+    await until('every call reached the server', () => Promise.resolve(ids.every((id) => hop(id, 'received')) || undefined), 10_000);
+    const cancels = () => sentFrames.filter((f) => f.includes('"calls.cancel"')).length;
+    const before = cancels();
+    const abortedAt = performance.now();
+    controller.abort();
+    await Promise.all(calls);
+    expect(performance.now() - abortedAt).toBeLessThan(500); // every caller released at once
+    await until('every call settled', () => Promise.resolve(ids.every((id) => hop(id, 'settled')?.code === 'CLIENT_CLOSED_REQUEST') || undefined), 10_000);
+    expect(cancels() - before).toBeLessThanOrEqual(2);
+    await until('nothing running', async () => (await running('pg_sleep')).length === 0);
+    expect(t.server.runtime.admission.inFlight).toBe(0);
+    // The socket survived (no frame over the limit).
+    expect((await api.users.list.query({ limit: 1 })).total).toBe(0);
   });
 });
 

@@ -53,7 +53,7 @@ beforeEach(async () => {
 });
 
 function wsClient(token = TEST_TOKEN, onConnectionState?: (s: ConnectionState) => void): ApiClient {
-  const client = createApiClient({ url: `${t.url}/trpc`, token, transport: 'websocket', WebSocket: RecordingWebSocket, ...(onConnectionState ? { onConnectionState } : {}) });
+  const client = createApiClient({ url: `${t.url}/trpc`, token, transport: 'websocket', WebSocket: RecordingWebSocket, maxFrameBytes: 16 * 1024, ...(onConnectionState ? { onConnectionState } : {}) });
   clients.push(client);
   return client;
 }
@@ -393,7 +393,7 @@ describe('reconnect', () => {
     await t.database.sql`insert into users (name, email) select 'User ' || g, 'user' || g || '@example.com' from generate_series(1, 3000) g`;
     const proxy = await cuttableProxy(t.url);
     const states: ConnectionState[] = [];
-    const client = createApiClient({ url: `${proxy.url}/trpc`, token: TEST_TOKEN, transport: 'websocket', WebSocket, onConnectionState: (s) => { states.push(s); } });
+    const client = createApiClient({ url: `${proxy.url}/trpc`, token: TEST_TOKEN, transport: 'websocket', WebSocket, maxFrameBytes: 16 * 1024, onConnectionState: (s) => { states.push(s); } });
     try {
       await client.users.list.query();
       const ids: number[] = [];

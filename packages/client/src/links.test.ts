@@ -4,7 +4,7 @@ import { TRPCClientError } from '@trpc/client';
 import { CancelBatcher } from './cancel-by-id';
 import { transportOf } from './links';
 import { isRetryableCallError } from './policy';
-import { callMetaEncoder, ConnectionLostError, reconnectDelayMs, webSocketUrl } from './ws';
+import { callMetaEncoder, ConnectionLostError, reconnectDelayMs, webSocketUrl, withFrameLimit } from './ws';
 
 describe('transportOf', () => {
   it('sends calls with a signal alone, so their abort reaches the server', () => {
@@ -100,5 +100,29 @@ describe('the README', () => {
     const example = readFileSync(new URL('../examples/node20-websocket.ts', import.meta.url), 'utf8');
     const code = example.split('\n').filter((line) => !line.startsWith('//') && !line.startsWith('/*')).join('\n');
     expect(readme).toContain(code);
+  });
+});
+
+describe('withFrameLimit', () => {
+  it("splits wsClient's batched frames over the limit into arrays under it, and leaves the rest alone", () => {
+    const frames: string[] = [];
+    class Fake {
+      constructor(readonly url: string) {}
+      send(data: unknown): void { frames.push(data as string); }
+    }
+    const Limited = withFrameLimit(Fake, 1000);
+    const ws = new Limited('ws://x') as Fake;
+    const messages = Array.from({ length: 100 }, (_, i) => ({ id: i, method: 'query', params: { path: 'lab.sleep', input: { ms: 1 }, callId: `call-${i}` } }));
+    ws.send(JSON.stringify(messages));
+    expect(frames.length).toBeGreaterThan(5);
+    for (const f of frames) expect(new TextEncoder().encode(f).length).toBeLessThanOrEqual(1000);
+    expect(frames.flatMap((f) => JSON.parse(f) as unknown[])).toEqual(messages);
+    frames.length = 0;
+    ws.send('{"method":"connectionParams","data":{"token":"t"}}');
+    ws.send('PONG');
+    expect(frames).toEqual(['{"method":"connectionParams","data":{"token":"t"}}', 'PONG']);
+  });
+  it('a socket closed for a message too big (1009) is not worth a retry', () => {
+    expect(isRetryableCallError(new TRPCClientError<never>('closed', { cause: new ConnectionLostError(1009) }))).toBe(false);
   });
 });

@@ -37,6 +37,8 @@ export interface WebSocketTransportOptions {
   url: string;
   token: () => string;
   WebSocket?: WebSocketConstructor | undefined;
+  /** Largest frame to send (the server closes the socket, 1009, beyond its MAX_BODY_BYTES). */
+  maxFrameBytes?: number | undefined;
   onConnectionState?: ((state: ConnectionState) => void) | undefined;
 }
 
@@ -55,6 +57,40 @@ export function webSocketUrl(httpUrl: string): string {
 interface OutgoingMessage {
   id?: unknown;
   params?: Record<string, unknown>;
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * The WebSocket class with one change: wsClient sends every call queued in a tick as one JSON array frame
+ * (1,000 calls of a cancel-all: one frame over the server's limit, which closes the socket). Bigger frames
+ * are split into several arrays, each under `maxFrameBytes`; the server takes each message alone anyway.
+ */
+export function withFrameLimit(Base: WebSocketConstructor, maxFrameBytes: number): WebSocketConstructor {
+  const Sending = Base as new (url: string, protocols?: string | string[]) => { send(data: unknown): void };
+  const bytes = (text: string): number => (text.length * 3 <= maxFrameBytes ? text.length : utf8.encode(text).length);
+  return class extends Sending {
+    override send(data: unknown): void {
+      if (typeof data !== 'string' || !data.startsWith('[') || bytes(data) <= maxFrameBytes) {
+        super.send(data);
+        return;
+      }
+      let chunk: string[] = [];
+      let size = 2;
+      for (const message of JSON.parse(data) as unknown[]) {
+        const text = JSON.stringify(message);
+        const n = bytes(text) + 1;
+        if (chunk.length > 0 && size + n > maxFrameBytes) {
+          super.send(`[${chunk.join(',')}]`);
+          chunk = [];
+          size = 2;
+        }
+        chunk.push(text);
+        size += n;
+      }
+      if (chunk.length > 0) super.send(`[${chunk.join(',')}]`);
+    }
+  };
 }
 
 export interface CallMetaOfOp {
@@ -102,7 +138,7 @@ export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCL
   const client = createWSClient({
     url: webSocketUrl(options.url),
     connectionParams: () => ({ token: options.token() }),
-    WebSocket: WebSocketImpl as typeof WebSocket,
+    WebSocket: withFrameLimit(WebSocketImpl, options.maxFrameBytes ?? 64 * 1024) as typeof WebSocket,
     retryDelayMs: reconnectDelayMs,
     // Detects a dead connection (no pong) instead of waiting on it forever.
     keepAlive: { enabled: true, intervalMs: 10_000, pongTimeoutMs: 5_000 },
