@@ -46,9 +46,9 @@ export interface WebSocketTransportOptions {
 
 export interface WebSocketTransport {
   /** Open (authenticated or not) sockets. */
-  sockets(): number;
+  sockets: () => number;
   /** Refuses new sockets, tells clients to reconnect elsewhere, closes every socket (1001): their calls stop. */
-  close(): void;
+  close: () => void;
 }
 
 /** Close codes, each with a reason a person can read (README "WebSocket transport"). */
