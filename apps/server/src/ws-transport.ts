@@ -115,6 +115,8 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   const handler = getWSConnectionHandler({
     router: appRouter,
     wss,
+    // tRPC's heartbeat: a peer that vanished without a FIN (no PONG) is dropped, and its calls stop.
+    keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 },
     // Runs once the connectionParams message passed our check (so the owner is known).
     createContext: ({ req, res }) =>
       createInnerContext({
