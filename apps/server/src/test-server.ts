@@ -33,6 +33,8 @@ export interface TestServerOptions {
   tls?: { cert: string; key: string };
   /** The pool's application_name in pg_stat_activity (default test-server). */
   applicationName?: string;
+  wsMaxCallsPerSocket?: number;
+  wsMaxSocketsPerToken?: number;
 }
 
 export async function startTestServer(overrides: TestServerOptions = {}): Promise<TestServer> {
@@ -59,6 +61,8 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     log: overrides.log ?? pino({ level: 'silent' }),
     dashboardDir: overrides.dashboardDir,
     tls: overrides.tls,
+    wsMaxCallsPerSocket: overrides.wsMaxCallsPerSocket,
+    wsMaxSocketsPerToken: overrides.wsMaxSocketsPerToken,
   });
   await server.database.ready;
   return {
