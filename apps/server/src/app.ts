@@ -147,18 +147,21 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     const closed = new Promise<void>((resolve) => server.close(() => { resolve(); }));
     http.closeIdleConnections();
     http.endStreams();
-    ws.close();
+    // WebSocket calls in flight may finish like HTTP ones; new ones are refused (retryable) meanwhile.
+    const drained = Promise.all([http.drained(), ws.drain()]);
     const deadline = AbortSignal.timeout(config.shutdownTimeoutMs);
     const timedOut = new Promise<'timeout'>((resolve) => {
       deadline.addEventListener('abort', () => { resolve('timeout'); }, { once: true });
     });
-    if ((await Promise.race([http.drained(), timedOut])) === 'timeout') {
-      log.warn({ inFlight: http.inFlight() }, 'shutdown deadline reached; stopping the calls still running');
+    if ((await Promise.race([drained, timedOut])) === 'timeout') {
+      log.warn({ inFlight: http.inFlight(), webSocketCalls: ws.callsInFlight() }, 'shutdown deadline reached; stopping the calls still running');
       stopCalls.abort(new ShutdownError());
       // Give stopped calls a moment to answer (SERVICE_UNAVAILABLE) before the sockets go.
-      await Promise.race([http.drained(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
       http.closeAllConnections();
     }
+    // Streams on the sockets end here; their clients reconnect (and resume) on the next server.
+    ws.close();
     // Keep-alive connections that went idle after their last answer would hold close() open otherwise.
     http.closeIdleConnections();
     await closed;

@@ -145,17 +145,40 @@ describe('a transport mounted with small limits', () => {
 });
 
 describe('shutdown', () => {
-  it("tells each socket to reconnect, closes it (1001), stops its calls, and does not hold the server's close", async () => {
+  it('lets calls in flight finish, refuses new ones (retryable), then tells each socket to reconnect and closes it (1001)', async () => {
     const s = await openSocket(t.url);
-    s.call(1, 'query', 'lab.sleep', { ms: 10_000 }, { callId: 'shutdown-ws-1' });
+    s.call(1, 'query', 'lab.sleep', { ms: 600 }, { callId: 'shutdown-ws-1' });
     await until('it runs', () => hop('shutdown-ws-1', 'statement.started'));
     const started = performance.now();
-    await t.server.close();
-    expect(performance.now() - started).toBeLessThan(2000);
+    const closing = t.server.close();
+    await new Promise((r) => setTimeout(r, 100));
+    s.call(2, 'query', 'lab.sleep', { ms: 0 }, { callId: 'shutdown-ws-2' });
+    await closing;
+    expect(performance.now() - started).toBeLessThan(2000); // the drain ended with the call, not at the deadline
+    expect(hop('shutdown-ws-1', 'settled')?.code).toBe('OK');
+    expect(s.frames.find((f) => f.id === 1)).toMatchObject({ result: { type: 'data' } });
+    expect(s.frames.find((f) => f.id === 2)).toMatchObject({ error: { data: { code: 'SERVICE_UNAVAILABLE' } } });
+    expect(hop('shutdown-ws-2', 'received')).toBeUndefined(); // never started
     expect(await s.closed).toEqual({ code: 1001, reason: 'server shutting down' });
     expect(s.frames.some((f) => f.method === 'reconnect')).toBe(true);
-    expect(hop('shutdown-ws-1', 'signal.fired')?.reason).toBe('shutdown');
-    expect(hop('shutdown-ws-1', 'settled')?.code).toBe('SERVICE_UNAVAILABLE');
     expect(t.server.webSockets()).toBe(0);
+  });
+
+  it('stops a call still running at the shutdown deadline (SERVICE_UNAVAILABLE, retryable) and closes the socket', async () => {
+    const server = await startTestServer({ poolMax: 2, shutdownTimeoutMs: 500 });
+    try {
+      const s = await openSocket(server.url);
+      s.call(1, 'query', 'lab.sleep', { ms: 20_000 }, { callId: 'shutdown-ws-long' });
+      const hopOf = (type: string) => server.server.runtime.activity.read(0, 100_000).events.find((e) => e.callId === 'shutdown-ws-long' && e.type === type);
+      await until('it runs', () => hopOf('statement.started'));
+      const started = performance.now();
+      await server.server.close();
+      expect(performance.now() - started).toBeLessThan(3000);
+      expect(hopOf('signal.fired')).toMatchObject({ reason: 'shutdown' });
+      expect(hopOf('settled')).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+      expect(await s.closed).toEqual({ code: 1001, reason: 'server shutting down' });
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -48,7 +48,14 @@ export interface WebSocketTransportOptions {
 export interface WebSocketTransport {
   /** Open (authenticated or not) sockets. */
   sockets: () => number;
-  /** Refuses new sockets, tells clients to reconnect elsewhere, closes every socket (1001): their calls stop. */
+  /** Queries and mutations in flight on the sockets. */
+  callsInFlight: () => number;
+  /**
+   * Graceful shutdown, first step: no new sockets, and a new call on an open one is refused with a
+   * retryable SERVICE_UNAVAILABLE; calls in flight go on. Resolves when none is left.
+   */
+  drain: () => Promise<void>;
+  /** Tells clients to reconnect elsewhere and closes every socket (1001): what still runs on them stops. */
   close: () => void;
 }
 
@@ -85,10 +92,14 @@ function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
-/** Calls a socket has in flight, against its limit (openCallScope acquires, the call's dispose releases). */
+/**
+ * Calls a socket has in flight, against its limit (openCallScope acquires, the call's dispose releases).
+ * Streams count against the limit too; `calls` (queries and mutations only) is what a graceful shutdown
+ * waits for — streams end when the socket closes and resume on the client's next server.
+ */
 class SocketSlots implements CallSlots {
   inFlight = 0;
-  constructor(private readonly limit: number) {}
+  constructor(private readonly limit: number, private readonly calls: CallCounter) {}
   tryAcquire(): boolean {
     if (this.inFlight >= this.limit) return false;
     this.inFlight++;
@@ -96,6 +107,36 @@ class SocketSlots implements CallSlots {
   }
   release(): void {
     this.inFlight--;
+  }
+  /** The slots as a query or mutation takes them: counted for draining as well. */
+  readonly forCall: CallSlots = {
+    tryAcquire: () => {
+      if (!this.tryAcquire()) return false;
+      this.calls.add(1);
+      return true;
+    },
+    release: () => {
+      this.release();
+      this.calls.add(-1);
+    },
+  };
+}
+
+/** Queries and mutations in flight on every socket, and who waits for them to reach zero. */
+class CallCounter {
+  n = 0;
+  #waiters: (() => void)[] = [];
+  add(delta: number): void {
+    this.n += delta;
+    // On the next turn: a call's slot is released in its scope's `finally`, a few microtasks before tRPC
+    // writes its answer; closing the socket at once would drop that answer.
+    if (this.n === 0 && this.#waiters.length > 0) {
+      const waiters = this.#waiters.splice(0);
+      setImmediate(() => { for (const resolve of waiters) resolve(); });
+    }
+  }
+  drained(): Promise<void> {
+    return this.n === 0 ? Promise.resolve() : new Promise((resolve) => { this.#waiters.push(resolve); });
   }
 }
 
@@ -111,6 +152,7 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
   /** Open sockets, each with its way to close it and stop its calls. */
   const open = new Map<WebSocket, (code: number, reason: string, cause?: unknown) => void>();
   let closing = false;
+  const calls = new CallCounter();
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayload, clientTracking: false, perMessageDeflate: false });
   const handler = getWSConnectionHandler({
@@ -161,7 +203,7 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
     const carrier = new AbortController();
     // Each call in flight listens to it (up to maxCalls): not a leak.
     setMaxListeners(maxCalls + 16, carrier.signal);
-    const slots = new SocketSlots(maxCalls);
+    const slots = new SocketSlots(maxCalls, calls);
     /** Subscriptions by message id: subscription.stop must stop the stream's scope too (its SQL included). */
     const streams = new Map<string | number, { controller: AbortController; detach: () => void }>();
     let owner: string | undefined;
@@ -331,7 +373,12 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
         streams.set(id, { controller, detach: () => { carrier.signal.removeEventListener('abort', onCarrier); } });
         signal = controller.signal;
       }
-      return { message, meta: { callId, clientBudgetMs: deadlineMs === undefined ? undefined : Math.max(1, deadlineMs), signal, slots } };
+      if (closing && method !== 'subscription') {
+        // Draining: what runs may finish, nothing new starts here (the client retries on the next server).
+        reply(id, new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The server is shutting down; the call was not started. Retry.' }));
+        return undefined;
+      }
+      return { message, meta: { callId, clientBudgetMs: deadlineMs === undefined ? undefined : Math.max(1, deadlineMs), signal, slots: method === 'subscription' ? slots : slots.forCall } };
     };
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -378,6 +425,11 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
 
   return {
     sockets: () => open.size,
+    callsInFlight: () => calls.n,
+    drain: () => {
+      closing = true;
+      return calls.drained();
+    },
     close: () => {
       closing = true;
       server.off('upgrade', onUpgrade);

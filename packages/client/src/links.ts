@@ -128,6 +128,31 @@ export async function closeApiClient(client: ApiClient): Promise<void> {
   await closers.get(client)?.();
 }
 
+/**
+ * Gives each call a signal of its own, linked to the caller's only while the call lasts. tRPC 11.22's
+ * httpLink and httpBatchLink (`raceAbortSignals`) add an 'abort' listener to the op's signal and never
+ * remove it, so a program passing one long-lived signal to many calls (a run, a page, a shutdown signal)
+ * would collect one listener per call, for as long as that signal lives. With this link in front, what
+ * the links behind us add lands on a signal that is dropped with the call.
+ */
+export function callSignalLink(): TRPCLink<AppRouter> {
+  return () =>
+    ({ op, next }) =>
+      observable((observer) => {
+        const outer = op.signal;
+        if (!outer) return next(op).subscribe(observer);
+        const own = new AbortController();
+        const onAbort = (): void => { own.abort(outer.reason); };
+        if (outer.aborted) onAbort();
+        else outer.addEventListener('abort', onAbort, { once: true });
+        const subscription = next({ ...op, signal: own.signal }).subscribe(observer);
+        return () => {
+          outer.removeEventListener('abort', onAbort);
+          subscription.unsubscribe();
+        };
+      });
+}
+
 export function createApiClient(options: ApiClientOptions): ApiClient {
   const token = typeof options.token === 'function' ? options.token : () => options.token as string;
   const authorization = () => ({ authorization: `Bearer ${token()}` });
@@ -136,10 +161,10 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
   let client: ApiClient;
   if (transport === 'websocket') {
     const ws = webSocketLinks({ url: options.url, token, WebSocket: options.WebSocket, maxFrameBytes: options.maxFrameBytes, onConnectionState: options.onConnectionState }, [cancelByIdLink(cancels)]);
-    client = createTRPCClient<AppRouter>({ links: ws.links });
+    client = createTRPCClient<AppRouter>({ links: [callSignalLink(), ...ws.links] });
     closers.set(client, () => ws.close());
   } else {
-    client = createTRPCClient<AppRouter>({ links: [httpLinks(options, token, authorization, transport, cancels)] });
+    client = createTRPCClient<AppRouter>({ links: [callSignalLink(), httpLinks(options, token, authorization, transport, cancels)] });
   }
   cancels.connect((callIds) => client.calls.cancel.mutate({ callIds }));
   return client;
