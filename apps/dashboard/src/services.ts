@@ -1,8 +1,10 @@
 /**
- * What lives for the whole page, outside React: the API client (shared links from @asyncscope/client),
- * the stores, and the one activity stream. Components reach them through ServicesContext.
+ * What lives for the whole page, outside React: the API clients (@asyncscope/client: the page's own,
+ * over one WebSocket, and the lab's, one per transport), the stores, and the one activity stream.
+ * Components reach them through ServicesContext. Everything that depends on the client package's
+ * transport options is in `makeClient`, here.
  */
-import type { ApiClient } from '@asyncscope/client';
+import type { ApiClient, ApiClientOptions } from '@asyncscope/client';
 import { createApiClient } from '@asyncscope/client';
 import type { setFaultsInput } from '@asyncscope/contract';
 import { createContext, useContext } from 'react';
@@ -11,14 +13,26 @@ import { ActivityFeed } from './activity/feed';
 import { TokenStore } from './auth/token';
 import { CallsStore } from './lab/calls-store';
 import { LabFaults, NO_FAULT } from './lab/lab-faults';
-import type { RunHandle } from './lab/runner';
+import type { FetchUser, RunHandle } from './lab/runner';
+import { pageProtocol, type ClientTransport, type LabTransport, type PageProtocol } from './lab/transport';
+import { LabClients, nextSocketState, SocketStateStore, type MakeClient, type SocketState, type TransportClient } from './transport/clients';
 import { UserStream } from './users/stream-store';
 
 type SetFaultsInput = z.input<typeof setFaultsInput>;
 
 export interface Services {
   tokens: TokenStore;
+  /** The page's own client: activity stream, server panel, users, the lab's faults. */
   api: ApiClient;
+  /** How the page's own calls travel, and the state of its socket. */
+  pageTransport: ClientTransport;
+  pageSocket: SocketStateStore;
+  /** What the page was served over (decides whether HTTP/2 can be chosen). */
+  page: PageProtocol;
+  /** The lab's clients, one per transport. */
+  labClients: LabClients;
+  /** users.byId for a lab run over `transport`. */
+  labFetch: (transport: LabTransport) => FetchUser;
   calls: CallsStore;
   feed: ActivityFeed;
   userStream: UserStream;
@@ -28,8 +42,50 @@ export interface Services {
   run: { current: RunHandle | null };
 }
 
-export function createServices(tokens: TokenStore, origin: string): Services {
-  const api = createApiClient({ url: `${origin}/trpc`, token: () => tokens.get() ?? '' });
+/** How the page's own traffic travels. */
+export const PAGE_TRANSPORT: ClientTransport = 'http';
+
+/** The options @asyncscope/client's createApiClient takes for a transport (see packages/client). */
+type TransportOptions = ApiClientOptions & {
+  transport?: ClientTransport;
+  onConnectionState?: (state: { type: 'connecting' | 'open' | 'closed'; error?: unknown }) => void;
+};
+
+/** A client over `transport`, reporting its socket's state; the one place that knows the client package's options. */
+export function clientMaker(origin: string, tokens: TokenStore, now: () => number = Date.now): MakeClient {
+  return (transport, onState) => {
+    let state: SocketState = { status: transport === 'websocket' ? 'connecting' : 'open', attempt: 0, error: null, since: now() };
+    onState(state);
+    const options: TransportOptions = {
+      url: `${origin}/trpc`,
+      token: () => tokens.get() ?? '',
+      transport,
+      onConnectionState: (event) => {
+        state = nextSocketState(state, event, now());
+        onState(state);
+      },
+    };
+    const api = (createApiClient)(options);
+    const client: TransportClient = {
+      api,
+      close: () => {
+        (api as unknown as { close?: () => void }).close?.();
+      },
+    };
+    return client;
+  };
+}
+
+export function createServices(tokens: TokenStore, origin: string, location: Pick<Location, 'protocol'> = { protocol: new URL(origin).protocol }): Services {
+  const make = clientMaker(origin, tokens);
+  const pageSocket = new SocketStateStore();
+  const pageClient = make(PAGE_TRANSPORT, (state) => { pageSocket.set(state); });
+  const api = pageClient.api;
+  const labClients = new LabClients(make);
+  const labFetch = (transport: LabTransport): FetchUser => {
+    const client = labClients.get(transport);
+    return (id, opts) => client.users.byId.query({ id }, opts);
+  };
   const calls = new CallsStore();
   const labFaults = new LabFaults({
     set: (procedure, fault) => api.lab.setFaults.mutate({ procedure, fault }),
@@ -67,7 +123,8 @@ export function createServices(tokens: TokenStore, origin: string): Services {
       userStream.applyServerEvents(events);
     },
   );
-  return { tokens, api, calls, feed, userStream, labFaults, run: { current: null } };
+  const page = pageProtocol(location, typeof performance === 'undefined' ? undefined : performance);
+  return { tokens, api, pageTransport: PAGE_TRANSPORT, pageSocket, page, labClients, labFetch, calls, feed, userStream, labFaults, run: { current: null } };
 }
 
 export const ServicesContext = createContext<Services | null>(null);

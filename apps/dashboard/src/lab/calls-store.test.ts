@@ -2,7 +2,7 @@ import type { ActivityEvent } from '@asyncscope/api';
 import { describe, expect, it } from 'vitest';
 import { CallsStore, type RunConfig } from './calls-store';
 
-const config: RunConfig = { count: 3, concurrency: 2, timeoutMs: 1000, retries: 0, minDelayMs: 10, maxDelayMs: 20, latencyMs: 0, errorRate: 0, mode: 'settled', transport: 'single' };
+const config: RunConfig = { count: 3, concurrency: 2, timeoutMs: 1000, retries: 0, minDelayMs: 10, maxDelayMs: 20, latencyMs: 0, errorRate: 0, mode: 'settled', transport: 'websocket' };
 
 function manualFrames() {
   const queue: (() => void)[] = [];

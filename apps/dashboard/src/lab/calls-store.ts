@@ -6,6 +6,7 @@
 import type { ActivityEvent } from '@asyncscope/api';
 import { CALL_STATES, isTerminal, newRow, reduceCall, type CallEvent, type CallRow, type CallState, type ErrorInfo } from './call-state';
 import { joinEvents } from './hops';
+import type { LabTransport } from './transport';
 import { FrameBatcher, type FrameScheduler } from '../lib/frame-batcher';
 
 export type RunMode = 'settled' | 'fail-fast';
@@ -20,7 +21,7 @@ export interface RunConfig {
   latencyMs: number;
   errorRate: number;
   mode: RunMode;
-  transport: 'single' | 'batch';
+  transport: LabTransport;
 }
 
 export interface RunInfo {
