@@ -116,7 +116,7 @@ const LabControls = memo(function LabControls() {
       >
         <div className="controls-grid">
           <NumberField label="Calls" hint="1–10,000 users.byId" value={form.count} error={errors.count} onChange={(v) => { set('count', v); }} testId="count" />
-          <NumberField label="Concurrency" hint={`calls at a time, up to ${MAX_CONCURRENCY.toLocaleString('en-US')}`} value={form.concurrency} error={errors.concurrency} onChange={(v) => { set('concurrency', v); }} testId="concurrency" />
+          <NumberField label="Concurrency" hint={`1–${MAX_CONCURRENCY.toLocaleString('en-US')} at a time`} value={form.concurrency} error={errors.concurrency} onChange={(v) => { set('concurrency', v); }} testId="concurrency" />
           <NumberField label="Timeout" unit="ms" hint="per call, retries included" value={form.timeoutMs} error={errors.timeoutMs} onChange={(v) => { set('timeoutMs', v); }} testId="timeout" />
           <NumberField label="Retries" hint="retryable errors only" value={form.retries} error={errors.retries} onChange={(v) => { set('retries', v); }} testId="retries" />
           <NumberField label="Backoff min" unit="ms" hint="full jitter" value={form.minDelayMs} error={errors.minDelayMs} onChange={(v) => { set('minDelayMs', v); }} testId="min-delay" />
@@ -143,8 +143,6 @@ const LabControls = memo(function LabControls() {
               </label>
             ))}
           </fieldset>
-        </div>
-        <div className="controls-row">
           <fieldset className="mode">
             <legend>Mode</legend>
             <label title="Every call runs to its end; the run reports each outcome (asyncio.gather(return_exceptions=True))">
@@ -154,6 +152,8 @@ const LabControls = memo(function LabControls() {
               <input type="radio" name="mode" value="fail-fast" checked={form.mode === 'fail-fast'} onChange={() => { set('mode', 'fail-fast'); }} /> fail-fast group
             </label>
           </fieldset>
+        </div>
+        <div className="controls-row">
           <label className="check" title="Faults are server-wide: every client's users.byId calls slow down while one is set. The lab clears its fault when the run ends or this page closes, unless this is ticked.">
             <input
               type="checkbox"
@@ -220,10 +220,11 @@ function RunSummary({ snap }: { snap: CallsSnapshot }) {
             </li>
           ))}
         </ul>
-        <div className="run-meta">
+        <div className="run-meta" data-started-at={run?.startedAt}>
           {run ? (
             <>
               <span>{run.config.mode === 'fail-fast' ? 'fail-fast group' : 'settled'} · <span data-testid="run-transport">{transportLabel(run.config.transport)}</span></span>
+              <ServerCounts snap={snap} />
               <span>{settled.toLocaleString('en-US')}/{snap.rows.length.toLocaleString('en-US')} done</span>
               <span className="num">{fmtMs(elapsed)}</span>
             </>
@@ -247,6 +248,19 @@ function RunSummary({ snap }: { snap: CallsSnapshot }) {
         ) : null}
       </div>
     </>
+  );
+}
+
+/** Where the run's calls are on the server: received at all, running SQL, waiting for a pool connection. */
+function ServerCounts({ snap }: { snap: CallsSnapshot }) {
+  const { server } = snap;
+  const received = snap.rows.length - server.unseen;
+  return (
+    <span className="server-counts" title="From the server's activity stream: calls it received, calls whose SQL statement runs, calls that wait for one of its pool connections">
+      server: <strong className="num" data-testid="server-received">{received.toLocaleString('en-US')}</strong> received
+      {' · '}<strong className="num" data-testid="server-sql">{server.sql.toLocaleString('en-US')}</strong> in SQL
+      {' · '}<strong className="num" data-testid="server-pool">{server.pool.toLocaleString('en-US')}</strong> wait for a connection
+    </span>
   );
 }
 

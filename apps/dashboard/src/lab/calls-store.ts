@@ -5,7 +5,7 @@
  */
 import type { ActivityEvent } from '@asyncscope/api';
 import { CALL_STATES, isTerminal, newRow, reduceCall, type CallEvent, type CallRow, type CallState, type ErrorInfo } from './call-state';
-import { joinEvents } from './hops';
+import { joinEvents, SERVER_PHASES, serverPhase, type ServerPhase } from './hops';
 import type { LabTransport } from './transport';
 import { FrameBatcher, type FrameScheduler } from '../lib/frame-batcher';
 
@@ -52,6 +52,8 @@ export interface CallsSnapshot {
   run: RunInfo | null;
   rows: readonly CallRow[];
   counts: Readonly<Record<CallState, number>>;
+  /** Rows by where their call is on the server (latest attempt). */
+  server: Readonly<Record<ServerPhase, number>>;
   active: number;
   selected: number;
   /** Selected calls that can still be cancelled. */
@@ -68,6 +70,10 @@ export interface CallsSnapshot {
 
 const OTHERS_KEPT = 60;
 
+function zeroPhases(): Record<ServerPhase, number> {
+  return Object.fromEntries(SERVER_PHASES.map((p) => [p, 0])) as Record<ServerPhase, number>;
+}
+
 function zeroCounts(): Record<CallState, number> {
   return Object.fromEntries(CALL_STATES.map((s) => [s, 0])) as Record<CallState, number>;
 }
@@ -78,6 +84,7 @@ export class CallsStore {
   #rows: CallRow[] = [];
   #byCallId = new Map<string, number>();
   #counts = zeroCounts();
+  #phases = zeroPhases();
   #selected = 0;
   #selectedActive = 0;
   #siblingsCancelled = 0;
@@ -115,6 +122,7 @@ export class CallsStore {
     this.#rows = [];
     this.#byCallId = new Map();
     this.#counts = zeroCounts();
+    this.#phases = zeroPhases();
     this.#selected = 0;
     this.#selectedActive = 0;
     this.#siblingsCancelled = 0;
@@ -125,6 +133,7 @@ export class CallsStore {
       this.#byCallId.set(callId, i);
     }
     this.#counts.queued = config.count;
+    this.#phases.unseen = config.count;
     this.#changed();
     return this.#run;
   }
@@ -148,6 +157,14 @@ export class CallsStore {
     const after = reduceCall(before, event);
     if (after === before) return;
     this.#rows[index] = after;
+    if (after.hops !== before.hops) {
+      const was = serverPhase(before.hops);
+      const is = serverPhase(after.hops);
+      if (was !== is) {
+        this.#phases[was]--;
+        this.#phases[is]++;
+      }
+    }
     if (after.state !== before.state) {
       this.#counts[before.state]--;
       this.#counts[after.state]++;
@@ -250,6 +267,7 @@ export class CallsStore {
       run: this.#run,
       rows: this.#rows.slice(),
       counts: { ...this.#counts },
+      server: { ...this.#phases },
       active: this.#active,
       selected: this.#selected,
       selectedActive: this.#selectedActive,

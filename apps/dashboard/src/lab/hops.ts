@@ -105,6 +105,21 @@ export function waitsForPoolConnection(slots: HopSlots): boolean {
   return slots.started !== undefined && !slots.statement && !slots.settled && !slots.signal;
 }
 
+/** Where a row's call is on the server (its latest attempt), for the run's counts. */
+export type ServerPhase = 'unseen' | 'admission' | 'pool' | 'sql' | 'working' | 'settled';
+
+export const SERVER_PHASES: readonly ServerPhase[] = ['unseen', 'admission', 'pool', 'sql', 'working', 'settled'];
+
+export function serverPhase(hops: readonly ServerHop[]): ServerPhase {
+  if (hops.length === 0) return 'unseen';
+  const slots = hopSlots(hops);
+  if (slots.settled) return 'settled';
+  if (slots.statement) return 'sql';
+  if (waitsForPoolConnection(slots)) return 'pool';
+  if (slots.queued && !slots.started) return 'admission';
+  return 'working';
+}
+
 /** How the call's server-side signal fired, for a narrow column. */
 export function signalLabel(reason: string): string {
   switch (reason) {
