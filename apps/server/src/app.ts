@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { keptApiToken } from './api-token';
 import { openDatabase, type Database } from './database';
 import { createHttpServer } from './http';
+import { attachWebSocketTransport } from './ws-transport';
 
 export interface ServerConfig {
   port: number;
@@ -34,6 +35,9 @@ export interface ServerConfig {
   lab?: boolean | undefined;
   /** Default longest duration of a call, in ms (per-procedure limits may be longer, e.g. lab.sleep). */
   callTimeoutMs: number;
+  /** WebSocket transport limits (WS_MAX_CALLS_PER_SOCKET, WS_MAX_SOCKETS_PER_TOKEN). */
+  wsMaxCallsPerSocket?: number | undefined;
+  wsMaxSocketsPerToken?: number | undefined;
   /** Built dashboard to serve at /, if any. */
   dashboardDir?: string | undefined;
   log: Logger;
@@ -47,6 +51,8 @@ export interface RunningServer {
   tokenFile: string | undefined;
   database: Database;
   runtime: Runtime;
+  /** Open WebSockets (/trpc). */
+  webSockets(): number;
   /** Graceful stop: refuse new connections, let in-flight calls finish up to the deadline, close the pool, stop Postgres. */
   close(): Promise<void>;
 }
@@ -115,6 +121,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
 
   const { server } = http;
+  const ws = attachWebSocketTransport(server, { runtime, apiTokens: [apiToken, ...(config.extraApiTokens ?? [])], maxPayload: config.maxBodyBytes, maxCallsPerSocket: config.wsMaxCallsPerSocket, maxSocketsPerToken: config.wsMaxSocketsPerToken, log, isDatabaseReady: () => database.isReady() });
   // A deep accept queue: thousands of clients connecting at once should wait for admission control
   // (which answers 429 when it must), not be dropped by the kernel.
   server.listen({ port: config.port, host: config.host, backlog: 4096 });
@@ -137,6 +144,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     const closed = new Promise<void>((resolve) => server.close(() => { resolve(); }));
     server.closeIdleConnections();
     http.endStreams();
+    ws.close();
     const deadline = AbortSignal.timeout(config.shutdownTimeoutMs);
     const timedOut = new Promise<'timeout'>((resolve) => {
       deadline.addEventListener('abort', () => { resolve('timeout'); }, { once: true });
@@ -156,5 +164,5 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     log.info('stopped');
   };
 
-  return { url, apiToken, tokenFile: kept?.file, database, runtime, close: () => (closing ??= close()) };
+  return { url, apiToken, tokenFile: kept?.file, database, runtime, webSockets: ws.sockets, close: () => (closing ??= close()) };
 }

@@ -41,6 +41,8 @@ const envSchema = z.object({
   MAX_QUEUE_PER_CLIENT: intIn('MAX_QUEUE_PER_CLIENT', 0, 1_000_000).default(250),
   BODY_TIMEOUT_MS: intIn('BODY_TIMEOUT_MS', 100, 600_000).default(10_000),
   MAX_BATCH_SIZE: intIn('MAX_BATCH_SIZE', 1, 10_000).default(50),
+  WS_MAX_CALLS_PER_SOCKET: intIn('WS_MAX_CALLS_PER_SOCKET', 1, 100_000).default(1000),
+  WS_MAX_SOCKETS_PER_TOKEN: intIn('WS_MAX_SOCKETS_PER_TOKEN', 1, 100_000).default(64),
   LAB: z.enum(['on', 'off'], { error: 'LAB must be on or off' }).default('on'),
   DASHBOARD_DIR: z.string().min(1).default(resolve(REPO_ROOT, 'apps/dashboard/dist')),
   CALL_TIMEOUT_MS: intIn('CALL_TIMEOUT_MS', 1, 3_600_000).default(30_000),

@@ -36,6 +36,8 @@ const server = await startServer({
   maxQueuePerClient: env.MAX_QUEUE_PER_CLIENT,
   bodyTimeoutMs: env.BODY_TIMEOUT_MS,
   maxBatchSize: env.MAX_BATCH_SIZE,
+  wsMaxCallsPerSocket: env.WS_MAX_CALLS_PER_SOCKET,
+  wsMaxSocketsPerToken: env.WS_MAX_SOCKETS_PER_TOKEN,
   lab: env.LAB === 'on',
   callTimeoutMs: env.CALL_TIMEOUT_MS,
   dashboardDir,

@@ -27,6 +27,9 @@ export interface TestServerOptions {
   log?: Logger;
   /** A built dashboard to serve at /. */
   dashboardDir?: string;
+  extraApiTokens?: string[];
+  wsMaxCallsPerSocket?: number;
+  wsMaxSocketsPerToken?: number;
 }
 
 export async function startTestServer(overrides: TestServerOptions = {}): Promise<TestServer> {
@@ -51,6 +54,9 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     callTimeoutMs: 30_000,
     log: overrides.log ?? pino({ level: 'silent' }),
     dashboardDir: overrides.dashboardDir,
+    extraApiTokens: overrides.extraApiTokens,
+    wsMaxCallsPerSocket: overrides.wsMaxCallsPerSocket,
+    wsMaxSocketsPerToken: overrides.wsMaxSocketsPerToken,
   });
   await server.database.ready;
   return {

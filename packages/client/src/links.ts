@@ -1,21 +1,35 @@
 import type { AppRouter } from '@asyncscope/api';
 import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink, TRPCClientError, type Operation, type TRPCClient, type TRPCLink } from '@trpc/client';
 import { observable } from '@trpc/server/observable';
+import { CancelBatcher, cancelByIdLink } from './cancel-by-id';
 import { ticketedEventSource } from './ticketed-event-source';
+import { webSocketLinks, type ConnectionState, type WebSocketConstructor } from './ws';
 
 /** Per-call options, passed as tRPC's `context` (a type, not an interface, so it fits tRPC's record type). */
 export type CallContext = {
-  /** Sent as x-request-id: the server names the call's events and logs with it. */
+  /**
+   * Names the call on the server (its events, logs, `calls.cancel`): x-request-id per call over HTTP, its
+   * place in x-call-ids in a batch, `params.callId` over the WebSocket. Given one if none.
+   */
   callId?: string;
-  /** Epoch ms by which the call must be done; the server gets the remaining budget (x-deadline-ms). */
+  /** Epoch ms by which the call must be done; the server gets the remaining budget (x-deadline-ms, or `params.deadlineMs`). */
   deadlineAt?: number;
   /**
    * 'single': one HTTP request for this call, so aborting it reaches the server (its signal fires).
    * 'batch': shares a request with other calls; an abort only drops the answer, the server keeps working.
-   * Default: 'single' for calls given a signal, 'batch' for the rest.
+   * Default: 'single' for calls given a signal, 'batch' for the rest. Only for the 'http' transport.
    */
   transport?: 'single' | 'batch';
 };
+
+/**
+ * How a client reaches the server:
+ * - 'http' (default): calls with a signal one request each (an abort reaches the server), the rest batched
+ *   (an abort only stops the wait), subscriptions over SSE;
+ * - 'http-batch': every call batched, each named in x-call-ids; an abort sends `calls.cancel` for it;
+ * - 'websocket': every call and subscription on one socket; an abort sends `calls.cancel` (on that socket).
+ */
+export type ApiTransport = 'http' | 'http-batch' | 'websocket';
 
 export interface ApiClientOptions {
   /** The tRPC endpoint, e.g. http://127.0.0.1:3000/trpc */
@@ -25,6 +39,13 @@ export interface ApiClientOptions {
   /** EventSource implementation for subscriptions where there is no global one (Node 20: the `eventsource` package). */
   EventSource?: Parameters<typeof httpSubscriptionLink>[0]['EventSource'];
   fetch?: typeof globalThis.fetch;
+  transport?: ApiTransport;
+  /** WebSocket implementation where there is no global one (Node 20: `import WebSocket from 'ws'`). */
+  WebSocket?: WebSocketConstructor;
+  /** The socket's state ('websocket' only): connecting, open, idle (closed), and why it last failed. */
+  onConnectionState?: (state: ConnectionState) => void;
+  /** A `calls.cancel` that failed (the call itself has already failed with AbortError for its caller). */
+  onCancelError?: (error: unknown, callIds: string[]) => void;
 }
 
 export type ApiClient = TRPCClient<AppRouter>;
@@ -84,15 +105,35 @@ export async function fetchStreamTicket(url: string, token: string, options: { f
  * The one client configuration shared by the dashboard and programs: subscriptions over SSE, calls that
  * can be cancelled over `httpLink` (one request each, so an abort reaches the server), the rest batched.
  */
+const closers = new WeakMap<object, () => Promise<void>>();
+
+/** Closes what the client holds open (its WebSocket); calls in flight on it fail. A no-op over HTTP. */
+export async function closeApiClient(client: ApiClient): Promise<void> {
+  await closers.get(client)?.();
+}
+
 export function createApiClient(options: ApiClientOptions): ApiClient {
   const token = typeof options.token === 'function' ? options.token : () => options.token as string;
   const authorization = () => ({ authorization: `Bearer ${token()}` });
+  const transport = options.transport ?? 'http';
+  const cancels = new CancelBatcher(options.onCancelError);
+  let client: ApiClient;
+  if (transport === 'websocket') {
+    const ws = webSocketLinks({ url: options.url, token, WebSocket: options.WebSocket, onConnectionState: options.onConnectionState }, [cancelByIdLink(cancels)]);
+    client = createTRPCClient<AppRouter>({ links: ws.links });
+    closers.set(client, () => ws.close());
+  } else {
+    client = createTRPCClient<AppRouter>({ links: [httpLinks(options, token, authorization, transport, cancels)] });
+  }
+  cancels.connect((callIds) => client.calls.cancel.mutate({ callIds }));
+  return client;
+}
+
+function httpLinks(options: ApiClientOptions, token: () => string, authorization: () => Record<string, string>, transport: 'http' | 'http-batch', cancels: CancelBatcher): TRPCLink<AppRouter> {
   const ticket = (signal?: AbortSignal) => fetchStreamTicket(options.url, token(), { ...(options.fetch ? { fetch: options.fetch } : {}), ...(signal ? { signal } : {}) });
   // Its own reconnects get a fresh ticket too (a native EventSource would retry with the spent one).
   const EventSource = ticketedEventSource(options.EventSource ?? globalThis.EventSource, ticket);
-  return createTRPCClient<AppRouter>({
-    links: [
-      splitLink({
+  return splitLink({
         condition: (op) => op.type === 'subscription',
         true: httpSubscriptionLink({
           url: options.url,
@@ -101,9 +142,10 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
           EventSource,
         }),
         false: splitLink({
-          condition: (op) => transportOf(op) === 'batch',
+          condition: (op) => transport === 'http-batch' || transportOf(op) === 'batch',
           true: [
-            stopWaitingOnAbortLink(),
+            // Named calls, cancelled by id: the batch's request goes on for the others.
+            transport === 'http-batch' ? cancelByIdLink(cancels) : stopWaitingOnAbortLink(),
             httpBatchLink({
               url: options.url,
               maxItems: 25,
@@ -127,7 +169,5 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
             },
           }),
         }),
-      }),
-    ],
-  });
+      });
 }

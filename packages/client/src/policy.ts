@@ -1,15 +1,20 @@
 import { deadline, retry, type RetryInfo } from '@asyncscope/concurrency';
+import { attemptCallId } from '@asyncscope/contract';
 import { TRPCClientError } from '@trpc/client';
 import type { CallContext } from './links';
 
 /** Codes worth another attempt: the server shed the call or was briefly unavailable. */
 const RETRYABLE_CODES = new Set(['SERVICE_UNAVAILABLE', 'TOO_MANY_REQUESTS', 'BAD_GATEWAY', 'GATEWAY_TIMEOUT']);
 
+/** Connection losses with no answer: tRPC's own (wsClient) and ours (a call in flight when the socket closed). */
+const CONNECTION_LOST = new Set(['TRPCWebSocketClosedError', 'ConnectionLostError']);
+
 /** Whether a failed call may be retried: retryable tRPC codes, and network failures (no answer at all). */
 export function isRetryableCallError(error: unknown): boolean {
   if (!(error instanceof TRPCClientError)) return false;
   const code = (error.data as { code?: string } | undefined)?.code;
-  if (code === undefined) return error.cause instanceof TypeError; // fetch failed: nothing came back
+  // fetch failed (TypeError), or the WebSocket went away: nothing came back.
+  if (code === undefined) return error.cause instanceof TypeError || (error.cause instanceof Error && CONNECTION_LOST.has(error.cause.name));
   return RETRYABLE_CODES.has(code);
 }
 
@@ -42,7 +47,7 @@ export async function callWithPolicy<T>(
         attempt({
           signal,
           attempt: n,
-          context: { callId: n === 0 ? policy.callId : `${policy.callId}~${n}`, transport: 'single', ...(deadlineAt !== undefined ? { deadlineAt } : {}) },
+          context: { callId: attemptCallId(policy.callId, n), transport: 'single', ...(deadlineAt !== undefined ? { deadlineAt } : {}) },
         }),
       {
         retries: policy.retries ?? 0,

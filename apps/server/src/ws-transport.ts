@@ -1,0 +1,377 @@
+/**
+ * The WebSocket transport: every query, mutation and subscription of a client on one socket at /trpc,
+ * served by tRPC's own connection handler (getWSConnectionHandler) with one listener of ours in front of
+ * its 'message' listener. Wrap, don't fork: tRPC still parses, routes and answers every message. Ours adds
+ * what tRPC's adapter lacks (field-notes, "Transports and faults"):
+ *
+ * - auth before anything: the first message must be tRPC's connectionParams with a valid token (never in
+ *   the URL), checked here before tRPC sees a byte; then sockets per token are limited;
+ * - per call, tRPC's handling of the message runs inside `runWithCallMeta`: the call's id and remaining
+ *   budget (`params.callId`, `params.deadlineMs`: the only protocol extension), a signal that fires when
+ *   the socket goes (tRPC aborts only subscriptions then), and the socket's in-flight slots;
+ * - frames are checked first (JSON, ids, methods, call ids): bad ones get a typed error frame, and a
+ *   client that keeps sending garbage is closed; none reach tRPC or disturb other sockets;
+ * - a slow reader: when more than `maxBufferedBytes` wait to be written, the socket is closed (its calls,
+ *   streams included, stop) instead of buffering without bound.
+ *
+ * Cancel one call: the client sends `calls.cancel` (an ordinary mutation) naming its call id.
+ */
+import { setMaxListeners } from 'node:events';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { appRouter, createCredentials, createInnerContext, runWithCallMeta, ShutdownError, type CallMeta, type CallSlots, type Runtime } from '@asyncscope/api';
+import { isCallId } from '@asyncscope/contract';
+import { getErrorShape, transformTRPCResponse, TRPCError, type AnyTRPCRootTypes, type TRPCErrorShape, type TRPCRootConfig } from '@trpc/server';
+import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
+import type { Logger } from 'pino';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+
+export interface WebSocketTransportOptions {
+  runtime: Runtime;
+  /** Every accepted token (API_TOKEN first, then EXTRA_API_TOKENS): each its own caller. */
+  apiTokens: readonly string[];
+  /** Largest message accepted (MAX_BODY_BYTES); a bigger one closes the socket with 1009. */
+  maxPayload: number;
+  /** Calls (streams included) one socket may have in flight; beyond, TOO_MANY_REQUESTS for that call. */
+  maxCallsPerSocket?: number | undefined;
+  /** Sockets one token may have open; beyond, the new one is closed with 4429. */
+  maxSocketsPerToken?: number | undefined;
+  /** The connectionParams message must arrive this soon after the socket opens (4408 beyond). */
+  authTimeoutMs?: number | undefined;
+  /** Bytes waiting to be written to a socket before it counts as a slow reader and is closed (4413). */
+  maxBufferedBytes?: number | undefined;
+  log: Logger;
+  isDatabaseReady: () => boolean;
+}
+
+export interface WebSocketTransport {
+  /** Open (authenticated or not) sockets. */
+  sockets(): number;
+  /** Refuses new sockets, tells clients to reconnect elsewhere, closes every socket (1001): their calls stop. */
+  close(): void;
+}
+
+/** Close codes, each with a reason a person can read (README "WebSocket transport"). */
+export const WS_CLOSE = {
+  goingAway: 1001,
+  badData: 1007,
+  policy: 1008,
+  tooBig: 1009,
+  unauthorized: 4401,
+  authTimeout: 4408,
+  slowReader: 4413,
+  tooManySockets: 4429,
+} as const;
+
+const METHODS = new Set(['query', 'mutation', 'subscription', 'subscription.stop']);
+const MAX_ID_LENGTH = 128;
+/** Bad frames in a row before the socket is closed: a confused client is told why, a flood is cut off. */
+const MAX_STRIKES = 20;
+const MAX_DEADLINE_MS = 3_600_000;
+
+type Json = Record<string, unknown>;
+type TrpcListener = (data: RawData, isBinary: boolean) => void;
+
+/** A tRPC error frame (`{ id, error }`), shaped by the router's errorFormatter like every other error. */
+function errorFrame(id: string | number | null, error: TRPCError): string {
+  const config = appRouter._def._config as TRPCRootConfig<AnyTRPCRootTypes>;
+  const shape = getErrorShape({ config, error, type: 'unknown', path: undefined, input: undefined, ctx: undefined }) as TRPCErrorShape;
+  return JSON.stringify(transformTRPCResponse(config, { id, error: shape }));
+}
+
+function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+  const body = JSON.stringify({ error: { message } });
+  socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+/** Calls a socket has in flight, against its limit (openCallScope acquires, the call's dispose releases). */
+class SocketSlots implements CallSlots {
+  inFlight = 0;
+  constructor(private readonly limit: number) {}
+  tryAcquire(): boolean {
+    if (this.inFlight >= this.limit) return false;
+    this.inFlight++;
+    return true;
+  }
+  release(): void {
+    this.inFlight--;
+  }
+}
+
+export function attachWebSocketTransport(server: Server, options: WebSocketTransportOptions): WebSocketTransport {
+  const { log } = options;
+  const credentials = createCredentials(options.apiTokens);
+  const maxCalls = options.maxCallsPerSocket ?? 1000;
+  const maxSockets = options.maxSocketsPerToken ?? 64;
+  const authTimeoutMs = options.authTimeoutMs ?? 10_000;
+  const maxBuffered = options.maxBufferedBytes ?? 4 * 1024 * 1024;
+  const owners = new WeakMap<WebSocket, string>();
+  const socketsOf = new Map<string, number>();
+  /** Open sockets, each with its way to close it and stop its calls. */
+  const open = new Map<WebSocket, (code: number, reason: string, cause?: unknown) => void>();
+  let closing = false;
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayload, clientTracking: false, perMessageDeflate: false });
+  const handler = getWSConnectionHandler({
+    router: appRouter,
+    wss,
+    // Runs once the connectionParams message passed our check (so the owner is known).
+    createContext: ({ req, res }) =>
+      createInnerContext({
+        runtime: options.runtime,
+        authorized: owners.has(res as WebSocket),
+        owner: owners.get(res as WebSocket),
+        // Fair admission takes turns between remote addresses, as over HTTP.
+        clientKey: req.socket.remoteAddress,
+        log,
+        isDatabaseReady: options.isDatabaseReady,
+      }),
+    onError: ({ error, path }) => {
+      if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ path, err: error.cause ?? error, transport: 'ws' }, 'procedure failed');
+      else log.debug({ path, code: error.code, transport: 'ws' }, 'procedure refused');
+    },
+  });
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (path !== '/trpc' && path !== '/trpc/') {
+      refuseUpgrade(socket, 404, `No WebSocket at ${path}; the API's is /trpc?connectionParams=1.`);
+      return;
+    }
+    // Credentials in a URL end up in logs and histories: the token goes in the first message.
+    if (q === -1 || url.slice(q + 1) !== 'connectionParams=1') {
+      refuseUpgrade(socket, 400, 'Connect to /trpc?connectionParams=1 and send the token in the first message: {"method":"connectionParams","data":{"token":"…"}}. Nothing else goes in the URL.');
+      return;
+    }
+    if (closing) {
+      refuseUpgrade(socket, 503, 'The server is shutting down.');
+      return;
+    }
+    socket.on('error', () => undefined); // a reset before the handshake ends must not crash the process
+    wss.handleUpgrade(req, socket, head, (ws) => { accept(ws, req); });
+  };
+  server.on('upgrade', onUpgrade);
+
+  function accept(ws: WebSocket, req: IncomingMessage): void {
+    const carrier = new AbortController();
+    // Each call in flight listens to it (up to maxCalls): not a leak.
+    setMaxListeners(maxCalls + 16, carrier.signal);
+    const slots = new SocketSlots(maxCalls);
+    /** Subscriptions by message id: subscription.stop must stop the stream's scope too (its SQL included). */
+    const streams = new Map<string | number, AbortController>();
+    let owner: string | undefined;
+    let strikes = 0;
+    let terminateTimer: NodeJS.Timeout | undefined;
+
+    // The calls stop as soon as we decide to close, not when the peer acknowledges (a slow reader may never).
+    const shut = (code: number, reason: string, cause: unknown = new Error(reason)): void => {
+      if (!carrier.signal.aborted) carrier.abort(cause);
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+      terminateTimer ??= setTimeout(() => { ws.terminate(); }, 1000).unref();
+    };
+    open.set(ws, shut);
+
+    const stopped = (): boolean => carrier.signal.aborted;
+    const rawSend = ws.send.bind(ws) as (data: unknown, ...rest: unknown[]) => void;
+    // tRPC answers through ws.send: check the backlog after each frame (a slow reader), and note the end of
+    // a stream (its 'stopped' or error frame) to drop its controller.
+    (ws as unknown as { send: (data: unknown, ...rest: unknown[]) => void }).send = (data: unknown, ...rest: unknown[]) => {
+      if (carrier.signal.aborted) return;
+      rawSend(data, ...rest);
+      if (streams.size > 0 && typeof data === 'string' && (data.includes('"stopped"') || data.includes('"error"'))) forgetStream(data);
+      if (ws.bufferedAmount > maxBuffered) {
+        log.warn({ bufferedAmount: ws.bufferedAmount, transport: 'ws' }, 'closing a WebSocket whose client reads too slowly');
+        shut(WS_CLOSE.slowReader, 'client reads too slowly');
+      }
+    };
+    const forgetStream = (frame: string): void => {
+      try {
+        const id = (JSON.parse(frame) as Json).id;
+        if ((typeof id === 'string' || typeof id === 'number') && streams.has(id)) streams.delete(id);
+      } catch {
+        // ours: always JSON
+      }
+    };
+    const reply = (id: string | number | null, error: TRPCError): void => { ws.send(errorFrame(id, error)); };
+    const strike = (id: string | number | null, error: TRPCError): void => {
+      reply(id, error);
+      if (++strikes >= MAX_STRIKES) shut(WS_CLOSE.policy, `too many malformed messages (${MAX_STRIKES})`);
+    };
+
+    ws.on('error', (error) => {
+      // ws closes the socket itself (1009 for a message over maxPayload, 1002 for a bad frame); log only.
+      log.debug({ err: error, transport: 'ws' }, 'WebSocket error');
+    });
+    handler(ws, req);
+    // tRPC registered its listener synchronously (the fence test checks): take it out, put ours in front.
+    const trpcListeners = ws.listeners('message') as TrpcListener[];
+    ws.removeAllListeners('message');
+
+    const authTimer = setTimeout(() => { shut(WS_CLOSE.authTimeout, 'no connectionParams message with a token in time'); }, authTimeoutMs).unref();
+    ws.once('close', () => {
+      clearTimeout(authTimer);
+      clearTimeout(terminateTimer);
+      if (!carrier.signal.aborted) carrier.abort(new Error('the WebSocket closed'));
+      for (const c of streams.values()) c.abort(carrier.signal.reason);
+      streams.clear();
+      open.delete(ws);
+      if (owner !== undefined) {
+        const n = (socketsOf.get(owner) ?? 1) - 1;
+        if (n <= 0) socketsOf.delete(owner);
+        else socketsOf.set(owner, n);
+      }
+    });
+
+    const pass = (data: RawData, isBinary: boolean): void => {
+      for (const listener of trpcListeners) listener.call(ws, data, isBinary);
+    };
+
+    const authenticate = (data: RawData, isBinary: boolean): void => {
+      clearTimeout(authTimer);
+      let message: unknown;
+      try {
+        message = isBinary ? undefined : JSON.parse(rawText(data));
+      } catch {
+        message = undefined;
+      }
+      const m = message as Json | null | undefined;
+      const params = m?.method === 'connectionParams' ? (m.data as Json | null | undefined) : undefined;
+      const who = typeof params === 'object' && params !== null ? credentials.ownerOfToken(params.token) : undefined;
+      if (who === undefined) {
+        const hint = m?.method === 'connectionParams' ? 'wrong or missing token' : 'the first message must be {"method":"connectionParams","data":{"token":"…"}}';
+        reply(null, new TRPCError({ code: 'UNAUTHORIZED', message: `Missing or wrong API token: ${hint}.` }));
+        shut(WS_CLOSE.unauthorized, 'unauthorized');
+        return;
+      }
+      const count = socketsOf.get(who) ?? 0;
+      if (count >= maxSockets) {
+        reply(null, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `This token has ${maxSockets} WebSockets open, as many as it may.` }));
+        shut(WS_CLOSE.tooManySockets, 'too many sockets for this token');
+        return;
+      }
+      owner = who;
+      socketsOf.set(who, count + 1);
+      owners.set(ws, who);
+      pass(data, false);
+    };
+
+    /** Checks one message; returns the CallMeta to run it with, or undefined after answering an error. */
+    const check = (raw: unknown): { message: Json; meta: CallMeta | undefined } | undefined => {
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+        strike(null, new TRPCError({ code: 'BAD_REQUEST', message: 'A message must be a JSON object {id, method, params}.' }));
+        return undefined;
+      }
+      const message = raw as Json;
+      const { id, method } = message;
+      if (method === 'connectionParams') {
+        strike(null, new TRPCError({ code: 'BAD_REQUEST', message: 'This socket is already authenticated: connectionParams comes once, first.' }));
+        return undefined;
+      }
+      const validId = (typeof id === 'number' && Number.isSafeInteger(id)) || (typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH);
+      if (!validId) {
+        strike(null, new TRPCError({ code: 'BAD_REQUEST', message: `A message id must be an integer or a string of 1 to ${MAX_ID_LENGTH} characters.` }));
+        return undefined;
+      }
+      if (typeof method !== 'string' || !METHODS.has(method)) {
+        const named = typeof method === 'string' ? JSON.stringify(method.slice(0, 64)) : 'none';
+        strike(id, new TRPCError({ code: 'BAD_REQUEST', message: `Unknown method ${named}: one of query, mutation, subscription, subscription.stop.` }));
+        return undefined;
+      }
+      if (method === 'subscription.stop') {
+        streams.get(id)?.abort(new Error('subscription.stop'));
+        streams.delete(id);
+        return { message, meta: undefined };
+      }
+      const params = message.params as Json | null | undefined;
+      if (typeof params !== 'object' || params === null || typeof params.path !== 'string') {
+        strike(id, new TRPCError({ code: 'BAD_REQUEST', message: 'A call needs params: {path, input}.' }));
+        return undefined;
+      }
+      const { callId, deadlineMs } = params;
+      if (callId !== undefined && !isCallId(callId)) {
+        strike(id, new TRPCError({ code: 'BAD_REQUEST', message: 'params.callId must be 1 to 128 letters, digits or _ . : ~ # -.' }));
+        return undefined;
+      }
+      if (deadlineMs !== undefined && !(typeof deadlineMs === 'number' && Number.isInteger(deadlineMs) && deadlineMs >= 0 && deadlineMs <= MAX_DEADLINE_MS)) {
+        strike(id, new TRPCError({ code: 'BAD_REQUEST', message: `params.deadlineMs must be a whole number of ms, 0 to ${MAX_DEADLINE_MS}.` }));
+        return undefined;
+      }
+      let signal = carrier.signal;
+      if (method === 'subscription') {
+        // Its own signal, so that subscription.stop stops the stream's work at once, not at its next page.
+        const stream = new AbortController();
+        const onCarrier = (): void => { stream.abort(carrier.signal.reason); };
+        carrier.signal.addEventListener('abort', onCarrier, { once: true });
+        stream.signal.addEventListener('abort', () => { carrier.signal.removeEventListener('abort', onCarrier); }, { once: true });
+        streams.get(id)?.abort(new Error('replaced'));
+        streams.set(id, stream);
+        signal = stream.signal;
+      }
+      return { message, meta: { callId, clientBudgetMs: deadlineMs === undefined ? undefined : Math.max(1, deadlineMs), signal, slots } };
+    };
+
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (carrier.signal.aborted) return;
+      if (owner === undefined) {
+        authenticate(data, isBinary);
+        return;
+      }
+      if (isBinary) {
+        strike(null, new TRPCError({ code: 'UNPROCESSABLE_CONTENT', message: 'Binary frames are not accepted: send JSON text frames.' }));
+        return;
+      }
+      const text = rawText(data);
+      if (text === 'PING' || text === 'PONG') {
+        pass(data, false);
+        return;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (error) {
+        strike(null, new TRPCError({ code: 'PARSE_ERROR', message: `The message is not valid JSON: ${(error as Error).message}.` }));
+        return;
+      }
+      const list = Array.isArray(parsed) ? parsed : [parsed];
+      if (list.length === 0) {
+        strike(null, new TRPCError({ code: 'BAD_REQUEST', message: 'An empty batch.' }));
+        return;
+      }
+      const single = list.length === 1 && !Array.isArray(parsed);
+      for (const raw of list) {
+        if (stopped()) return; // a strike closed it
+        const checked = check(raw);
+        if (!checked) continue;
+        strikes = 0;
+        // One message at a time, each in its own CallMeta: tRPC's handling of it (context, procedure)
+        // runs synchronously from here, so the AsyncLocalStorage store reaches openCallScope.
+        const frame = single ? data : Buffer.from(JSON.stringify(checked.message));
+        if (checked.meta) runWithCallMeta(checked.meta, () => { pass(frame, false); });
+        else pass(frame, false);
+      }
+    });
+  }
+
+  return {
+    sockets: () => open.size,
+    close: () => {
+      closing = true;
+      server.off('upgrade', onUpgrade);
+      const reconnect = JSON.stringify({ id: null, method: 'reconnect' });
+      for (const [ws, shut] of open) {
+        // tRPC's own notification: its client reconnects (with backoff, to this server's successor).
+        if (ws.readyState === ws.OPEN) ws.send(reconnect);
+        // Its calls stop as at shutdown (SERVICE_UNAVAILABLE, retryable).
+        shut(WS_CLOSE.goingAway, 'server shutting down', new ShutdownError());
+      }
+    },
+  };
+}
+
+function rawText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}

@@ -1,0 +1,99 @@
+/**
+ * Cancel by call id, for transports where aborting a call's request cannot reach the server on its own:
+ * a WebSocket (tRPC's wsLink never tells the server a query was aborted) and a batch (one request for
+ * several calls). Every call gets a call id (the caller's, or a fresh one); when its signal fires the
+ * caller stops waiting at once and the server is asked to stop it with `calls.cancel`.
+ */
+import type { AppRouter } from '@asyncscope/api';
+import { MAX_CANCEL_IDS, newCallId } from '@asyncscope/contract';
+import { TRPCClientError, type TRPCLink } from '@trpc/client';
+import { observable } from '@trpc/server/observable';
+import type { CallContext } from './links';
+
+/** Sends one `calls.cancel` for the given ids; its failure is the caller's to swallow or report. */
+export type SendCancel = (callIds: string[]) => Promise<unknown>;
+
+const CANCEL_PATH = 'calls.cancel';
+
+/**
+ * Collects the ids aborted within one tick and sends them in as few `calls.cancel` as fit (a cancel-all
+ * of 1,000 rows is one call, not 1,000). A failed cancel is reported, never thrown: the caller has
+ * already stopped waiting, and the call will end at its deadline anyway.
+ */
+export class CancelBatcher {
+  #pending: string[] = [];
+  #scheduled = false;
+  #send: SendCancel | undefined;
+  constructor(private readonly onError: (error: unknown, callIds: string[]) => void = () => undefined) {}
+
+  /** Set once the client exists (the cancel goes through the same client, on the same transport). */
+  connect(send: SendCancel): void {
+    this.#send = send;
+  }
+
+  add(callId: string): void {
+    this.#pending.push(callId);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setTimeout(() => { this.#flush(); }, 0);
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const ids = this.#pending;
+    this.#pending = [];
+    const send = this.#send;
+    if (!send) return;
+    for (let i = 0; i < ids.length; i += MAX_CANCEL_IDS) {
+      const chunk = ids.slice(i, i + MAX_CANCEL_IDS);
+      send(chunk).then(undefined, (error: unknown) => { this.onError(error, chunk); });
+    }
+  }
+}
+
+/** The error a caller gets at once when it aborts a call; the server is being told to stop it. */
+export function abortedCallError(callId: string): TRPCClientError<AppRouter> {
+  return TRPCClientError.from(new DOMException(`The call ${callId} was aborted; the server was asked to stop it (calls.cancel).`, 'AbortError'));
+}
+
+/**
+ * Names every call (context.callId) and turns an abort into an immediate AbortError for the caller plus
+ * a `calls.cancel` for the server. Subscriptions are left to their transport (wsLink sends
+ * subscription.stop; SSE closes the stream), and the cancel's own call is never cancelled by id.
+ */
+export function cancelByIdLink(batcher: CancelBatcher): TRPCLink<AppRouter> {
+  return () =>
+    ({ op, next }) =>
+      observable((observer) => {
+        const context = op.context as CallContext;
+        if (op.path === CANCEL_PATH || op.type === 'subscription') return next(op).subscribe(observer);
+        const callId = context.callId ?? newCallId();
+        let done = false;
+        // Set once subscribed; an abort can only land after that (the listener is removed on teardown).
+        const held: { subscription?: { unsubscribe(): void } } = {};
+        const onAbort = (): void => {
+          if (done) return;
+          done = true;
+          observer.error(abortedCallError(callId));
+          held.subscription?.unsubscribe();
+          batcher.add(callId);
+        };
+        if (op.signal?.aborted) {
+          onAbort();
+          return () => undefined;
+        }
+        // Listening before the links behind us do: wsLink completes an aborted call silently, and the
+        // server must still be told.
+        op.signal?.addEventListener('abort', onAbort, { once: true });
+        // A copy: the caller's context object may serve several calls.
+        held.subscription = next({ ...op, context: { ...op.context, callId } }).subscribe({
+          next: (value) => { observer.next(value); },
+          error: (error) => { done = true; observer.error(error); },
+          complete: () => { done = true; observer.complete(); },
+        });
+        return () => {
+          op.signal?.removeEventListener('abort', onAbort);
+          held.subscription?.unsubscribe();
+        };
+      });
+}

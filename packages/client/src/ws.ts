@@ -1,0 +1,142 @@
+/**
+ * The WebSocket transport of the client: every call and subscription on one socket (tRPC's createWSClient
+ * and wsLink, unmodified), with what it lacks added around it:
+ * - auth in tRPC's connectionParams message (never in the URL);
+ * - each call's id and remaining budget in two extra `params` fields, `callId` and `deadlineMs`, added by
+ *   the encoder when the message is written, so a resend after a reconnect carries what is left;
+ * - aborts reach the server by `calls.cancel` (cancelByIdLink), since wsLink never tells it;
+ * - a call in flight when the socket drops fails at once with a typed, retryable error (ConnectionLostError).
+ */
+import type { AppRouter } from '@asyncscope/api';
+import { createWSClient, jsonEncoder, TRPCClientError, wsLink, type TRPCLink } from '@trpc/client';
+import { observable } from '@trpc/server/observable';
+import type { CallContext } from './links';
+
+/** The connection of a WebSocket client, as a dashboard shows it. */
+export interface ConnectionState {
+  state: 'idle' | 'connecting' | 'open';
+  /** Why the last connection failed or closed, if it did. */
+  error: Error | null;
+  /** The close code and reason the server gave last (e.g. 4401 unauthorized, 1001 server shutting down). */
+  lastClose?: { code: number; reason: string } | undefined;
+}
+
+/** A call was in flight when the socket closed: it may or may not have run. Retryable (isRetryableCallError). */
+export class ConnectionLostError extends Error {
+  override readonly name = 'ConnectionLostError';
+  constructor(readonly closeCode?: number, options?: { cause?: unknown }) {
+    super(`The WebSocket closed${closeCode === undefined ? '' : ` (code ${closeCode})`} while the call was in flight; it may or may not have run. Retry it (with the same idempotencyKey for a write).`, options);
+  }
+}
+
+/** Anything with the browser WebSocket's shape: the global one, or the `ws` package's on Node 20. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => unknown;
+
+export interface WebSocketTransportOptions {
+  /** http(s)://host/trpc: the socket goes to ws(s)://host/trpc. */
+  url: string;
+  token: () => string;
+  WebSocket?: WebSocketConstructor | undefined;
+  onConnectionState?: ((state: ConnectionState) => void) | undefined;
+}
+
+/** Reconnect delays: 100 ms doubling up to 5 s, each with jitter (half to all of it) so clients spread out. */
+export function reconnectDelayMs(attempt: number): number {
+  const ceiling = Math.min(5000, 100 * 2 ** attempt);
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
+
+export function webSocketUrl(httpUrl: string): string {
+  const url = new URL(httpUrl);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.toString().replace(/\/$/, '');
+}
+
+interface OutgoingMessage {
+  id?: unknown;
+  params?: Record<string, unknown>;
+}
+
+export interface WebSocketLinks {
+  links: TRPCLink<AppRouter>[];
+  close(): Promise<void>;
+}
+
+/** Builds the wsLink chain; `before` links (cancel by id) go in front of the one that records call meta. */
+export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCLink<AppRouter>[]): WebSocketLinks {
+  const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (!WebSocketImpl) throw new Error("No WebSocket here (Node 20): pass one, e.g. `import WebSocket from 'ws'` and createApiClient({ …, WebSocket }).");
+  /** Per op id, what the encoder adds to the call's message. */
+  const metaById = new Map<number | string, { callId?: string | undefined; deadlineAt?: number | undefined }>();
+  let state: ConnectionState = { state: 'connecting', error: null };
+  const publish = (next: ConnectionState): void => {
+    state = next;
+    options.onConnectionState?.(state);
+  };
+  let lastCloseCode: number | undefined;
+
+  const client = createWSClient({
+    url: webSocketUrl(options.url),
+    connectionParams: () => ({ token: options.token() }),
+    WebSocket: WebSocketImpl as typeof WebSocket,
+    retryDelayMs: reconnectDelayMs,
+    // Detects a dead connection (no pong) instead of waiting on it forever.
+    keepAlive: { enabled: true, intervalMs: 10_000, pongTimeoutMs: 5_000 },
+    onClose: (cause) => {
+      lastCloseCode = cause?.code;
+      const reason = (cause as { reason?: unknown } | undefined)?.reason;
+      if (cause?.code !== undefined) state = { ...state, lastClose: { code: cause.code, reason: typeof reason === 'string' ? reason : '' } };
+    },
+    experimental_encoder: {
+      encode: (data: unknown) => {
+        const add = (m: OutgoingMessage): OutgoingMessage => {
+          const meta = m.params && (typeof m.id === 'number' || typeof m.id === 'string') ? metaById.get(m.id) : undefined;
+          if (!meta) return m;
+          const params: Record<string, unknown> = { ...m.params };
+          if (meta.callId !== undefined) params.callId = meta.callId;
+          // Computed now, so a message resent after a reconnect carries the budget that is left.
+          if (meta.deadlineAt !== undefined) params.deadlineMs = Math.max(0, Math.round(meta.deadlineAt - Date.now()));
+          return { ...m, params };
+        };
+        return jsonEncoder.encode(Array.isArray(data) ? data.map((m) => add(m as OutgoingMessage)) : add(data as OutgoingMessage));
+      },
+      decode: (data) => jsonEncoder.decode(data),
+    },
+  });
+  const stateSubscription = client.connectionState.subscribe({
+    next: (s) => {
+      publish({ state: s.state === 'pending' ? 'open' : s.state, error: s.error, lastClose: state.lastClose });
+    },
+  });
+
+  /** Records each call's id and deadline for the encoder, and types a connection loss. */
+  const metaLink: TRPCLink<AppRouter> = () =>
+    ({ op, next }) =>
+      observable((observer) => {
+        const context = op.context as CallContext;
+        metaById.set(op.id, { callId: context.callId, deadlineAt: context.deadlineAt });
+        const subscription = next(op).subscribe({
+          next: (value) => { observer.next(value); },
+          complete: () => { observer.complete(); },
+          error: (error) => {
+            // A server's answer has data (its code); an error without is the socket going away.
+            if (op.type !== 'subscription' && error.data === undefined) {
+              observer.error(new TRPCClientError<AppRouter>(new ConnectionLostError(lastCloseCode).message, { cause: new ConnectionLostError(lastCloseCode, { cause: error }) }));
+            } else observer.error(error);
+          },
+        });
+        return () => {
+          metaById.delete(op.id);
+          subscription.unsubscribe();
+        };
+      });
+
+  return {
+    links: [...before, metaLink, wsLink<AppRouter>({ client })],
+    close: async () => {
+      stateSubscription.unsubscribe();
+      await client.close();
+      publish({ state: 'idle', error: null, lastClose: state.lastClose });
+    },
+  };
+}
