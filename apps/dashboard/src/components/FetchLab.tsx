@@ -255,8 +255,18 @@ function RunSummary({ snap }: { snap: CallsSnapshot }) {
 function ServerCounts({ snap }: { snap: CallsSnapshot }) {
   const { server } = snap;
   const received = snap.rows.length - server.unseen;
+  const start = snap.run?.startedAt;
+  const after = (at: number | undefined): string | undefined => (at !== undefined && start !== undefined ? String(Math.max(0, at - start)) : undefined);
+  const first = after(snap.firstReceivedAt);
+  const hundredth = after(snap.hundredthReceivedAt);
+  const timing = [first !== undefined ? `the first ${first} ms after the run started` : null, hundredth !== undefined ? `the 100th ${hundredth} ms after` : null].filter(Boolean).join(', ');
   return (
-    <span className="server-counts" title="From the server's activity stream: calls it received, calls whose SQL statement runs, calls that wait for one of its pool connections">
+    <span
+      className="server-counts"
+      title={`From the server's activity stream: calls it received${timing ? ` (${timing})` : ''}, calls whose SQL statement runs, calls that wait for one of its pool connections`}
+      data-first-received-ms={first}
+      data-hundredth-received-ms={hundredth}
+    >
       server: <strong className="num" data-testid="server-received">{received.toLocaleString('en-US')}</strong> received
       {' · '}<strong className="num" data-testid="server-sql">{server.sql.toLocaleString('en-US')}</strong> in SQL
       {' · '}<strong className="num" data-testid="server-pool">{server.pool.toLocaleString('en-US')}</strong> wait for a connection

@@ -42,7 +42,7 @@ export function ServerPanel({ stats, hidden }: { stats: ServerStatsView; hidden:
     <aside className="server" id="server-panel" aria-label="Server" hidden={hidden}>
       <div className="server-head">
         <h2>Server</h2>
-        <span className="muted" data-testid="server-updated" data-updated-at={stats.updatedAt || undefined}>{stats.updatedAt ? `updated ${new Date(stats.updatedAt).toLocaleTimeString('en-GB')}` : 'waiting…'}</span>
+        <span className="muted" data-testid="server-updated" data-updated-at={stats.updatedAt || undefined} data-latency-ms={stats.updatedAt ? stats.latencyMs : undefined} title={stats.updatedAt ? `answered in ${stats.latencyMs} ms` : undefined}>{stats.updatedAt ? `updated ${new Date(stats.updatedAt).toLocaleTimeString('en-GB')}` : 'waiting…'}</span>
       </div>
       <div className={`gauges ${stats.offlineSince !== null ? 'stale' : ''}`}>
         <Gauge label="in flight" value={data?.inFlight} max={data?.maxInFlight} testId="inflight" />

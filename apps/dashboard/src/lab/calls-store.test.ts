@@ -125,6 +125,8 @@ describe('CallsStore', () => {
     expect(phases()).toEqual([3, 0, 0, 0]);
     store.applyServerEvents([ev('r9-1', { type: 'received', budgetMs: 900 }), ev('r9-1', { type: 'started' }), ev('r9-2', { type: 'received', budgetMs: 900 }), ev('r9-2', { type: 'started' })]);
     expect(phases()).toEqual([1, 2, 0, 0]);
+    expect(store.getSnapshot().firstReceivedAt).toBe(2000);
+    expect(store.getSnapshot().hundredthReceivedAt).toBeUndefined();
     store.applyServerEvents([ev('r9-1', { type: 'statement.started', statement: 1, pid: 7 })]);
     expect(phases()).toEqual([1, 1, 1, 0]);
     store.applyServerEvents([ev('r9-1', { type: 'settled', code: 'OK', ms: 5 }), ev('r9-2', { type: 'signal.fired', reason: 'cancelled' })]);

@@ -54,6 +54,9 @@ export interface CallsSnapshot {
   counts: Readonly<Record<CallState, number>>;
   /** Rows by where their call is on the server (latest attempt). */
   server: Readonly<Record<ServerPhase, number>>;
+  /** Server time (epoch ms) its first hop of the run's 1st and 100th call to reach it arrived. */
+  firstReceivedAt: number | undefined;
+  hundredthReceivedAt: number | undefined;
   active: number;
   selected: number;
   /** Selected calls that can still be cancelled. */
@@ -85,6 +88,9 @@ export class CallsStore {
   #byCallId = new Map<string, number>();
   #counts = zeroCounts();
   #phases = zeroPhases();
+  #receivedCount = 0;
+  #firstReceivedAt: number | undefined;
+  #hundredthReceivedAt: number | undefined;
   #selected = 0;
   #selectedActive = 0;
   #siblingsCancelled = 0;
@@ -123,6 +129,9 @@ export class CallsStore {
     this.#byCallId = new Map();
     this.#counts = zeroCounts();
     this.#phases = zeroPhases();
+    this.#receivedCount = 0;
+    this.#firstReceivedAt = undefined;
+    this.#hundredthReceivedAt = undefined;
     this.#selected = 0;
     this.#selectedActive = 0;
     this.#siblingsCancelled = 0;
@@ -163,6 +172,7 @@ export class CallsStore {
       if (was !== is) {
         this.#phases[was]--;
         this.#phases[is]++;
+        if (was === 'unseen') this.#noteReceived(after.hops[0]?.at);
       }
     }
     if (after.state !== before.state) {
@@ -229,6 +239,12 @@ export class CallsStore {
     this.#flush();
   }
 
+  #noteReceived(at: number | undefined): void {
+    this.#receivedCount++;
+    if (this.#receivedCount === 1) this.#firstReceivedAt = at;
+    if (this.#receivedCount === 100) this.#hundredthReceivedAt = at;
+  }
+
   #noteOther(event: ActivityEvent): void {
     const prev = this.#others.get(event.callId);
     const next: OtherCall = prev ? { ...prev, lastAt: event.at, last: event.type } : { callId: event.callId, path: event.path, firstAt: event.at, lastAt: event.at, last: event.type };
@@ -268,6 +284,8 @@ export class CallsStore {
       rows: this.#rows.slice(),
       counts: { ...this.#counts },
       server: { ...this.#phases },
+      firstReceivedAt: this.#firstReceivedAt,
+      hundredthReceivedAt: this.#hundredthReceivedAt,
       active: this.#active,
       selected: this.#selected,
       selectedActive: this.#selectedActive,

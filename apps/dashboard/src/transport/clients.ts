@@ -18,6 +18,15 @@ export interface SocketState {
   error: string | null;
   /** When this status began (epoch ms). */
   since: number;
+  /** The close code the server gave last (4401: the token was refused). */
+  closeCode?: number | undefined;
+}
+
+/** One step of a socket's life, as a client reports it. */
+export interface SocketEvent {
+  type: 'connecting' | 'open' | 'closed';
+  error?: unknown;
+  closeCode?: number | undefined;
 }
 
 export const INITIAL_SOCKET_STATE: SocketState = { status: 'idle', attempt: 0, error: null, since: 0 };
@@ -44,7 +53,7 @@ export class SocketStateStore {
 
   set(next: SocketState): void {
     const prev = this.#state;
-    if (prev.status === next.status && prev.attempt === next.attempt && prev.error === next.error) return;
+    if (prev.status === next.status && prev.attempt === next.attempt && prev.error === next.error && prev.closeCode === next.closeCode) return;
     this.#state = next;
     for (const listener of this.#listeners) listener();
   }
@@ -54,17 +63,23 @@ export class SocketStateStore {
  * Folds a sequence of raw socket events into a SocketState: 'connecting' after having been open (or
  * after a failure) is a reconnect, and counts its attempts.
  */
-export function nextSocketState(prev: SocketState, event: { type: 'connecting' | 'open' | 'closed'; error?: unknown }, now: number): SocketState {
+export function nextSocketState(prev: SocketState, event: SocketEvent, now: number): SocketState {
   const error = event.error === undefined || event.error === null ? null : event.error instanceof Error ? event.error.message : typeof event.error === 'string' ? event.error : 'connection lost';
   switch (event.type) {
     case 'open':
       return { status: 'open', attempt: 0, error: null, since: prev.status === 'open' ? prev.since : now };
     case 'closed':
-      return { status: 'closed', attempt: prev.attempt, error: error ?? prev.error, since: now };
+      return { status: 'closed', attempt: prev.attempt, error: error ?? prev.error, since: now, closeCode: event.closeCode };
     case 'connecting': {
       const again = prev.status === 'open' || prev.status === 'reconnecting' || prev.status === 'closed' || error !== null;
       if (!again) return { status: 'connecting', attempt: 0, error: null, since: prev.status === 'connecting' ? prev.since : now };
-      return { status: 'reconnecting', attempt: prev.status === 'reconnecting' ? prev.attempt + 1 : 1, error: error ?? prev.error, since: prev.status === 'reconnecting' ? prev.since : now };
+      return {
+        status: 'reconnecting',
+        attempt: prev.status === 'reconnecting' ? prev.attempt + 1 : 1,
+        error: error ?? prev.error,
+        since: prev.status === 'reconnecting' ? prev.since : now,
+        closeCode: event.closeCode ?? prev.closeCode,
+      };
     }
   }
 }
