@@ -1,8 +1,8 @@
 import { useEffect, useState, useSyncExternalStore } from 'react';
 import type { FeedState } from '../activity/feed';
 import { useServices } from '../services';
-import type { SocketState } from '../transport/clients';
 import { headerStatus } from '../transport/status';
+import { usePageSocket } from '../transport/use-page-socket';
 import type { ServerStatsView } from './use-server-stats';
 
 function useFeedState(): FeedState {
@@ -10,10 +10,6 @@ function useFeedState(): FeedState {
   return useSyncExternalStore((listener) => feed.onState(listener), () => feed.state);
 }
 
-function usePageSocket(): SocketState {
-  const { pageSocket } = useServices();
-  return useSyncExternalStore(pageSocket.subscribe, pageSocket.get);
-}
 
 /** Re-renders every second while `on` (a "for N s" that keeps counting when nothing else arrives). */
 function useTicking(on: boolean): void {
