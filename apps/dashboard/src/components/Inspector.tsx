@@ -10,7 +10,7 @@ function describeHop(hop: ServerHop): string {
     case 'queued':
       return `waiting for an admission slot (position ${hop.position})`;
     case 'started':
-      return 'admitted (waits for a pool connection until its SQL starts)';
+      return 'admitted, then waits for a pool connection';
     case 'statement.started':
       return `SQL #${hop.statement} started on pid ${hop.pid}`;
     case 'signal.fired':
