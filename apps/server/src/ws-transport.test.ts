@@ -5,7 +5,8 @@
  * the test must speak the protocol itself; the client package where it is the client under test.
  */
 import { once } from 'node:events';
-import { closeApiClient, createApiClient, type ApiClient, type ConnectionState } from '@asyncscope/client';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { closeApiClient, createApiClient, isRetryableCallError, type ApiClient, type ConnectionState } from '@asyncscope/client';
 import type { ActivityEvent } from '@asyncscope/api';
 import { TRPCClientError } from '@trpc/client';
 import postgres from 'postgres';
@@ -52,7 +53,7 @@ beforeEach(async () => {
 });
 
 function wsClient(token = TEST_TOKEN, onConnectionState?: (s: ConnectionState) => void): ApiClient {
-  const client = createApiClient({ url: `${t.url}/trpc`, token, transport: 'websocket', WebSocket: RecordingWebSocket, ...(onConnectionState ? { onConnectionState } : {}) });
+  const client = createApiClient({ url: `${t.url}/trpc`, token, transport: 'websocket', WebSocket: RecordingWebSocket, maxFrameBytes: 16 * 1024, ...(onConnectionState ? { onConnectionState } : {}) });
   clients.push(client);
   return client;
 }
@@ -357,5 +358,100 @@ describe('bad input: a typed error or a clean close, never a crash, nothing else
     expect(hop('ws-victim', 'settled')?.code).toBe('OK');
     victim.close();
     attacker.close();
+  });
+});
+
+/** A TCP proxy in front of the server whose connections the test can cut (a network drop, not a close). */
+async function cuttableProxy(target: string): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
+  const { port, hostname } = new URL(target);
+  const pairs = new Set<[Socket, Socket]>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(port), hostname);
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    for (const s of pair) {
+      s.on('error', () => undefined);
+      s.on('close', () => { pairs.delete(pair); for (const o of pair) o.destroy(); });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cut: () => { for (const pair of pairs) for (const s of pair) s.destroy(); },
+    close: async () => {
+      for (const pair of pairs) for (const s of pair) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('reconnect', () => {
+  it('after a drop: calls in flight fail at once with a retryable error, the client reconnects, users.stream resumes with no duplicate and no gap', async () => {
+    await t.database.sql`insert into users (name, email) select 'User ' || g, 'user' || g || '@example.com' from generate_series(1, 3000) g`;
+    const proxy = await cuttableProxy(t.url);
+    const states: ConnectionState[] = [];
+    const client = createApiClient({ url: `${proxy.url}/trpc`, token: TEST_TOKEN, transport: 'websocket', WebSocket, maxFrameBytes: 16 * 1024, onConnectionState: (s) => { states.push(s); } });
+    try {
+      await client.users.list.query();
+      const ids: number[] = [];
+      let pages = 0;
+      let cutAfter = -1;
+      const inFlight = failure(client.lab.sleep.query({ ms: 10_000 }, { context: { callId: 'ws-drop-1' } }));
+      await until('the call runs', () => Promise.resolve(hop('ws-drop-1', 'statement.started')));
+      const done = new Promise<void>((resolve, reject) => {
+        const sub = client.users.stream.subscribe({ pageSize: 10 }, {
+          onData: (page) => {
+            pages++;
+            for (const u of page.data.items) ids.push(u.id);
+            // A drop mid-stream, while pages are on the wire.
+            if (pages === 5) { cutAfter = ids.length; proxy.cut(); }
+            // `sent` counts from where a (resumed) stream started: the last id tells the end.
+            if (ids.at(-1) === 3000) { sub.unsubscribe(); resolve(); }
+          },
+          onError: reject,
+        });
+      });
+      const dropped = await inFlight;
+      expect(isRetryableCallError(dropped)).toBe(true);
+      expect((dropped as Error).message).toMatch(/WebSocket closed/);
+      // The server saw the drop too: the call stopped, its statement gone.
+      await until('the dropped call settled', () => Promise.resolve(hop('ws-drop-1', 'settled')?.code === 'CLIENT_CLOSED_REQUEST' || undefined));
+      await done;
+      expect(cutAfter).toBe(50);
+      expect(ids).toHaveLength(3000);
+      expect(new Set(ids).size).toBe(3000);
+      expect(ids).toEqual(Array.from({ length: 3000 }, (_, i) => ids[0] as number + i));
+      expect(states.some((s) => s.state === 'connecting' && s.error !== null)).toBe(true);
+      expect(states.at(-1)?.state).toBe('open');
+      // And calls work again on the new socket.
+      expect((await client.users.list.query({ limit: 1 })).total).toBe(3000);
+    } finally {
+      await closeApiClient(client);
+      await proxy.close();
+    }
+  });
+});
+
+describe('subscriptions on the socket', () => {
+  it('subscription.stop ends the stream on the server (settled, no more pages); a second subscription with a running id is refused', async () => {
+    await t.database.sql`insert into users (name, email) select 'User ' || g, 'sub' || g || '@example.com' from generate_series(1, 3000) g`;
+    const s = await RawSocket.open();
+    s.call(1, 'subscription', 'users.stream', { pageSize: 1, callId: 'ws-stop-1' });
+    await s.frame((f) => f.id === 1 && f.result?.type === 'data');
+    s.call(1, 'subscription', 'users.stream', { pageSize: 1 });
+    expect((await s.frame((f) => f.id === 1 && f.error !== undefined)).error?.message).toContain('already running');
+    s.send({ id: 1, method: 'subscription.stop' });
+    const settled = await until('the stream settled', () => Promise.resolve(hop('ws-stop-1', 'settled')));
+    expect(settled.value.code).toBe('CLIENT_CLOSED_REQUEST');
+    const pages = s.frames.filter((f) => f.id === 1 && f.result?.type === 'data').length;
+    expect(pages).toBeLessThan(3000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(s.frames.filter((f) => f.id === 1 && f.result?.type === 'data').length).toBeLessThanOrEqual(pages + 1);
+    // The socket goes on.
+    s.call(2, 'query', 'users.list', { limit: 1 });
+    expect((await s.frame((f) => f.id === 2)).result?.type).toBe('data');
   });
 });

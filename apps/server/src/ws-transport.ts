@@ -46,9 +46,9 @@ export interface WebSocketTransportOptions {
 
 export interface WebSocketTransport {
   /** Open (authenticated or not) sockets. */
-  sockets(): number;
+  sockets: () => number;
   /** Refuses new sockets, tells clients to reconnect elsewhere, closes every socket (1001): their calls stop. */
-  close(): void;
+  close: () => void;
 }
 
 /** Close codes, each with a reason a person can read (README "WebSocket transport"). */
@@ -115,6 +115,8 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   const handler = getWSConnectionHandler({
     router: appRouter,
     wss,
+    // tRPC's heartbeat: a peer that vanished without a FIN (no PONG) is dropped, and its calls stop.
+    keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 },
     // Runs once the connectionParams message passed our check (so the owner is known).
     createContext: ({ req, res }) =>
       createInnerContext({
@@ -160,7 +162,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     setMaxListeners(maxCalls + 16, carrier.signal);
     const slots = new SocketSlots(maxCalls);
     /** Subscriptions by message id: subscription.stop must stop the stream's scope too (its SQL included). */
-    const streams = new Map<string | number, AbortController>();
+    const streams = new Map<string | number, { controller: AbortController; detach: () => void }>();
     let owner: string | undefined;
     let strikes = 0;
     let terminateTimer: NodeJS.Timeout | undefined;
@@ -180,7 +182,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     (ws as unknown as { send: (data: unknown, ...rest: unknown[]) => void }).send = (data: unknown, ...rest: unknown[]) => {
       if (carrier.signal.aborted) return;
       rawSend(data, ...rest);
-      if (streams.size > 0 && typeof data === 'string' && (data.includes('"stopped"') || data.includes('"error"'))) forgetStream(data);
+      if (!replying && streams.size > 0 && typeof data === 'string' && (data.includes('"stopped"') || data.includes('"error"'))) forgetStream(data);
       if (ws.bufferedAmount > maxBuffered) {
         log.warn({ bufferedAmount: ws.bufferedAmount, transport: 'ws' }, 'closing a WebSocket whose client reads too slowly');
         shut(WS_CLOSE.slowReader, 'client reads too slowly');
@@ -189,12 +191,24 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     const forgetStream = (frame: string): void => {
       try {
         const id = (JSON.parse(frame) as Json).id;
-        if ((typeof id === 'string' || typeof id === 'number') && streams.has(id)) streams.delete(id);
+        if (typeof id === 'string' || typeof id === 'number') {
+          streams.get(id)?.detach();
+          streams.delete(id);
+        }
       } catch {
         // ours: always JSON
       }
     };
-    const reply = (id: string | number | null, error: TRPCError): void => { ws.send(errorFrame(id, error)); };
+    // Our own refusals end no stream (a refused duplicate id must not forget the running one).
+    let replying = false;
+    const reply = (id: string | number | null, error: TRPCError): void => {
+      replying = true;
+      try {
+        ws.send(errorFrame(id, error));
+      } finally {
+        replying = false;
+      }
+    };
     const strike = (id: string | number | null, error: TRPCError): void => {
       reply(id, error);
       if (++strikes >= MAX_STRIKES) shut(WS_CLOSE.policy, `too many malformed messages (${MAX_STRIKES})`);
@@ -214,7 +228,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       clearTimeout(authTimer);
       clearTimeout(terminateTimer);
       if (!carrier.signal.aborted) carrier.abort(new Error('the WebSocket closed'));
-      for (const c of streams.values()) c.abort(carrier.signal.reason);
+      for (const stream of streams.values()) stream.controller.abort(carrier.signal.reason);
       streams.clear();
       open.delete(ws);
       if (owner !== undefined) {
@@ -280,7 +294,8 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
         return undefined;
       }
       if (method === 'subscription.stop') {
-        streams.get(id)?.abort(new Error('subscription.stop'));
+        streams.get(id)?.controller.abort(new Error('subscription.stop'));
+        streams.get(id)?.detach();
         streams.delete(id);
         return { message, meta: undefined };
       }
@@ -300,14 +315,16 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       }
       let signal = carrier.signal;
       if (method === 'subscription') {
+        if (streams.has(id)) {
+          strike(id, new TRPCError({ code: 'BAD_REQUEST', message: `A subscription with id ${JSON.stringify(id)} is already running on this socket.` }));
+          return undefined;
+        }
         // Its own signal, so that subscription.stop stops the stream's work at once, not at its next page.
-        const stream = new AbortController();
-        const onCarrier = (): void => { stream.abort(carrier.signal.reason); };
+        const controller = new AbortController();
+        const onCarrier = (): void => { controller.abort(carrier.signal.reason); };
         carrier.signal.addEventListener('abort', onCarrier, { once: true });
-        stream.signal.addEventListener('abort', () => { carrier.signal.removeEventListener('abort', onCarrier); }, { once: true });
-        streams.get(id)?.abort(new Error('replaced'));
-        streams.set(id, stream);
-        signal = stream.signal;
+        streams.set(id, { controller, detach: () => { carrier.signal.removeEventListener('abort', onCarrier); } });
+        signal = controller.signal;
       }
       return { message, meta: { callId, clientBudgetMs: deadlineMs === undefined ? undefined : Math.max(1, deadlineMs), signal, slots } };
     };

@@ -42,6 +42,8 @@ export interface ApiClientOptions {
   transport?: ApiTransport;
   /** WebSocket implementation where there is no global one (Node 20: `import WebSocket from 'ws'`). */
   WebSocket?: WebSocketConstructor;
+  /** Largest WebSocket frame the client sends (default 64 KB; keep it under the server's MAX_BODY_BYTES). */
+  maxFrameBytes?: number;
   /** The socket's state ('websocket' only): connecting, open, idle (closed), and why it last failed. */
   onConnectionState?: (state: ConnectionState) => void;
   /** A `calls.cancel` that failed (the call itself has already failed with AbortError for its caller). */
@@ -119,7 +121,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
   const cancels = new CancelBatcher(options.onCancelError);
   let client: ApiClient;
   if (transport === 'websocket') {
-    const ws = webSocketLinks({ url: options.url, token, WebSocket: options.WebSocket, onConnectionState: options.onConnectionState }, [cancelByIdLink(cancels)]);
+    const ws = webSocketLinks({ url: options.url, token, WebSocket: options.WebSocket, maxFrameBytes: options.maxFrameBytes, onConnectionState: options.onConnectionState }, [cancelByIdLink(cancels)]);
     client = createTRPCClient<AppRouter>({ links: ws.links });
     closers.set(client, () => ws.close());
   } else {

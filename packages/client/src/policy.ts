@@ -14,7 +14,8 @@ export function isRetryableCallError(error: unknown): boolean {
   if (!(error instanceof TRPCClientError)) return false;
   const code = (error.data as { code?: string } | undefined)?.code;
   // fetch failed (TypeError), or the WebSocket went away: nothing came back.
-  if (code === undefined) return error.cause instanceof TypeError || (error.cause instanceof Error && CONNECTION_LOST.has(error.cause.name));
+  // A socket closed for a message too big (1009) would close again: not retryable.
+  if (code === undefined) return error.cause instanceof TypeError || (error.cause instanceof Error && CONNECTION_LOST.has(error.cause.name) && (error.cause as { closeCode?: number }).closeCode !== 1009);
   return RETRYABLE_CODES.has(code);
 }
 

@@ -37,6 +37,8 @@ export interface WebSocketTransportOptions {
   url: string;
   token: () => string;
   WebSocket?: WebSocketConstructor | undefined;
+  /** Largest frame to send (the server closes the socket, 1009, beyond its MAX_BODY_BYTES). */
+  maxFrameBytes?: number | undefined;
   onConnectionState?: ((state: ConnectionState) => void) | undefined;
 }
 
@@ -57,6 +59,64 @@ interface OutgoingMessage {
   params?: Record<string, unknown>;
 }
 
+const utf8 = new TextEncoder();
+
+/**
+ * The WebSocket class with one change: wsClient sends every call queued in a tick as one JSON array frame
+ * (1,000 calls of a cancel-all: one frame over the server's limit, which closes the socket). Bigger frames
+ * are split into several arrays, each under `maxFrameBytes`; the server takes each message alone anyway.
+ */
+export function withFrameLimit(Base: WebSocketConstructor, maxFrameBytes: number): WebSocketConstructor {
+  const Sending = Base as new (url: string, protocols?: string | string[]) => { send(data: unknown): void };
+  const bytes = (text: string): number => (text.length * 3 <= maxFrameBytes ? text.length : utf8.encode(text).length);
+  return class extends Sending {
+    override send(data: unknown): void {
+      if (typeof data !== 'string' || !data.startsWith('[') || bytes(data) <= maxFrameBytes) {
+        super.send(data);
+        return;
+      }
+      let chunk: string[] = [];
+      let size = 2;
+      for (const message of JSON.parse(data) as unknown[]) {
+        const text = JSON.stringify(message);
+        const n = bytes(text) + 1;
+        if (chunk.length > 0 && size + n > maxFrameBytes) {
+          super.send(`[${chunk.join(',')}]`);
+          chunk = [];
+          size = 2;
+        }
+        chunk.push(text);
+        size += n;
+      }
+      if (chunk.length > 0) super.send(`[${chunk.join(',')}]`);
+    }
+  };
+}
+
+export interface CallMetaOfOp {
+  callId?: string | undefined;
+  deadlineAt?: number | undefined;
+}
+
+/**
+ * tRPC's JSON encoder plus our two `params` fields for each call message whose op id is in `metaById`.
+ * The budget is computed at encoding time, so a message resent after a reconnect carries what is left.
+ */
+export function callMetaEncoder(metaById: ReadonlyMap<number | string, CallMetaOfOp>, now: () => number = Date.now) {
+  const add = (m: OutgoingMessage): OutgoingMessage => {
+    const meta = m.params && (typeof m.id === 'number' || typeof m.id === 'string') ? metaById.get(m.id) : undefined;
+    if (!meta) return m;
+    const params: Record<string, unknown> = { ...m.params };
+    if (meta.callId !== undefined) params.callId = meta.callId;
+    if (meta.deadlineAt !== undefined) params.deadlineMs = Math.max(0, Math.round(meta.deadlineAt - now()));
+    return { ...m, params };
+  };
+  return {
+    encode: (data: unknown): string => jsonEncoder.encode(Array.isArray(data) ? data.map((m) => add(m as OutgoingMessage)) : add(data as OutgoingMessage)) as string,
+    decode: (data: string | ArrayBuffer | Uint8Array): unknown => jsonEncoder.decode(data),
+  };
+}
+
 export interface WebSocketLinks {
   links: TRPCLink<AppRouter>[];
   close(): Promise<void>;
@@ -67,7 +127,7 @@ export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCL
   const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (!WebSocketImpl) throw new Error("No WebSocket here (Node 20): pass one, e.g. `import WebSocket from 'ws'` and createApiClient({ …, WebSocket }).");
   /** Per op id, what the encoder adds to the call's message. */
-  const metaById = new Map<number | string, { callId?: string | undefined; deadlineAt?: number | undefined }>();
+  const metaById = new Map<number | string, CallMetaOfOp>();
   let state: ConnectionState = { state: 'connecting', error: null };
   const publish = (next: ConnectionState): void => {
     state = next;
@@ -78,7 +138,7 @@ export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCL
   const client = createWSClient({
     url: webSocketUrl(options.url),
     connectionParams: () => ({ token: options.token() }),
-    WebSocket: WebSocketImpl as typeof WebSocket,
+    WebSocket: withFrameLimit(WebSocketImpl, options.maxFrameBytes ?? 64 * 1024) as typeof WebSocket,
     retryDelayMs: reconnectDelayMs,
     // Detects a dead connection (no pong) instead of waiting on it forever.
     keepAlive: { enabled: true, intervalMs: 10_000, pongTimeoutMs: 5_000 },
@@ -87,21 +147,7 @@ export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCL
       const reason = (cause as { reason?: unknown } | undefined)?.reason;
       if (cause?.code !== undefined) state = { ...state, lastClose: { code: cause.code, reason: typeof reason === 'string' ? reason : '' } };
     },
-    experimental_encoder: {
-      encode: (data: unknown) => {
-        const add = (m: OutgoingMessage): OutgoingMessage => {
-          const meta = m.params && (typeof m.id === 'number' || typeof m.id === 'string') ? metaById.get(m.id) : undefined;
-          if (!meta) return m;
-          const params: Record<string, unknown> = { ...m.params };
-          if (meta.callId !== undefined) params.callId = meta.callId;
-          // Computed now, so a message resent after a reconnect carries the budget that is left.
-          if (meta.deadlineAt !== undefined) params.deadlineMs = Math.max(0, Math.round(meta.deadlineAt - Date.now()));
-          return { ...m, params };
-        };
-        return jsonEncoder.encode(Array.isArray(data) ? data.map((m) => add(m as OutgoingMessage)) : add(data as OutgoingMessage));
-      },
-      decode: (data) => jsonEncoder.decode(data),
-    },
+    experimental_encoder: callMetaEncoder(metaById),
   });
   const stateSubscription = client.connectionState.subscribe({
     next: (s) => {

@@ -1,0 +1,148 @@
+/**
+ * The same cancellation story on every transport of the client package — per-call HTTP/1.1, batched HTTP
+ * with cancel by id, WebSocket: client abort → server signal → statement cancelled (57014) or transaction
+ * rolled back → pool returned, on a real PostgreSQL. And tRPC's own links still work against the server.
+ */
+import { createApiClient, closeApiClient, type ApiClient, type ApiTransport } from '@asyncscope/client';
+import type { ActivityEvent, AppRouter } from '@asyncscope/api';
+import { createTRPCClient, httpBatchLink, httpBatchStreamLink, httpLink, TRPCClientError } from '@trpc/client';
+import { EventSource } from 'eventsource';
+import postgres from 'postgres';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
+
+/** Frames the WebSocket client sent (to count calls.cancel). */
+const sentFrames: string[] = [];
+class RecordingWebSocket extends WebSocket {
+  override send(data: Parameters<WebSocket['send']>[0], ...rest: unknown[]): void {
+    sentFrames.push(typeof data === 'string' ? data : '(binary)');
+    (super.send as (...args: unknown[]) => void)(data, ...rest);
+  }
+}
+
+let t: TestServer;
+let observer: postgres.Sql;
+const clients = new Map<ApiTransport, ApiClient>();
+
+beforeAll(async () => {
+  t = await startTestServer({ poolMax: 4 });
+  observer = postgres(t.database.url, { max: 1, onnotice: () => undefined });
+  for (const transport of ['http', 'http-batch', 'websocket'] as const) {
+    clients.set(transport, createApiClient({ url: `${t.url}/trpc`, token: TEST_TOKEN, transport, EventSource, WebSocket: RecordingWebSocket, maxFrameBytes: 16 * 1024 }));
+  }
+});
+afterAll(async () => {
+  await Promise.all([...clients.values()].map((c) => closeApiClient(c)));
+  await observer.end();
+  await t.close();
+});
+beforeEach(async () => {
+  await t.database.sql`truncate users, lab_writes restart identity`;
+});
+
+interface Session { pid: number; state: string | null; query: string }
+const sessions = () => observer<Session[]>`select pid, state, query from pg_stat_activity where application_name = 'test-server' and datname = current_database()`;
+const running = async (fragment: string) => (await sessions()).filter((s) => s.state === 'active' && s.query.includes(fragment));
+async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {
+  const start = performance.now();
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+const hop = <K extends ActivityEvent['type']>(callId: string, type: K) =>
+  t.server.runtime.activity.read(0, 100_000).events.find((e) => e.callId === callId && e.type === type) as Extract<ActivityEvent, { type: K }> | undefined;
+const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
+const client = (transport: ApiTransport) => clients.get(transport) as ApiClient;
+
+describe.each(['http', 'http-batch', 'websocket'] as const)('over %s', (transport) => {
+  it('abort → server signal → statement cancelled (57014) → connection back in the pool', async () => {
+    const api = client(transport);
+    const id = `tr-${transport}-sleep`;
+    const controller = new AbortController();
+    const call = failure(api.lab.sleep.query({ ms: 10_000 }, { signal: controller.signal, context: { callId: id } }));
+    await until('the statement runs', () => Promise.resolve(hop(id, 'statement.started')));
+    const abortedAt = performance.now();
+    controller.abort();
+    expect(await call).toBeInstanceOf(TRPCClientError);
+    const pid = hop(id, 'statement.started')?.pid;
+    await until('the statement is gone', async () => !(await sessions()).some((s) => s.pid === pid && s.state === 'active'), 2000);
+    const ms = performance.now() - abortedAt;
+    expect(ms).toBeLessThan(500);
+    expect(hop(id, 'statement.ended')?.sqlstate).toBe('57014');
+    expect(['client-closed', 'cancelled']).toContain(hop(id, 'signal.fired')?.reason);
+    await until('settled', () => Promise.resolve(hop(id, 'settled')?.code === 'CLIENT_CLOSED_REQUEST' || undefined));
+    await until('the pool is idle', async () => (await sessions()).every((s) => s.state === 'idle'));
+    expect(t.server.database.db.statements()).toEqual({ queued: 0, running: 0 });
+  });
+
+  it('abort of a slow write → rolled back, nothing saved, no session idle in transaction', async () => {
+    const api = client(transport);
+    const id = `tr-${transport}-write`;
+    const controller = new AbortController();
+    const call = failure(api.lab.slowWrite.mutate({ label: id, ms: 10_000 }, { signal: controller.signal, context: { callId: id } }));
+    await until('the transaction waits inside Postgres', async () => (await running('pg_sleep')).length > 0);
+    controller.abort();
+    await call;
+    await until('rolled back', () => Promise.resolve(hop(id, 'rolled_back')));
+    expect(await observer`select * from lab_writes where label = ${id}`).toHaveLength(0);
+    await until('no idle-in-transaction session', async () => !(await sessions()).some((s) => s.state?.startsWith('idle in transaction')));
+  });
+});
+
+describe('batched HTTP, cancel by id', () => {
+  it('two calls in one batch: aborting one cancels its statement (57014), the other completes', async () => {
+    const api = client('http-batch');
+    const controller = new AbortController();
+    const aborted = failure(api.lab.sleep.query({ ms: 10_000 }, { signal: controller.signal, context: { callId: 'batch-abort' } }));
+    const kept = api.lab.sleep.query({ ms: 500 }, { context: { callId: 'batch-kept' } });
+    await until('both run', () => Promise.resolve(hop('batch-abort', 'statement.started') && hop('batch-kept', 'statement.started')));
+    controller.abort();
+    expect(await aborted).toBeInstanceOf(TRPCClientError);
+    await until('the aborted one is cancelled in Postgres', () => Promise.resolve(hop('batch-abort', 'statement.ended')));
+    expect(hop('batch-abort', 'statement.ended')?.sqlstate).toBe('57014');
+    expect(hop('batch-abort', 'signal.fired')?.reason).toBe('cancelled');
+    expect((await kept).sleptMs).toBeGreaterThanOrEqual(500);
+    expect(hop('batch-kept', 'settled')?.code).toBe('OK');
+  });
+});
+
+describe('a cancel-all of 1,000 calls on one socket', () => {
+  it('sends them in frames under the server limit, cancels them in one or two calls.cancel, and leaves nothing running', async () => {
+    const api = client('websocket');
+    const controller = new AbortController();
+    const ids = Array.from({ length: 1000 }, (_, i) => `all-${i}`);
+    const calls = ids.map((id) => failure(api.lab.sleep.query({ ms: 10_000 }, { signal: controller.signal, context: { callId: id } })));
+    await until('every call reached the server', () => Promise.resolve(ids.every((id) => hop(id, 'received')) || undefined), 10_000);
+    const cancels = () => sentFrames.filter((f) => f.includes('"calls.cancel"')).length;
+    const before = cancels();
+    const abortedAt = performance.now();
+    controller.abort();
+    await Promise.all(calls);
+    expect(performance.now() - abortedAt).toBeLessThan(2000); // every caller released without waiting for the server
+    await until('every call settled', () => Promise.resolve(ids.every((id) => hop(id, 'settled')?.code === 'CLIENT_CLOSED_REQUEST') || undefined), 10_000);
+    expect(cancels() - before).toBeLessThanOrEqual(2);
+    await until('nothing running', async () => (await running('pg_sleep')).length === 0);
+    expect(t.server.runtime.admission.inFlight).toBe(0);
+    // The socket survived (no frame over the limit).
+    expect((await api.users.list.query({ limit: 1 })).total).toBe(0);
+  });
+});
+
+describe("tRPC's own links against the same server", () => {
+  const headers = { authorization: `Bearer ${TEST_TOKEN}` };
+  it.each([
+    ['httpLink', () => httpLink({ url: `${t.url}/trpc`, headers })],
+    ['httpBatchLink', () => httpBatchLink({ url: `${t.url}/trpc`, headers })],
+    ['httpBatchStreamLink', () => httpBatchStreamLink({ url: `${t.url}/trpc`, headers })],
+  ] as const)('%s: queries and mutations work', async (_name, link) => {
+    const api = createTRPCClient<AppRouter>({ links: [link()] });
+    const [created, list] = await Promise.all([api.users.create.mutate({ name: 'Ada', email: 'ada@example.com' }), api.users.list.query()]);
+    expect(created.name).toBe('Ada');
+    expect(list.total).toBeGreaterThanOrEqual(0);
+    expect((await api.users.byId.query({ id: created.id })).email).toBe('ada@example.com');
+  });
+});
