@@ -1,11 +1,14 @@
 /** The real API server (apps/server) as a child process on a free port, for the benchmarks. */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createApiClient, type ApiClient } from '@asyncscope/client';
 import { freePort } from '@asyncscope/db';
 import { EventSource } from 'eventsource';
+import { generate } from 'selfsigned';
 import { spawnChild, stopChild, waitUntilOk, type Child } from './children';
 
 const ownServerDir = fileURLToPath(new URL('../../server', import.meta.url));
@@ -23,6 +26,8 @@ export interface ApiServer {
   url: string;
   /** The bearer token it was started with (for raw HTTP clients). */
   token: string;
+  /** With `tls`: the certificate it serves (PEM), for clients to trust. `api` (fetch) cannot use it. */
+  ca?: string | undefined;
   api: ApiClient;
   close(): Promise<void>;
 }
@@ -35,12 +40,29 @@ export async function startApiServer(
   databaseUrl: string,
   extraEnv: Record<string, string>,
   signal: AbortSignal,
-  options: { serverDir?: string; readyTimeoutMs?: number } = {},
+  options: { serverDir?: string; readyTimeoutMs?: number; tls?: boolean } = {},
 ): Promise<ApiServer> {
   const serverDir = options.serverDir ?? ownServerDir;
   const serve = serveArgs(serverDir);
   const port = await freePort();
   const token = randomBytes(18).toString('hex');
+  // HTTPS (HTTP/2 and HTTP/1.1) with a certificate made now for 127.0.0.1.
+  const tlsDir = options.tls ? await mkdtemp(join(tmpdir(), 'asyncscope-bench-tls-')) : undefined;
+  let ca: string | undefined;
+  const tlsEnv: Record<string, string> = {};
+  if (tlsDir) {
+    const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
+      extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }],
+    });
+    ca = pems.cert;
+    await writeFile(join(tlsDir, 'cert.pem'), pems.cert);
+    await writeFile(join(tlsDir, 'key.pem'), pems.private, { mode: 0o600 });
+    Object.assign(tlsEnv, { TLS_CERT: join(tlsDir, 'cert.pem'), TLS_KEY: join(tlsDir, 'key.pem') });
+  }
+  const removeTls = () => (tlsDir ? rm(tlsDir, { recursive: true, force: true }) : Promise.resolve());
   const child = spawnChild({
     name: 'server',
     // The same command as `pnpm start` (apps/server's serve script, on its build), so the figures are
@@ -48,14 +70,19 @@ export async function startApiServer(
     // (e.g. `--cpu-prof`, `--import ./probe.mjs`).
     args: [...serve.slice(0, -1), ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean), ...serve.slice(-1)],
     cwd: serverDir,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: databaseUrl, API_TOKEN: token, LOG_LEVEL: 'warn', ...extraEnv },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: databaseUrl, API_TOKEN: token, LOG_LEVEL: 'warn', ...extraEnv, ...tlsEnv },
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${tlsDir ? 'https' : 'http'}://127.0.0.1:${port}`;
   try {
-    await waitUntilOk(child, `${url}/readyz`, { timeoutMs: options.readyTimeoutMs ?? 60_000, signal });
+    await waitUntilOk(child, `${url}/readyz`, { timeoutMs: options.readyTimeoutMs ?? 60_000, signal, ca });
   } catch (error) {
     await stopChild(child);
+    await removeTls();
     throw error;
   }
-  return { child, url, token, api: createApiClient({ url: `${url}/trpc`, token, EventSource }), close: () => stopChild(child) };
+  const close = async () => {
+    await stopChild(child);
+    await removeTls();
+  };
+  return { child, url, token, ca, api: createApiClient({ url: `${url}/trpc`, token, EventSource }), close };
 }

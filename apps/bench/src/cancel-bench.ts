@@ -2,7 +2,9 @@
  * `pnpm bench:cancel`: how fast a cancellation reaches PostgreSQL, and what the server does with 10,000
  * calls at once. It prints figures; it is not a test.
  *
- *  1. BENCH_CANCELLATIONS (default 1000) times, one after another: start `lab.sleep(10 s)`, wait until its
+ *  1. Per transport — HTTP/1.1 (the typed client), HTTP/1.1 over TLS and HTTP/2 (the server with
+ *     TLS_CERT/TLS_KEY; every HTTP/2 call a stream of one session, an abort a RST_STREAM) —
+ *     BENCH_CANCELLATIONS (default 1000) times, one after another: start `lab.sleep(10 s)`, wait until its
  *     statement is active in pg_stat_activity, abort the client call, and time until the statement is no
  *     longer active (the statement gone from pg_stat_activity). Then the pool's state: every connection idle.
  *  2. 10,000 `users.byId` calls opened at once against a server whose in-flight limit admits them all:
@@ -20,6 +22,7 @@ import { TRPCClientError } from '@trpc/client';
 import postgres from 'postgres';
 import { openBenchDatabase } from './bench-db';
 import { startApiServer, type ApiServer } from './api-server';
+import { http2Transport, tlsHttp1Transport, typedClientTransport, type CancelTransport } from './cancel-transports';
 import { runBench } from './children';
 import { peakRssBytes } from './measure';
 import { cancelStorm, signalLatency, stormFigures } from './storm';
@@ -44,13 +47,15 @@ async function poolStates(observer: postgres.Sql): Promise<Record<string, number
   return Object.fromEntries(rows.map((r) => [r.state, r.n]));
 }
 
-async function cancellations(server: ApiServer, observer: postgres.Sql, signal: AbortSignal): Promise<string[]> {
+interface CancelFigures { transport: string; sorted: number[]; stillThere: number; states: Record<string, number>; leaked: number; statements: { queued: number; running: number } }
+
+async function cancellations(transport: CancelTransport, observer: postgres.Sql, signal: AbortSignal): Promise<CancelFigures> {
   const latencies: number[] = [];
   let stillThere = 0;
   for (let i = 0; i < CANCELLATIONS; i++) {
     signal.throwIfAborted();
     const controller = new AbortController();
-    const call = server.api.lab.sleep.query({ ms: 10_000 }, { signal: controller.signal, context: { callId: `cancel-${i}` } }).catch(() => undefined);
+    const call = transport.sleep(10_000, `cancel-${i}`, controller.signal);
     let pid: number | undefined;
     while (pid === undefined) {
       const [row] = await observer<{ pid: number }[]>`select pid from pg_stat_activity where application_name = ${APP} and state = 'active' and query like '%pg_sleep%'`;
@@ -68,22 +73,29 @@ async function cancellations(server: ApiServer, observer: postgres.Sql, signal: 
     }
     latencies.push(performance.now() - abortedAt);
     await call;
-    if ((i + 1) % 250 === 0) log(`${i + 1} cancellations`);
+    if ((i + 1) % 250 === 0) log(`${transport.name}: ${i + 1} cancellations`);
   }
   // Give the server a moment to settle its last call, then look at the pool.
   await new Promise((r) => setTimeout(r, 200));
   const states = await poolStates(observer);
-  const stats = await server.api.activity.stats.query();
+  const statements = await transport.statements(signal);
   const sorted = latencies.sort((a, b) => a - b);
   const leaked = Object.entries(states).filter(([state]) => state !== 'idle').reduce((n, [, count]) => n + count, 0);
+  return { transport: transport.name, sorted, stillThere, states, leaked, statements };
+}
+
+function cancellationRows(figures: CancelFigures[]): string[] {
+  const pass = (f: CancelFigures) => percentile(f.sorted, 99) < 50;
+  const clean = (f: CancelFigures) => f.leaked === 0 && f.stillThere === 0;
   return [
-    `### 1. ${CANCELLATIONS} cancellations: client abort → statement gone from pg_stat_activity`,
+    `### 1. ${CANCELLATIONS} cancellations per transport: client abort → statement gone from pg_stat_activity`,
     '',
-    '| p50 ms | p90 ms | p99 ms | max ms | not gone after 5 s | pool afterwards | leaked connections | server statements queued/running |',
-    '| ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |',
-    `| ${round(percentile(sorted, 50), 2)} | ${round(percentile(sorted, 90), 2)} | ${round(percentile(sorted, 99), 2)} | ${round(sorted.at(-1) ?? NaN, 2)} | ${stillThere} | ${JSON.stringify(states)} | ${leaked} | ${stats.statements.queued}/${stats.statements.running} |`,
+    '| transport | p50 ms | p90 ms | p99 ms | max ms | not gone after 5 s | pool afterwards | leaked connections | server statements queued/running |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |',
+    ...figures.map((f) =>
+      `| ${f.transport} | ${round(percentile(f.sorted, 50), 2)} | ${round(percentile(f.sorted, 90), 2)} | ${round(percentile(f.sorted, 99), 2)} | ${round(f.sorted.at(-1) ?? NaN, 2)} | ${f.stillThere} | ${JSON.stringify(f.states)} | ${f.leaked} | ${f.statements.queued}/${f.statements.running} |`),
     '',
-    `target: p99 < 50 ms ${percentile(sorted, 99) < 50 ? 'PASS' : 'FAIL'}; zero leaked connections ${leaked === 0 && stillThere === 0 ? 'PASS' : 'FAIL'}`,
+    `target: p99 < 50 ms on every transport ${figures.every(pass) ? 'PASS' : `FAIL (${figures.filter((f) => !pass(f)).map((f) => f.transport).join(', ')})`}; zero leaked connections ${figures.every(clean) ? 'PASS' : 'FAIL'}`,
   ];
 }
 
@@ -130,12 +142,27 @@ async function main(signal: AbortSignal): Promise<void> {
   const out: string[] = ['', `## Cancellation benchmark (node ${process.version}, ${db.description})`, ''];
   try {
     {
-      const server = await startApiServer(db.url, { DB_APPLICATION_NAME: APP }, signal);
+      const figures: CancelFigures[] = [];
+      const plain = await startApiServer(db.url, { DB_APPLICATION_NAME: APP }, signal);
       try {
-        out.push(...(await cancellations(server, observer, signal)), '');
+        figures.push(await cancellations(typedClientTransport(plain), observer, signal));
       } finally {
-        await server.close();
+        await plain.close();
       }
+      // TLS_CERT/TLS_KEY set: the same port speaks HTTP/2 and HTTP/1.1.
+      const secure = await startApiServer(db.url, { DB_APPLICATION_NAME: APP }, signal, { tls: true });
+      try {
+        for (const transport of [tlsHttp1Transport(secure), http2Transport(secure)]) {
+          try {
+            figures.push(await cancellations(transport, observer, signal));
+          } finally {
+            transport.close();
+          }
+        }
+      } finally {
+        await secure.close();
+      }
+      out.push(...cancellationRows(figures), '');
     }
     {
       const server = await startApiServer(db.url, { DB_APPLICATION_NAME: APP, MAX_IN_FLIGHT: String(BURST), MAX_QUEUE: '0' }, signal);

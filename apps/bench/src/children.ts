@@ -1,6 +1,7 @@
 /** Server processes under test: spawn, wait until they answer, stop. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { get as httpsGet } from 'node:https';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deadline as deadlineScope } from '@asyncscope/concurrency';
@@ -77,7 +78,7 @@ export function killAllNow(): void {
  * Polls `url` until it answers 200. Fails if the child exits first, if `timeoutMs` passes, or if
  * `signal` aborts.
  */
-export async function waitUntilOk(child: Child, url: string, options: { timeoutMs: number; signal: AbortSignal; headers?: Record<string, string> }): Promise<void> {
+export async function waitUntilOk(child: Child, url: string, options: { timeoutMs: number; signal: AbortSignal; headers?: Record<string, string>; ca?: string }): Promise<void> {
   const deadline = Date.now() + options.timeoutMs;
   let exitCode: number | string | undefined;
   void child.exited.then((code) => { exitCode = code; });
@@ -89,7 +90,7 @@ export async function waitUntilOk(child: Child, url: string, options: { timeoutM
       // deadlineScope() links to the caller's signal without AbortSignal.any (which leaks on Node 20).
       const attempt = deadlineScope(2000, { signal: options.signal });
       try {
-        const res = await fetch(url, { headers: options.headers, signal: attempt.signal });
+        const res = options.ca === undefined ? await fetch(url, { headers: options.headers, signal: attempt.signal }) : await getOverTls(url, options.ca, options.headers, attempt.signal);
         const body = await res.text();
         if (res.status === 200) return;
         last = `${res.status} ${body.slice(0, 300)}`;
@@ -103,6 +104,18 @@ export async function waitUntilOk(child: Child, url: string, options: { timeoutM
     if (Date.now() > deadline) throw new Error(`${child.name} not ready at ${url} after ${options.timeoutMs} ms (last: ${last}):\n${child.tail()}`);
     await sleep(100, undefined, { signal: options.signal });
   }
+}
+
+/** GET over https trusting only `ca` (fetch cannot be given a CA of its own without undici's Agent). */
+function getOverTls(url: string, ca: string, headers: Record<string, string> | undefined, signal: AbortSignal): Promise<{ status: number; text: () => Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { ca, headers, signal, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, text: () => Promise.resolve(Buffer.concat(chunks).toString('utf8')) }); });
+      res.on('error', reject);
+    }).on('error', reject);
+  });
 }
 
 /** SIGTERM to the child's process group, then SIGKILL if it has not exited within `graceMs`. Never throws. */

@@ -3,12 +3,15 @@
  * database cloned from the migrated template, and Debian's Chromium driven by playwright-core.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { generate } from 'selfsigned';
 
 export const APP_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const SERVER_DIR = fileURLToPath(new URL('../../server', import.meta.url));
@@ -41,9 +44,53 @@ export interface ServerOptions {
   token: string;
   applicationName: string;
   poolMax?: number;
+  /** Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate: TLS_CERT / TLS_KEY. */
+  tls?: TestCertificate;
+}
+
+export interface TestCertificate {
+  cert: string;
+  key: string;
+  /** base64 SHA-256 of its public key: for Chromium's --ignore-certificate-errors-spki-list. */
+  spkiHash: string;
+}
+
+/** A throwaway certificate for 127.0.0.1 / localhost, made now (no key is committed; no openssl CLI needed). */
+export async function makeTestCertificate(): Promise<TestCertificate> {
+  const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate: new Date(Date.now() - 60_000),
+    notAfterDate: new Date(Date.now() + 2 * 86_400_000),
+    extensions: [
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
+    ],
+  });
+  const spki = createPublicKey(pems.cert).export({ type: 'spki', format: 'der' });
+  return { cert: pems.cert, key: pems.private, spkiHash: createHash('sha256').update(spki).digest('base64') };
+}
+
+/** GET /readyz answered 200 (over https, trusting only `ca`). */
+function readyOverTls(url: string, ca: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    httpsGet(`${url}/readyz`, { ca, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    }).on('error', () => { resolve(false); });
+  });
 }
 
 export async function startServer(options: ServerOptions): Promise<ServerProcess> {
+  const tlsDir = options.tls ? await mkdtemp(join(tmpdir(), 'asyncscope-e2e-tls-')) : undefined;
+  const tlsEnv: Record<string, string> = {};
+  if (options.tls && tlsDir) {
+    await writeFile(join(tlsDir, 'cert.pem'), options.tls.cert);
+    await writeFile(join(tlsDir, 'key.pem'), options.tls.key, { mode: 0o600 });
+    Object.assign(tlsEnv, { TLS_CERT: join(tlsDir, 'cert.pem'), TLS_KEY: join(tlsDir, 'key.pem') });
+  }
   const proc = spawn(process.execPath, SERVE_ARGS, {
     cwd: SERVER_DIR,
     env: {
@@ -57,18 +104,19 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
       LOG_LEVEL: 'warn',
       DB_APPLICATION_NAME: options.applicationName,
       DB_POOL_MAX: String(options.poolMax ?? 10),
+      ...tlsEnv,
     },
   });
   let out = '';
   proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => { resolve(); }));
-  const url = `http://127.0.0.1:${options.port}`;
+  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${options.port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`the server exited (${proc.exitCode}):\n${out}`);
-    if (out.includes('Dashboard http://')) {
-      const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    if (out.includes(`Dashboard ${url}`)) {
+      const ready = options.tls ? await readyOverTls(url, options.tls.cert) : await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
       if (ready) break;
     }
     if (Date.now() > deadline) {
@@ -86,6 +134,7 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     stop: async () => {
       if (proc.exitCode === null) proc.kill('SIGTERM');
       await exited;
+      if (tlsDir) await rm(tlsDir, { recursive: true, force: true });
     },
   };
 }
@@ -96,12 +145,21 @@ export interface Browser {
   close: () => Promise<void>;
 }
 
-export async function launchBrowser(): Promise<Browser> {
+export interface BrowserOptions {
+  /**
+   * Certificates (base64 SPKI SHA-256) Chromium accepts though no authority signed them: a test's own,
+   * and only those (rather than --ignore-certificate-errors for every certificate).
+   */
+  trustSpki?: string[];
+}
+
+export async function launchBrowser(options: BrowserOptions = {}): Promise<Browser> {
   const userDataDir = await mkdtemp(join(tmpdir(), 'asyncscope-chromium-'));
+  const trust = options.trustSpki?.length ? [`--ignore-certificate-errors-spki-list=${options.trustSpki.join(',')}`] : [];
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM_PATH,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...trust],
     viewport: { width: 1440, height: 900 },
     deviceScaleFactor: 1,
   });

@@ -40,11 +40,13 @@ export interface ServerConfig {
   wsMaxSocketsPerToken?: number | undefined;
   /** Built dashboard to serve at /, if any. */
   dashboardDir?: string | undefined;
+  /** PEM certificate and key: serve HTTPS with HTTP/2 (and HTTP/1.1); plain HTTP when absent. */
+  tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
   log: Logger;
 }
 
 export interface RunningServer {
-  /** Base URL, e.g. http://127.0.0.1:3000 */
+  /** Base URL, e.g. http://127.0.0.1:3000 (https:// with TLS) */
   url: string;
   apiToken: string;
   /** Where the token is kept, when it was not given (API_TOKEN). */
@@ -109,6 +111,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     bodyTimeoutMs: config.bodyTimeoutMs,
     maxBatchSize: config.maxBatchSize,
     dashboardDir: config.dashboardDir,
+    tls: config.tls,
     log,
     isDatabaseReady: () => database.isReady(),
     checkDatabase: () => {
@@ -135,14 +138,14 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = `${config.tls ? 'https' : 'http'}://${host}:${address.port}`;
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
     shutdown.abort();
     log.info({ inFlight: http.inFlight() }, 'shutting down: no new connections; waiting for in-flight calls');
     const closed = new Promise<void>((resolve) => server.close(() => { resolve(); }));
-    server.closeIdleConnections();
+    http.closeIdleConnections();
     http.endStreams();
     ws.close();
     const deadline = AbortSignal.timeout(config.shutdownTimeoutMs);
@@ -154,10 +157,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       stopCalls.abort(new ShutdownError());
       // Give stopped calls a moment to answer (SERVICE_UNAVAILABLE) before the sockets go.
       await Promise.race([http.drained(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
-      server.closeAllConnections();
+      http.closeAllConnections();
     }
     // Keep-alive connections that went idle after their last answer would hold close() open otherwise.
-    server.closeIdleConnections();
+    http.closeIdleConnections();
     await closed;
     await runtime.close();
     await database.close(Math.max(1, Math.ceil(config.shutdownTimeoutMs / 1000)));

@@ -9,6 +9,7 @@ import { EventSource } from 'eventsource';
 import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
+import { cancellationProbe, expectCancelledHopByHop, expectPoolReturned, expectRolledBack, failure, until } from './test/cancellation-probe';
 
 let t: TestServer;
 let api: ApiClient;
@@ -28,25 +29,9 @@ beforeEach(async () => {
   t.server.runtime.faults.clear();
 });
 
-interface Session { pid: number; state: string | null; query: string; wait: string | null }
-const sessions = () =>
-  observer<Session[]>`select pid, state, query, wait_event as wait from pg_stat_activity where application_name = 'test-server' and datname = current_database()`;
-const running = async (fragment: string) => (await sessions()).filter((s) => s.state === 'active' && s.query.includes(fragment));
-
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<{ value: T; ms: number }> {
-  const start = performance.now();
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return { value, ms: performance.now() - start };
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const eventsOf = (callId: string): ActivityEvent[] => t.server.runtime.activity.read(0, 100_000).events.filter((e) => e.callId === callId);
-const hop = <K extends ActivityEvent['type']>(callId: string, type: K) =>
-  eventsOf(callId).find((e) => e.type === type) as Extract<ActivityEvent, { type: K }> | undefined;
-const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
+// The same hop-by-hop checks run per transport in cancellation-transports.test.ts (HTTP/2, TLS).
+const probe = cancellationProbe(() => t, () => observer);
+const { sessions, running, hop } = probe;
 const codeOf = (e: unknown) => (e instanceof TRPCClientError ? (e.data as { code?: string } | undefined)?.code : undefined);
 
 describe('a client abort stops the work everywhere', () => {
@@ -59,18 +44,7 @@ describe('a client abort stops the work everywhere', () => {
     controller.abort();
     const error = await call;
     expect(error).toBeInstanceOf(TRPCClientError);
-
-    const fired = await until('the server signal', () => Promise.resolve(hop('abort-1', 'signal.fired')));
-    expect(fired.value.reason).toBe('client-closed');
-    expect(fired.value.at - Date.now() + (performance.now() - abortedAt)).toBeLessThan(200);
-
-    const started = hop('abort-1', 'statement.started');
-    expect(started?.pid).toBeGreaterThan(0);
-    const gone = await until('the statement leaves pg_stat_activity', async () => !(await sessions()).some((s) => s.pid === started?.pid && s.state === 'active'), 2000);
-    expect(performance.now() - abortedAt).toBeLessThan(500);
-    expect(gone.ms).toBeLessThan(500);
-    expect(hop('abort-1', 'statement.ended')).toMatchObject({ sqlstate: '57014', pid: started?.pid });
-    expect(hop('abort-1', 'settled')?.code).toBe('CLIENT_CLOSED_REQUEST');
+    await expectCancelledHopByHop(probe, 'abort-1', abortedAt);
 
     expect((await canary).sleptMs).toBeGreaterThanOrEqual(400); // the cancel hit the right statement
     expect(hop('canary-1', 'settled')?.code).toBe('OK');
@@ -82,10 +56,7 @@ describe('a client abort stops the work everywhere', () => {
     await until('the transaction waits inside Postgres', async () => (await running('pg_sleep')).length > 0);
     controller.abort();
     await call;
-    await until('rolled back', () => Promise.resolve(hop('write-1', 'rolled_back')));
-    expect(hop('write-1', 'rolled_back')?.sqlstate).toBe('57014');
-    expect(await observer`select * from lab_writes where label = 'cancelled-write'`).toHaveLength(0);
-    await until('no idle-in-transaction session', async () => !(await sessions()).some((s) => s.state?.startsWith('idle in transaction')));
+    await expectRolledBack(probe, observer, 'write-1', 'cancelled-write');
   });
 
   it('never sends a statement that was still queued for a connection', async () => {
@@ -118,9 +89,7 @@ describe('a client abort stops the work everywhere', () => {
     const received = Array.from({ length: 200 }, (_, i) => `mass-${i}`).filter((id) => hop(id, 'received'));
     expect(received.length).toBeGreaterThanOrEqual(100);
     await until('every received call settled on the server', () => Promise.resolve(received.every((id) => hop(id, 'settled')) || undefined));
-    await until('every connection idle', async () => (await sessions()).every((s) => s.state === 'idle'));
-    expect(t.server.database.db.statements()).toEqual({ queued: 0, running: 0 });
-    expect(t.server.runtime.admission.inFlight).toBe(0);
+    await expectPoolReturned(probe, t);
     const answered = performance.now();
     expect((await api.users.list.query()).total).toBe(0);
     // A leaked connection or a stuck queue would make this wait for the call timeout (30 s); a busy CI box

@@ -1,7 +1,10 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { EnvError, readEnv } from './env';
+import { EnvError, readEnv, readTls } from './env';
+import { makeTestCertificate } from './test-tls';
 
 describe('readEnv: the limits that keep one client from shutting out the others, and the lab switch', () => {
   it('has defaults', () => {
@@ -16,6 +19,15 @@ describe('readEnv: the limits that keep one client from shutting out the others,
       MAX_BATCH_SIZE: 10,
       MAX_QUEUE_PER_CLIENT: 0,
     });
+  });
+
+  it('reads EXTRA_API_TOKENS as a list of tokens, each at least 16 characters', () => {
+    expect(readEnv({}).EXTRA_API_TOKENS).toEqual([]);
+    expect(readEnv({ EXTRA_API_TOKENS: 'aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb,' }).EXTRA_API_TOKENS).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb']);
+    expect(() => readEnv({ EXTRA_API_TOKENS: 'aaaaaaaaaaaaaaaa,short' })).toThrow(/EXTRA_API_TOKENS=\(hidden\): EXTRA_API_TOKENS must be comma-separated tokens of at least 16 characters/);
+    // A secret is named, never echoed.
+    expect(() => readEnv({ API_TOKEN: 'short-secret' })).toThrow(/API_TOKEN=\(hidden\)/);
+    expect(() => readEnv({ API_TOKEN: 'short-secret' })).not.toThrow(/short-secret/);
   });
 
   it('resolves relative DATA_DIR and DASHBOARD_DIR from the checkout (pnpm runs the server in apps/server)', () => {
@@ -44,5 +56,35 @@ describe('readEnv: WebSocket limits', () => {
     ['WS_MAX_SOCKETS_PER_TOKEN', 'many', /WS_MAX_SOCKETS_PER_TOKEN="many": WS_MAX_SOCKETS_PER_TOKEN must be a whole number/],
   ])('refuses %s=%s, naming it', (name, value, message) => {
     expect(() => readEnv({ [name]: value })).toThrow(message);
+  });
+});
+
+describe('TLS_CERT and TLS_KEY: HTTPS with HTTP/2', () => {
+  it('are both set or neither', () => {
+    expect(readEnv({}).TLS_CERT).toBeUndefined();
+    expect(() => readEnv({ TLS_CERT: '/etc/cert.pem' })).toThrow(/TLS_CERT is set but TLS_KEY is not: set both/);
+    expect(() => readEnv({ TLS_KEY: '/etc/key.pem' })).toThrow(EnvError);
+    expect(() => readEnv({ TLS_KEY: '/etc/key.pem' })).toThrow(/TLS_KEY is set but TLS_CERT is not/);
+    expect(readEnv({ TLS_CERT: '/etc/cert.pem', TLS_KEY: 'key.pem' })).toMatchObject({ TLS_CERT: '/etc/cert.pem', TLS_KEY: join(fileURLToPath(new URL('../../..', import.meta.url)), 'key.pem') });
+    expect(readTls(readEnv({}))).toBeUndefined();
+  });
+
+  it('reads the files at start, naming the one that cannot be read or a key that does not fit', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'asyncscope-tls-env-'));
+    try {
+      const [a, b] = await Promise.all([makeTestCertificate(), makeTestCertificate()]);
+      await writeFile(join(dir, 'cert.pem'), a.cert);
+      await writeFile(join(dir, 'key.pem'), a.key);
+      await writeFile(join(dir, 'other-key.pem'), b.key);
+      const tls = readTls(readEnv({ TLS_CERT: join(dir, 'cert.pem'), TLS_KEY: join(dir, 'key.pem') }));
+      expect(tls?.cert.toString()).toBe(a.cert);
+      expect(tls?.key.toString()).toBe(a.key);
+      const missing = () => readTls(readEnv({ TLS_CERT: join(dir, 'nope.pem'), TLS_KEY: join(dir, 'key.pem') }));
+      expect(missing).toThrow(EnvError);
+      expect(missing).toThrow(/TLS_CERT=".*nope\.pem": cannot read it \(ENOENT/);
+      expect(() => readTls(readEnv({ TLS_CERT: join(dir, 'cert.pem'), TLS_KEY: join(dir, 'other-key.pem') }))).toThrow(/not a usable PEM certificate and its private key/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

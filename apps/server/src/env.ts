@@ -2,7 +2,9 @@
  * The only place that reads the environment. Every value is validated at start, and a bad one is
  * named in the error, with what was expected.
  */
+import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
@@ -46,6 +48,9 @@ const envSchema = z.object({
   LAB: z.enum(['on', 'off'], { error: 'LAB must be on or off' }).default('on'),
   DASHBOARD_DIR: z.string().min(1).default(resolve(REPO_ROOT, 'apps/dashboard/dist')),
   CALL_TIMEOUT_MS: intIn('CALL_TIMEOUT_MS', 1, 3_600_000).default(30_000),
+  // PEM files; with both, the server speaks HTTPS (HTTP/2 and HTTP/1.1). Relative paths are from the checkout.
+  TLS_CERT: z.string().min(1).optional(),
+  TLS_KEY: z.string().min(1).optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -59,12 +64,49 @@ export function readEnv(source: Record<string, string | undefined> = process.env
   const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
   const result = envSchema.safeParse(cleaned);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(cleaned[String(i.path[0])] ?? '')}: ${i.message}`);
+    // Secrets are named, never echoed: this message goes to the terminal and to logs.
+    const shown = (key: string) => (/TOKEN/.test(key) ? '(hidden)' : JSON.stringify(cleaned[key] ?? ''));
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.')}=${shown(String(i.path[0]))}: ${i.message}`);
     throw new EnvError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const env = result.data;
+  if ((env.TLS_CERT === undefined) !== (env.TLS_KEY === undefined)) {
+    const [set, unset] = env.TLS_CERT === undefined ? ['TLS_KEY', 'TLS_CERT'] : ['TLS_CERT', 'TLS_KEY'];
+    throw new EnvError(`Invalid configuration:\n  ${set} is set but ${unset} is not: set both (PEM files) to serve HTTPS, or neither for plain HTTP`);
+  }
   // Relative paths are from the checkout, like the defaults: `pnpm start` and `pnpm dev` run the server in
   // apps/server, a folder the person never chose.
   const absolute = (path: string) => (isAbsolute(path) ? path : resolve(REPO_ROOT, path));
-  return { ...env, DATA_DIR: absolute(env.DATA_DIR), DASHBOARD_DIR: absolute(env.DASHBOARD_DIR) };
+  return {
+    ...env,
+    DATA_DIR: absolute(env.DATA_DIR),
+    DASHBOARD_DIR: absolute(env.DASHBOARD_DIR),
+    TLS_CERT: env.TLS_CERT === undefined ? undefined : absolute(env.TLS_CERT),
+    TLS_KEY: env.TLS_KEY === undefined ? undefined : absolute(env.TLS_KEY),
+  };
+}
+
+/**
+ * The certificate and key TLS_CERT / TLS_KEY name, read now so that a missing file, an unreadable one or a
+ * key that does not belong to the certificate stops the start with its name, not the first TLS handshake.
+ */
+export function readTls(env: Pick<Env, 'TLS_CERT' | 'TLS_KEY'>): { cert: Buffer; key: Buffer } | undefined {
+  if (env.TLS_CERT === undefined || env.TLS_KEY === undefined) return undefined;
+  const read = (name: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new EnvError(`Invalid configuration:\n  ${name}=${JSON.stringify(path)}: cannot read it (${reason})`);
+    }
+  };
+  const cert = read('TLS_CERT', env.TLS_CERT);
+  const key = read('TLS_KEY', env.TLS_KEY);
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new EnvError(`Invalid configuration:\n  TLS_CERT=${JSON.stringify(env.TLS_CERT)}, TLS_KEY=${JSON.stringify(env.TLS_KEY)}: not a usable PEM certificate and its private key (${reason})`);
+  }
+  return { cert, key };
 }

@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import { createServer, request, type IncomingHttpHeaders, type RequestListener, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { initTRPC } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { ActivityEvent } from '@asyncscope/api';
@@ -23,7 +23,7 @@ let t: TestServer;
 let fast: Mounted;
 let standard: Mounted;
 
-async function listen(server: Server): Promise<number> {
+async function listen(server: NetServer): Promise<number> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return (server.address() as AddressInfo).port;
@@ -51,7 +51,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const m of [fast, standard]) {
     m.http.endStreams();
-    m.http.server.closeAllConnections();
+    m.http.closeAllConnections();
     await new Promise((resolve) => m.http.server.close(resolve));
   }
   await t.close();

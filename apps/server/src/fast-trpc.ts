@@ -45,6 +45,7 @@ import {
 } from '@trpc/server';
 import { createHTTPHandler, type CreateHTTPContextOptions } from '@trpc/server/adapters/standalone';
 import { getHTTPStatusCode, type HTTPErrorHandler, type TRPCRequestInfo } from '@trpc/server/http';
+import { responseGone } from './http-version';
 
 export interface FastTRPCHandlerOptions<TRouter extends AnyTRPCRouter> {
   router: TRouter;
@@ -227,7 +228,7 @@ function inputOf(call: SingleCall): () => Promise<unknown> {
 const ACCEPTED_METHOD: Record<TRPCProcedureType, string> = { query: 'GET', mutation: 'POST', subscription: 'GET' };
 
 function send(res: ServerResponse, status: number, body: string): void {
-  if (res.destroyed) return; // the client is gone: nobody to answer (tRPC's pipe is aborted likewise)
+  if (responseGone(res)) return; // the client is gone: nobody to answer (tRPC's pipe is aborted likewise)
   res.writeHead(status, { 'content-type': 'application/json', vary: 'trpc-accept, accept', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
@@ -339,7 +340,8 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
     const q = url.indexOf('?', basePath.length);
     const path = q === -1 ? url.slice(basePath.length) : url.slice(basePath.length, q);
     let queryText: string | undefined;
-    let fast = PROCEDURE_PATH.test(path) && headers['trpc-accept'] === undefined && hostParses(headers.host);
+    // HTTP/2 has :authority where HTTP/1.1 has Host; tRPC's URL parsing takes either.
+    let fast = PROCEDURE_PATH.test(path) && headers['trpc-accept'] === undefined && hostParses(headers.host ?? (headers[':authority'] as string | undefined));
     if (fast && method === 'GET') {
       const contentType = headers['content-type'];
       // A GET's input is JSON whatever the content-type says, except these two, which tRPC refuses (405).

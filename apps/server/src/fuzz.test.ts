@@ -16,7 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => { await t.close(); });
 
-type Kind = 'int' | 'text' | 'userId' | 'activityId' | 'enum' | 'fault' | 'bool';
+type Kind = 'int' | 'text' | 'userId' | 'activityId' | 'enum' | 'fault' | 'bool' | 'callIds';
 interface Target {
   type: 'query' | 'mutation' | 'subscription';
   /** A valid input, one field of which the fuzzer spoils; undefined: the procedure takes no input. */
@@ -41,6 +41,7 @@ const TARGETS: Record<string, Target> = {
   'activity.stats': { type: 'query' },
   'activity.events': { type: 'subscription', valid: { replay: false }, fields: { lastEventId: 'activityId', replay: 'bool' } },
   'auth.ticket': { type: 'mutation' },
+  'calls.cancel': { type: 'mutation', valid: { callIds: ['fuzz-call-1'] }, fields: { callIds: 'callIds' } },
 };
 
 // Values no field of that kind accepts.
@@ -68,6 +69,13 @@ const BAD: Record<Kind, fc.Arbitrary<unknown>> = {
   enum: fc.oneof(fc.string({ maxLength: 30 }).filter((s) => !(s in TARGETS)), around('\u0000'), fc.integer(), fc.constant(null)),
   fault: fc.oneof(notAnObject, badInt.map((latencyMs) => ({ latencyMs })), fc.constant({ latencyMs: 0, errorRate: 2 }), fc.constant({ errorRate: 0, admin: true })),
   bool: fc.oneof(fc.string({ maxLength: 5 }), fc.integer(), fc.constant(null), fc.constant({})),
+  // Not a list of 1 to 1000 call ids: not a list, empty, too long, or holding one id that is not one.
+  callIds: fc.oneof(
+    notAnObject.filter((v) => !Array.isArray(v)),
+    fc.constant([]),
+    fc.constant(Array.from({ length: 1001 }, (_, i) => `c${i}`)),
+    fc.tuple(fc.array(fc.constantFrom('ok-1', 'ok-2'), { maxLength: 3 }), fc.oneof(badText, fc.constantFrom('', 'a b', 'x'.repeat(129), 'a/b', 'é'))).map(([ok, bad]) => [...ok, bad]),
+  ),
 };
 /** `{ a: { a: … } }` or `[[…]]`, `depth` levels: never a valid input (unknown key / not an object). */
 const deep = fc.tuple(fc.integer({ min: 50, max: 300 }), fc.boolean()).map(([depth, array]) => {

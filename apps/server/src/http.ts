@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
 import { createHTTPHandler, type CreateHTTPContextOptions } from '@trpc/server/adapters/standalone';
 import sirv from 'sirv';
 import { admittedProcedures, appRouter, createCredentials, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
@@ -9,6 +11,7 @@ import { logPath } from './log-redaction';
 import { setDashboardHeaders } from './security-headers';
 import { createTrpcGate, isAuthorized, jsonErrorsOnly, ownerOf } from './trpc-gate';
 import { withBodyFirst } from './request-body';
+import { isHttp2 } from './http-version';
 
 export interface HttpOptions {
   runtime: Runtime;
@@ -28,6 +31,8 @@ export interface HttpOptions {
   checkDatabase: (signal: AbortSignal) => Promise<void>;
   /** tRPC under /trpc/: our fast path with tRPC's adapter behind it (default), or tRPC's adapter alone (tests compare them). */
   trpcAdapter?: 'fast' | 'standard' | undefined;
+  /** PEM certificate and key: HTTPS, HTTP/2 with HTTP/1.1 beside it (ALPN); plain HTTP/1.1 when absent. */
+  tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
 }
 
 const REQUEST_ID = /^[\w.:~-]{1,128}$/;
@@ -71,7 +76,15 @@ function notFound(res: ServerResponse, path: string): void {
 }
 
 export interface HttpServer {
-  server: Server;
+  /**
+   * node:http's Server, or with `tls` an Http2SecureServer (allowHTTP1). Both emit 'upgrade' for an
+   * HTTP/1.1 upgrade request (over TLS: a client that negotiated http/1.1 or no ALPN); HTTP/2 has no upgrade.
+   */
+  server: Server | Http2SecureServer;
+  /** Closes connections with no request in flight; HTTP/2 sessions get GOAWAY and end when their streams do. */
+  closeIdleConnections(): void;
+  /** Destroys every connection, busy or not. */
+  closeAllConnections(): void;
   /** Requests being answered right now (event streams not counted). */
   inFlight(): number;
   /** Resolves when no request is in flight. */
@@ -140,9 +153,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
   let onDrained: (() => void) | undefined;
   const streams = new Set<ServerResponse>();
 
-  // Slowloris: headers must arrive within bodyTimeoutMs, and a whole request soon after (Node answers 408
-  // and closes; the body's own deadline answers first, in JSON). Checked every second, not every 30 s.
-  const server = createServer({ headersTimeout: bodyTimeoutMs, requestTimeout: 2 * bodyTimeoutMs + 1000, connectionsCheckingInterval: 1000 }, (req, res) => {
+  const handle: RequestListener = (req, res) => {
     const started = performance.now();
     const given = req.headers['x-request-id'];
     const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -154,7 +165,9 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     res.once('close', () => {
       if (isStream) streams.delete(res);
       else inFlight--;
-      log.info({ requestId: id, method: req.method, path: logPath(req.url), status: res.writableFinished ? res.statusCode : 499, ms: Math.round(performance.now() - started), aborted: !res.writableFinished }, 'request');
+      // An HTTP/2 compat response is writableFinished even when its stream was reset: ended is what counts there.
+      const answered = isHttp2(req) ? res.writableEnded : res.writableFinished;
+      log.info({ requestId: id, method: req.method, path: logPath(req.url), status: answered ? res.statusCode : 499, ms: Math.round(performance.now() - started), aborted: !answered }, 'request');
       if (!isStream && inFlight === 0) onDrained?.();
     });
 
@@ -179,10 +192,15 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     } else {
       notFound(res, path);
     }
-  });
+  };
+
+  // Slowloris: headers must arrive within bodyTimeoutMs, and a whole request soon after (Node answers 408
+  // and closes; the body's own deadline answers first, in JSON). Checked every second, not every 30 s.
+  const timeouts = { headersTimeout: bodyTimeoutMs, requestTimeout: 2 * bodyTimeoutMs + 1000, connectionsCheckingInterval: 1000 };
+  const served = options.tls ? secureServer(options.tls, timeouts, bodyTimeoutMs, handle) : plainServer(timeouts, handle);
 
   return {
-    server,
+    ...served,
     inFlight: () => inFlight,
     drained: () =>
       inFlight === 0
@@ -192,6 +210,61 @@ export function createHttpServer(options: HttpOptions): HttpServer {
           }),
     endStreams: () => {
       for (const res of streams) res.destroy();
+    },
+  };
+}
+
+interface Served {
+  server: Server | Http2SecureServer;
+  closeIdleConnections(): void;
+  closeAllConnections(): void;
+}
+
+function plainServer(timeouts: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number }, handle: RequestListener): Served {
+  const server = createServer(timeouts, handle);
+  return { server, closeIdleConnections: () => { server.closeIdleConnections(); }, closeAllConnections: () => { server.closeAllConnections(); } };
+}
+
+/**
+ * HTTPS: HTTP/2 for clients that offer it (browsers: one connection, every call a stream of its own, so a
+ * page is not held to 6 requests at once and an abort resets only its stream), HTTP/1.1 for the others.
+ * The same handler serves both through Node's compat API (http-version.ts): a reset stream closes its
+ * response before it was written, which fires the call's signal as a closed HTTP/1.1 connection does.
+ */
+function secureServer(
+  tls: { cert: string | Buffer; key: string | Buffer },
+  timeouts: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number },
+  handshakeTimeoutMs: number,
+  handle: RequestListener,
+): Served {
+  // A handshake must finish as soon as headers must (the default, 120 s, lets idle sockets pile up).
+  const server = createSecureServer({ ...tls, allowHTTP1: true, handshakeTimeout: handshakeTimeoutMs }, handle as unknown as Parameters<typeof createSecureServer>[1]);
+  // The HTTP/1.1 side is node:http's connection handling, which reads these off the server (no constructor
+  // options for them here): the same slow-header protection as the plain server. HTTP/2 has no such
+  // timeouts; its bodies have request-body.ts's deadline, its sessions are closed below.
+  Object.assign(server, timeouts);
+  // Neither closeAllConnections nor a way to reach HTTP/2 sessions: keep both, to close them at shutdown.
+  const sockets = new Set<Socket>();
+  const sessions = new Set<ServerHttp2Session>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => { sockets.delete(socket); });
+  });
+  server.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.once('close', () => { sessions.delete(session); });
+  });
+  return {
+    server,
+    closeIdleConnections: () => {
+      // The HTTP/1.1 connections (Node 20.19 has it with allowHTTP1; its types do not say so yet).
+      (server as Http2SecureServer & { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      // GOAWAY: no new streams; the session ends when those in flight are answered.
+      for (const session of sessions) if (!session.closed) session.close();
+    },
+    closeAllConnections: () => {
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
     },
   };
 }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer } from './app';
-import { EnvError, readEnv } from './env';
+import { EnvError, readEnv, readTls } from './env';
 import { createLogger } from './log-redaction';
 
 function fail(message: string): never {
@@ -10,8 +10,10 @@ function fail(message: string): never {
 }
 
 let env;
+let tls;
 try {
   env = readEnv();
+  tls = readTls(env);
 } catch (error) {
   fail(error instanceof EnvError ? error.message : String(error));
 }
@@ -41,6 +43,7 @@ const server = await startServer({
   lab: env.LAB === 'on',
   callTimeoutMs: env.CALL_TIMEOUT_MS,
   dashboardDir,
+  tls,
   log,
 }).catch((error: unknown) => fail(`Could not start: ${error instanceof Error ? error.message : String(error)}`));
 

@@ -15,6 +15,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { getErrorShape, getTRPCErrorFromUnknown, transformTRPCResponse, TRPCError, type AnyTRPCProcedure, type AnyTRPCRootTypes, type AnyTRPCRouter, type TRPCErrorShape, type TRPCProcedureType, type TRPCRootConfig } from '@trpc/server';
 import { getHTTPStatusCode, type HTTPErrorHandler } from '@trpc/server/http';
+import { closeAfter, responseGone } from './http-version';
 
 export interface BodyFirstOptions<TRouter extends AnyTRPCRouter> {
   router: TRouter;
@@ -122,9 +123,9 @@ export function withBodyFirst<TRouter extends AnyTRPCRouter>(handler: RequestLis
   const config = opts.router._def._config as TRPCRootConfig<AnyTRPCRootTypes>;
 
   const answer = (res: ServerResponse, status: number, body: string, close: boolean): void => {
-    if (res.headersSent || res.destroyed) return;
+    if (res.headersSent || responseGone(res)) return;
     const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), vary: 'trpc-accept, accept' };
-    if (close) headers.connection = 'close';
+    if (close) Object.assign(headers, closeAfter(res.req));
     res.writeHead(status, headers);
     res.end(body);
   };

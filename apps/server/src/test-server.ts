@@ -27,9 +27,14 @@ export interface TestServerOptions {
   log?: Logger;
   /** A built dashboard to serve at /. */
   dashboardDir?: string;
+  /** More tokens, each its own caller. */
   extraApiTokens?: string[];
   wsMaxCallsPerSocket?: number;
   wsMaxSocketsPerToken?: number;
+  /** HTTPS with HTTP/2 (test-tls.ts makes a certificate). */
+  tls?: { cert: string; key: string };
+  /** The pool's application_name in pg_stat_activity (default test-server). */
+  applicationName?: string;
 }
 
 export async function startTestServer(overrides: TestServerOptions = {}): Promise<TestServer> {
@@ -40,9 +45,10 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     databaseUrl: database.url,
     dataDir: '/nonexistent',
     apiToken: TEST_TOKEN,
+    extraApiTokens: overrides.extraApiTokens,
     dbPoolMax: overrides.poolMax ?? 5,
     statementTimeoutMs: 10_000,
-    applicationName: 'test-server',
+    applicationName: overrides.applicationName ?? 'test-server',
     maxBodyBytes: overrides.maxBodyBytes ?? 16 * 1024,
     shutdownTimeoutMs: overrides.shutdownTimeoutMs ?? 2_000,
     maxInFlight: overrides.maxInFlight ?? 100,
@@ -54,9 +60,9 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     callTimeoutMs: 30_000,
     log: overrides.log ?? pino({ level: 'silent' }),
     dashboardDir: overrides.dashboardDir,
-    extraApiTokens: overrides.extraApiTokens,
     wsMaxCallsPerSocket: overrides.wsMaxCallsPerSocket,
     wsMaxSocketsPerToken: overrides.wsMaxSocketsPerToken,
+    tls: overrides.tls,
   });
   await server.database.ready;
   return {

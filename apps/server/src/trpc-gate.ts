@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getHTTPStatusCode } from '@trpc/server/http';
+import { closeAfter, isHttp2 } from './http-version';
 import { getErrorShape, transformTRPCResponse, TRPCError, type AnyTRPCProcedure, type AnyTRPCRootTypes, type AnyTRPCRouter, type TRPCErrorShape, type TRPCRootConfig } from '@trpc/server';
 
 export interface TrpcGateOptions {
@@ -42,7 +43,7 @@ export function sendTRPCError(router: AnyTRPCRouter, res: ServerResponse, error:
   // Answered before its body was read: close the connection rather than wait for (or parse) the rest.
   const { headers: sent } = res.req;
   const hasBody = (sent['content-length'] ?? '0') !== '0' || sent['transfer-encoding'] !== undefined;
-  const unread = hasBody && !res.req.readableEnded ? { connection: 'close' } : {};
+  const unread = hasBody && !res.req.readableEnded ? closeAfter(res.req) : {};
   res.writeHead(getHTTPStatusCode(response), { ...headers, ...unread, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
 }
@@ -54,8 +55,13 @@ export function sendTRPCError(router: AnyTRPCRouter, res: ServerResponse, error:
 export function jsonErrorsOnly(res: ServerResponse): void {
   res.setHeader('content-type', 'application/json');
   const setHeader = res.setHeader.bind(res);
-  res.setHeader = (name: string, value: number | string | readonly string[]) =>
-    setHeader(name, name.toLowerCase() === 'content-type' && typeof value === 'string' && value.startsWith('text/plain') ? 'application/json' : value);
+  // Its event streams also set `Connection: keep-alive`, which HTTP/2 forbids (Node drops it with a warning).
+  const h2 = isHttp2(res.req);
+  res.setHeader = (name: string, value: number | string | readonly string[]) => {
+    const lower = name.toLowerCase();
+    if (h2 && lower === 'connection') return res;
+    return setHeader(name, lower === 'content-type' && typeof value === 'string' && value.startsWith('text/plain') ? 'application/json' : value);
+  };
 }
 
 /** The ticket in `?connectionParams={"ticket":…}`, if there is one. */

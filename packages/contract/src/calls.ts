@@ -4,7 +4,7 @@ import { callIdSchema } from './call-id';
 /** Most ids one `calls.cancel` names: a cancel-all of a full lab run fits, a flood does not. */
 export const MAX_CANCEL_IDS = 1000;
 
-export const cancelCallsInput = z.object({
+export const cancelCallsInput = z.strictObject({
   callIds: z
     .array(callIdSchema)
     .min(1, { error: 'callIds must name at least one call' })

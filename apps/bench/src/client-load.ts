@@ -1,0 +1,55 @@
+/**
+ * Load from a typed client: `concurrency` calls kept in flight for `seconds`, each a call through the client
+ * under test (tRPC over one WebSocket, or over httpLink). autocannon measures raw HTTP; this measures what a
+ * program using our client gets, so transports can be compared on the same footing.
+ */
+export interface ClientLoadOptions {
+  /** The i-th call; it must settle (the load waits for it). */
+  call: (i: number, signal: AbortSignal) => Promise<unknown>;
+  concurrency: number;
+  seconds: number;
+  signal: AbortSignal;
+}
+
+export interface ClientLoadResult {
+  requests: number;
+  errors: number;
+  firstError: string | undefined;
+  reqPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  return sorted.length === 0 ? NaN : (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN);
+}
+
+export async function runClientLoad(options: ClientLoadOptions): Promise<ClientLoadResult> {
+  const { call, concurrency, seconds, signal } = options;
+  const stopAt = performance.now() + seconds * 1000;
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  let next = 0;
+  const started = performance.now();
+  // A function, not the property: TypeScript would take `signal.aborted` as false after the loop's check.
+  const stopped = (): boolean => signal.aborted;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < stopAt && !stopped()) {
+      const i = next++;
+      const t0 = performance.now();
+      try {
+        await call(i, signal);
+        latencies.push(performance.now() - t0);
+      } catch (error) {
+        if (stopped()) return;
+        errors++;
+        firstError ??= error instanceof Error ? error.message : String(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, () => worker()));
+  const elapsed = (performance.now() - started) / 1000;
+  const sorted = Float64Array.from(latencies).sort();
+  return { requests: latencies.length, errors, firstError, reqPerSec: latencies.length / elapsed, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) };
+}

@@ -1,0 +1,99 @@
+/**
+ * The dashboard over HTTPS (TLS_CERT / TLS_KEY), in Chromium with a certificate made by the test: the page
+ * and its calls go over HTTP/2, so the lab's plain (unbatched) calls are multiplexed — 24 of them inside
+ * PostgreSQL at once, where HTTP/1.1 holds a page to 6 connections (one taken by the event stream) — and
+ * "Cancel all" resets their streams: every statement is cancelled and the pool goes idle.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '@asyncscope/db';
+import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { browserMissing, DIST_DIR, launchBrowser, makeTestCertificate, screenshot, startServer, until, type Browser, type ServerProcess } from './harness';
+
+const TOKEN = 'e2e-http2-token-0123456789';
+const APP_NAME = 'dashboard-e2e-h2';
+const CALLS = 24;
+
+const missing = browserMissing();
+if (missing) console.warn(`[dashboard http2 e2e] SKIPPED: ${missing}`);
+
+describe.skipIf(missing !== null)('the dashboard over HTTPS and HTTP/2 (Chromium, real server)', () => {
+  let db: TestDatabase;
+  let server: ServerProcess;
+  let browser: Browser;
+  let page: Page;
+  const cleanups: (() => Promise<void>)[] = [];
+
+  const sleeping = async (): Promise<number> =>
+    (await db.sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity
+      where application_name = ${APP_NAME} and datname = current_database() and state = 'active' and query like '%pg_sleep%' and query not like '%pg_stat_activity%'`)[0]?.n ?? 0;
+
+  beforeAll(async () => {
+    if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
+    const cert = await makeTestCertificate();
+    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'dashboard-e2e-h2-observer', max: 2 });
+    cleanups.push(() => db[Symbol.asyncDispose]());
+    await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 50) i`;
+    server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME, poolMax: CALLS + 6, tls: cert });
+    cleanups.push(() => server.stop());
+    // Trusts this test's certificate only (by its public key), as a person would add it to their machine.
+    browser = await launchBrowser({ trustSpki: [cert.spkiHash] });
+    cleanups.push(() => browser.close());
+    page = browser.page;
+    page.on('pageerror', (error) => { console.error('[page error]', error.message); });
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it('loads the page and its API calls over h2', async () => {
+    expect(server.url.startsWith('https://')).toBe(true);
+    const response = await page.goto(`${server.url}/#token=${TOKEN}`);
+    expect(response?.status()).toBe(200);
+    expect(response?.headers()['content-security-policy']).toContain("default-src 'self'");
+    await until('the event stream', async () => (await page.getByTestId('connection').textContent())?.includes('event stream live'), 20_000);
+    await until('server stats', async () => (await page.getByTestId('pool-idle').textContent())?.match(/idle \d+/));
+    const protocols = await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined;
+      const api = (performance.getEntriesByType('resource') as PerformanceResourceTiming[]).filter((e) => e.name.includes('/trpc/'));
+      return { page: nav?.nextHopProtocol, api: [...new Set(api.map((e) => e.nextHopProtocol))], apiCalls: api.length };
+    });
+    expect(protocols.page).toBe('h2');
+    expect(protocols.apiCalls).toBeGreaterThan(0);
+    expect(protocols.api).toEqual(['h2']);
+  });
+
+  it(`${CALLS} lab calls run inside Postgres at once (HTTP/1.1 would allow 5), and Cancel all cancels every statement`, async () => {
+    const fields: Record<string, string> = { count: String(CALLS), concurrency: String(CALLS), timeout: '30000', retries: '0', latency: '8000', 'error-rate': '0' };
+    for (const [field, value] of Object.entries(fields)) await page.getByTestId(`lab-${field}`).fill(value);
+    await page.getByLabel('settled', { exact: true }).check();
+    await page.getByTestId('batched').setChecked(false);
+    const launchedAt = Date.now();
+    await page.getByTestId('launch').click();
+
+    // Every call reached the server and has its statement inside PostgreSQL, at the same time.
+    await until(`${CALLS} statements sleeping in Postgres at once`, async () => (await sleeping()) === CALLS, 15_000);
+    expect(Date.now() - launchedAt).toBeLessThan(8000); // not one wave after another
+    await screenshot(page, 'h2-24-running');
+
+    await page.getByTestId('cancel-all').click();
+    const cancelledAt = Date.now();
+    // Each abort reset its own stream; the server fired each call's signal and cancelled its statement.
+    await until('no statement left in Postgres', async () => (await sleeping()) === 0, 5000);
+    expect(Date.now() - cancelledAt).toBeLessThan(3000);
+    await until('the run to finish', async () => (await page.getByTestId('launch').textContent()) === 'Launch', 10_000);
+    await until('the pool idle', async () => {
+      const rows = await db.sql<{ state: string | null }[]>`select state from pg_stat_activity where application_name = ${APP_NAME} and datname = current_database() and query not like '%pg_stat_activity%'`;
+      return rows.every((r) => r.state === 'idle');
+    });
+    // The page's session survived the resets: the event stream is still live, and new calls go through.
+    expect(await page.getByTestId('connection').textContent()).toContain('event stream live');
+    // (Aborted fetches report no protocol: they never had a response.)
+    const protocols = await page.evaluate(() => [...new Set((performance.getEntriesByType('resource') as PerformanceResourceTiming[]).filter((e) => e.name.includes('/trpc/') && e.nextHopProtocol !== '').map((e) => e.nextHopProtocol))]);
+    expect(protocols).toEqual(['h2']);
+  }, 30_000);
+});

@@ -1,0 +1,81 @@
+/**
+ * What the cancellation tests look at, hop by hop, whatever carried the call (HTTP/1.1, HTTP/1.1 over TLS,
+ * HTTP/2): the server's activity log (signal fired, statement ended with 57014, rolled back, settled) and
+ * PostgreSQL's own view of the pool (pg_stat_activity, through a separate observer connection).
+ */
+import type { ActivityEvent } from '@asyncscope/api';
+import type postgres from 'postgres';
+import { expect } from 'vitest';
+import type { TestServer } from '../test-server';
+
+export interface PgSession { pid: number; state: string | null; query: string; wait: string | null }
+
+/** Polls `check` every 5 ms until it gives a value (not undefined / false); throws after timeoutMs. */
+export async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<{ value: T; ms: number }> {
+  const start = performance.now();
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return { value, ms: performance.now() - start };
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The settled outcome of a promise: undefined when it resolved, the error when it rejected. */
+export const failure = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+
+export interface CancellationProbe {
+  sessions: () => Promise<PgSession[]>;
+  /** Active statements of the server's pool whose text contains `fragment`. */
+  running: (fragment: string) => Promise<PgSession[]>;
+  eventsOf: (callId: string) => ActivityEvent[];
+  hop: <K extends ActivityEvent['type']>(callId: string, type: K) => Extract<ActivityEvent, { type: K }> | undefined;
+}
+
+/** Getters, because test files assign their server and observer in beforeAll. */
+export function cancellationProbe(server: () => TestServer, observer: () => postgres.Sql, applicationName = 'test-server'): CancellationProbe {
+  const sessions = () =>
+    observer()<PgSession[]>`select pid, state, query, wait_event as wait from pg_stat_activity where application_name = ${applicationName} and datname = current_database()`;
+  const eventsOf = (callId: string): ActivityEvent[] => server().server.runtime.activity.read(0, 100_000).events.filter((e) => e.callId === callId);
+  return {
+    sessions,
+    running: async (fragment) => (await sessions()).filter((s) => s.state === 'active' && s.query.includes(fragment)),
+    eventsOf,
+    hop: <K extends ActivityEvent['type']>(callId: string, type: K) => eventsOf(callId).find((e) => e.type === type) as Extract<ActivityEvent, { type: K }> | undefined,
+  };
+}
+
+/**
+ * A call aborted by its client at `abortedAt` (performance.now()): the server's signal fired for that
+ * reason within 200 ms, its statement was cancelled inside PostgreSQL (57014) and left pg_stat_activity
+ * within 500 ms, and the call settled CLIENT_CLOSED_REQUEST.
+ */
+export async function expectCancelledHopByHop(probe: CancellationProbe, callId: string, abortedAt: number): Promise<void> {
+  const fired = await until('the server signal', () => Promise.resolve(probe.hop(callId, 'signal.fired')));
+  expect(fired.value.reason).toBe('client-closed');
+  expect(fired.value.at - Date.now() + (performance.now() - abortedAt)).toBeLessThan(200);
+
+  const started = probe.hop(callId, 'statement.started');
+  expect(started?.pid).toBeGreaterThan(0);
+  const gone = await until('the statement leaves pg_stat_activity', async () => !(await probe.sessions()).some((s) => s.pid === started?.pid && s.state === 'active'), 2000);
+  expect(performance.now() - abortedAt).toBeLessThan(500);
+  expect(gone.ms).toBeLessThan(500);
+  expect(probe.hop(callId, 'statement.ended')).toMatchObject({ sqlstate: '57014', pid: started?.pid });
+  await until('settled', () => Promise.resolve(probe.hop(callId, 'settled')));
+  expect(probe.hop(callId, 'settled')?.code).toBe('CLIENT_CLOSED_REQUEST');
+}
+
+/** A cancelled lab.slowWrite: rolled back (57014), its row never written, no session left idle in transaction. */
+export async function expectRolledBack(probe: CancellationProbe, observer: postgres.Sql, callId: string, label: string): Promise<void> {
+  await until('rolled back', () => Promise.resolve(probe.hop(callId, 'rolled_back')));
+  expect(probe.hop(callId, 'rolled_back')?.sqlstate).toBe('57014');
+  expect(await observer`select * from lab_writes where label = ${label}`).toHaveLength(0);
+  await until('no idle-in-transaction session', async () => !(await probe.sessions()).some((s) => s.state?.startsWith('idle in transaction')));
+}
+
+/** After calls were cancelled: every connection back in the pool and idle, nothing queued or running, no call admitted. */
+export async function expectPoolReturned(probe: CancellationProbe, t: TestServer): Promise<void> {
+  await until('every connection idle', async () => (await probe.sessions()).every((s) => s.state === 'idle'));
+  expect(t.server.database.db.statements()).toEqual({ queued: 0, running: 0 });
+  await until('no call in flight', () => Promise.resolve(t.server.runtime.admission.inFlight === 0 || undefined));
+}

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { CallRegistry, CancelledError, DuplicateCallIdError } from './registry';
+
+function recorder() {
+  const reasons: CancelledError[] = [];
+  return { reasons, call: { cancel: (reason: CancelledError) => { reasons.push(reason); } } };
+}
+
+describe('CallRegistry', () => {
+  it('cancels a call in flight, then answers already-settled once it ended, unknown for ids it never saw', async () => {
+    const registry = new CallRegistry();
+    const a = recorder();
+    const settle = registry.register('alice', 'c1', a.call);
+    expect(registry.isInFlight('alice', 'c1')).toBe(true);
+    expect(await registry.cancel('alice', ['c1', 'nope'])).toEqual([{ callId: 'c1', status: 'cancelled' }, { callId: 'nope', status: 'unknown' }]);
+    expect(a.reasons).toHaveLength(1);
+    expect(a.reasons[0]).toBeInstanceOf(CancelledError);
+    settle();
+    expect(registry.size).toBe(0);
+    expect(await registry.cancel('alice', ['c1'])).toEqual([{ callId: 'c1', status: 'already-settled' }]);
+    expect(a.reasons).toHaveLength(1);
+  });
+
+  it('namespaces ids per owner: another caller cannot reach a call, and may use the same id', async () => {
+    const registry = new CallRegistry();
+    const a = recorder();
+    const b = recorder();
+    registry.register('alice', 'same', a.call);
+    registry.register('bob', 'same', b.call);
+    expect(await registry.cancel('mallory', ['same'])).toEqual([{ callId: 'same', status: 'unknown' }]);
+    expect(a.reasons).toHaveLength(0);
+    expect(await registry.cancel('bob', ['same'])).toEqual([{ callId: 'same', status: 'cancelled' }]);
+    expect(a.reasons).toHaveLength(0);
+    expect(b.reasons).toHaveLength(1);
+  });
+
+  it('refuses a duplicate id in flight; the id is free again once the call settled', () => {
+    const registry = new CallRegistry();
+    const settle = registry.register('alice', 'dup', recorder().call);
+    expect(() => registry.register('alice', 'dup', recorder().call)).toThrow(DuplicateCallIdError);
+    settle();
+    expect(() => registry.register('alice', 'dup', recorder().call)).not.toThrow();
+  });
+
+  it('a cancel that overtakes its call stops the call on arrival, within the early-cancel window only', async () => {
+    let now = 1000;
+    const registry = new CallRegistry({ earlyCancelMs: 500, now: () => now });
+    expect(await registry.cancel('alice', ['late', 'later'])).toEqual([{ callId: 'late', status: 'unknown' }, { callId: 'later', status: 'unknown' }]);
+    const late = recorder();
+    registry.register('alice', 'late', late.call);
+    expect(late.reasons[0]?.beforeArrival).toBe(true);
+    now += 501;
+    const later = recorder();
+    registry.register('alice', 'later', later.call);
+    expect(later.reasons).toHaveLength(0); // the window passed: a new call by that id runs
+  });
+
+  it('remembers a bounded number of settled ids and early cancels', async () => {
+    const registry = new CallRegistry({ settledMemory: 2, earlyCancelMemory: 2 });
+    for (const id of ['a', 'b', 'c']) registry.register('o', id, recorder().call)();
+    expect((await registry.cancel('o', ['a', 'b', 'c'])).map((r) => r.status)).toEqual(['unknown', 'already-settled', 'already-settled']);
+    await registry.cancel('o', ['x', 'y', 'z']);
+    const x = recorder();
+    registry.register('o', 'x', x.call); // dropped as the oldest early cancel
+    expect(x.reasons).toHaveLength(0);
+    const z = recorder();
+    registry.register('o', 'z', z.call);
+    expect(z.reasons).toHaveLength(1);
+  });
+});
