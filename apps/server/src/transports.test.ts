@@ -93,6 +93,24 @@ describe.each(['http', 'http-batch', 'websocket'] as const)('over %s', (transpor
   });
 });
 
+describe.each(['http', 'http-batch', 'websocket'] as const)('deadlineAt over %s', (transport) => {
+  it('fails the call with TIMEOUT at its budget, and its statement is gone', async () => {
+    const id = `tr-${transport}-deadline`;
+    const started = performance.now();
+    // 'single' matters to 'http' only: there a call without a signal would be batched, with no budget sent.
+    const error = await failure(client(transport).lab.sleep.query({ ms: 3000 }, { context: { callId: id, deadlineAt: Date.now() + 300, transport: 'single' } }));
+    const took = performance.now() - started;
+    expect(error).toBeInstanceOf(TRPCClientError);
+    expect(((error as TRPCClientError<AppRouter>).data as { code?: string } | undefined)?.code).toBe('TIMEOUT');
+    expect(took).toBeGreaterThan(250);
+    expect(took).toBeLessThan(1000);
+    await until('settled on the server', () => Promise.resolve(hop(id, 'settled')));
+    // http-batch: the client's own watch may stop the request first (client-closed) or cancel it by id.
+    expect(['timeout', 'cancelled', 'client-closed']).toContain(hop(id, 'signal.fired')?.reason);
+    await until('the pool is idle', async () => (await sessions()).every((s) => s.state === 'idle'));
+  });
+});
+
 describe('batched HTTP, cancel by id', () => {
   it('two calls in one batch: aborting one cancels its statement (57014), the other completes', async () => {
     const api = client('http-batch');

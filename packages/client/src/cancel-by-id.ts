@@ -56,12 +56,21 @@ export function abortedCallError(callId: string): TRPCClientError<AppRouter> {
   return TRPCClientError.from(new DOMException(`The call ${callId} was aborted; the server was asked to stop it (calls.cancel).`, 'AbortError'));
 }
 
+/** The error of a call whose deadline passed on the client's watch: shaped like the server's TIMEOUT. */
+export function deadlineError(callId: string): TRPCClientError<AppRouter> {
+  return TRPCClientError.from({
+    error: { code: -32008, message: `The call ${callId} ran out of its budget (deadlineAt); the server was asked to stop it (calls.cancel).`, data: { code: 'TIMEOUT', httpStatus: 408 } },
+  });
+}
+
 /**
  * Names every call (context.callId) and turns an abort into an immediate AbortError for the caller plus
  * a `calls.cancel` for the server. Subscriptions are left to their transport (wsLink sends
  * subscription.stop; SSE closes the stream), and the cancel's own call is never cancelled by id.
+ * With `watchDeadlines` (batches, which carry no per-call budget to the server) a call whose `deadlineAt`
+ * passes fails with TIMEOUT and is cancelled the same way.
  */
-export function cancelByIdLink(batcher: CancelBatcher): TRPCLink<AppRouter> {
+export function cancelByIdLink(batcher: CancelBatcher, options: { watchDeadlines?: boolean } = {}): TRPCLink<AppRouter> {
   return () =>
     ({ op, next }) =>
       observable((observer) => {
@@ -71,13 +80,16 @@ export function cancelByIdLink(batcher: CancelBatcher): TRPCLink<AppRouter> {
         let done = false;
         // Set once subscribed; an abort can only land after that (the listener is removed on teardown).
         const held: { subscription?: { unsubscribe(): void } } = {};
-        const onAbort = (): void => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const stop = (error: TRPCClientError<AppRouter>): void => {
           if (done) return;
           done = true;
-          observer.error(abortedCallError(callId));
+          clearTimeout(timer);
+          observer.error(error);
           held.subscription?.unsubscribe();
           batcher.add(callId);
         };
+        const onAbort = (): void => { stop(abortedCallError(callId)); };
         if (op.signal?.aborted) {
           onAbort();
           return () => undefined;
@@ -85,13 +97,17 @@ export function cancelByIdLink(batcher: CancelBatcher): TRPCLink<AppRouter> {
         // Listening before the links behind us do: wsLink completes an aborted call silently, and the
         // server must still be told.
         op.signal?.addEventListener('abort', onAbort, { once: true });
+        if (options.watchDeadlines && context.deadlineAt !== undefined) {
+          timer = setTimeout(() => { stop(deadlineError(callId)); }, Math.max(0, context.deadlineAt - Date.now()));
+        }
         // A copy: the caller's context object may serve several calls.
         held.subscription = next({ ...op, context: { ...op.context, callId } }).subscribe({
           next: (value) => { observer.next(value); },
-          error: (error) => { done = true; observer.error(error); },
-          complete: () => { done = true; observer.complete(); },
+          error: (error) => { done = true; clearTimeout(timer); observer.error(error); },
+          complete: () => { done = true; clearTimeout(timer); observer.complete(); },
         });
         return () => {
+          clearTimeout(timer);
           op.signal?.removeEventListener('abort', onAbort);
           held.subscription?.unsubscribe();
         };

@@ -107,6 +107,20 @@ export async function fetchStreamTicket(url: string, token: string, options: { f
  * The one client configuration shared by the dashboard and programs: subscriptions over SSE, calls that
  * can be cancelled over `httpLink` (one request each, so an abort reaches the server), the rest batched.
  */
+/**
+ * A batch carries one budget (x-deadline-ms) for all its calls: the longest one left, when every call has a
+ * deadline. Shorter ones are each stopped at theirs by the client (cancelByIdLink's watch, calls.cancel).
+ */
+function batchDeadline(opList: readonly Pick<Operation, 'context'>[]): Record<string, string> {
+  let latest = -Infinity;
+  for (const op of opList) {
+    const at = (op.context as CallContext).deadlineAt;
+    if (at === undefined) return {};
+    latest = Math.max(latest, at);
+  }
+  return { 'x-deadline-ms': String(Math.max(1, Math.round(latest - Date.now()))) };
+}
+
 const closers = new WeakMap<object, () => Promise<void>>();
 
 /** Closes what the client holds open (its WebSocket); calls in flight on it fail. A no-op over HTTP. */
@@ -147,7 +161,7 @@ function httpLinks(options: ApiClientOptions, token: () => string, authorization
           condition: (op) => transport === 'http-batch' || transportOf(op) === 'batch',
           true: [
             // Named calls, cancelled by id: the batch's request goes on for the others.
-            transport === 'http-batch' ? cancelByIdLink(cancels) : stopWaitingOnAbortLink(),
+            transport === 'http-batch' ? cancelByIdLink(cancels, { watchDeadlines: true }) : stopWaitingOnAbortLink(),
             httpBatchLink({
               url: options.url,
               maxItems: 25,
@@ -156,6 +170,7 @@ function httpLinks(options: ApiClientOptions, token: () => string, authorization
               headers: ({ opList }) => ({
                 ...authorization(),
                 'x-call-ids': opList.map((op) => (op.context as CallContext).callId ?? '').join(','),
+                ...(transport === 'http-batch' ? batchDeadline(opList) : {}),
               }),
             }),
           ],
