@@ -18,6 +18,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, Server } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { appRouter, createCredentials, createInnerContext, runWithCallMeta, ShutdownError, type CallMeta, type CallSlots, type Runtime } from '@asyncscope/api';
 import { isCallId } from '@asyncscope/contract';
@@ -98,7 +99,8 @@ class SocketSlots implements CallSlots {
   }
 }
 
-export function attachWebSocketTransport(server: Server, options: WebSocketTransportOptions): WebSocketTransport {
+/** On plain HTTP, or on HTTPS with HTTP/2 (allowHTTP1: browsers open a WebSocket as an HTTP/1.1 upgrade beside h2). */
+export function attachWebSocketTransport(server: Server | Http2SecureServer, options: WebSocketTransportOptions): WebSocketTransport {
   const { log } = options;
   const credentials = createCredentials(options.apiTokens);
   const maxCalls = options.maxCallsPerSocket ?? 1000;
