@@ -52,7 +52,8 @@ describe.skipIf(missing !== null)('200 calls, 100 at a time, over the WebSocket 
     db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: `${APP_NAME}-observer`, max: 2 });
     cleanups.push(() => db[Symbol.asyncDispose]());
     await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 200) i`;
-    server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME, poolMax: POOL });
+    // Admission for a thousand calls at once (the last test); the 100-call run is well inside either way.
+    server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME, poolMax: POOL, env: { MAX_IN_FLIGHT: '1000', MAX_QUEUE_PER_CLIENT: '1000' } });
     cleanups.push(() => server.stop());
     browser = await launchBrowser();
     cleanups.push(() => browser.close());
@@ -268,5 +269,49 @@ describe.skipIf(missing !== null)('200 calls, 100 at a time, over the WebSocket 
     await until('no statement left', async () => (await sleeping()).length === 0, 3000);
     await runFinished();
     console.log(`[dashboard e2e] CONCURRENCY FIGURES (batched): one call of a shared request cancelled by id, statement gone ${goneMs} ms after the click`);
+  }, 60_000);
+
+  it('1,000 calls in flight at once over the WebSocket: the server panel keeps updating, cancel all empties Postgres', async () => {
+    await setLab({ count: '1000', concurrency: '1000', timeout: '30000', retries: '0', latency: '3000', 'error-rate': '0' }, 'websocket');
+    await startSampling();
+    const clickAt = Date.now();
+    await page.getByTestId('launch').click();
+    const startedAt = await until('the run started', async () => Number((await page.locator('.run-meta').getAttribute('data-started-at')) ?? 0) || undefined, 10_000);
+    await until('1,000 calls received by the server', async () => (await num('server-received')) >= 1000, 15_000);
+    const allReceivedMs = Date.now() - startedAt;
+    const inFlight = await until('the panel showing them in flight', async () => {
+      const text = await page.getByTestId('gauge-inflight').locator('.gauge-value').textContent();
+      const n = Number(/^\s*([\d,]+)/.exec(text ?? '')?.[1]?.replaceAll(',', '') ?? 0);
+      return n >= 900 ? n : undefined;
+    }, 5000);
+    const waiting = await num('server-pool');
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await screenshot(page, 'concurrency-7-1000-in-flight-1440');
+    // Watch the panel for 3 s with a thousand calls in flight.
+    await new Promise((r) => setTimeout(r, 3000));
+    const allAt = Date.now();
+    await page.getByTestId('cancel-all').click();
+    await until('no statement left in Postgres', async () => (await sleeping()).length === 0, 5000);
+    const cancelAllMs = Date.now() - allAt;
+    await runFinished();
+    const endAt = Date.now();
+    const samples = (await stopSampling()).filter((s) => s.t >= clickAt && s.t <= endAt);
+    const updates = [...new Set(samples.map((s) => s.updatedAt).filter((u) => u > 0))].sort((a, b) => a - b);
+    const gaps = updates.slice(1).map((u, i) => u - (updates[i] ?? u));
+    const maxGap = Math.max(...gaps, endAt - (updates.at(-1) ?? clickAt));
+    console.log(
+      [
+        '[dashboard e2e] CONCURRENCY FIGURES (WebSocket, 1,000 calls, concurrency 1,000, latency 3000 ms, pool 20, MAX_IN_FLIGHT 1000)',
+        `  all 1,000 received by the server, shown on the page ${allReceivedMs} ms after the run started; in-flight gauge ${inFlight}; ${waiting} waiting for a pool connection`,
+        `  server panel: ${updates.length} updates over ${((endAt - clickAt) / 1000).toFixed(1)} s, longest gap ${maxGap} ms (gaps ${gaps.join(', ')} ms)`,
+        `  cancel all (1,000 ids): every statement gone ${cancelAllMs} ms after the click`,
+      ].join('\n'),
+    );
+    // The panel's data keeps arriving while 1,000 calls are in flight (looser than the 100-call run's 1 s: the
+    // launch burst of 1,000 messages and their 1,000 RECV events shares 2 busy CPUs with the server and Postgres).
+    expect(updates.length).toBeGreaterThanOrEqual(Math.floor((endAt - clickAt) / 1000));
+    expect(maxGap).toBeLessThanOrEqual(2000);
+    expect(cancelAllMs).toBeLessThanOrEqual(2000);
+    expect(await count('cancelled')).toBe(1000);
   }, 60_000);
 });
