@@ -16,7 +16,7 @@ describe('headerStatus', () => {
     expect(headerStatus(stats, { ...open, status: 'connecting' }, true, live, 1000)).toEqual({ tone: 'warn', text: 'Opening the WebSocket…' });
     const down = headerStatus(stats, { status: 'reconnecting', attempt: 3, error: 'closed', since: 1000 }, true, live, 8000);
     expect(down.tone).toBe('bad');
-    expect(down.text).toBe('Server unreachable for 7 s — WebSocket reconnecting by itself (attempt 3); the event stream resumes after event #1,234');
+    expect(down.text).toBe('Server unreachable for 7 s — WebSocket reconnecting (attempt 3); events resume after #1,234');
     // Over HTTP the socket state does not matter: the stats poll decides.
     expect(headerStatus(stats, { ...open, status: 'reconnecting' }, false, live, 1000).tone).toBe('ok');
     expect(headerStatus({ ...stats, offlineSince: 0 }, open, false, live, 3000).text).toMatch(/^Server unreachable for 3 s — reconnecting by itself/);

@@ -17,12 +17,12 @@ export function headerStatus(
   now: number,
 ): HeaderStatus {
   const via = websocket ? 'WebSocket' : 'HTTP';
-  const resume = `the event stream resumes after event #${feed.lastSeq.toLocaleString('en-US')}`;
+  const resume = `events resume after #${feed.lastSeq.toLocaleString('en-US')}`;
   const socketDown = websocket && (socket.status === 'reconnecting' || socket.status === 'closed');
   if (socketDown || stats.offlineSince !== null) {
     const since = socketDown ? socket.since : (stats.offlineSince ?? now);
     const seconds = Math.max(0, Math.round((now - since) / 1000));
-    const how = socketDown ? `WebSocket reconnecting by itself${socket.attempt > 1 ? ` (attempt ${socket.attempt})` : ''}` : 'reconnecting by itself';
+    const how = socketDown ? `WebSocket reconnecting${socket.attempt > 1 ? ` (attempt ${socket.attempt})` : ''}` : 'reconnecting by itself';
     return { tone: 'bad', text: `Server unreachable for ${seconds} s — ${how}; ${resume}` };
   }
   if (websocket && (socket.status === 'connecting' || socket.status === 'idle')) return { tone: 'warn', text: 'Opening the WebSocket…' };
