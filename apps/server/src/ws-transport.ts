@@ -226,7 +226,11 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
     ws.removeAllListeners('message');
 
     const authTimer = setTimeout(() => { shut(WS_CLOSE.authTimeout, 'no connectionParams message with a token in time'); }, authTimeoutMs).unref();
-    ws.once('close', () => {
+    const openedAt = performance.now();
+    const remoteAddress = req.socket.remoteAddress; // gone once the socket is destroyed
+    ws.once('close', (code: number, reason: Buffer) => {
+      // The socket's access line: how long it lived and how it ended (never its token).
+      log.info({ transport: 'ws', remoteAddress, code, reason: reason.toString(), ms: Math.round(performance.now() - openedAt), authenticated: owner !== undefined }, 'websocket closed');
       clearTimeout(authTimer);
       clearTimeout(terminateTimer);
       if (!carrier.signal.aborted) carrier.abort(new Error('the WebSocket closed'));
