@@ -22,7 +22,7 @@ import { TRPCClientError } from '@trpc/client';
 import postgres from 'postgres';
 import { openBenchDatabase } from './bench-db';
 import { startApiServer, type ApiServer } from './api-server';
-import { http2Transport, tlsHttp1Transport, typedClientTransport, type CancelTransport } from './cancel-transports';
+import { batchedTransport, http2Transport, tlsHttp1Transport, typedClientTransport, webSocketTransport, type CancelTransport } from './cancel-transports';
 import { runBench } from './children';
 import { peakRssBytes } from './measure';
 import { cancelStorm, signalLatency, stormFigures } from './storm';
@@ -145,7 +145,13 @@ async function main(signal: AbortSignal): Promise<void> {
       const figures: CancelFigures[] = [];
       const plain = await startApiServer(db.url, { DB_APPLICATION_NAME: APP }, signal);
       try {
-        figures.push(await cancellations(typedClientTransport(plain), observer, signal));
+        for (const transport of [typedClientTransport(plain), webSocketTransport(plain), batchedTransport(plain)]) {
+          try {
+            figures.push(await cancellations(transport, observer, signal));
+          } finally {
+            transport.close();
+          }
+        }
       } finally {
         await plain.close();
       }

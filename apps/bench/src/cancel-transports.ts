@@ -2,10 +2,13 @@
  * The client side of `bench:cancel` per transport. Each starts `lab.sleep` calls its own way and aborts
  * them as a browser would: HTTP/1.1 (the typed client, fetch: the connection closes), HTTP/1.1 over TLS
  * (node:https: the connection closes), HTTP/2 (one session for every call: RST_STREAM on just the
- * aborted stream, the session goes on).
+ * aborted stream, the session goes on), one WebSocket for every call (the abort sends calls.cancel on it),
+ * and batched HTTP (the abort sends calls.cancel; the batch's request goes on for its other calls).
  */
 import { connect } from 'node:http2';
 import { Agent, request } from 'node:https';
+import { closeApiClient, createApiClient } from '@asyncscope/client';
+import WebSocket from 'ws';
 import type { ApiServer } from './api-server';
 
 export interface CancelTransport {
@@ -73,5 +76,30 @@ export function http2Transport(server: ApiServer): CancelTransport {
     sleep: (ms, callId, signal) => get(sleepPath(ms), { 'x-request-id': callId }, signal).then(() => undefined, () => undefined),
     statements: async (signal) => statementsOf(await get('/trpc/activity.stats', {}, signal)),
     close: () => { session.close(); },
+  };
+}
+
+/**
+ * The typed client's WebSocket transport: every call on ONE socket; an abort sends `calls.cancel` for the
+ * call's id on the same socket (tRPC's wsLink alone would never tell the server).
+ */
+export function webSocketTransport(server: ApiServer): CancelTransport {
+  const api = createApiClient({ url: `${server.url}/trpc`, token: server.token, transport: 'websocket', WebSocket });
+  return {
+    name: 'WebSocket',
+    sleep: (ms, callId, signal) => api.lab.sleep.query({ ms }, { signal, context: { callId } }).then(() => undefined, () => undefined),
+    statements: async (signal) => (await api.activity.stats.query(undefined, { signal })).statements,
+    close: () => { closeApiClient(api).catch(() => undefined); },
+  };
+}
+
+/** The typed client's batched HTTP: calls share requests (x-call-ids names each); an abort sends calls.cancel. */
+export function batchedTransport(server: ApiServer): CancelTransport {
+  const api = createApiClient({ url: `${server.url}/trpc`, token: server.token, transport: 'http-batch' });
+  return {
+    name: 'batched HTTP + cancel by id',
+    sleep: (ms, callId, signal) => api.lab.sleep.query({ ms }, { signal, context: { callId } }).then(() => undefined, () => undefined),
+    statements: async (signal) => (await api.activity.stats.query(undefined, { signal })).statements,
+    close: () => undefined,
   };
 }

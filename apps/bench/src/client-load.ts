@@ -35,11 +35,22 @@ export async function runClientLoad(options: ClientLoadOptions): Promise<ClientL
   // A function, not the property: TypeScript would take `signal.aborted` as false after the loop's check.
   const stopped = (): boolean => signal.aborted;
   const worker = async (): Promise<void> => {
+    // One signal per worker, linked to the run's: the calls' listeners land here, not all on one signal.
+    const own = new AbortController();
+    const onAbort = (): void => { own.abort(signal.reason); };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await loop(own.signal);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  };
+  const loop = async (callSignal: AbortSignal): Promise<void> => {
     while (performance.now() < stopAt && !stopped()) {
       const i = next++;
       const t0 = performance.now();
       try {
-        await call(i, signal);
+        await call(i, callSignal);
         latencies.push(performance.now() - t0);
       } catch (error) {
         if (stopped()) return;

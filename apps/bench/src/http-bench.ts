@@ -22,6 +22,7 @@ import { freePort } from '@asyncscope/db';
 import { openBenchDatabase } from './bench-db';
 import { killAllNow, spawnChild, stopChild, waitUntilOk, type Child } from './children';
 import { cpuMicros, peakRssBytes, runLoad, type LoadResult } from './measure';
+import { measureTransports, transportReport } from './transport-bench';
 
 const USERS = 10_000;
 const PAGE = 10;
@@ -202,6 +203,25 @@ async function main(signal: AbortSignal): Promise<number> {
       const cpu = cpus();
       const settings = `${seconds} s, ${connections} connections, pipelining 1, ${warmupSeconds} s warm-up; node ${process.version}, ${cpu.length} × ${cpu[0]?.model.trim() ?? 'cpu'}, 1-min load average before the run ${fixed(loadStart, 1)} (other work on the machine skews every figure)`;
       process.stdout.write(report(rows, rss, settings));
+
+      // The same servers, through the typed client: one WebSocket vs one HTTP request per call vs the baseline.
+      const trpcTarget = running.find((r) => r.spec.name === 'trpc');
+      const baselineTarget = running.find((r) => r.spec.name === 'baseline');
+      if (trpcTarget && baselineTarget) {
+        const transports = await measureTransports({
+          trpc: { url: trpcTarget.url, pid: trpcTarget.child.pid },
+          baseline: { url: baselineTarget.url, pid: baselineTarget.child.pid },
+          token,
+          userId: (i) => (i % USERS) + 1,
+          concurrency: connections,
+          seconds,
+          warmupSeconds,
+          signal,
+          log,
+        });
+        for (const t of transports) if (t.load.errors > 0) failures.push(`${t.name}: ${t.load.errors} errors (${t.load.firstError ?? ''})`);
+        process.stdout.write(transportReport(transports, `${seconds} s, ${connections} calls in flight, ${warmupSeconds} s warm-up, load generator in this process`));
+      }
       if (failures.length > 0) {
         process.stderr.write(`\n!!! REQUESTS FAILED — the figures above are not valid !!!\n${failures.map((f) => `  ${f}`).join('\n')}\n\n`);
         return 1;

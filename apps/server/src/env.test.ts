@@ -46,19 +46,6 @@ describe('readEnv: the limits that keep one client from shutting out the others,
   });
 });
 
-describe('readEnv: WebSocket limits', () => {
-  it('has defaults and reads them', () => {
-    expect(readEnv({})).toMatchObject({ WS_MAX_CALLS_PER_SOCKET: 1000, WS_MAX_SOCKETS_PER_TOKEN: 64 });
-    expect(readEnv({ WS_MAX_CALLS_PER_SOCKET: '50', WS_MAX_SOCKETS_PER_TOKEN: '2' })).toMatchObject({ WS_MAX_CALLS_PER_SOCKET: 50, WS_MAX_SOCKETS_PER_TOKEN: 2 });
-  });
-  it.each([
-    ['WS_MAX_CALLS_PER_SOCKET', '0', /WS_MAX_CALLS_PER_SOCKET="0": WS_MAX_CALLS_PER_SOCKET must be between 1 and 100000/],
-    ['WS_MAX_SOCKETS_PER_TOKEN', 'many', /WS_MAX_SOCKETS_PER_TOKEN="many": WS_MAX_SOCKETS_PER_TOKEN must be a whole number/],
-  ])('refuses %s=%s, naming it', (name, value, message) => {
-    expect(() => readEnv({ [name]: value })).toThrow(message);
-  });
-});
-
 describe('TLS_CERT and TLS_KEY: HTTPS with HTTP/2', () => {
   it('are both set or neither', () => {
     expect(readEnv({}).TLS_CERT).toBeUndefined();
@@ -86,5 +73,18 @@ describe('TLS_CERT and TLS_KEY: HTTPS with HTTP/2', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('readEnv: WebSocket limits', () => {
+  it('has defaults and reads them', () => {
+    expect(readEnv({})).toMatchObject({ WS_MAX_CALLS_PER_SOCKET: 1000, WS_MAX_SOCKETS_PER_TOKEN: 64 });
+    expect(readEnv({ WS_MAX_CALLS_PER_SOCKET: '50', WS_MAX_SOCKETS_PER_TOKEN: '2' })).toMatchObject({ WS_MAX_CALLS_PER_SOCKET: 50, WS_MAX_SOCKETS_PER_TOKEN: 2 });
+  });
+  it.each([
+    ['WS_MAX_CALLS_PER_SOCKET', '0', /WS_MAX_CALLS_PER_SOCKET="0": WS_MAX_CALLS_PER_SOCKET must be between 1 and 100000/],
+    ['WS_MAX_SOCKETS_PER_TOKEN', 'many', /WS_MAX_SOCKETS_PER_TOKEN="many": WS_MAX_SOCKETS_PER_TOKEN must be a whole number/],
+  ])('refuses %s=%s, naming it', (name, value, message) => {
+    expect(() => readEnv({ [name]: value })).toThrow(message);
   });
 });

@@ -29,12 +29,12 @@ export interface TestServerOptions {
   dashboardDir?: string;
   /** More tokens, each its own caller. */
   extraApiTokens?: string[];
-  wsMaxCallsPerSocket?: number;
-  wsMaxSocketsPerToken?: number;
   /** HTTPS with HTTP/2 (test-tls.ts makes a certificate). */
   tls?: { cert: string; key: string };
   /** The pool's application_name in pg_stat_activity (default test-server). */
   applicationName?: string;
+  wsMaxCallsPerSocket?: number;
+  wsMaxSocketsPerToken?: number;
 }
 
 export async function startTestServer(overrides: TestServerOptions = {}): Promise<TestServer> {
@@ -60,9 +60,9 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     callTimeoutMs: 30_000,
     log: overrides.log ?? pino({ level: 'silent' }),
     dashboardDir: overrides.dashboardDir,
+    tls: overrides.tls,
     wsMaxCallsPerSocket: overrides.wsMaxCallsPerSocket,
     wsMaxSocketsPerToken: overrides.wsMaxSocketsPerToken,
-    tls: overrides.tls,
   });
   await server.database.ready;
   return {

@@ -99,7 +99,6 @@ class SocketSlots implements CallSlots {
   }
 }
 
-/** On plain HTTP, or on HTTPS with HTTP/2 (allowHTTP1: browsers open a WebSocket as an HTTP/1.1 upgrade beside h2). */
 export function attachWebSocketTransport(server: Server | Http2SecureServer, options: WebSocketTransportOptions): WebSocketTransport {
   const { log } = options;
   const credentials = createCredentials(options.apiTokens);
