@@ -44,6 +44,8 @@ export interface ServerOptions {
   token: string;
   applicationName: string;
   poolMax?: number;
+  /** More of the server's environment (e.g. MAX_IN_FLIGHT). */
+  env?: Record<string, string>;
   /** Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate: TLS_CERT / TLS_KEY. */
   tls?: TestCertificate;
 }
@@ -105,6 +107,7 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
       DB_APPLICATION_NAME: options.applicationName,
       DB_POOL_MAX: String(options.poolMax ?? 10),
       ...tlsEnv,
+      ...options.env,
     },
   });
   let out = '';

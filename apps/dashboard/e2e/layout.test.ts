@@ -266,14 +266,13 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
     await setLab(page, { count: '6', concurrency: '4', timeout: '30000', retries: '0', latency: '8000', 'error-rate': '0' });
     await page.getByTestId('launch').click();
     await until('2 statements sleeping', async () => (await sleeping()) === 2, 15_000);
-    // A call the server received that waits for one of the two connections (the page's own requests may
-    // hold some of the browser's six connections, so how many calls got through varies).
+    // A call the server received that waits for one of the two connections: its row says so ("pool…").
     // The row number of such a call, if any.
     const waitingForConnection = () =>
       page.evaluate(() => {
         const row = Array.from(document.querySelectorAll('[data-testid^="row-"]')).find((r) => {
           const hops = r.querySelector('[data-testid="hops"]');
-          return (hops?.querySelector('[data-slot="recv"]')?.textContent ?? '') !== '' && hops?.querySelector('[data-slot="sql"]')?.textContent === '';
+          return (hops?.querySelector('[data-slot="recv"]')?.textContent ?? '') !== '' && hops?.querySelector('[data-slot="sql"]')?.getAttribute('data-wait') === 'pool';
         });
         return row ? Number(row.getAttribute('data-testid')?.slice(4)) : undefined;
       });

@@ -9,7 +9,7 @@ import './styles.css';
 
 const tokens = new TokenStore(window.sessionStorage);
 initialToken(tokens, window.location, (href) => { window.history.replaceState(window.history.state, '', href); });
-const services = createServices(tokens, window.location.origin);
+const services = createServices(tokens, window.location.origin, window.location);
 const queryClient = new QueryClient({
   defaultOptions: { queries: { retry: false, refetchOnWindowFocus: false, staleTime: 0 } },
 });

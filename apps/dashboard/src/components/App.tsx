@@ -1,7 +1,7 @@
 import { QueryClientProvider, type QueryClient } from '@tanstack/react-query';
 import { useCallback, useEffect, useState, useSyncExternalStore } from 'react';
 import { useWideScreen } from './use-wide-screen';
-import { ServicesContext, useServices, type Services } from '../services';
+import { CLOSE_UNAUTHORIZED, ServicesContext, useServices, type Services } from '../services';
 import { TRPCProvider } from '../trpc';
 import { FaultsBanner } from './FaultsBanner';
 import { FetchLab } from './FetchLab';
@@ -26,20 +26,21 @@ export function App({ services, queryClient }: { services: Services; queryClient
   return (
     <ServicesContext.Provider value={services}>
       <QueryClientProvider client={queryClient}>
-        <TRPCProvider trpcClient={services.api} queryClient={queryClient}>
-          {!token || rejected !== null ? (
-            <TokenGate
-              error={rejected}
-              onSubmit={(value) => {
-                queryClient.clear();
-                services.tokens.set(value);
-                setRejected(null);
-              }}
-            />
-          ) : (
+        {!token || rejected !== null ? (
+          <TokenGate
+            error={rejected}
+            onSubmit={(value) => {
+              queryClient.clear();
+              services.tokens.set(value);
+              setRejected(null);
+            }}
+          />
+        ) : (
+          // The page's client exists only with a token (its socket authenticates when it opens).
+          <TRPCProvider trpcClient={services.api} queryClient={queryClient}>
             <Dashboard onUnauthorized={onUnauthorized} />
-          )}
-        </TRPCProvider>
+          </TRPCProvider>
+        )}
       </QueryClientProvider>
     </ServicesContext.Provider>
   );
@@ -48,7 +49,7 @@ export function App({ services, queryClient }: { services: Services; queryClient
 type Tab = 'lab' | 'users';
 
 function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => void }) {
-  const { feed, labFaults } = useServices();
+  const { feed, labFaults, pageSocket } = useServices();
   const [tab, setTab] = useState<Tab>('lab');
   const stats = useServerStats();
   // The server panel takes 372 px: beside the main area on wide screens, behind a button below 1280 px
@@ -69,9 +70,12 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
     return () => { window.removeEventListener('pagehide', onHide); };
   }, [labFaults]);
 
+  // Refused over HTTP (UNAUTHORIZED), or over the WebSocket (the server closes the socket with 4401).
+  const socket = useSyncExternalStore(pageSocket.subscribe, pageSocket.get);
+  const refused = stats.unauthorized || socket.closeCode === CLOSE_UNAUTHORIZED;
   useEffect(() => {
-    if (stats.unauthorized) onUnauthorized('Use the token the server printed at start (its “Token” line), or open the “Dashboard” link it printed.');
-  }, [stats.unauthorized, onUnauthorized]);
+    if (refused) onUnauthorized('Use the token the server printed at start (its “Token” line), or open the “Dashboard” link it printed.');
+  }, [refused, onUnauthorized]);
 
   const tabs: { id: Tab; label: string }[] = [
     { id: 'lab', label: 'Fetch lab' },

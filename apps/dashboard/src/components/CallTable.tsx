@@ -2,7 +2,7 @@ import { useVirtualizer } from '@tanstack/react-virtual';
 import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { isTerminal, runningMs, stateLabel, type CallRow } from '../lab/call-state';
 import type { CallsSnapshot } from '../lab/calls-store';
-import { fmtMs, hopSlots, QUERY_CANCELED, serverVerdict, shortCode } from '../lab/hops';
+import { fmtMs, hopSlots, QUERY_CANCELED, serverVerdict, shortCode, signalLabel, signalText, waitsForPoolConnection, WAITING_FOR_POOL } from '../lab/hops';
 import { barBox, markersOf, segmentsOf, ticks, timeWindow, xOf, type TimeWindow, type Zoom } from '../lab/waterfall';
 import { useServices } from '../services';
 
@@ -91,8 +91,8 @@ export function CallTable({ snap }: { snap: CallsSnapshot }) {
           <div className="c-time" role="columnheader" title="From the first attempt to the end (queue wait excluded)">time</div>
           <div className="c-hops" role="columnheader">
             <span className="slot-h" title="Server received the call (qN: waited in the server's admission queue)">recv</span>
-            <span className="slot-h" title="SQL statement started, on this Postgres backend pid">pid</span>
-            <span className="slot-h" title="The call's server-side AbortSignal fired, and why">signal</span>
+            <span className="slot-h" title="SQL statement started, on this Postgres backend pid (pool: received, waiting for a pool connection)">pid</span>
+            <span className="slot-h" title="The call's server-side AbortSignal fired, and why (client: its request or socket closed; by id: calls.cancel; deadline)">signal</span>
             <span className="slot-h" title="Postgres cancel request sent for the running statement (or removed from the pool queue)">cancel</span>
             <span className="slot-h" title="How the statement ended: SQLSTATE 57014 = query_canceled">sql end</span>
             <span className="slot-h" title="How the server settled the call (! = it finished although the client had stopped waiting)">result</span>
@@ -273,9 +273,15 @@ function HopCells({ row, verdictText }: { row: CallRow; verdictText: string }) {
       <span className={`slot ${s.received ? (s.queued ? 'slot-warn' : 'slot-on') : ''}`} data-slot="recv">
         {s.received ? (s.queued ? `q${s.queued.position}` : '✓') : ''}
       </span>
-      <span className={`slot ${s.statement ? 'slot-on' : ''}`} data-slot="sql">{s.statement ? s.statement.pid : ''}</span>
-      <span className={`slot ${s.signal ? 'slot-signal' : stillWorking ? 'slot-warn pulse' : ''}`} data-slot="signal">
-        {s.signal ? (s.signal.reason === 'client-closed' ? 'client' : s.signal.reason) : stillWorking ? '…' : ''}
+      {s.statement ? (
+        <span className="slot slot-on" data-slot="sql">{s.statement.pid}</span>
+      ) : waitsForPoolConnection(s) ? (
+        <span className="slot slot-wait" data-slot="sql" data-wait="pool" title={`Received, ${WAITING_FOR_POOL} (every connection of the server's pool is busy)`}>pool…</span>
+      ) : (
+        <span className="slot" data-slot="sql" />
+      )}
+      <span className={`slot ${s.signal ? 'slot-signal' : stillWorking ? 'slot-warn pulse' : ''}`} data-slot="signal" title={s.signal ? `Signal fired: ${signalText(s.signal.reason)}` : undefined}>
+        {s.signal ? signalLabel(s.signal.reason) : stillWorking ? '…' : ''}
       </span>
       <span className={`slot ${s.cancel ? 'slot-signal' : ''}`} data-slot="cancel">{s.cancel ? (s.cancel.queued ? 'dequeued' : 'sent') : ''}</span>
       <span className={`slot ${s.ended ? (s.ended.sqlstate === QUERY_CANCELED ? 'slot-cancelled' : s.ended.sqlstate ? 'slot-bad' : 'slot-on') : ''}`} data-slot="end">

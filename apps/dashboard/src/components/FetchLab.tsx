@@ -3,8 +3,9 @@ import { memo, useId, useState, useSyncExternalStore } from 'react';
 import { CALL_STATES, type CallState } from '../lab/call-state';
 import type { CallsSnapshot } from '../lab/calls-store';
 import { fmtMs } from '../lab/hops';
-import { connectionAdvice, DEFAULT_FORM, parseLabForm, type LabErrors, type LabForm } from '../lab/config';
+import { DEFAULT_FORM, MAX_CONCURRENCY, parseLabForm, type LabErrors, type LabForm } from '../lab/config';
 import { startRun } from '../lab/runner';
+import { transportAdvice, transportChoices, transportLabel, usableTransport, type LabTransport } from '../lab/transport';
 import { useServices } from '../services';
 import { useTRPC } from '../trpc';
 import { CallTable } from './CallTable';
@@ -39,14 +40,15 @@ const noSubscribe = (): (() => void) => () => undefined;
 
 const LabControls = memo(function LabControls() {
   const services = useServices();
-  const { calls, api, labFaults } = services;
+  const { calls, api, labFaults, page, labClients } = services;
   const pinned = useSyncExternalStore(labFaults.subscribe, labFaults.getPinned);
   const running = useSyncExternalStore(calls.subscribe, () => {
     const run = calls.getSnapshot().run;
     return run !== null && run.endedAt === undefined;
   });
   const selectedActive = useSyncExternalStore(calls.subscribe, () => calls.getSnapshot().selectedActive);
-  const [form, setForm] = useState<LabForm>(DEFAULT_FORM);
+  const [form, setForm] = useState<LabForm>(() => ({ ...DEFAULT_FORM, transport: usableTransport(DEFAULT_FORM.transport, page) }));
+  const choices = transportChoices(page);
   const [errors, setErrors] = useState<LabErrors>({});
   const [launchError, setLaunchError] = useState<string | null>(null);
   const [launching, setLaunching] = useState(false);
@@ -54,17 +56,23 @@ const LabControls = memo(function LabControls() {
   const queryClient = useQueryClient();
   const clearFaults = useMutation(trpc.lab.clearFaults.mutationOptions({ onSuccess: () => queryClient.invalidateQueries({ queryKey: trpc.lab.faults.queryKey() }) }));
 
-  const parsed = parseLabForm(form);
-  const advice = parsed.ok ? connectionAdvice(parsed.config.concurrency, parsed.config.transport === 'batch') : null;
+  const parsed = parseLabForm(form, page);
+  const advice = parsed.ok ? transportAdvice(parsed.config.transport, parsed.config.concurrency) : null;
 
   const set = <K extends keyof LabForm>(key: K, value: LabForm[K]): void => {
     setForm((f) => ({ ...f, [key]: value }));
     setErrors((e) => ({ ...e, [key]: undefined }));
   };
 
+  function chooseTransport(transport: LabTransport): void {
+    set('transport', transport);
+    // Not running (the choice is locked during a run): the other transports' sockets are not needed now.
+    labClients.closeOthers(transport);
+  }
+
   async function launch(): Promise<void> {
     setLaunchError(null);
-    const result = parseLabForm(form);
+    const result = parseLabForm(form, page);
     if (!result.ok) {
       setErrors(result.errors);
       return;
@@ -82,7 +90,9 @@ const LabControls = memo(function LabControls() {
       // (services.labFaults clears it after), unless pinned.
       await labFaults.apply('users.byId', { latencyMs: config.latencyMs, errorRate: config.errorRate });
       void queryClient.invalidateQueries({ queryKey: trpc.lab.faults.queryKey() });
-      const run = startRun(calls, config, ids, (id, opts) => api.users.byId.query({ id }, opts));
+      // The lab's calls ride the chosen transport's client; a socket another transport left open is closed.
+      labClients.closeOthers(config.transport);
+      const run = startRun(calls, config, ids, services.labFetch(config.transport));
       services.run.current = run;
       void run.done
         .then(() => labFaults.release())
@@ -106,7 +116,7 @@ const LabControls = memo(function LabControls() {
       >
         <div className="controls-grid">
           <NumberField label="Calls" hint="1–10,000 users.byId" value={form.count} error={errors.count} onChange={(v) => { set('count', v); }} testId="count" />
-          <NumberField label="Concurrency" hint="calls at a time" value={form.concurrency} error={errors.concurrency} onChange={(v) => { set('concurrency', v); }} testId="concurrency" />
+          <NumberField label="Concurrency" hint={`1–${MAX_CONCURRENCY.toLocaleString('en-US')} at a time`} value={form.concurrency} error={errors.concurrency} onChange={(v) => { set('concurrency', v); }} testId="concurrency" />
           <NumberField label="Timeout" unit="ms" hint="per call, retries included" value={form.timeoutMs} error={errors.timeoutMs} onChange={(v) => { set('timeoutMs', v); }} testId="timeout" />
           <NumberField label="Retries" hint="retryable errors only" value={form.retries} error={errors.retries} onChange={(v) => { set('retries', v); }} testId="retries" />
           <NumberField label="Backoff min" unit="ms" hint="full jitter" value={form.minDelayMs} error={errors.minDelayMs} onChange={(v) => { set('minDelayMs', v); }} testId="min-delay" />
@@ -115,6 +125,24 @@ const LabControls = memo(function LabControls() {
           <NumberField label="Error rate" unit="%" hint="retryable 503s" value={form.errorRatePct} error={errors.errorRatePct} onChange={(v) => { set('errorRatePct', v); }} testId="error-rate" />
         </div>
         <div className="controls-row">
+          <fieldset className="mode transport" data-testid="transport" aria-describedby="lab-advice">
+            <legend>Transport</legend>
+            {choices.map((c) => (
+              <label key={c.value} title={c.unavailable ?? c.title} className={c.unavailable ? 'choice-off' : undefined}>
+                <input
+                  type="radio"
+                  name="transport"
+                  value={c.value}
+                  checked={form.transport === c.value}
+                  disabled={c.unavailable !== null || running}
+                  onChange={() => { chooseTransport(c.value); }}
+                  data-testid={`transport-${c.value}`}
+                />{' '}
+                {c.label}
+                {c.unavailableShort && <span className="choice-why"> ({c.unavailableShort})</span>}
+              </label>
+            ))}
+          </fieldset>
           <fieldset className="mode">
             <legend>Mode</legend>
             <label title="Every call runs to its end; the run reports each outcome (asyncio.gather(return_exceptions=True))">
@@ -124,9 +152,8 @@ const LabControls = memo(function LabControls() {
               <input type="radio" name="mode" value="fail-fast" checked={form.mode === 'fail-fast'} onChange={() => { set('mode', 'fail-fast'); }} /> fail-fast group
             </label>
           </fieldset>
-          <label className="check" title="Send calls through httpBatchLink: calls started together share one HTTP request">
-            <input type="checkbox" checked={form.batched} onChange={(e) => { set('batched', e.target.checked); }} data-testid="batched" /> send batched
-          </label>
+        </div>
+        <div className="controls-row">
           <label className="check" title="Faults are server-wide: every client's users.byId calls slow down while one is set. The lab clears its fault when the run ends or this page closes, unless this is ticked.">
             <input
               type="checkbox"
@@ -167,8 +194,8 @@ const LabControls = memo(function LabControls() {
           </button>
           </div>
         </div>
-        <p className={`advice ${advice ? 'advice-warn' : ''}`} data-testid="advice">
-          {launchError ?? advice ?? 'Each call is one users.byId request of its own (httpLink) carrying its AbortSignal: cancelling a row closes its request, the server’s signal fires, and Postgres cancels the statement. 4 at a time keeps within the browser’s 6 connections per origin (the event stream holds one).'}
+        <p className={`advice ${launchError || errors.transport || advice?.tone === 'warn' ? 'advice-warn' : ''}`} id="lab-advice" data-testid="advice">
+          {launchError ?? errors.transport ?? advice?.text ?? 'Fix the highlighted settings to launch.'}
         </p>
     </form>
   );
@@ -193,10 +220,11 @@ function RunSummary({ snap }: { snap: CallsSnapshot }) {
             </li>
           ))}
         </ul>
-        <div className="run-meta">
+        <div className="run-meta" data-started-at={run?.startedAt}>
           {run ? (
             <>
-              <span>{run.config.mode === 'fail-fast' ? 'fail-fast group' : 'settled'}{run.config.transport === 'batch' ? ' · batched' : ''}</span>
+              <span>{run.config.mode === 'fail-fast' ? 'fail-fast group' : 'settled'} · <span data-testid="run-transport">{transportLabel(run.config.transport)}</span></span>
+              <ServerCounts snap={snap} />
               <span>{settled.toLocaleString('en-US')}/{snap.rows.length.toLocaleString('en-US')} done</span>
               <span className="num">{fmtMs(elapsed)}</span>
             </>
@@ -220,6 +248,29 @@ function RunSummary({ snap }: { snap: CallsSnapshot }) {
         ) : null}
       </div>
     </>
+  );
+}
+
+/** Where the run's calls are on the server: received at all, running SQL, waiting for a pool connection. */
+function ServerCounts({ snap }: { snap: CallsSnapshot }) {
+  const { server } = snap;
+  const received = snap.rows.length - server.unseen;
+  const start = snap.run?.startedAt;
+  const after = (at: number | undefined): string | undefined => (at !== undefined && start !== undefined ? String(Math.max(0, at - start)) : undefined);
+  const first = after(snap.firstReceivedAt);
+  const hundredth = after(snap.hundredthReceivedAt);
+  const timing = [first !== undefined ? `the first ${first} ms after the run started` : null, hundredth !== undefined ? `the 100th ${hundredth} ms after` : null].filter(Boolean).join(', ');
+  return (
+    <span
+      className="server-counts"
+      title={`From the server's activity stream: calls it received${timing ? ` (${timing})` : ''}, calls whose SQL statement runs, calls that wait for one of its pool connections`}
+      data-first-received-ms={first}
+      data-hundredth-received-ms={hundredth}
+    >
+      server: <strong className="num" data-testid="server-received">{received.toLocaleString('en-US')}</strong> received
+      {' · '}<strong className="num" data-testid="server-sql">{server.sql.toLocaleString('en-US')}</strong> in SQL
+      {' · '}<strong className="num" data-testid="server-pool">{server.pool.toLocaleString('en-US')}</strong> wait for a connection
+    </span>
   );
 }
 

@@ -1,6 +1,8 @@
-import { useSyncExternalStore } from 'react';
+import { useEffect, useState, useSyncExternalStore } from 'react';
 import type { FeedState } from '../activity/feed';
 import { useServices } from '../services';
+import { headerStatus } from '../transport/status';
+import { usePageSocket } from '../transport/use-page-socket';
 import type { ServerStatsView } from './use-server-stats';
 
 function useFeedState(): FeedState {
@@ -8,29 +10,23 @@ function useFeedState(): FeedState {
   return useSyncExternalStore((listener) => feed.onState(listener), () => feed.state);
 }
 
-export function Header({ stats }: { stats: ServerStatsView }) {
-  const { tokens } = useServices();
-  const feed = useFeedState();
-  const now = Date.now();
 
-  let tone: 'ok' | 'warn' | 'bad' = 'ok';
-  let text: string;
-  if (stats.offlineSince !== null) {
-    tone = 'bad';
-    const seconds = Math.max(0, Math.round((now - stats.offlineSince) / 1000));
-    text = `Server unreachable for ${seconds} s — reconnecting by itself; the event stream resumes after event #${feed.lastSeq.toLocaleString('en-US')}`;
-  } else if (stats.dbUnavailable) {
-    tone = 'warn';
-    text = 'Server up, database unreachable — the server keeps retrying';
-  } else if (!stats.data) {
-    tone = 'warn';
-    text = 'Connecting…';
-  } else if (feed.status !== 'live') {
-    tone = 'warn';
-    text = feed.status === 'reconnecting' ? 'Connected · event stream reconnecting…' : 'Connected · opening the event stream…';
-  } else {
-    text = `Connected · event stream live · #${feed.lastSeq.toLocaleString('en-US')}`;
-  }
+/** Re-renders every second while `on` (a "for N s" that keeps counting when nothing else arrives). */
+function useTicking(on: boolean): void {
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    if (!on) return;
+    const timer = setInterval(() => { setTick((t) => t + 1); }, 1000);
+    return () => { clearInterval(timer); };
+  }, [on]);
+}
+
+export function Header({ stats }: { stats: ServerStatsView }) {
+  const { tokens, pageTransport } = useServices();
+  const feed = useFeedState();
+  const socket = usePageSocket();
+  const { tone, text } = headerStatus(stats, socket, pageTransport === 'websocket', feed, Date.now());
+  useTicking(tone !== 'ok');
 
   return (
     <header className="header">
@@ -43,7 +39,7 @@ export function Header({ stats }: { stats: ServerStatsView }) {
         <h1>asyncscope</h1>
         <span className="subtitle">concurrent, cancellable calls — client and server side by side</span>
       </div>
-      <div className={`conn conn-${tone}`} role="status" aria-live="polite" data-testid="connection">
+      <div className={`conn conn-${tone}`} role="status" aria-live="polite" data-testid="connection" data-socket={pageTransport === 'websocket' ? socket.status : 'http'} title={socket.error ? `Last socket error: ${socket.error}` : undefined}>
         <span className="dot" aria-hidden="true" />
         <span>{text}</span>
         {feed.missed > 0 && <span className="conn-missed" title="The server's event ring overflowed before the dashboard read these events"> · {feed.missed.toLocaleString('en-US')} events missed</span>}

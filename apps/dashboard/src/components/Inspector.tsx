@@ -1,6 +1,7 @@
+import { attemptCallId } from '@asyncscope/contract';
 import type { CallRow, ServerHop } from '../lab/call-state';
 import type { CallsSnapshot } from '../lab/calls-store';
-import { fmtMs, serverVerdict } from '../lab/hops';
+import { fmtMs, serverVerdict, signalText } from '../lab/hops';
 
 function describeHop(hop: ServerHop): string {
   switch (hop.type) {
@@ -9,13 +10,13 @@ function describeHop(hop: ServerHop): string {
     case 'queued':
       return `waiting for an admission slot (position ${hop.position})`;
     case 'started':
-      return 'admitted, running';
+      return 'admitted, then waits for a pool connection';
     case 'statement.started':
       return `SQL #${hop.statement} started on pid ${hop.pid}`;
     case 'signal.fired':
-      return `signal fired: ${hop.reason}`;
+      return `signal fired: ${signalText(hop.reason)}`;
     case 'cancel.sent':
-      return hop.queued ? `SQL #${hop.statement} taken out of the pool queue (never sent)` : `pg cancel sent to pid ${hop.pid ?? '?'}`;
+      return hop.queued ? `SQL #${hop.statement} taken out of the pool queue (never sent to Postgres)` : `pg cancel sent to pid ${hop.pid ?? '?'}`;
     case 'statement.ended':
       return `SQL #${hop.statement} ended${hop.sqlstate ? ` ${hop.sqlstate}${hop.sqlstate === '57014' ? ' query_canceled' : ''}` : ' normally'}, ${fmtMs(hop.ms)}`;
     case 'committed':
@@ -30,7 +31,7 @@ function describeHop(hop: ServerHop): string {
 function clientLines(row: CallRow, origin: number): { at: number; text: string }[] {
   const lines: { at: number; text: string }[] = [{ at: row.queuedAt, text: 'queued, waiting for a slot' }];
   for (const a of row.attempts) {
-    lines.push({ at: a.startedAt, text: a.n === 0 ? 'attempt 1 sent' : `attempt ${a.n + 1} sent as ${row.callId}~${a.n}` });
+    lines.push({ at: a.startedAt, text: a.n === 0 ? 'attempt 1 sent' : `attempt ${a.n + 1} sent as ${attemptCallId(row.callId, a.n)}` });
     if (a.endedAt !== undefined && a.outcome === 'error' && a.endedAt !== row.endedAt) lines.push({ at: a.endedAt, text: `attempt ${a.n + 1} failed${a.code ? ` (${a.code})` : ''}` });
   }
   if (row.endedAt !== undefined) {
@@ -91,7 +92,11 @@ export function Inspector({ snap }: { snap: CallsSnapshot }) {
         <div>
           <h3>Server</h3>
           {row.hops.length === 0 ? (
-            <p className="muted">{row.transport === 'batch' ? 'Batched calls share one HTTP request; the server names each by its position in x-call-ids. No server event for this call yet.' : 'No server event for this call (yet).'}</p>
+            <p className="muted">{row.state === 'cancelled' && row.startedAt === undefined
+                ? 'Never sent: it was cancelled while it waited in the browser for a concurrency slot.'
+                : row.transport === 'http-batch'
+                  ? 'Batched calls share one HTTP request; the server names each by its call id (x-call-ids). No server event for this call yet.'
+                  : 'No server event for this call (yet).'}</p>
           ) : (
             <ol className="timeline timeline-server">
               {row.hops.map((h) => (

@@ -35,6 +35,8 @@ export function ServerPanel({ stats, hidden }: { stats: ServerStatsView; hidden:
   const end = history.at(-1)?.at ?? Date.now();
   const pool = data?.pool ?? [];
   const poolTotal = pool.reduce((n, p) => n + p.count, 0);
+  // How old the breakdown is (the server answers with its last read while the pool is busy).
+  const poolAgeMs = (data?.database as { poolConnectionsAgeMs?: number | null } | undefined)?.poolConnectionsAgeMs ?? null;
   const other = pool.filter((p) => !POOL_STATES.some((s) => s.state === p.state));
   const faultEntries = Object.entries(faults.data ?? {});
 
@@ -42,13 +44,13 @@ export function ServerPanel({ stats, hidden }: { stats: ServerStatsView; hidden:
     <aside className="server" id="server-panel" aria-label="Server" hidden={hidden}>
       <div className="server-head">
         <h2>Server</h2>
-        <span className="muted">{stats.updatedAt ? `updated ${new Date(stats.updatedAt).toLocaleTimeString('en-GB')}` : 'waiting…'}</span>
+        <span className="muted" data-testid="server-updated" data-updated-at={stats.updatedAt || undefined} data-latency-ms={stats.updatedAt ? stats.latencyMs : undefined} title={stats.updatedAt ? `answered in ${stats.latencyMs} ms` : undefined}>{stats.updatedAt ? `updated ${new Date(stats.updatedAt).toLocaleTimeString('en-GB')}` : 'waiting…'}</span>
       </div>
       <div className={`gauges ${stats.offlineSince !== null ? 'stale' : ''}`}>
         <Gauge label="in flight" value={data?.inFlight} max={data?.maxInFlight} testId="inflight" />
         <Gauge label="queued" value={data?.queued} max={data?.maxQueue} testId="queued" />
         <Gauge label="shed (total)" value={data?.shed} tone={data && data.shed > 0 ? 'bad' : undefined} title="Calls refused with TOO_MANY_REQUESTS since the server started" />
-        <Gauge label="SQL running" value={data?.statements.running} sub={data ? `${data.statements.queued} wait for a conn.` : undefined} />
+        <Gauge label="SQL running" value={data?.statements.running} sub={data ? `${data.statements.queued.toLocaleString('en-US')} waiting` : undefined} title="SQL statements running now, and statements waiting for one of the pool's connections" />
         <Gauge label="CPU workers" value={data?.cpu.threads} sub={data ? `${data.cpu.queued} queued` : undefined} />
         <Gauge label="event loop p99" value={history.at(-1)?.eventLoopDelayP99Ms} format={fmtLatency} />
       </div>
@@ -56,8 +58,9 @@ export function ServerPanel({ stats, hidden }: { stats: ServerStatsView; hidden:
       <div className="pool" data-testid="pool">
         <div className="pool-head">
           <span>Pool connections</span>
-          <span className="muted num">
+          <span className="muted num" data-testid="pool-open" title={poolAgeMs !== null && poolAgeMs >= 1500 ? 'Every pool connection is busy, so the breakdown (read from Postgres through the pool) is the last one read' : undefined}>
             {poolTotal} open of {data?.poolMax ?? '–'} max
+            {poolAgeMs !== null && poolAgeMs >= 1500 && ` · as of ${Math.round(poolAgeMs / 1000)} s ago`}
           </span>
         </div>
         <div className="pool-bar" role="img" aria-label={pool.map((p) => `${p.count} ${p.state}`).join(', ') || 'no connections'}>

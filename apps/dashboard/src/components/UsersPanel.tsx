@@ -3,6 +3,7 @@ import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tansta
 import { useEffect, useId, useRef, useState, useSyncExternalStore } from 'react';
 import { fmtMs } from '../lab/hops';
 import { useServices } from '../services';
+import { usePageSocketDown } from '../transport/use-page-socket';
 import { useTRPC } from '../trpc';
 import { describeLoadError, serverFieldErrors, validateCreate, validateUpdate, type FieldErrors, type UserFormValues } from '../users/form';
 import { streamRate } from '../users/stream-store';
@@ -117,6 +118,8 @@ function UserList() {
   const [seeding, setSeeding] = useState<string | null>(null);
   // Refreshed every few seconds: other tabs and programs change the table too.
   const list = useQuery(trpc.users.list.queryOptions({ limit, offset }, { placeholderData: keepPreviousData, refetchInterval: 5000 }));
+  // While the page's socket reconnects, a refetch waits for it rather than failing: say why nothing changes.
+  const offline = usePageSocketDown();
   const total = list.data?.total ?? 0;
   const pages = Math.max(1, Math.ceil(total / limit));
   const page = Math.floor(offset / limit) + 1;
@@ -151,7 +154,11 @@ function UserList() {
           {seeding ?? 'Add 50 demo users'}
         </button>
       </div>
-      {list.isError && <p className="field-error" role="alert" data-testid="users-error">{describeLoadError(list.error, 'users')}</p>}
+      {(list.isError || offline) && (
+        <p className="field-error" role="alert" data-testid="users-error">
+          {describeLoadError(list.isError ? list.error : new Error('The page’s WebSocket is reconnecting.'), 'users')}
+        </p>
+      )}
       {/* Below its natural width the table scrolls sideways instead of squeezing its columns over each other. */}
       <div className="table-scroll">
       <table className="user-table">

@@ -3,7 +3,7 @@ import { TRPCClientError } from '@trpc/client';
 import { describe, expect, it } from 'vitest';
 import { describeError, newRow, reduceCall, stateLabel, type CallEvent, type CallRow } from './call-state';
 
-const run = (...events: CallEvent[]): CallRow => events.reduce(reduceCall, newRow(0, 'r1-1', 7, 'single', 1000));
+const run = (...events: CallEvent[]): CallRow => events.reduce(reduceCall, newRow(0, 'r1-1', 7, 'websocket', 1000));
 const err = (code: string) => ({ code, message: code });
 
 describe('reduceCall', () => {

@@ -10,6 +10,7 @@
 import type { ActivityEvent } from '@asyncscope/api';
 import { isAbortError, TimeoutError } from '@asyncscope/concurrency';
 import { TRPCClientError } from '@trpc/client';
+import type { LabTransport } from './transport';
 
 export type CallState = 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'timed-out' | 'cancelled';
 
@@ -47,7 +48,8 @@ export interface CallRow {
   index: number;
   callId: string;
   userId: number;
-  transport: 'single' | 'batch';
+  /** How the call travels (the run's choice). */
+  transport: LabTransport;
   state: CallState;
   queuedAt: number;
   /** When the first attempt started (a concurrency slot was free). */
@@ -81,7 +83,7 @@ export type CallEvent =
   | { type: 'hop'; hop: ServerHop }
   | { type: 'select'; selected: boolean };
 
-export function newRow(index: number, callId: string, userId: number, transport: 'single' | 'batch', at: number): CallRow {
+export function newRow(index: number, callId: string, userId: number, transport: LabTransport, at: number): CallRow {
   return { index, callId, userId, transport, state: 'queued', queuedAt: at, attempts: [], isCause: false, selected: false, hops: [] };
 }
 

@@ -2,7 +2,7 @@ import type { ActivityEvent } from '@asyncscope/api';
 import { describe, expect, it } from 'vitest';
 import { CallsStore, type RunConfig } from './calls-store';
 
-const config: RunConfig = { count: 3, concurrency: 2, timeoutMs: 1000, retries: 0, minDelayMs: 10, maxDelayMs: 20, latencyMs: 0, errorRate: 0, mode: 'settled', transport: 'single' };
+const config: RunConfig = { count: 3, concurrency: 2, timeoutMs: 1000, retries: 0, minDelayMs: 10, maxDelayMs: 20, latencyMs: 0, errorRate: 0, mode: 'settled', transport: 'websocket' };
 
 function manualFrames() {
   const queue: (() => void)[] = [];
@@ -110,5 +110,29 @@ describe('CallsStore', () => {
     expect(store.run?.cause).toEqual({ index: 2, error: { code: 'SERVICE_UNAVAILABLE', message: 'x' } });
     expect(store.row(2)?.isCause).toBe(true);
     expect(store.row(0)?.isCause).toBe(false);
+  });
+
+  it('counts where the run’s calls are on the server: received, in SQL, waiting for a pool connection, settled', () => {
+    const store = new CallsStore(() => undefined);
+    store.beginRun('r9', config, [1], 1000);
+    let seq = 100;
+    const ev = (callId: string, hop: Record<string, unknown>): ActivityEvent => ({ seq: ++seq, at: 2000, callId, path: 'users.byId', ...hop }) as ActivityEvent;
+    const phases = () => {
+      store.flushNow();
+      const { server } = store.getSnapshot();
+      return [server.unseen, server.pool, server.sql, server.settled];
+    };
+    expect(phases()).toEqual([3, 0, 0, 0]);
+    store.applyServerEvents([ev('r9-1', { type: 'received', budgetMs: 900 }), ev('r9-1', { type: 'started' }), ev('r9-2', { type: 'received', budgetMs: 900 }), ev('r9-2', { type: 'started' })]);
+    expect(phases()).toEqual([1, 2, 0, 0]);
+    expect(store.getSnapshot().firstReceivedAt).toBe(2000);
+    expect(store.getSnapshot().hundredthReceivedAt).toBeUndefined();
+    store.applyServerEvents([ev('r9-1', { type: 'statement.started', statement: 1, pid: 7 })]);
+    expect(phases()).toEqual([1, 1, 1, 0]);
+    store.applyServerEvents([ev('r9-1', { type: 'settled', code: 'OK', ms: 5 }), ev('r9-2', { type: 'signal.fired', reason: 'cancelled' })]);
+    expect(phases()).toEqual([1, 0, 0, 1]);
+    // A new run starts over.
+    store.beginRun('r10', { ...config, count: 2 }, [1], 3000);
+    expect(phases()).toEqual([2, 0, 0, 0]);
   });
 });

@@ -5,7 +5,8 @@
  */
 import type { ActivityEvent } from '@asyncscope/api';
 import { CALL_STATES, isTerminal, newRow, reduceCall, type CallEvent, type CallRow, type CallState, type ErrorInfo } from './call-state';
-import { joinEvents } from './hops';
+import { joinEvents, SERVER_PHASES, serverPhase, type ServerPhase } from './hops';
+import type { LabTransport } from './transport';
 import { FrameBatcher, type FrameScheduler } from '../lib/frame-batcher';
 
 export type RunMode = 'settled' | 'fail-fast';
@@ -20,7 +21,7 @@ export interface RunConfig {
   latencyMs: number;
   errorRate: number;
   mode: RunMode;
-  transport: 'single' | 'batch';
+  transport: LabTransport;
 }
 
 export interface RunInfo {
@@ -51,6 +52,11 @@ export interface CallsSnapshot {
   run: RunInfo | null;
   rows: readonly CallRow[];
   counts: Readonly<Record<CallState, number>>;
+  /** Rows by where their call is on the server (latest attempt). */
+  server: Readonly<Record<ServerPhase, number>>;
+  /** Server time (epoch ms) its first hop of the run's 1st and 100th call to reach it arrived. */
+  firstReceivedAt: number | undefined;
+  hundredthReceivedAt: number | undefined;
   active: number;
   selected: number;
   /** Selected calls that can still be cancelled. */
@@ -67,6 +73,10 @@ export interface CallsSnapshot {
 
 const OTHERS_KEPT = 60;
 
+function zeroPhases(): Record<ServerPhase, number> {
+  return Object.fromEntries(SERVER_PHASES.map((p) => [p, 0])) as Record<ServerPhase, number>;
+}
+
 function zeroCounts(): Record<CallState, number> {
   return Object.fromEntries(CALL_STATES.map((s) => [s, 0])) as Record<CallState, number>;
 }
@@ -77,6 +87,10 @@ export class CallsStore {
   #rows: CallRow[] = [];
   #byCallId = new Map<string, number>();
   #counts = zeroCounts();
+  #phases = zeroPhases();
+  #receivedCount = 0;
+  #firstReceivedAt: number | undefined;
+  #hundredthReceivedAt: number | undefined;
   #selected = 0;
   #selectedActive = 0;
   #siblingsCancelled = 0;
@@ -114,6 +128,10 @@ export class CallsStore {
     this.#rows = [];
     this.#byCallId = new Map();
     this.#counts = zeroCounts();
+    this.#phases = zeroPhases();
+    this.#receivedCount = 0;
+    this.#firstReceivedAt = undefined;
+    this.#hundredthReceivedAt = undefined;
     this.#selected = 0;
     this.#selectedActive = 0;
     this.#siblingsCancelled = 0;
@@ -124,6 +142,7 @@ export class CallsStore {
       this.#byCallId.set(callId, i);
     }
     this.#counts.queued = config.count;
+    this.#phases.unseen = config.count;
     this.#changed();
     return this.#run;
   }
@@ -147,6 +166,15 @@ export class CallsStore {
     const after = reduceCall(before, event);
     if (after === before) return;
     this.#rows[index] = after;
+    if (after.hops !== before.hops) {
+      const was = serverPhase(before.hops);
+      const is = serverPhase(after.hops);
+      if (was !== is) {
+        this.#phases[was]--;
+        this.#phases[is]++;
+        if (was === 'unseen') this.#noteReceived(after.hops[0]?.at);
+      }
+    }
     if (after.state !== before.state) {
       this.#counts[before.state]--;
       this.#counts[after.state]++;
@@ -211,6 +239,12 @@ export class CallsStore {
     this.#flush();
   }
 
+  #noteReceived(at: number | undefined): void {
+    this.#receivedCount++;
+    if (this.#receivedCount === 1) this.#firstReceivedAt = at;
+    if (this.#receivedCount === 100) this.#hundredthReceivedAt = at;
+  }
+
   #noteOther(event: ActivityEvent): void {
     const prev = this.#others.get(event.callId);
     const next: OtherCall = prev ? { ...prev, lastAt: event.at, last: event.type } : { callId: event.callId, path: event.path, firstAt: event.at, lastAt: event.at, last: event.type };
@@ -249,6 +283,9 @@ export class CallsStore {
       run: this.#run,
       rows: this.#rows.slice(),
       counts: { ...this.#counts },
+      server: { ...this.#phases },
+      firstReceivedAt: this.#firstReceivedAt,
+      hundredthReceivedAt: this.#hundredthReceivedAt,
       active: this.#active,
       selected: this.#selected,
       selectedActive: this.#selectedActive,

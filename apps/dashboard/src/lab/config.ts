@@ -1,13 +1,14 @@
 /** The fetch lab's form: defaults, bounds and the checks that turn it into a RunConfig. */
 import { z } from 'zod';
 import type { RunConfig } from './calls-store';
+import { DEFAULT_TRANSPORT, LAB_TRANSPORTS, PLAIN_HTTP_PAGE, transportChoices, type LabTransport, type PageProtocol } from './transport';
 
 /**
- * Browsers open at most 6 HTTP/1.1 connections per origin. The activity stream holds one for good and
- * the server panel polls once a second: 4 calls at a time leaves room for both.
+ * The page's own traffic (event stream, server panel) rides its WebSocket, so the lab's calls have the
+ * wire to themselves: 20 at a time shows concurrency (and a pool of 20 working) without a queue.
  */
-export const BROWSER_CONNECTIONS = 6;
-export const DEFAULT_CONCURRENCY = 4;
+export const DEFAULT_CONCURRENCY = 20;
+export const MAX_CONCURRENCY = 1000;
 
 export interface LabForm {
   count: string;
@@ -19,11 +20,11 @@ export interface LabForm {
   latencyMs: string;
   errorRatePct: string;
   mode: 'settled' | 'fail-fast';
-  batched: boolean;
+  transport: LabTransport;
 }
 
 export const DEFAULT_FORM: LabForm = {
-  count: '50',
+  count: '100',
   concurrency: String(DEFAULT_CONCURRENCY),
   timeoutMs: '5000',
   retries: '2',
@@ -32,7 +33,7 @@ export const DEFAULT_FORM: LabForm = {
   latencyMs: '300',
   errorRatePct: '0',
   mode: 'settled',
-  batched: false,
+  transport: DEFAULT_TRANSPORT,
 };
 
 const whole = (label: string, min: number, max: number) =>
@@ -45,7 +46,7 @@ const whole = (label: string, min: number, max: number) =>
 const labSchema = z
   .object({
     count: whole('Calls', 1, 10_000),
-    concurrency: whole('Concurrency', 1, 200),
+    concurrency: whole('Concurrency', 1, MAX_CONCURRENCY),
     timeoutMs: whole('Timeout', 50, 120_000),
     retries: whole('Retries', 0, 10),
     minDelayMs: whole('Min backoff', 0, 30_000),
@@ -53,13 +54,14 @@ const labSchema = z
     latencyMs: whole('Latency', 0, 60_000),
     errorRatePct: z.coerce.number({ error: 'Error rate must be a number' }).min(0, { error: 'Error rate: 0–100 %' }).max(100, { error: 'Error rate: 0–100 %' }),
     mode: z.enum(['settled', 'fail-fast']),
-    batched: z.boolean(),
+    transport: z.enum(LAB_TRANSPORTS as [LabTransport, ...LabTransport[]], { error: 'Choose how the calls travel' }),
   })
   .refine((v) => v.maxDelayMs >= v.minDelayMs, { error: 'Max backoff must be at least the min backoff', path: ['maxDelayMs'] });
 
 export type LabErrors = Partial<Record<keyof LabForm, string>>;
 
-export function parseLabForm(form: LabForm): { ok: true; config: RunConfig } | { ok: false; errors: LabErrors } {
+/** The form as a RunConfig, or every field's problem; a transport this page cannot use (HTTP/2 without TLS) is one. */
+export function parseLabForm(form: LabForm, page: PageProtocol = PLAIN_HTTP_PAGE): { ok: true; config: RunConfig } | { ok: false; errors: LabErrors } {
   const trimmed = Object.fromEntries(Object.entries(form).map(([k, v]) => [k, typeof v === 'string' && v.trim() === '' ? undefined : v]));
   const result = labSchema.safeParse(trimmed);
   if (!result.success) {
@@ -71,6 +73,8 @@ export function parseLabForm(form: LabForm): { ok: true; config: RunConfig } | {
     return { ok: false, errors };
   }
   const v = result.data;
+  const unavailable = transportChoices(page).find((c) => c.value === v.transport)?.unavailable;
+  if (unavailable) return { ok: false, errors: { transport: unavailable } };
   return {
     ok: true,
     config: {
@@ -83,17 +87,7 @@ export function parseLabForm(form: LabForm): { ok: true; config: RunConfig } | {
       latencyMs: v.latencyMs,
       errorRate: Math.round(v.errorRatePct * 100) / 10_000,
       mode: v.mode,
-      transport: v.batched ? 'batch' : 'single',
+      transport: v.transport,
     },
   };
-}
-
-/** What the concurrency means for the browser's connection budget, in one sentence (or null when fine). */
-export function connectionAdvice(concurrency: number, batched: boolean): string | null {
-  if (batched) return 'Batched: calls started together share one HTTP request. Cancelling one only drops its answer — the server keeps working until every call in that request is cancelled.';
-  const free = BROWSER_CONNECTIONS - 1; // the activity stream's
-  if (concurrency > free) {
-    return `Above ${free} calls at a time the browser queues requests itself (6 connections per origin, 1 held by the event stream): those rows show “running”, but the server has not received them, and the server panel's polling waits too.`;
-  }
-  return null;
 }

@@ -1,13 +1,14 @@
 import type { ActivityEvent } from '@asyncscope/api';
 import { describe, expect, it } from 'vitest';
 import { newRow, reduceCall, type CallEvent, type CallRow } from './call-state';
-import { hopSlots, joinEvents, parseCallId, serverVerdict } from './hops';
+import { parseCallId } from '@asyncscope/contract';
+import { hopSlots, joinEvents, serverVerdict, signalLabel, waitsForPoolConnection, WAITING_FOR_POOL } from './hops';
 
 let seq = 0;
 const ev = (callId: string, hop: Record<string, unknown> & { type: ActivityEvent['type'] }, at = 2000): ActivityEvent =>
   ({ seq: ++seq, at, callId, path: 'users.byId', ...hop }) as ActivityEvent;
 
-describe('parseCallId', () => {
+describe('parseCallId (@asyncscope/contract)', () => {
   it('strips the attempt (~n) and batch (#n) suffixes', () => {
     expect(parseCallId('rab12-7')).toEqual({ base: 'rab12-7', attempt: 0, batchIndex: undefined });
     expect(parseCallId('rab12-7~2')).toEqual({ base: 'rab12-7', attempt: 2, batchIndex: undefined });
@@ -28,7 +29,7 @@ describe('joinEvents', () => {
 });
 
 function rowWith(events: CallEvent[], hops: ActivityEvent[], attemptOf = (_e: ActivityEvent) => 0): CallRow {
-  let row = events.reduce(reduceCall, newRow(0, 'r1-1', 1, 'single', 1000));
+  let row = events.reduce(reduceCall, newRow(0, 'r1-1', 1, 'websocket', 1000));
   for (const hop of hops) row = reduceCall(row, { type: 'hop', hop: { ...hop, attempt: attemptOf(hop) } });
   return row;
 }
@@ -81,12 +82,51 @@ describe('hopSlots and serverVerdict', () => {
     expect(serverVerdict(rowWith([{ type: 'cancelled', at: 1100 }], [])).text).toBe('never sent');
     expect(serverVerdict(rowWith(started, [])).text).toBe('not received yet');
     expect(serverVerdict(rowWith([], [])).text).toBe('');
-    const batched = [...started].reduce(reduceCall, newRow(0, 'r1-1', 1, 'batch', 1000));
+    const batched = [...started].reduce(reduceCall, newRow(0, 'r1-1', 1, 'http-batch', 1000));
     expect(serverVerdict(batched).text).toBe('batched: not received yet');
   });
 
   it('names a server deadline', () => {
     const hops = [ev('r1-1', { type: 'statement.started', statement: 1, pid: 3 }), ev('r1-1', { type: 'statement.ended', statement: 1, pid: 3, sqlstate: '57014', ms: 100 }), ev('r1-1', { type: 'settled', code: 'TIMEOUT', ms: 100 })];
     expect(serverVerdict(rowWith([...started, { type: 'failed', at: 1100, error: { code: 'TIMEOUT', message: '' }, timedOut: true }], hops)).text).toBe('deadline: SQL cancelled');
+  });
+
+  it('a call the server received that waits for a pool connection says so', () => {
+    const received = ev('r1-1', { type: 'received', budgetMs: 5000 });
+    const admitted = ev('r1-1', { type: 'started' });
+    expect(serverVerdict(rowWith(started, [received, admitted]))).toEqual({ tone: 'busy', text: WAITING_FOR_POOL });
+    // Received, not admitted yet (a moment): working.
+    expect(serverVerdict(rowWith(started, [received])).text).toBe('working');
+    // In the server's admission queue: not yet asking for a connection.
+    const queued = ev('r1-1', { type: 'queued', position: 4 });
+    expect(serverVerdict(rowWith(started, [received, queued])).text).toBe('server queue #4');
+    expect(waitsForPoolConnection(hopSlots(rowWith(started, [received, queued]).hops))).toBe(false);
+    // Out of the admission queue, then waiting for a connection.
+    expect(serverVerdict(rowWith(started, [received, queued, ev('r1-1', { type: 'started' })])).text).toBe(WAITING_FOR_POOL);
+    // Its statement started: running.
+    const sql = ev('r1-1', { type: 'statement.started', statement: 1, pid: 42 });
+    expect(serverVerdict(rowWith(started, [received, admitted, sql])).text).toBe('SQL on pid 42');
+    expect(waitsForPoolConnection(hopSlots(rowWith(started, [received, admitted, sql]).hops))).toBe(false);
+  });
+
+  it('a call cancelled by id while it waited for a connection: dequeued, never sent to Postgres', () => {
+    const hops = [
+      ev('r1-1', { type: 'received', budgetMs: 5000 }),
+      ev('r1-1', { type: 'started' }),
+      ev('r1-1', { type: 'signal.fired', reason: 'cancelled' }),
+      ev('r1-1', { type: 'cancel.sent', statement: 3, pid: null, queued: true, attempt: 1 }),
+      ev('r1-1', { type: 'statement.ended', statement: 3, pid: null, sqlstate: '57014', ms: 900 }),
+      ev('r1-1', { type: 'settled', code: 'CLIENT_CLOSED_REQUEST', ms: 905 }),
+    ];
+    const row = rowWith([...started, { type: 'cancel-requested', by: 'you' }, { type: 'cancelled', at: 1900 }], hops);
+    const slots = hopSlots(row.hops);
+    expect(slots.cancel?.queued).toBe(true);
+    expect(signalLabel(slots.signal?.reason ?? '')).toBe('by id');
+    expect(waitsForPoolConnection(slots)).toBe(false);
+    expect(serverVerdict(row)).toEqual({ tone: 'ok', text: 'SQL cancelled' });
+  });
+
+  it('labels every signal reason for the narrow column', () => {
+    expect(['client-closed', 'cancelled', 'timeout', 'shutdown', 'database'].map(signalLabel)).toEqual(['client', 'by id', 'deadline', 'shutdown', 'database']);
   });
 });

@@ -1,36 +1,12 @@
 /**
  * Joining the server's activity events to the client's rows. The server names every event with the call
- * id the client sent as x-request-id; retries are sent as `${callId}~${n}`, and calls that shared one
- * batched HTTP request get `#${batchIndex}` appended. Stripping both gives the row; the `~n` gives the attempt.
+ * id the client sent (x-request-id over HTTP, the call's id over the WebSocket); retries are sent as
+ * `~n`, and calls of a batched request the client did not name get `#i` (the format is
+ * @asyncscope/contract's call-id module). Stripping both gives the row; the `~n` gives the attempt.
  */
 import type { ActivityEvent } from '@asyncscope/api';
+import { parseCallId } from '@asyncscope/contract';
 import { isTerminal, type CallRow, type ServerHop } from './call-state';
-
-export interface ParsedCallId {
-  base: string;
-  attempt: number;
-  batchIndex: number | undefined;
-}
-
-const BATCH_SUFFIX = /#(\d+)$/;
-const ATTEMPT_SUFFIX = /~(\d+)$/;
-
-export function parseCallId(id: string): ParsedCallId {
-  let rest = id;
-  let batchIndex: number | undefined;
-  const batch = BATCH_SUFFIX.exec(rest);
-  if (batch) {
-    batchIndex = Number(batch[1]);
-    rest = rest.slice(0, batch.index);
-  }
-  let attempt = 0;
-  const retry = ATTEMPT_SUFFIX.exec(rest);
-  if (retry) {
-    attempt = Number(retry[1]);
-    rest = rest.slice(0, retry.index);
-  }
-  return { base: rest, attempt, batchIndex };
-}
 
 /** Splits a batch of events into hops for known rows (by index) and events of calls that are not ours. */
 export function joinEvents(
@@ -52,6 +28,8 @@ export function joinEvents(
 export interface HopSlots {
   received?: Extract<ServerHop, { type: 'received' }>;
   queued?: Extract<ServerHop, { type: 'queued' }>;
+  /** Admitted: past the server's admission queue, running (or waiting for a pool connection). */
+  started?: Extract<ServerHop, { type: 'started' }>;
   statement?: Extract<ServerHop, { type: 'statement.started' }>;
   signal?: Extract<ServerHop, { type: 'signal.fired' }>;
   cancel?: Extract<ServerHop, { type: 'cancel.sent' }>;
@@ -76,6 +54,9 @@ export function hopSlots(hops: readonly ServerHop[], attempt?: number): HopSlots
         break;
       case 'queued':
         slots.queued = hop;
+        break;
+      case 'started':
+        slots.started = hop;
         break;
       case 'statement.started':
         slots.statement = hop;
@@ -113,6 +94,64 @@ export interface Verdict {
 /** SQLSTATE 57014: query_canceled — Postgres stopped the statement because we asked it to. */
 export const QUERY_CANCELED = '57014';
 
+export const WAITING_FOR_POOL = 'waiting for a pool connection';
+
+/**
+ * Admitted (past the server's admission queue: its `started` hop), no SQL statement yet and no end: the
+ * call waits for one of the pool's connections (its statement is queued inside the pool, a hop the server
+ * does not log).
+ */
+export function waitsForPoolConnection(slots: HopSlots): boolean {
+  return slots.started !== undefined && !slots.statement && !slots.settled && !slots.signal;
+}
+
+/** Where a row's call is on the server (its latest attempt), for the run's counts. */
+export type ServerPhase = 'unseen' | 'admission' | 'pool' | 'sql' | 'working' | 'settled';
+
+export const SERVER_PHASES: readonly ServerPhase[] = ['unseen', 'admission', 'pool', 'sql', 'working', 'settled'];
+
+export function serverPhase(hops: readonly ServerHop[]): ServerPhase {
+  if (hops.length === 0) return 'unseen';
+  const slots = hopSlots(hops);
+  if (slots.settled) return 'settled';
+  if (slots.statement) return 'sql';
+  if (waitsForPoolConnection(slots)) return 'pool';
+  if (slots.queued && !slots.started) return 'admission';
+  return 'working';
+}
+
+/** How the call's server-side signal fired, for a narrow column. */
+export function signalLabel(reason: string): string {
+  switch (reason) {
+    case 'client-closed':
+      return 'client';
+    case 'cancelled':
+      return 'by id';
+    case 'timeout':
+      return 'deadline';
+    default:
+      return reason;
+  }
+}
+
+/** How the call's server-side signal fired, in words. */
+export function signalText(reason: string): string {
+  switch (reason) {
+    case 'client-closed':
+      return 'the client closed the request (or its socket)';
+    case 'cancelled':
+      return 'cancelled by id (calls.cancel)';
+    case 'timeout':
+      return 'the call’s deadline passed';
+    case 'shutdown':
+      return 'the server is shutting down';
+    case 'database':
+      return 'the database went away';
+    default:
+      return reason;
+  }
+}
+
 /**
  * One line that separates "the client stopped waiting" from "the server stopped working".
  */
@@ -120,7 +159,7 @@ export function serverVerdict(row: CallRow): Verdict {
   const slots = hopSlots(row.hops);
   const clientStopped = row.state === 'cancelled' || row.state === 'timed-out';
   if (row.hops.length === 0) {
-    if (row.transport === 'batch' && row.state !== 'queued') return { tone: 'idle', text: 'batched: not received yet' };
+    if (row.transport === 'http-batch' && row.state !== 'queued') return { tone: 'idle', text: 'batched: not received yet' };
     if (row.state === 'queued') return { tone: 'idle', text: '' };
     if (row.state === 'cancelled' && row.startedAt === undefined) return { tone: 'ok', text: 'never sent' };
     if (isTerminal(row.state)) return { tone: 'idle', text: 'not seen by server' };
@@ -130,7 +169,8 @@ export function serverVerdict(row: CallRow): Verdict {
   if (!settled) {
     if (clientStopped) return slots.signal ? { tone: 'busy', text: 'stopping…' } : { tone: 'warn', text: 'still working' };
     if (slots.statement) return { tone: 'busy', text: `SQL on pid ${slots.statement.pid}` };
-    if (slots.queued) return { tone: 'busy', text: `server queue #${slots.queued.position}` };
+    if (slots.queued && !slots.started) return { tone: 'busy', text: `server queue #${slots.queued.position}` };
+    if (waitsForPoolConnection(slots)) return { tone: 'busy', text: WAITING_FOR_POOL };
     return { tone: 'busy', text: 'working' };
   }
   if (settled.code === 'OK') {

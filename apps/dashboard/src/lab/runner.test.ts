@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CallsStore, type RunConfig } from './calls-store';
 import { startRun, type FetchUser } from './runner';
 
-const base: RunConfig = { count: 6, concurrency: 2, timeoutMs: 2000, retries: 0, minDelayMs: 5, maxDelayMs: 10, latencyMs: 0, errorRate: 0, mode: 'settled', transport: 'single' };
+const base: RunConfig = { count: 6, concurrency: 2, timeoutMs: 2000, retries: 0, minDelayMs: 5, maxDelayMs: 10, latencyMs: 0, errorRate: 0, mode: 'settled', transport: 'websocket' };
 
 const withCode = (code: string) => Object.assign(new TRPCClientError<never>(`${code} (test)`), { data: { code } });
 
@@ -121,7 +121,7 @@ describe('startRun', () => {
     const s = store();
     let answered = 0;
     const deaf: FetchUser = (id) => new Promise((resolve) => setTimeout(() => { answered++; resolve({ id }); }, 150));
-    const run = startRun(s, { ...base, count: 2, transport: 'batch' }, [1], deaf);
+    const run = startRun(s, { ...base, count: 2, transport: 'http-batch' }, [1], deaf);
     await until(() => s.row(0)?.state === 'running');
     run.cancel(0);
     await until(() => s.row(0)?.state === 'cancelled');
@@ -132,7 +132,7 @@ describe('startRun', () => {
 
   it('sends batched calls through the batch transport when asked', async () => {
     const seen: CallContext[] = [];
-    await startRun(store(), { ...base, count: 2, transport: 'batch' }, [1], fakeFetch(() => ({ ms: 1 }), seen)).done;
+    await startRun(store(), { ...base, count: 2, transport: 'http-batch' }, [1], fakeFetch(() => ({ ms: 1 }), seen)).done;
     expect(seen.map((c) => c.transport)).toEqual(['batch', 'batch']);
   });
 });

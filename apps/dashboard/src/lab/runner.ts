@@ -1,13 +1,16 @@
 /**
  * Runs a fetch-lab run: one TaskGroup (settled = gather with return_exceptions, fail-fast = the first
  * failure cancels every sibling), each task one users.byId call through callWithPolicy (deadline across
- * retries, backoff with full jitter, x-request-id = the row's call id) with the task's AbortSignal, so
- * the call goes over httpLink and its cancel reaches the server. Every transition lands in the store.
+ * retries, backoff with full jitter, the row's call id with `~n` per retry) with the task's AbortSignal,
+ * over the run's transport, whose cancel reaches the server (a closed request, or calls.cancel by id).
+ * Every transition lands in the store.
  */
 import { callWithPolicy, type CallContext } from '@asyncscope/client';
 import { AbortError, TaskGroup, type TaskEvent, type TaskHandle } from '@asyncscope/concurrency';
+import { parseCallId } from '@asyncscope/contract';
 import { describeError } from './call-state';
 import type { CallsStore, RunConfig } from './calls-store';
+import { contextTransportOf } from './transport';
 
 export type FetchUser = (id: number, opts: { signal: AbortSignal; context: CallContext }) => Promise<unknown>;
 
@@ -44,7 +47,10 @@ export function newRunId(): string {
 
 export function startRun(store: CallsStore, config: RunConfig, userIds: readonly number[], fetchUser: FetchUser, id = newRunId()): RunHandle {
   store.beginRun(id, config, userIds);
-  const indexOf = (taskId: string): number => Number(taskId.slice(id.length + 1)) - 1;
+  // Tasks are named by their row's call id.
+  const rowOf = new Map<string, number>();
+  const indexOf = (taskId: string): number => rowOf.get(parseCallId(taskId).base) ?? -1;
+  const transport = contextTransportOf(config.transport);
 
   const onEvent = (event: TaskEvent): void => {
     const index = indexOf(event.taskId);
@@ -80,13 +86,14 @@ export function startRun(store: CallsStore, config: RunConfig, userIds: readonly
     const row = store.row(i);
     if (!row) break;
     const { callId, userId } = row;
+    rowOf.set(callId, i);
     handles.push(
       group.spawn(
         (signal) =>
           callWithPolicy(
             ({ signal: attemptSignal, context, attempt }) => {
               store.dispatch(i, { type: 'attempt', at: Date.now(), attempt });
-              return stopWaitingOnAbort(fetchUser(userId, { signal: attemptSignal, context: { ...context, transport: config.transport } }), attemptSignal);
+              return stopWaitingOnAbort(fetchUser(userId, { signal: attemptSignal, context: { ...context, transport } }), attemptSignal);
             },
             {
               callId,

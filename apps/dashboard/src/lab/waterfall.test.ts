@@ -69,7 +69,7 @@ describe('ticks', () => {
 });
 
 describe('segmentsOf', () => {
-  const row = (...events: CallEvent[]) => events.reduce(reduceCall, newRow(0, 'r-1', 1, 'single', 1000));
+  const row = (...events: CallEvent[]) => events.reduce(reduceCall, newRow(0, 'r-1', 1, 'websocket', 1000));
 
   it('queued wait, then the attempt growing until now', () => {
     expect(segmentsOf(row(), 1500)).toEqual([{ kind: 'queued', from: 1000, to: 1500 }]);

@@ -25,6 +25,48 @@ async function poolConnections(runtime: Context['runtime'], signal: AbortSignal 
   }
 }
 
+/** How long `stats` waits for a fresh read of the pool before it answers with the last one it has. */
+const POOL_READ_WAIT_MS = 150;
+
+interface PoolRead {
+  rows: PoolConnections[] | undefined;
+  at: number;
+}
+interface PoolReader {
+  last: PoolRead | undefined;
+  reading: Promise<PoolRead> | undefined;
+}
+const poolReaders = new WeakMap<object, PoolReader>();
+
+/**
+ * The pool's connections by state, without starving the server panel: its query waits for a pool
+ * connection like any other, so while every connection is busy (a lab run of 1,000 calls) it can take its
+ * whole second. One read at a time per runtime; an answer waits for it at most POOL_READ_WAIT_MS, then
+ * takes the last read (its age goes out as poolConnectionsAgeMs) — the gauges themselves are always now.
+ */
+async function recentPoolConnections(runtime: Context['runtime']): Promise<PoolRead | undefined> {
+  let reader = poolReaders.get(runtime);
+  if (!reader) {
+    reader = { last: undefined, reading: undefined };
+    poolReaders.set(runtime, reader);
+  }
+  const r = reader;
+  r.reading ??= poolConnections(runtime, undefined)
+    .then((rows) => {
+      const read = { rows, at: Date.now() };
+      if (rows) r.last = read;
+      return read;
+    })
+    .finally(() => { r.reading = undefined; });
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<undefined>((resolve) => { timer = setTimeout(resolve, POOL_READ_WAIT_MS, undefined); });
+  try {
+    return (await Promise.race([r.reading, waited])) ?? r.last;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export const activityRouter = {
   /**
    * Every call's hops, live, over SSE. Batches are `tracked` by their last sequence number, so a client
@@ -53,14 +95,16 @@ export const activityRouter = {
 
   /**
    * Gauges now, and per-second history for charts. The process's own gauges answer even when the database
-   * does not: the pool's connections by state are read within 1 s, or left empty (`database.ready` says why).
+   * does not: the pool's connections by state are read within 1 s, or left empty (`database.ready` says why);
+   * while the pool is busy the answer does not wait for that read (see recentPoolConnections).
    */
-  stats: authorizedProcedure.query(async ({ ctx, signal }) => {
+  stats: authorizedProcedure.query(async ({ ctx }) => {
     const { runtime } = ctx;
     const ready = ctx.isDatabaseReady();
-    const pool = ready ? await poolConnections(runtime, signal) : [];
+    const read = ready ? await recentPoolConnections(runtime) : { rows: [], at: Date.now() };
+    const pool = read?.rows;
     return {
-      database: { ready, poolConnectionsRead: pool !== undefined },
+      database: { ready, poolConnectionsRead: pool !== undefined, poolConnectionsAgeMs: read && pool !== undefined ? Date.now() - read.at : null },
       inFlight: runtime.admission.inFlight,
       queued: runtime.admission.queued,
       shed: runtime.admission.shed,
