@@ -65,7 +65,7 @@ export function readEnv(source: Record<string, string | undefined> = process.env
   const result = envSchema.safeParse(cleaned);
   if (!result.success) {
     // Secrets are named, never echoed: this message goes to the terminal and to logs.
-    const shown = (key: string) => (/TOKEN/.test(key) ? '(hidden)' : JSON.stringify(cleaned[key] ?? ''));
+    const shown = (key: string) => (/(^|_)API_TOKENS?$/.test(key) ? '(hidden)' : JSON.stringify(cleaned[key] ?? ''));
     const lines = result.error.issues.map((i) => `  ${i.path.join('.')}=${shown(String(i.path[0]))}: ${i.message}`);
     throw new EnvError(`Invalid configuration:\n${lines.join('\n')}`);
   }
