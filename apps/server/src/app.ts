@@ -87,6 +87,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     timeouts: { '*': config.callTimeoutMs },
     shutdownSignal: stopCalls.signal,
     databaseDownSignal: () => database.downSignal(),
+    poolConnections: () => database.poolConnections(),
   });
   const probeDatabase = async (signal: AbortSignal): Promise<void> => {
     if (!database.isReady()) throw new Error('database unreachable');

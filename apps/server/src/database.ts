@@ -5,6 +5,7 @@ import {
   DatabaseUnavailableError,
   type Db,
   type DbHealth,
+  type PoolConnectionCount,
   runMigrations,
   startDbHealth,
   startEmbeddedPostgres,
@@ -34,6 +35,8 @@ export interface Database {
   downSignal(): AbortSignal;
   /** Backends the pool's watchdog terminated because their statement never arrived. */
   stalledTerminated(): number;
+  /** The pool's connections by state, read outside the pool (it answers while the pool is saturated). */
+  poolConnections(): Promise<PoolConnectionCount[]>;
   /** Resolves when ready; rejects only if shutdown comes first. */
   ready: Promise<void>;
   /** Closes the pool (waiting up to timeoutS for running queries) and stops the embedded server. */
@@ -137,6 +140,7 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
     isReady: () => ready && (health?.isReady() ?? false),
     downSignal: () => health?.downSignal ?? notYet.signal,
     stalledTerminated: () => health?.stalledTerminated ?? 0,
+    poolConnections: () => health?.poolConnections() ?? Promise.reject(new DatabaseUnavailableError('not connected yet')),
     ready: readiness,
     async close(timeoutS) {
       try {

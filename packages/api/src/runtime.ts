@@ -32,6 +32,11 @@ export interface RuntimeOptions {
    */
   databaseDownSignal?: () => AbortSignal;
   random?: () => number;
+  /**
+   * Reads the pool's connections by state without going through the pool (the server uses the health
+   * check's own connection). Without it, activity.stats reads them through the pool.
+   */
+  poolConnections?: () => Promise<{ state: string; count: number }[]>;
 }
 
 export const DEFAULT_TIMEOUTS: Record<string, number> = { '*': 30_000, 'lab.sleep': 65_000, 'lab.slowWrite': 65_000, 'lab.cpu': 120_000 };
@@ -53,6 +58,7 @@ export class Runtime {
   /** Single-use tickets for event streams (auth.ticket). */
   readonly tickets = new TicketStore();
   readonly labEnabled: boolean;
+  readonly readPoolConnections: (() => Promise<{ state: string; count: number }[]>) | undefined;
 
   constructor(readonly db: Db, options: RuntimeOptions = {}) {
     this.users = new UsersService(db.db);
@@ -62,6 +68,7 @@ export class Runtime {
     const maxQueue = options.maxQueue ?? 1000;
     this.admission = new Admission(options.maxInFlight ?? 100, maxQueue, options.maxQueuePerClient ?? maxQueue);
     this.labEnabled = options.lab ?? true;
+    this.readPoolConnections = options.poolConnections;
     this.stats = new ServerStats(() => ({ inFlight: this.admission.inFlight, queued: this.admission.queued, shed: this.admission.shed }));
     this.cpu = new CpuPool(options.cpuThreads);
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };

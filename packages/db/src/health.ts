@@ -46,8 +46,15 @@ export interface DbHealth {
   nudge(): void;
   /** Backends the watchdog terminated since start. */
   readonly stalledTerminated: number;
+  /**
+   * The pool's connections by state (pg_stat_activity), read on the health check's own connection: it
+   * answers while every pool connection is busy, which is when it matters.
+   */
+  poolConnections(): Promise<PoolConnectionCount[]>;
   close(): Promise<void>;
 }
+
+export interface PoolConnectionCount { state: string; count: number }
 
 interface ProbeRow {
   pid: number;
@@ -185,6 +192,12 @@ export function startDbHealth(options: DbHealthOptions, initiallyReady = true): 
     get stalledTerminated() {
       return stalledTerminated;
     },
+    poolConnections: async () => [
+      ...(await bounded((sql) => sql<PoolConnectionCount[]>`
+        select coalesce(state, 'unknown') as state, count(*)::int as count
+        from pg_stat_activity where application_name = ${options.applicationName}
+        group by 1 order by 1`)),
+    ],
     async close() {
       closed = true;
       clearTimeout(timer);

@@ -11,6 +11,8 @@ export interface PoolConnections { state: string; count: number }
 async function poolConnections(runtime: Context['runtime'], signal: AbortSignal | undefined): Promise<PoolConnections[] | undefined> {
   const scope = deadline(1000, { signal });
   try {
+    // Outside the pool when the server offers it: through the pool, this read waits behind the calls it reports.
+    if (runtime.readPoolConnections) return await runtime.readPoolConnections();
     // In a query scope: the deadline cancels the statement (and a cancel that fails is handled there).
     const rows = await runInQueryScope({ signal: scope.signal }, () => runtime.db.sql<PoolConnections[]>`
       select coalesce(state, 'unknown') as state, count(*)::int as count
