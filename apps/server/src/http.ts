@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import { createHTTPHandler, type CreateHTTPContextOptions } from '@trpc/server/adapters/standalone';
 import sirv from 'sirv';
 import { admittedProcedures, appRouter, createCredentials, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
+import { isCallId } from '@asyncscope/contract';
 import type { Logger } from 'pino';
 import { createFastTRPCHandler, type FastTRPCHandlerOptions } from './fast-trpc';
 import { logPath } from './log-redaction';
@@ -35,15 +36,13 @@ export interface HttpOptions {
   tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
 }
 
-const REQUEST_ID = /^[\w.:~-]{1,128}$/;
-
-/** The client's remaining time budget (x-deadline-ms), if it sent a sane one. */
 /** Ids of the calls of a batched request, by position (x-call-ids); unusable entries are left empty. */
 function parseCallIds(header: string | string[] | undefined): string[] | undefined {
   if (typeof header !== 'string' || header.length > 8192) return undefined;
-  return header.split(',').map((id) => (REQUEST_ID.test(id) ? id : ''));
+  return header.split(',').map((id) => (isCallId(id) ? id : ''));
 }
 
+/** The client's remaining time budget (x-deadline-ms), if it sent a sane one. */
 function parseBudget(header: string | string[] | undefined): number | undefined {
   if (typeof header !== 'string' || !/^\d{1,9}$/.test(header)) return undefined;
   return Math.max(1, Number(header));
@@ -156,7 +155,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
   const handle: RequestListener = (req, res) => {
     const started = performance.now();
     const given = req.headers['x-request-id'];
-    const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    const id = isCallId(given) ? given : randomUUID();
     (req as IncomingMessage & { id: string }).id = id;
     res.setHeader('x-request-id', id);
     const isStream = req.headers.accept === 'text/event-stream';
@@ -242,7 +241,8 @@ function secureServer(
   // The HTTP/1.1 side is node:http's connection handling, which reads these off the server (no constructor
   // options for them here): the same slow-header protection as the plain server. HTTP/2 has no such
   // timeouts; its bodies have request-body.ts's deadline, its sessions are closed below.
-  Object.assign(server, timeouts);
+  // keepAliveTimeout as node:http's default: an idle HTTP/1.1 keep-alive connection is closed after 5 s.
+  Object.assign(server, timeouts, { keepAliveTimeout: 5000 });
   // Neither closeAllConnections nor a way to reach HTTP/2 sessions: keep both, to close them at shutdown.
   const sockets = new Set<Socket>();
   const sessions = new Set<ServerHttp2Session>();

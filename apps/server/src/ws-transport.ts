@@ -21,7 +21,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { appRouter, createCredentials, createInnerContext, runWithCallMeta, ShutdownError, type CallMeta, type CallSlots, type Runtime } from '@asyncscope/api';
-import { isCallId } from '@asyncscope/contract';
+import { CALL_ID_RULE, isCallId } from '@asyncscope/contract';
 import { getErrorShape, transformTRPCResponse, TRPCError, type AnyTRPCRootTypes, type TRPCErrorShape, type TRPCRootConfig } from '@trpc/server';
 import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
 import type { Logger } from 'pino';
@@ -33,7 +33,7 @@ export interface WebSocketTransportOptions {
   apiTokens: readonly string[];
   /** Largest message accepted (MAX_BODY_BYTES); a bigger one closes the socket with 1009. */
   maxPayload: number;
-  /** Calls (streams included) one socket may have in flight; beyond, TOO_MANY_REQUESTS for that call. */
+  /** Queries and mutations one socket may have in flight, and streams it may have open (each); beyond, TOO_MANY_REQUESTS for that one. */
   maxCallsPerSocket?: number | undefined;
   /** Sockets one token may have open; beyond, the new one is closed with 4429. */
   maxSocketsPerToken?: number | undefined;
@@ -76,6 +76,10 @@ const MAX_ID_LENGTH = 128;
 /** Bad frames in a row before the socket is closed: a confused client is told why, a flood is cut off. */
 const MAX_STRIKES = 20;
 const MAX_DEADLINE_MS = 3_600_000;
+/** `{"id":<id>,` and an optional `"jsonrpc":"2.0",` at the start of a frame tRPC writes. */
+const STREAM_FRAME_HEAD = /^\{"id":("(?:[^"\\]|\\.){0,300}"|-?\d{1,20}),(?:"jsonrpc":"2\.0",)?/;
+/** Sockets from one address still to present a token: each holds a timer and a buffer until it does. */
+const MAX_PENDING_AUTH_PER_ADDRESS = 32;
 
 type Json = Record<string, unknown>;
 type TrpcListener = (data: RawData, isBinary: boolean) => void;
@@ -89,13 +93,14 @@ function errorFrame(id: string | number | null, error: TRPCError): string {
 
 function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   const body = JSON.stringify({ error: { message } });
-  socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 429 ? 'Too Many Requests' : status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 /**
- * Calls a socket has in flight, against its limit (openCallScope acquires, the call's dispose releases).
- * Streams count against the limit too; `calls` (queries and mutations only) is what a graceful shutdown
- * waits for — streams end when the socket closes and resume on the client's next server.
+ * Queries and mutations a socket has in flight, against its limit (openCallScope acquires, the call's
+ * dispose releases), counted for draining as well. Streams are limited separately (the socket's stream
+ * map): a graceful shutdown waits for calls, while streams end when the socket closes and resume on the
+ * client's next server.
  */
 class SocketSlots implements CallSlots {
   inFlight = 0;
@@ -103,23 +108,13 @@ class SocketSlots implements CallSlots {
   tryAcquire(): boolean {
     if (this.inFlight >= this.limit) return false;
     this.inFlight++;
+    this.calls.add(1);
     return true;
   }
   release(): void {
     this.inFlight--;
+    this.calls.add(-1);
   }
-  /** The slots as a query or mutation takes them: counted for draining as well. */
-  readonly forCall: CallSlots = {
-    tryAcquire: () => {
-      if (!this.tryAcquire()) return false;
-      this.calls.add(1);
-      return true;
-    },
-    release: () => {
-      this.release();
-      this.calls.add(-1);
-    },
-  };
 }
 
 /** Queries and mutations in flight on every socket, and who waits for them to reach zero. */
@@ -153,6 +148,13 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
   const open = new Map<WebSocket, (code: number, reason: string, cause?: unknown) => void>();
   let closing = false;
   const calls = new CallCounter();
+  /** Sockets per remote address that have not presented a token yet. */
+  const pendingAuth = new Map<string, number>();
+  const countPending = (address: string, delta: number): void => {
+    const n = (pendingAuth.get(address) ?? 0) + delta;
+    if (n <= 0) pendingAuth.delete(address);
+    else pendingAuth.set(address, n);
+  };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayload, clientTracking: false, perMessageDeflate: false });
   const handler = getWSConnectionHandler({
@@ -194,6 +196,11 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
       refuseUpgrade(socket, 503, 'The server is shutting down.');
       return;
     }
+    // Strangers cost a timer and a buffer each until they authenticate (or time out): a bounded number per address.
+    if ((pendingAuth.get(req.socket.remoteAddress ?? '') ?? 0) >= MAX_PENDING_AUTH_PER_ADDRESS) {
+      refuseUpgrade(socket, 429, `Too many WebSockets from this address waiting to authenticate (${MAX_PENDING_AUTH_PER_ADDRESS}).`);
+      return;
+    }
     socket.on('error', () => undefined); // a reset before the handshake ends must not crash the process
     wss.handleUpgrade(req, socket, head, (ws) => { accept(ws, req); });
   };
@@ -201,8 +208,8 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
 
   function accept(ws: WebSocket, req: IncomingMessage): void {
     const carrier = new AbortController();
-    // Each call in flight listens to it (up to maxCalls): not a leak.
-    setMaxListeners(maxCalls + 16, carrier.signal);
+    // Each call and each stream in flight listens to it (up to maxCalls of each): not a leak.
+    setMaxListeners(2 * maxCalls + 16, carrier.signal);
     const slots = new SocketSlots(maxCalls, calls);
     /** Subscriptions by message id: subscription.stop must stop the stream's scope too (its SQL included). */
     const streams = new Map<string | number, { controller: AbortController; detach: () => void }>();
@@ -225,21 +232,31 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
     (ws as unknown as { send: (data: unknown, ...rest: unknown[]) => void }).send = (data: unknown, ...rest: unknown[]) => {
       if (carrier.signal.aborted) return;
       rawSend(data, ...rest);
-      if (!replying && streams.size > 0 && typeof data === 'string' && (data.includes('"stopped"') || data.includes('"error"'))) forgetStream(data);
+      if (!replying && streams.size > 0 && typeof data === 'string') forgetEndedStream(data);
       if (ws.bufferedAmount > maxBuffered) {
         log.warn({ bufferedAmount: ws.bufferedAmount, transport: 'ws' }, 'closing a WebSocket whose client reads too slowly');
         shut(WS_CLOSE.slowReader, 'client reads too slowly');
       }
     };
-    const forgetStream = (frame: string): void => {
+    /**
+     * tRPC ends a stream with `{"id":…,"result":{"type":"stopped"}}` or `{"id":…,"error":…}` (its respond()
+     * writes the keys in that order, jsonrpc only when the client sent one). Read the top-level keys by
+     * position, never by searching the frame: a page of users or a call id may contain any text.
+     */
+    const forgetEndedStream = (frame: string): void => {
+      const head = STREAM_FRAME_HEAD.exec(frame);
+      if (!head?.[1]) return;
+      let id: unknown;
       try {
-        const id = (JSON.parse(frame) as Json).id;
-        if (typeof id === 'string' || typeof id === 'number') {
-          streams.get(id)?.detach();
-          streams.delete(id);
-        }
+        id = JSON.parse(head[1]);
       } catch {
-        // ours: always JSON
+        return;
+      }
+      if ((typeof id !== 'string' && typeof id !== 'number') || !streams.has(id)) return;
+      const rest = frame.slice(head[0].length);
+      if (rest.startsWith('"error":') || rest.startsWith('"result":{"type":"stopped"')) {
+        streams.get(id)?.detach();
+        streams.delete(id);
       }
     };
     // Our own refusals end no stream (a refused duplicate id must not forget the running one).
@@ -269,10 +286,18 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
     const authTimer = setTimeout(() => { shut(WS_CLOSE.authTimeout, 'no connectionParams message with a token in time'); }, authTimeoutMs).unref();
     const openedAt = performance.now();
     const remoteAddress = req.socket.remoteAddress; // gone once the socket is destroyed
+    let pending = true;
+    countPending(remoteAddress ?? '', 1);
+    const authDone = (): void => {
+      if (!pending) return;
+      pending = false;
+      countPending(remoteAddress ?? '', -1);
+    };
     ws.once('close', (code: number, reason: Buffer) => {
       // The socket's access line: how long it lived and how it ended (never its token).
       log.info({ transport: 'ws', remoteAddress, code, reason: reason.toString(), ms: Math.round(performance.now() - openedAt), authenticated: owner !== undefined }, 'websocket closed');
       clearTimeout(authTimer);
+      authDone();
       clearTimeout(terminateTimer);
       if (!carrier.signal.aborted) carrier.abort(new Error('the WebSocket closed'));
       for (const stream of streams.values()) stream.controller.abort(carrier.signal.reason);
@@ -291,6 +316,7 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
 
     const authenticate = (data: RawData, isBinary: boolean): void => {
       clearTimeout(authTimer);
+      authDone();
       let message: unknown;
       try {
         message = isBinary ? undefined : JSON.parse(rawText(data));
@@ -353,7 +379,7 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
       }
       const { callId, deadlineMs } = params;
       if (callId !== undefined && !isCallId(callId)) {
-        strike(id, new TRPCError({ code: 'BAD_REQUEST', message: 'params.callId must be 1 to 128 letters, digits or _ . : ~ # -.' }));
+        strike(id, new TRPCError({ code: 'BAD_REQUEST', message: `params.callId must be ${CALL_ID_RULE}.` }));
         return undefined;
       }
       if (deadlineMs !== undefined && !(typeof deadlineMs === 'number' && Number.isInteger(deadlineMs) && deadlineMs >= 0 && deadlineMs <= MAX_DEADLINE_MS)) {
@@ -362,6 +388,10 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
       }
       let signal = carrier.signal;
       if (method === 'subscription') {
+        if (streams.size >= maxCalls) {
+          reply(id, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `This socket has ${maxCalls} streams open, as many as it may; stop one first.` }));
+          return undefined;
+        }
         if (streams.has(id)) {
           strike(id, new TRPCError({ code: 'BAD_REQUEST', message: `A subscription with id ${JSON.stringify(id)} is already running on this socket.` }));
           return undefined;
@@ -373,12 +403,13 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
         streams.set(id, { controller, detach: () => { carrier.signal.removeEventListener('abort', onCarrier); } });
         signal = controller.signal;
       }
-      if (closing && method !== 'subscription') {
+      // calls.cancel still goes through: a caller must be able to stop what it started, draining or not.
+      if (closing && method !== 'subscription' && params.path !== 'calls.cancel') {
         // Draining: what runs may finish, nothing new starts here (the client retries on the next server).
         reply(id, new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The server is shutting down; the call was not started. Retry.' }));
         return undefined;
       }
-      return { message, meta: { callId, clientBudgetMs: deadlineMs === undefined ? undefined : Math.max(1, deadlineMs), signal, slots: method === 'subscription' ? slots : slots.forCall } };
+      return { message, meta: { callId, clientBudgetMs: deadlineMs === undefined ? undefined : Math.max(1, deadlineMs), signal, slots: method === 'subscription' ? undefined : slots } };
     };
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -437,7 +468,8 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
       for (const [ws, shut] of open) {
         // tRPC's own notification: its client reconnects (with backoff, to this server's successor).
         if (ws.readyState === ws.OPEN) ws.send(reconnect);
-        // Its calls stop as at shutdown (SERVICE_UNAVAILABLE, retryable).
+        // What still runs on it stops (its signal fires with ShutdownError); the client sees the socket close
+        // (ConnectionLostError, retryable) and reconnects, streams resuming from their last id.
         shut(WS_CLOSE.goingAway, 'server shutting down', new ShutdownError());
       }
     },

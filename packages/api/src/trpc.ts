@@ -2,7 +2,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import { z, ZodError } from 'zod';
 import type { Context } from './context';
 import { OverloadedError } from './admission';
-import { databaseFailure, openCallScope, type CallScope } from './call-scope';
+import { abortCause, databaseFailure, openCallScope, type CallScope } from './call-scope';
 
 /** Messages for errors tRPC raises with no message of its own but the code. */
 const FALLBACK_MESSAGES: Partial<Record<string, string>> = {
@@ -168,6 +168,9 @@ export async function* callScopedStream<T>(
   callId: string | undefined,
   body: (scope: CallScope) => AsyncIterator<T>,
 ): AsyncGenerator<T, void, undefined> {
+  // A stream that comes back under its id (a reconnect that resumes from lastEventId) replaces the one the
+  // server still holds — whose connection may look alive for a while yet — instead of a CONFLICT.
+  if (callId !== undefined) ctx.runtime.calls.supersede(ctx.owner, callId);
   const scope = openCallScope(ctx, path, signal, 0, callId);
   const started = performance.now();
   let code = 'OK';
@@ -181,12 +184,18 @@ export async function* callScopedStream<T>(
       if (step.done) break;
       yield step.value;
     }
+    // A body that ends quietly when its signal fires has not finished: say how it was stopped (below).
+    scope.signal.throwIfAborted();
   } catch (error) {
     if (!scope.signal.aborted) {
       code = error instanceof TRPCError ? error.code : 'INTERNAL_SERVER_ERROR';
       throw databaseFailure(error) ?? error;
     }
-    code = scope.stoppedError(error).code;
+    const stopped = scope.stoppedError(error);
+    code = stopped.code;
+    // Stopped by a cancel, its deadline, shutdown or the database: the client is still there and must not
+    // take a partial stream for a whole one. (A client that went away is told nothing: nobody listens.)
+    if (abortCause(scope.signal.reason) !== 'client-closed') throw stopped;
   } finally {
     // The consumer stopped (unsubscribe, closed stream): end the body too, inside the scope.
     const current = steps;

@@ -13,7 +13,9 @@ import { z } from 'zod';
 export const CALL_ID_MAX_LENGTH = 128;
 /** Letters, digits and `_ . : ~ # -`, 1 to 128 of them: safe in headers, logs and URLs. */
 export const CALL_ID_PATTERN = /^[\w.:~#-]{1,128}$/;
-const CALL_ID_MESSAGE = `a call id is 1 to ${CALL_ID_MAX_LENGTH} letters, digits or _ . : ~ # -`;
+/** The rule, in words, for error messages. */
+export const CALL_ID_RULE = `1 to ${CALL_ID_MAX_LENGTH} letters, digits or _ . : ~ # -`;
+const CALL_ID_MESSAGE = `a call id is ${CALL_ID_RULE}`;
 
 export const callIdSchema = z.string().regex(CALL_ID_PATTERN, { error: CALL_ID_MESSAGE });
 

@@ -1,4 +1,4 @@
-import { CALL_ID_PATTERN } from './call-id';
+import { CALL_ID_PATTERN, CALL_ID_RULE } from './call-id';
 import { z } from 'zod';
 import { storableText } from './text';
 
@@ -83,7 +83,7 @@ export const streamUsersInput = z
       .refine((id) => /^\d{1,10}$/.test(id) && Number(id) <= INT4_MAX, { error: `lastEventId must be a user id: digits, at most ${INT4_MAX}` })
       .nullish(),
     /** Names the call in the server's events (an EventSource cannot send an x-request-id header). */
-    callId: storableText('callId').regex(CALL_ID_PATTERN, { error: 'callId must be 1 to 128 letters, digits or _ . : ~ # -' }).optional(),
+    callId: storableText('callId').regex(CALL_ID_PATTERN, { error: `callId must be ${CALL_ID_RULE}` }).optional(),
   })
   .prefault({});
 

@@ -67,4 +67,27 @@ describe('CallRegistry', () => {
     registry.register('o', 'z', z.call);
     expect(z.reasons).toHaveLength(1);
   });
+
+  it('keeps early cancels per caller: one flooding caller cannot push out another’s', async () => {
+    const registry = new CallRegistry({ earlyCancelMemory: 2 });
+    await registry.cancel('alice', ['mine']);
+    await registry.cancel('mallory', ['x1', 'x2', 'x3', 'x4']);
+    const mine = recorder();
+    registry.register('alice', 'mine', mine.call);
+    expect(mine.reasons).toHaveLength(1);
+  });
+
+  it('supersede: a new call by the id replaces the one in flight, which is cancelled; the old settle is a no-op', () => {
+    const registry = new CallRegistry();
+    const old = recorder();
+    const settleOld = registry.register('alice', 'stream-1', old.call);
+    registry.supersede('alice', 'stream-1');
+    expect(old.reasons).toHaveLength(1);
+    const fresh = recorder();
+    registry.register('alice', 'stream-1', fresh.call);
+    settleOld(); // the old stream finishes tearing down after the new one registered
+    expect(registry.isInFlight('alice', 'stream-1')).toBe(true);
+    expect(fresh.reasons).toHaveLength(0);
+  });
 });
+

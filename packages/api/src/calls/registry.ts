@@ -1,7 +1,9 @@
 /**
  * The calls in flight, by caller and call id, whatever carried them (an HTTP request, one call of a
  * batch, a WebSocket message, a stream): what `calls.cancel` reaches. Ids are namespaced per caller
- * (per credential): a caller cannot see, let alone cancel, another's calls.
+ * (per credential): a caller cannot cancel another's calls, nor learn from a cancel whether an id of
+ * theirs exists. (The activity stream, which any token may follow, does show every call's id: it is the
+ * server's window, not a secret.)
  *
  * `cancel` answers per id and asynchronously, so that a later step can route an id this process does
  * not hold to the instance that does.
@@ -33,7 +35,7 @@ export interface CallRegistryOptions {
   settledMemory?: number;
   /** How long a cancel for an id not (yet) seen waits for it: a call that arrives after its own cancel is refused unstarted. */
   earlyCancelMs?: number;
-  /** Early cancels remembered at once (oldest dropped beyond). */
+  /** Early cancels remembered at once per caller (its oldest dropped beyond): one caller cannot push out another's. */
   earlyCancelMemory?: number;
   now?: () => number;
 }
@@ -44,8 +46,8 @@ export class CallRegistry {
   readonly #live = new Map<string, CancellableCall>();
   /** Keys of recently settled calls, oldest first (a Map keeps insertion order). */
   readonly #settled = new Map<string, true>();
-  /** Key → expiry of cancels that named a call not yet seen (the cancel overtook its call). */
-  readonly #early = new Map<string, number>();
+  /** Per owner, call id → expiry of cancels that named a call not yet seen (the cancel overtook its call). */
+  readonly #early = new Map<string, Map<string, number>>();
   readonly #settledMemory: number;
   readonly #earlyCancelMs: number;
   readonly #earlyCancelMemory: number;
@@ -77,10 +79,12 @@ export class CallRegistry {
     if (this.#live.has(key)) throw new DuplicateCallIdError(callId);
     this.#live.set(key, call);
     this.#settled.delete(key);
-    const early = this.#early.get(key);
-    if (early !== undefined) {
-      this.#early.delete(key);
-      if (early > this.#now()) call.cancel(new CancelledError(true));
+    const early = this.#early.get(owner);
+    const expiry = early?.get(callId);
+    if (early && expiry !== undefined) {
+      early.delete(callId);
+      if (early.size === 0) this.#early.delete(owner);
+      if (expiry > this.#now()) call.cancel(new CancelledError(true));
     }
     return () => {
       if (this.#live.get(key) !== call) return;
@@ -100,20 +104,37 @@ export class CallRegistry {
         return { callId, status: 'cancelled' };
       }
       if (this.#settled.has(key)) return { callId, status: 'already-settled' };
-      this.#rememberEarly(key);
+      this.#rememberEarly(owner, callId);
       return { callId, status: 'unknown' };
     });
     return Promise.resolve(outcomes);
   }
 
-  #rememberEarly(key: string): void {
+  /**
+   * A new call under `callId` replaces the one in flight by that id, which is cancelled: a stream that
+   * resumes (a reconnect) while the server has not yet seen its old connection go.
+   */
+  supersede(owner: string, callId: string): void {
+    const key = keyOf(owner, callId);
+    const call = this.#live.get(key);
+    if (!call) return;
+    this.#live.delete(key); // its own settle is then a no-op
+    call.cancel(new CancelledError());
+  }
+
+  #rememberEarly(owner: string, callId: string): void {
     const now = this.#now();
-    for (const [k, expiry] of this.#early) {
-      // Same delay for all, so expiries rise with insertion order: stop at the first live one.
-      if (expiry > now && this.#early.size < this.#earlyCancelMemory) break;
-      this.#early.delete(k);
+    let early = this.#early.get(owner);
+    if (!early) {
+      early = new Map();
+      this.#early.set(owner, early);
     }
-    this.#early.delete(key);
-    this.#early.set(key, now + this.#earlyCancelMs);
+    for (const [id, expiry] of early) {
+      // Same delay for all, so expiries rise with insertion order: stop at the first live one.
+      if (expiry > now && early.size < this.#earlyCancelMemory) break;
+      early.delete(id);
+    }
+    early.delete(callId);
+    early.set(callId, now + this.#earlyCancelMs);
   }
 }

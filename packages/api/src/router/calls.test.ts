@@ -141,11 +141,25 @@ describe('calls.cancel', () => {
     const iterator = stream[Symbol.asyncIterator]();
     await iterator.next();
     expect((await alice.calls.cancel({ callIds: ['stream-1'] })).results).toEqual([{ callId: 'stream-1', status: 'cancelled' }]);
-    // The stream ends instead of producing the remaining 49 pages.
+    // The stream fails with how it was stopped, instead of producing the remaining 49 pages (or ending as if whole).
     let more = 0;
-    for (let step = await iterator.next(); !step.done && more < 60; step = await iterator.next()) more++;
+    const error: unknown = await (async () => {
+      for (let step = await iterator.next(); !step.done && more < 60; step = await iterator.next()) more++;
+    })().catch((e: unknown) => e);
+    expect(codeOf(error)).toBe('CLIENT_CLOSED_REQUEST');
+    expect((error as Error).message).toMatch(/cancelled by its caller/);
     expect(more).toBeLessThan(49);
     expect(hopsOf('stream-1').at(-1)).toMatchObject({ type: 'settled', code: 'CLIENT_CLOSED_REQUEST' });
+  });
+
+  it('a stream that comes back under its call id (a resume) replaces the one still held: no CONFLICT, the old one stops', async () => {
+    const alice = as('alice');
+    const old = (await alice.users.stream({ pageSize: 1, callId: 'resumed' }))[Symbol.asyncIterator]();
+    await old.next(); // suspended at its first page: in flight
+    const fresh = (await alice.users.stream({ pageSize: 1, callId: 'resumed', lastEventId: '1' }))[Symbol.asyncIterator]();
+    expect((await fresh.next()).done).toBe(false);
+    expect(codeOf(await old.next().catch((e: unknown) => e))).toBe('CLIENT_CLOSED_REQUEST');
+    await fresh.return?.(undefined);
   });
 
   it('checks its input: ids in the call-id format, 1 to 1000 of them, and the token', async () => {
