@@ -5,7 +5,6 @@
  * address. (A stream that resumes under its id, and one stopped by a cancel: packages/api calls.test.ts.)
  */
 import { once } from 'node:events';
-import type { ActivityEvent } from '@asyncscope/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
@@ -42,8 +41,6 @@ describe('on a server of its own', () => {
   let t: TestServer;
   beforeAll(async () => { t = await startTestServer({ poolMax: 4, wsMaxCallsPerSocket: 5 }); });
   afterAll(async () => { await t.close(); });
-  const hop = <K extends ActivityEvent['type']>(callId: string, type: K) =>
-    t.server.runtime.activity.read(0, 100_000).events.find((e) => e.callId === callId && e.type === type) as Extract<ActivityEvent, { type: K }> | undefined;
   const auth = { authorization: `Bearer ${TEST_TOKEN}` };
 
   it('a page or a call id containing "error" or "stopped" does not make the server forget a running stream', async () => {
