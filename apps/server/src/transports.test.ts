@@ -3,7 +3,9 @@
  * with cancel by id, WebSocket: client abort → server signal → statement cancelled (57014) or transaction
  * rolled back → pool returned, on a real PostgreSQL. And tRPC's own links still work against the server.
  */
-import { createApiClient, closeApiClient, type ApiClient, type ApiTransport } from '@asyncscope/client';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
+import { createApiClient, closeApiClient, isRetryableCallError, type ApiClient, type ApiTransport } from '@asyncscope/client';
 import type { ActivityEvent, AppRouter } from '@asyncscope/api';
 import { createTRPCClient, httpBatchLink, httpBatchStreamLink, httpLink, TRPCClientError } from '@trpc/client';
 import { EventSource } from 'eventsource';
@@ -162,5 +164,109 @@ describe("tRPC's own links against the same server", () => {
     expect(created.name).toBe('Ada');
     expect(list.total).toBeGreaterThanOrEqual(0);
     expect((await api.users.byId.query({ id: created.id })).email).toBe('ada@example.com');
+  });
+});
+
+const codeOf = (error: unknown) => ((error as TRPCClientError<AppRouter>).data as { code?: string } | undefined)?.code;
+const causeOf = (error: unknown) => (error as { cause?: { name?: string; closeCode?: number } }).cause;
+/** A client of its own (closed after the test), on the recording socket. */
+function ownClient(transport: ApiTransport, extra: Partial<Parameters<typeof createApiClient>[0]> = {}): ApiClient {
+  return createApiClient({ url: `${t.url}/trpc`, token: TEST_TOKEN, transport, EventSource, WebSocket: RecordingWebSocket, maxFrameBytes: 16 * 1024, ...extra });
+}
+
+describe.each(['http-batch', 'websocket'] as const)('a call aborted before it was sent, over %s', (transport) => {
+  it('fails at once, sends no calls.cancel (no early cancel left on the server), and its id can be reused at once', async () => {
+    const api = client(transport);
+    const id = `tr-${transport}-unsent`;
+    const framesBefore = sentFrames.length;
+    const controller = new AbortController();
+    const aborted = failure(api.lab.sleep.query({ ms: 5000 }, { signal: controller.signal, context: { callId: id } }));
+    controller.abort();
+    expect(causeOf(await aborted)?.name).toBe('AbortError');
+    // Without the fix, a calls.cancel for `id` reaches the server first and kills this call (CLIENT_CLOSED_REQUEST).
+    const again = await api.lab.sleep.query({ ms: 50 }, { context: { callId: id } });
+    expect(again.sleptMs).toBeGreaterThanOrEqual(50);
+    expect(hop(id, 'settled')?.code).toBe('OK');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(sentFrames.slice(framesBefore).some((f) => f.includes('"calls.cancel"') && f.includes(`"${id}"`))).toBe(false);
+  });
+});
+
+describe('WebSocket closures: the close code decides whether a retry makes sense', () => {
+  it('a message over MAX_BODY_BYTES closes the socket with 1009: the call fails with closeCode 1009, not retryable', async () => {
+    const api = ownClient('websocket', { maxFrameBytes: 64 * 1024 });
+    try {
+      await api.users.list.query({ limit: 1 });
+      const error = await failure(api.users.create.mutate({ name: 'x'.repeat(20 * 1024), email: 'big@example.com' }, { context: { callId: 'tr-too-big' } }));
+      expect(error).toBeInstanceOf(TRPCClientError);
+      expect(causeOf(error)).toMatchObject({ name: 'ConnectionLostError', closeCode: 1009 });
+      expect(isRetryableCallError(error)).toBe(false);
+    } finally {
+      await closeApiClient(api);
+    }
+  });
+
+  it('a wrong token closes the socket with 4401: the call fails promptly, not retryable, and its deadline still ends it', async () => {
+    const api = createApiClient({ url: `${t.url}/trpc`, token: 'wrong-token-0123456789abcdef', transport: 'websocket', WebSocket: RecordingWebSocket, maxFrameBytes: 16 * 1024 });
+    try {
+      const started = performance.now();
+      const error = await failure(api.users.list.query({ limit: 1 }, { context: { callId: 'tr-bad-token', deadlineAt: Date.now() + 3000 } }));
+      expect(performance.now() - started).toBeLessThan(2000);
+      expect(error).toBeInstanceOf(TRPCClientError);
+      expect(isRetryableCallError(error)).toBe(false);
+      // Either it was in flight when the 4401 came (ConnectionLostError 4401), or it waited for a socket that kept
+      // being refused and ended at its deadline: never retryable, never hanging.
+      if (codeOf(error) === undefined) expect(causeOf(error)).toMatchObject({ name: 'ConnectionLostError', closeCode: 4401 });
+      else expect(codeOf(error)).toBe('TIMEOUT');
+      expect(hop('tr-bad-token', 'received')).toBeUndefined();
+    } finally {
+      await closeApiClient(api);
+    }
+  });
+});
+
+describe('closeApiClient over the WebSocket', () => {
+  it('fails the call in flight at once (not retryable, no calls.cancel), stops it on the server, and a later call opens no socket', async () => {
+    const api = ownClient('websocket');
+    const id = 'tr-close-in-flight';
+    const call = failure(api.lab.sleep.query({ ms: 10_000 }, { context: { callId: id } }));
+    await until('the statement runs', () => Promise.resolve(hop(id, 'statement.started')));
+    const sockets = t.server.webSockets();
+    const framesBefore = sentFrames.length;
+    const closedAt = performance.now();
+    const closing = closeApiClient(api);
+    const error = await call;
+    expect(performance.now() - closedAt).toBeLessThan(100);
+    await closing;
+    expect(causeOf(error)?.name).toBe('ClientClosedError');
+    expect(isRetryableCallError(error)).toBe(false);
+    // The socket's close stopped the call on the server.
+    await until('the statement is cancelled', () => Promise.resolve(hop(id, 'statement.ended')), 2000);
+    expect(hop(id, 'statement.ended')?.sqlstate).toBe('57014');
+    await until('the socket is gone', () => Promise.resolve(t.server.webSockets() === sockets - 1 || undefined));
+    const later = await failure(api.users.list.query({ limit: 1 }));
+    expect(causeOf(later)?.name).toBe('ClientClosedError');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.server.webSockets()).toBe(sockets - 1);
+    expect(sentFrames.slice(framesBefore).some((f) => f.includes('"calls.cancel"'))).toBe(false);
+  });
+});
+
+describe('a WebSocket call with deadlineAt while there is no server', () => {
+  it('fails with TIMEOUT at its deadline instead of waiting for a socket', async () => {
+    const free = createServer();
+    free.listen(0, '127.0.0.1');
+    await once(free, 'listening');
+    const port = (free.address() as AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    const api = createApiClient({ url: `http://127.0.0.1:${port}/trpc`, token: TEST_TOKEN, transport: 'websocket', WebSocket: RecordingWebSocket });
+    try {
+      const started = performance.now();
+      const error = await failure(api.users.list.query({ limit: 1 }, { context: { deadlineAt: Date.now() + 300 } }));
+      expect(codeOf(error)).toBe('TIMEOUT');
+      expect(performance.now() - started).toBeLessThan(500);
+    } finally {
+      await closeApiClient(api);
+    }
   });
 });

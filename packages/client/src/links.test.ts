@@ -73,7 +73,7 @@ describe('callMetaEncoder', () => {
       { id: 2, method: 'query', params: { path: 'x' } },
     ]);
     now = 9000;
-    expect((JSON.parse(encoder.encode(message)) as { params: { deadlineMs: number } }).params.deadlineMs).toBe(0);
+    expect((JSON.parse(encoder.encode(message)) as { params: { deadlineMs: number } }).params.deadlineMs).toBe(1); // one floor: budgetMs
     expect(JSON.parse(encoder.encode({ method: 'connectionParams', data: { token: 't' } }))).toEqual({ method: 'connectionParams', data: { token: 't' } });
     expect(message.params).toEqual({ path: 'users.list', input: {} }); // not mutated: resends recompute
   });

@@ -1,7 +1,8 @@
 import type { AppRouter } from '@asyncscope/api';
 import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink, TRPCClientError, type Operation, type TRPCClient, type TRPCLink } from '@trpc/client';
 import { observable } from '@trpc/server/observable';
-import { CancelBatcher, cancelByIdLink } from './cancel-by-id';
+import { CALL_ID_MAX_LENGTH, isCallId, newCallId } from '@asyncscope/contract';
+import { budgetMs, CancelBatcher, cancelByIdLink } from './cancel-by-id';
 import { ticketedEventSource } from './ticketed-event-source';
 import { webSocketLinks, type ConnectionState, type WebSocketConstructor } from './ws';
 
@@ -118,36 +119,120 @@ function batchDeadline(opList: readonly Pick<Operation, 'context'>[]): Record<st
     if (at === undefined) return {};
     latest = Math.max(latest, at);
   }
-  return { 'x-deadline-ms': String(Math.max(1, Math.round(latest - Date.now()))) };
+  return { 'x-deadline-ms': String(budgetMs(latest)) };
 }
+
+/**
+ * The x-call-ids of a batch being dispatched; marks its calls sent (cancel by id is safe from now on).
+ * tRPC 11.22 still sends a call aborted before its batch left (its dataLoader never skips one): such a
+ * call goes under a throwaway id, since its own may already be reused by a new call in the same batch,
+ * and (`cancels`, http-batch) is cancelled by that id when the batch really leaves.
+ */
+function batchCallIds(opList: readonly Pick<Operation, 'context' | 'signal'>[], cancels: CancelBatcher | undefined): string {
+  const allDropped = opList.every((op) => op.signal?.aborted);
+  return opList
+    .map((op) => {
+      const callId = (op.context as CallContext).callId ?? '';
+      if (op.signal?.aborted) {
+        const throwaway = newCallId('dropped');
+        // A batch of dropped calls only is never sent (its fetch is aborted): nothing to cancel.
+        if (!allDropped) cancels?.add(throwaway);
+        return throwaway;
+      }
+      if (callId) cancels?.markSent(callId);
+      return callId;
+    })
+    .join(',');
+}
+
+/**
+ * A call on a closed client (closeApiClient): in flight when it closed, or made after. Not retryable on
+ * that client; `data.code` is CLIENT_CLOSED_REQUEST, the cause a ClientClosedError.
+ */
+export class ClientClosedError extends Error {
+  override readonly name = 'ClientClosedError';
+  constructor() {
+    super('The client was closed (closeApiClient); make a new one to call again.');
+  }
+}
+
+function clientClosedError(): TRPCClientError<AppRouter> {
+  const cause = new ClientClosedError();
+  return TRPCClientError.from({ error: { code: -32099, message: cause.message, data: { code: 'CLIENT_CLOSED_REQUEST', httpStatus: 499 } } }, { cause });
+}
+
+/** A context.callId the server would refuse (and that would shift x-call-ids, or fail a whole calls.cancel). */
+function invalidCallIdError(callId: unknown): TRPCClientError<AppRouter> {
+  const message = `Invalid context.callId ${JSON.stringify(String(callId)).slice(0, 80)}: a call id is 1 to ${CALL_ID_MAX_LENGTH} letters, digits or _ . : ~ # -`;
+  return TRPCClientError.from({ error: { code: -32600, message, data: { code: 'BAD_REQUEST', httpStatus: 400 } } });
+}
+
+/** How long past deadlineAt a sent WebSocket call waits for the server's TIMEOUT before the client's watch ends it. */
+const WS_SENT_DEADLINE_GRACE_MS = 1000;
 
 const closers = new WeakMap<object, () => Promise<void>>();
 
-/** Closes what the client holds open (its WebSocket); calls in flight on it fail. A no-op over HTTP. */
+/**
+ * Closes the client for good: calls in flight fail at once with a ClientClosedError (no calls.cancel:
+ * over the WebSocket, its closing stops them on the server), the socket closes, and any later call fails
+ * the same way without opening anything. Over HTTP, requests in flight are aborted.
+ */
 export async function closeApiClient(client: ApiClient): Promise<void> {
   await closers.get(client)?.();
 }
 
+/** Whether a client was closed, and what to do to each call in flight when it is (a Set: no listener limit). */
+export class ClientLife {
+  closed = false;
+  readonly calls = new Set<() => void>();
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const onClose of [...this.calls]) onClose();
+    this.calls.clear();
+  }
+}
+
 /**
- * Gives each call a signal of its own, linked to the caller's only while the call lasts. tRPC 11.22's
- * httpLink and httpBatchLink (`raceAbortSignals`) add an 'abort' listener to the op's signal and never
- * remove it, so a program passing one long-lived signal to many calls (a run, a page, a shutdown signal)
- * would collect one listener per call, for as long as that signal lives. With this link in front, what
- * the links behind us add lands on a signal that is dropped with the call.
+ * The first link. Gives each call a signal of its own, linked to the caller's only while the call lasts.
+ * tRPC 11.22's httpLink and httpBatchLink (`raceAbortSignals`) add an 'abort' listener to the op's signal
+ * and never remove it, so a program passing one long-lived signal to many calls (a run, a page, a shutdown
+ * signal) would collect one listener per call, for as long as that signal lives. With this link in front,
+ * what the links behind us add lands on a signal that is dropped with the call.
+ * Also: refuses a context.callId that is not a call id, on every transport; and, once `closed` is closed
+ * (closeApiClient), fails the calls in flight and every later one with ClientClosedError.
  */
-export function callSignalLink(): TRPCLink<AppRouter> {
+export function callSignalLink(closed?: ClientLife): TRPCLink<AppRouter> {
   return () =>
     ({ op, next }) =>
       observable((observer) => {
+        const callId = (op.context as CallContext).callId;
+        if (callId !== undefined && !isCallId(callId)) {
+          observer.error(invalidCallIdError(callId));
+          return () => undefined;
+        }
+        if (closed?.closed) {
+          observer.error(clientClosedError());
+          return () => undefined;
+        }
         const outer = op.signal;
-        if (!outer) return next(op).subscribe(observer);
-        const own = new AbortController();
-        const onAbort = (): void => { own.abort(outer.reason); };
-        if (outer.aborted) onAbort();
-        else outer.addEventListener('abort', onAbort, { once: true });
-        const subscription = next({ ...op, signal: own.signal }).subscribe(observer);
+        const own = outer ? new AbortController() : undefined;
+        const onAbort = (): void => { own?.abort(outer?.reason); };
+        if (outer?.aborted) onAbort();
+        else outer?.addEventListener('abort', onAbort, { once: true });
+        // Without a caller's signal the op keeps none: transportOf reads its absence (batch over 'http').
+        const subscription = next(own ? { ...op, signal: own.signal } : op).subscribe(observer);
+        const onClose = (): void => {
+          // The caller first, before the links behind us see anything: no AbortError, no calls.cancel.
+          if (op.type === 'subscription') observer.complete();
+          else observer.error(clientClosedError());
+          subscription.unsubscribe();
+          own?.abort(new ClientClosedError());
+        };
+        closed?.calls.add(onClose);
         return () => {
-          outer.removeEventListener('abort', onAbort);
+          outer?.removeEventListener('abort', onAbort);
+          closed?.calls.delete(onClose);
           subscription.unsubscribe();
         };
       });
@@ -158,14 +243,28 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
   const authorization = () => ({ authorization: `Bearer ${token()}` });
   const transport = options.transport ?? 'http';
   const cancels = new CancelBatcher(options.onCancelError);
+  const life = new ClientLife();
   let client: ApiClient;
+  let closeSocket: () => Promise<void> = () => Promise.resolve();
   if (transport === 'websocket') {
-    const ws = webSocketLinks({ url: options.url, token, WebSocket: options.WebSocket, maxFrameBytes: options.maxFrameBytes, onConnectionState: options.onConnectionState }, [cancelByIdLink(cancels)]);
-    client = createTRPCClient<AppRouter>({ links: [callSignalLink(), ...ws.links] });
-    closers.set(client, () => ws.close());
+    const ws = webSocketLinks(
+      { url: options.url, token, WebSocket: options.WebSocket, maxFrameBytes: options.maxFrameBytes, onConnectionState: options.onConnectionState, onSent: (callId) => { cancels.markSent(callId); } },
+      // The deadline watch: a call waiting for the socket to come back must still end at its deadlineAt;
+      // a sent one gets the server's own TIMEOUT first (it has params.deadlineMs), the watch a second later.
+      [cancelByIdLink(cancels, { watchDeadlines: true, sentGraceMs: WS_SENT_DEADLINE_GRACE_MS })],
+    );
+    client = createTRPCClient<AppRouter>({ links: [callSignalLink(life), ...ws.links] });
+    closeSocket = () => ws.close();
   } else {
-    client = createTRPCClient<AppRouter>({ links: [callSignalLink(), httpLinks(options, token, authorization, transport, cancels)] });
+    client = createTRPCClient<AppRouter>({ links: [callSignalLink(life), httpLinks(options, token, authorization, transport, cancels)] });
   }
+  closers.set(client, async () => {
+    // In this order: no cancel queued, then every call failed and unsubscribed (nothing left for the
+    // socket's close to wait for, or to reopen it), then the socket closed.
+    cancels.close();
+    life.close();
+    await closeSocket();
+  });
   cancels.connect((callIds) => client.calls.cancel.mutate({ callIds }));
   return client;
 }
@@ -194,7 +293,7 @@ function httpLinks(options: ApiClientOptions, token: () => string, authorization
               // The server names each call of the batch by its position in x-call-ids.
               headers: ({ opList }) => ({
                 ...authorization(),
-                'x-call-ids': opList.map((op) => (op.context as CallContext).callId ?? '').join(','),
+                'x-call-ids': batchCallIds(opList, transport === 'http-batch' ? cancels : undefined),
                 ...(transport === 'http-batch' ? batchDeadline(opList) : {}),
               }),
             }),
@@ -206,7 +305,7 @@ function httpLinks(options: ApiClientOptions, token: () => string, authorization
               const context = op.context as CallContext;
               const headers: Record<string, string> = authorization();
               if (context.callId) headers['x-request-id'] = context.callId;
-              if (context.deadlineAt !== undefined) headers['x-deadline-ms'] = String(Math.max(1, Math.round(context.deadlineAt - Date.now())));
+              if (context.deadlineAt !== undefined) headers['x-deadline-ms'] = String(budgetMs(context.deadlineAt));
               return headers;
             },
           }),

@@ -2,6 +2,7 @@ import { deadline, retry, type RetryInfo } from '@asyncscope/concurrency';
 import { attemptCallId } from '@asyncscope/contract';
 import { TRPCClientError } from '@trpc/client';
 import type { CallContext } from './links';
+import { closeCodeOf, FINAL_CLOSE_CODES } from './ws';
 
 /** Codes worth another attempt: the server shed the call or was briefly unavailable. */
 const RETRYABLE_CODES = new Set(['SERVICE_UNAVAILABLE', 'TOO_MANY_REQUESTS', 'BAD_GATEWAY', 'GATEWAY_TIMEOUT']);
@@ -14,8 +15,13 @@ export function isRetryableCallError(error: unknown): boolean {
   if (!(error instanceof TRPCClientError)) return false;
   const code = (error.data as { code?: string } | undefined)?.code;
   // fetch failed (TypeError), or the WebSocket went away: nothing came back.
-  // A socket closed for a message too big (1009) would close again: not retryable.
-  if (code === undefined) return error.cause instanceof TypeError || (error.cause instanceof Error && CONNECTION_LOST.has(error.cause.name) && (error.cause as { closeCode?: number }).closeCode !== 1009);
+  // A socket closed for auth, bad data or a message too big would close again: not retryable.
+  if (code === undefined) {
+    if (error.cause instanceof TypeError) return true;
+    if (!(error.cause instanceof Error && CONNECTION_LOST.has(error.cause.name))) return false;
+    const closeCode = closeCodeOf(error.cause);
+    return closeCode === undefined || !FINAL_CLOSE_CODES.has(closeCode);
+  }
   return RETRYABLE_CODES.has(code);
 }
 

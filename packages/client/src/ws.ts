@@ -10,6 +10,7 @@
 import type { AppRouter } from '@asyncscope/api';
 import { createWSClient, jsonEncoder, TRPCClientError, wsLink, type TRPCLink } from '@trpc/client';
 import { observable } from '@trpc/server/observable';
+import { budgetMs } from './cancel-by-id';
 import type { CallContext } from './links';
 
 /** The connection of a WebSocket client, as a dashboard shows it. */
@@ -21,12 +22,47 @@ export interface ConnectionState {
   lastClose?: { code: number; reason: string } | undefined;
 }
 
-/** A call was in flight when the socket closed: it may or may not have run. Retryable (isRetryableCallError). */
+/**
+ * A call was in flight when the socket closed: it may or may not have run. Retryable (isRetryableCallError)
+ * unless the close code says it would fail again (FINAL_CLOSE_CODES).
+ */
 export class ConnectionLostError extends Error {
   override readonly name = 'ConnectionLostError';
   constructor(readonly closeCode?: number, options?: { cause?: unknown }) {
     super(`The WebSocket closed${closeCode === undefined ? '' : ` (code ${closeCode})`} while the call was in flight; it may or may not have run. Retry it (with the same idempotencyKey for a write).`, options);
   }
+}
+
+/** Close codes after which the same call would fail again: auth (4401, 4408), bad data or policy (1007, 1008), too big (1009). */
+export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([4401, 4408, 1007, 1008, 1009]);
+
+const isCloseEvent = (value: object): value is { code: number } =>
+  typeof (value as { code?: unknown }).code === 'number' && ((value as { type?: unknown }).type === 'close' || typeof (value as { wasClean?: unknown }).wasClean === 'boolean');
+
+/** The errors and events an error was caused by, outermost first (bounded: a cause chain may loop). */
+function causes(error: unknown): object[] {
+  const chain: object[] = [];
+  for (let e = error; typeof e === 'object' && e !== null && chain.length < 10 && !chain.includes(e); e = (e as { cause?: unknown }).cause) chain.push(e);
+  return chain;
+}
+
+/** The close code of the socket closure that caused `error` (a ConnectionLostError, or a CloseEvent in its causes). */
+export function closeCodeOf(error: unknown): number | undefined {
+  for (const e of causes(error)) {
+    if (e instanceof ConnectionLostError && e.closeCode !== undefined) return e.closeCode;
+    if (isCloseEvent(e)) return e.code;
+  }
+  return undefined;
+}
+
+/**
+ * Whether `error` came from the socket going away (tRPC's TRPCWebSocketClosedError, or the socket's close
+ * or error event, which wsClient passes as the cause of the calls it fails) rather than from an answer.
+ */
+function isSocketClosure(error: unknown): boolean {
+  return causes(error).some(
+    (e) => (e as { name?: unknown }).name === 'TRPCWebSocketClosedError' || isCloseEvent(e) || ((e as { type?: unknown }).type === 'error' && 'target' in e && !(e instanceof Error)),
+  );
 }
 
 /** Anything with the browser WebSocket's shape: the global one, or the `ws` package's on Node 20. */
@@ -40,6 +76,8 @@ export interface WebSocketTransportOptions {
   /** Largest frame to send (the server closes the socket, 1009, beyond its MAX_BODY_BYTES). */
   maxFrameBytes?: number | undefined;
   onConnectionState?: ((state: ConnectionState) => void) | undefined;
+  /** A call message (its callId) was written to the socket. */
+  onSent?: ((callId: string) => void) | undefined;
 }
 
 /** Reconnect delays: 100 ms doubling up to 5 s, each with jitter (half to all of it) so clients spread out. */
@@ -102,13 +140,17 @@ export interface CallMetaOfOp {
  * tRPC's JSON encoder plus our two `params` fields for each call message whose op id is in `metaById`.
  * The budget is computed at encoding time, so a message resent after a reconnect carries what is left.
  */
-export function callMetaEncoder(metaById: ReadonlyMap<number | string, CallMetaOfOp>, now: () => number = Date.now) {
+export function callMetaEncoder(metaById: ReadonlyMap<number | string, CallMetaOfOp>, now: () => number = Date.now, onSent: (callId: string) => void = () => undefined) {
   const add = (m: OutgoingMessage): OutgoingMessage => {
     const meta = m.params && (typeof m.id === 'number' || typeof m.id === 'string') ? metaById.get(m.id) : undefined;
     if (!meta) return m;
     const params: Record<string, unknown> = { ...m.params };
-    if (meta.callId !== undefined) params.callId = meta.callId;
-    if (meta.deadlineAt !== undefined) params.deadlineMs = Math.max(0, Math.round(meta.deadlineAt - now()));
+    if (meta.callId !== undefined) {
+      params.callId = meta.callId;
+      // Encoded means written to the socket: from now on the server may know the id (cancel by id is safe).
+      onSent(meta.callId);
+    }
+    if (meta.deadlineAt !== undefined) params.deadlineMs = budgetMs(meta.deadlineAt, now());
     return { ...m, params };
   };
   return {
@@ -133,7 +175,6 @@ export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCL
     state = next;
     options.onConnectionState?.(state);
   };
-  let lastCloseCode: number | undefined;
 
   const client = createWSClient({
     url: webSocketUrl(options.url),
@@ -142,12 +183,12 @@ export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCL
     retryDelayMs: reconnectDelayMs,
     // Detects a dead connection (no pong) instead of waiting on it forever.
     keepAlive: { enabled: true, intervalMs: 10_000, pongTimeoutMs: 5_000 },
+    // wsClient fails the calls in flight before it calls onClose: their close code comes from their error's cause.
     onClose: (cause) => {
-      lastCloseCode = cause?.code;
       const reason = (cause as { reason?: unknown } | undefined)?.reason;
       if (cause?.code !== undefined) state = { ...state, lastClose: { code: cause.code, reason: typeof reason === 'string' ? reason : '' } };
     },
-    experimental_encoder: callMetaEncoder(metaById),
+    experimental_encoder: callMetaEncoder(metaById, Date.now, options.onSent),
   });
   const stateSubscription = client.connectionState.subscribe({
     next: (s) => {
@@ -165,9 +206,10 @@ export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCL
           next: (value) => { observer.next(value); },
           complete: () => { observer.complete(); },
           error: (error) => {
-            // A server's answer has data (its code); an error without is the socket going away.
-            if (op.type !== 'subscription' && error.data === undefined) {
-              observer.error(new TRPCClientError<AppRouter>(new ConnectionLostError(lastCloseCode).message, { cause: new ConnectionLostError(lastCloseCode, { cause: error }) }));
+            // Only the socket going away is a lost connection (with the code it closed with); anything else is as it came.
+            if (op.type !== 'subscription' && isSocketClosure(error)) {
+              const lost = new ConnectionLostError(closeCodeOf(error), { cause: error });
+              observer.error(new TRPCClientError<AppRouter>(lost.message, { cause: lost }));
             } else observer.error(error);
           },
         });
@@ -181,7 +223,10 @@ export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCL
     links: [...before, metaLink, wsLink<AppRouter>({ client })],
     close: async () => {
       stateSubscription.unsubscribe();
-      await client.close();
+      const closing = client.close();
+      // tRPC's close waits for a socket still connecting to open first; closing it now ends that wait.
+      client.connection?.ws.close();
+      await closing;
       publish({ state: 'idle', error: null, lastClose: state.lastClose });
     },
   };
