@@ -6,6 +6,7 @@
 import type { ActivityEvent } from '@asyncscope/api';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from './test/until';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
 const OTHER_TOKEN = 'other-token-0123456789abcdef';
@@ -25,15 +26,6 @@ const eventsOf = (callId: string): ActivityEvent[] => t.server.runtime.activity.
 const activePids = async () =>
   (await observer<{ pid: number }[]>`select pid from pg_stat_activity where application_name = 'test-server' and datname = current_database() and state = 'active' and query like '%pg_sleep%'`).map((r) => r.pid);
 
-async function until<T>(what: string, check: () => T | Promise<T>, timeoutMs = 5000): Promise<NonNullable<T>> {
-  const start = performance.now();
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 function cancel(callIds: string[], token = TEST_TOKEN) {
   return fetch(`${t.url}/trpc/calls.cancel`, {

@@ -3,13 +3,14 @@
  * transport mounted with small limits (auth timeout, slow reader, protocol errors), and shutdown.
  * Real server, real PostgreSQL.
  */
-import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ActivityEvent } from '@asyncscope/api';
 import pino from 'pino';
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import { openTestSocket } from './test/ws-socket';
+import { until } from './test/until';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 import { attachWebSocketTransport, type WebSocketTransport } from './ws-transport';
 
@@ -21,41 +22,14 @@ afterAll(async () => {
   await t.close();
 });
 
-interface Frame { id: string | number | null; result?: { type: string; data?: unknown }; error?: { message: string; data: { code: string } }; method?: string }
 
-async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const start = performance.now();
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-async function openSocket(base: string, token: string | null = TEST_TOKEN) {
-  const ws = new WebSocket(`${base.replace('http:', 'ws:')}/trpc?connectionParams=1`);
-  const frames: Frame[] = [];
-  ws.on('message', (data) => { frames.push(JSON.parse((data as Buffer).toString('utf8')) as Frame); });
-  ws.on('error', () => undefined);
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
-    ws.once('close', (code, reason) => { resolve({ code, reason: reason.toString() }); });
-  });
-  await once(ws, 'open');
-  if (token !== null) ws.send(JSON.stringify({ method: 'connectionParams', data: { token } }));
-  const call = (id: number, method: string, path: string, input: unknown, extra: Record<string, unknown> = {}) => {
-    ws.send(JSON.stringify({ id, method, params: { path, input, ...extra } }));
-  };
-  const frame = (match: (f: Frame) => boolean) => until('a frame', () => frames.find(match));
-  return { ws, frames, closed, call, frame };
-}
 
 const hop = <K extends ActivityEvent['type']>(callId: string, type: K) =>
   t.server.runtime.activity.read(0, 100_000).events.find((e) => e.callId === callId && e.type === type) as Extract<ActivityEvent, { type: K }> | undefined;
 
 describe('admission control, as over HTTP', () => {
   it('refuses the call beyond MAX_IN_FLIGHT + MAX_QUEUE with TOO_MANY_REQUESTS, the same answer HTTP gives', async () => {
-    const s = await openSocket(t.url);
+    const s = await openTestSocket(t.url);
     s.call(1, 'query', 'lab.sleep', { ms: 400 }, { callId: 'adm-1' });
     s.call(2, 'query', 'lab.sleep', { ms: 400 }, { callId: 'adm-2' });
     await until('both run', () => hop('adm-1', 'started') && hop('adm-2', 'started'));
@@ -102,14 +76,14 @@ describe('a transport mounted with small limits', () => {
 
   it('closes a socket that sends no connectionParams in time (4408)', async () => {
     const started = performance.now();
-    const s = await openSocket(base, null);
+    const s = await openTestSocket(base, null);
     expect(await s.closed).toEqual({ code: 4408, reason: 'no connectionParams message with a token in time' });
     expect(performance.now() - started).toBeLessThan(1000);
   });
 
   it('survives a frame that breaks the WebSocket protocol (ws emits an error): that socket closes, others go on', async () => {
-    const bad = await openSocket(base);
-    const good = await openSocket(base);
+    const bad = await openTestSocket(base);
+    const good = await openTestSocket(base);
     // RSV2/RSV3 set: "Invalid WebSocket frame" on the server side (the error that brought down production
     // systems in tRPC's history).
     (bad.ws as unknown as { _socket: Socket })._socket.write(Buffer.from([0xb1, 0x80, 0, 0, 0, 0]));
@@ -124,7 +98,7 @@ describe('a transport mounted with small limits', () => {
     await t.database.sql`truncate users restart identity`;
     await t.database.sql`insert into users (name, email) select repeat('n', 90) || g, 'slow' || g || '@example.com' from generate_series(1, 30000) g`;
     const rssBefore = process.memoryUsage().rss;
-    const s = await openSocket(base);
+    const s = await openTestSocket(base);
     s.call(1, 'query', 'users.list', { limit: 1 });
     await s.frame((f) => f.id === 1);
     // Stop reading: the kernel buffers fill, then the server's.
@@ -146,7 +120,7 @@ describe('a transport mounted with small limits', () => {
 
 describe('shutdown', () => {
   it('lets calls in flight finish, refuses new ones (retryable), then tells each socket to reconnect and closes it (1001)', async () => {
-    const s = await openSocket(t.url);
+    const s = await openTestSocket(t.url);
     s.call(1, 'query', 'lab.sleep', { ms: 600 }, { callId: 'shutdown-ws-1' });
     await until('it runs', () => hop('shutdown-ws-1', 'statement.started'));
     const started = performance.now();
@@ -167,7 +141,7 @@ describe('shutdown', () => {
   it('stops a call still running at the shutdown deadline (SERVICE_UNAVAILABLE, retryable) and closes the socket', async () => {
     const server = await startTestServer({ poolMax: 2, shutdownTimeoutMs: 500 });
     try {
-      const s = await openSocket(server.url);
+      const s = await openTestSocket(server.url);
       s.call(1, 'query', 'lab.sleep', { ms: 20_000 }, { callId: 'shutdown-ws-long' });
       const hopOf = (type: string) => server.server.runtime.activity.read(0, 100_000).events.find((e) => e.callId === 'shutdown-ws-long' && e.type === type);
       await until('it runs', () => hopOf('statement.started'));

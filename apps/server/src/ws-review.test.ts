@@ -4,38 +4,13 @@
  * word; streams count against the per-socket limit; strangers waiting to authenticate are bounded per
  * address. (A stream that resumes under its id, and one stopped by a cancel: packages/api calls.test.ts.)
  */
-import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { openTestSocket } from './test/ws-socket';
+import { until } from './test/until';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
-interface Frame { id: string | number | null; result?: { type: string; data?: unknown }; error?: { message: string; data: { code: string } }; method?: string }
 
-async function until<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {
-  const start = performance.now();
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-async function openSocket(base: string, token: string | null = TEST_TOKEN) {
-  const ws = new WebSocket(`${base.replace('http:', 'ws:')}/trpc?connectionParams=1`);
-  const frames: Frame[] = [];
-  ws.on('message', (data) => { frames.push(JSON.parse((data as Buffer).toString('utf8')) as Frame); });
-  ws.on('error', () => undefined);
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
-    ws.once('close', (code, reason) => { resolve({ code, reason: reason.toString() }); });
-  });
-  await once(ws, 'open');
-  if (token !== null) ws.send(JSON.stringify({ method: 'connectionParams', data: { token } }));
-  const call = (id: number, method: string, path: string, input: unknown, extra: Record<string, unknown> = {}) => {
-    ws.send(JSON.stringify({ id, method, params: { path, input, ...extra } }));
-  };
-  return { ws, frames, closed, call };
-}
 
 describe('on a server of its own', () => {
   let t: TestServer;
@@ -45,7 +20,7 @@ describe('on a server of its own', () => {
 
   it('a page or a call id containing "error" or "stopped" does not make the server forget a running stream', async () => {
     await t.database.sql`insert into users (name, email) values ('error', 'stopped@example.com')`;
-    const s = await openSocket(t.url);
+    const s = await openTestSocket(t.url);
     s.call(7, 'subscription', 'activity.events', { replay: false });
     await until('the stream started', () => s.frames.find((f) => f.id === 7 && f.result?.type === 'started'));
     // Frames that contain the words: a call named "error" (its hops go out on stream 7), a user named "error".
@@ -62,7 +37,7 @@ describe('on a server of its own', () => {
   });
 
   it('streams count against the per-socket limit (WS_MAX_CALLS_PER_SOCKET = 5): the 6th is refused, the socket stays', async () => {
-    const s = await openSocket(t.url);
+    const s = await openTestSocket(t.url);
     for (let id = 1; id <= 6; id++) s.call(id, 'subscription', 'activity.events', { replay: false });
     const refused = await until('a refusal', () => s.frames.find((f) => f.error));
     expect(refused).toMatchObject({ id: 6, error: { data: { code: 'TOO_MANY_REQUESTS' } } });
@@ -73,7 +48,7 @@ describe('on a server of its own', () => {
   });
 
   it('bounds the sockets one address may have waiting to authenticate (32): the 33rd upgrade is refused with 429', async () => {
-    const strangers = await Promise.all(Array.from({ length: 32 }, () => openSocket(t.url, null)));
+    const strangers = await Promise.all(Array.from({ length: 32 }, () => openTestSocket(t.url, null)));
     const refused = await new Promise<number>((resolve) => {
       const ws = new WebSocket(`${t.url.replace('http:', 'ws:')}/trpc?connectionParams=1`);
       ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); });
@@ -84,7 +59,7 @@ describe('on a server of its own', () => {
     // One that authenticates frees its place.
     strangers[0]?.ws.send(JSON.stringify({ method: 'connectionParams', data: { token: TEST_TOKEN } }));
     await new Promise((r) => setTimeout(r, 100));
-    const next = await openSocket(t.url);
+    const next = await openTestSocket(t.url);
     next.call(1, 'query', 'activity.stats', undefined);
     await until('served', () => next.frames.find((f) => f.id === 1 && f.result));
     for (const s of [...strangers, next]) s.ws.close();
@@ -93,7 +68,7 @@ describe('on a server of its own', () => {
   it('lets calls.cancel through while the server drains', async () => {
     const own = await startTestServer({ poolMax: 2, shutdownTimeoutMs: 10_000 });
     try {
-      const s = await openSocket(own.url);
+      const s = await openTestSocket(own.url);
       s.call(1, 'query', 'lab.sleep', { ms: 8000 }, { callId: 'drain-long' });
       const ownHop = (type: string) => own.server.runtime.activity.read(0, 100_000).events.find((e) => e.callId === 'drain-long' && e.type === type);
       await until('it runs', () => ownHop('statement.started'));
