@@ -211,7 +211,7 @@ describe('WebSocket closures: the close code decides whether a retry makes sense
       // being refused and ended at its deadline: never retryable, never hanging.
       // Or, sent as the refused socket closed, tRPC's own "Active connection is not open" (not retryable either).
       if (codeOf(error) === undefined) {
-        const cause = causeOf(error) as { name?: string; closeCode?: number; message?: string } | undefined;
+        const cause = causeOf(error);
         if (cause?.name === 'ConnectionLostError') expect(cause.closeCode).toBe(4401);
         else expect((error as Error).message).toMatch(/Active connection is not open/);
       } else expect(codeOf(error)).toBe('TIMEOUT');
