@@ -232,7 +232,7 @@ describe('CPU work off the event loop', () => {
     // The event loop stays free while the worker computes.
     const tick = performance.now();
     await new Promise((r) => setTimeout(r, 10));
-    expect(performance.now() - tick).toBeLessThan(60);
+    expect(performance.now() - tick).toBeLessThan(200); // a blocked loop would take the whole hash (seconds)
     controller.abort();
     await call;
     const settled = await until('settled', () => Promise.resolve(hop('cpu-1', 'settled')), 2000);
