@@ -51,7 +51,7 @@ await build({
 // clients need (scripts/router-types.mjs); npm packages stay imports.
 const publishedRouter = fileURLToPath(new URL('./node_modules/.cache/asyncscope-client/app-router.ts', import.meta.url));
 mkdirSync(new URL('./node_modules/.cache/asyncscope-client', import.meta.url), { recursive: true });
-writeFileSync(publishedRouter, routerTypes());
+writeFileSync(publishedRouter, routerTypes({ check: false })); // src/published-router.test.ts checks it
 const bundle = await rollup({
   input: 'src/index.ts',
   plugins: [
