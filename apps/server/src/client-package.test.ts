@@ -101,6 +101,7 @@ describe('the packed client, installed outside the workspace', () => {
     // Strict, NodeNext resolution (what a Node program uses). The program's @ts-expect-error lines prove the
     // types are real: were anything `any`, those lines would compile and tsc would fail on the unused directive.
     copyFileSync(join(CLIENT_DIR, 'examples/outside-program.ts'), join(app, 'src/main.ts'));
+    copyFileSync(join(CLIENT_DIR, 'examples/outside-quickstart.ts'), join(app, 'src/readme-snippet.ts')); // compiled, not run
     writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
       compilerOptions: {
         strict: true, noUncheckedIndexedAccess: true, exactOptionalPropertyTypes: true, skipLibCheck: true,

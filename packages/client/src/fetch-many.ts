@@ -4,19 +4,20 @@ import type { CallContext } from './links';
 
 export type FetchOutcome<K, T> = { id: K; status: 'fulfilled'; value: T } | { id: K; status: 'rejected'; reason: unknown };
 
-export interface FetchProgress<K, T> {
+/** Progress without the values (onProgress is for counting; the values come back in order at the end). */
+export interface FetchProgress<K> {
   /** Items settled so far, and how many there are. */
   done: number;
   total: number;
   fulfilled: number;
   rejected: number;
   /** The item that just settled. */
-  outcome: FetchOutcome<K, T>;
+  outcome: FetchOutcome<K, unknown>;
   /** Its index in `ids`. */
   index: number;
 }
 
-export interface FetchManyOptions<K, T> {
+export interface FetchManyOptions<K> {
   /** Calls in flight at most (default 10). */
   concurrency?: number;
   /** Budget per item, its retries included; the server is told what is left. Default: none. */
@@ -31,7 +32,7 @@ export interface FetchManyOptions<K, T> {
   failFast?: boolean;
   /** Names the calls on the server: `${callIdPrefix}-${index}` (attempts after the first get `~n`). Default: random. */
   callIdPrefix?: string;
-  onProgress?: (progress: FetchProgress<K, T>) => void;
+  onProgress?: (progress: FetchProgress<K>) => void;
 }
 
 /** What fetchOne gets for one attempt: pass `signal` and `context` on as the call's options. */
@@ -52,7 +53,8 @@ export interface FetchCall {
  */
 export async function fetchMany<K, T>(
   ids: readonly K[],
-  options: FetchManyOptions<K, T>,
+  // No T in the options: TypeScript would fix T at onProgress (unknown) before it reads fetchOne.
+  options: FetchManyOptions<K>,
   fetchOne: (id: K, call: FetchCall) => Promise<T>,
 ): Promise<FetchOutcome<K, T>[]> {
   const concurrency = options.concurrency ?? 10;
