@@ -6,7 +6,7 @@
  * ActivityEvent...) are written out as declarations of their own, and tRPC's as imports of its public
  * `unstable-core-do-not-import` entry (the one its own published types resolve to, pinned with @trpc/server).
  */
-import { readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import process from 'node:process';
@@ -20,8 +20,8 @@ const TRPC_CORE = '@trpc/server/unstable-core-do-not-import';
  * with the server's router (a second program: the build skips it for time, published-router.test.ts runs it).
  */
 export function routerTypes({ check: checked = true } = {}) {
-  const probeDir = join(here, '..', '.router-probe');
-  mkdirSync(probeDir, { recursive: true });
+  // Inside the package, so '@asyncscope/api' resolves through its node_modules; one per run (builds may overlap).
+  const probeDir = mkdtempSync(join(here, '..', '.router-probe-'));
   const probe = join(probeDir, 'probe.ts');
   writeFileSync(probe, "import type { AppRouter } from '@asyncscope/api';\nexport type Record_ = AppRouter['_def']['record'];\nexport type ErrorShape_ = AppRouter['_def']['_config']['$types']['errorShape'];\n");
   try {
