@@ -101,6 +101,12 @@ describe('the README', () => {
     const code = example.split('\n').filter((line) => !line.startsWith('//') && !line.startsWith('/*')).join('\n');
     expect(readme).toContain(code);
   });
+  it('shows the outside-this-repository snippet exactly as examples/outside-quickstart.ts', () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const example = readFileSync(new URL('../examples/outside-quickstart.ts', import.meta.url), 'utf8');
+    const code = example.split('\n').filter((line) => !line.startsWith('//') && !line.startsWith('/*')).join('\n').trim();
+    expect(readme).toContain(code);
+  });
 });
 
 describe('withFrameLimit', () => {

@@ -238,6 +238,23 @@ export function callSignalLink(closed?: ClientLife): TRPCLink<AppRouter> {
       });
 }
 
+/** Why a subscription cannot start: there is no EventSource to carry it (Node 20 has no global one). */
+export const MISSING_EVENT_SOURCE =
+  "No EventSource here (Node 20 has none), so subscriptions over HTTP cannot start: pass one, e.g. `import { EventSource } from 'eventsource'` and createApiClient({ …, EventSource }), or use transport: 'websocket'.";
+
+/**
+ * Subscriptions over HTTP need an EventSource. Without one, tRPC's link would fail inside the stream and
+ * report an empty error to onError, or nothing at all without onError; this makes `subscribe()` throw at
+ * once, naming what to pass. First in the chain, so it throws before any link has taken hold of anything.
+ */
+function requireEventSourceLink(): TRPCLink<AppRouter> {
+  return () =>
+    ({ op, next }) => {
+      if (op.type === 'subscription') throw new TypeError(MISSING_EVENT_SOURCE);
+      return next(op);
+    };
+}
+
 export function createApiClient(options: ApiClientOptions): ApiClient {
   const token = typeof options.token === 'function' ? options.token : () => options.token as string;
   const authorization = () => ({ authorization: `Bearer ${token()}` });
@@ -256,7 +273,10 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     client = createTRPCClient<AppRouter>({ links: [callSignalLink(life), ...ws.links] });
     closeSocket = () => ws.close();
   } else {
-    client = createTRPCClient<AppRouter>({ links: [callSignalLink(life), httpLinks(options, token, authorization, transport, cancels)] });
+    const hasEventSource = (options.EventSource ?? (globalThis as { EventSource?: unknown }).EventSource) !== undefined;
+    client = createTRPCClient<AppRouter>({
+      links: [...(hasEventSource ? [] : [requireEventSourceLink()]), callSignalLink(life), httpLinks(options, token, authorization, transport, cancels)],
+    });
   }
   closers.set(client, async () => {
     // In this order: no cancel queued, then every call failed and unsubscribed (nothing left for the
