@@ -96,8 +96,9 @@ async function streamUsers(client: ApiClient, config: Config, pageSize: number, 
         { pageSize, callId },
         {
           onData: ({ data }) => { onPage(data); },
-          onComplete: () => { finish(); resolve(result()); },
-          // After Ctrl+C the stream ends with the cancel's error: that is the stop we asked for.
+          // After Ctrl+C the stream ends (completes, or fails with the cancel's error) because we stopped it:
+          // the answer to calls.cancel settles the command then.
+          onComplete: () => { if (!stopping) { finish(); resolve(result()); } },
           onError: (error) => { if (!stopping) { finish(); reject(error); } },
         },
       );
