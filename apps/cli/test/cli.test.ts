@@ -116,6 +116,10 @@ describe('fetch', () => {
     const partial = await runCli(['fetch', '--ids', '295-305', '--json'], env);
     expect(partial.code).toBe(5);
     expect((JSON.parse(partial.stdout) as { outcomes: Record<string, number> }).outcomes).toEqual({ ok: 6, NOT_FOUND: 5 });
+    // --fail-fast: the first failure stops the run (one call at a time here, so which one is certain).
+    const fast = await runCli(['fetch', '--ids', '298-310', '--concurrency', '1', '--fail-fast', '--json'], env);
+    expect(fast.code).toBe(5);
+    expect(JSON.parse(fast.stdout)).toMatchObject({ outcomes: { ok: 3, NOT_FOUND: 1 }, notStarted: 9, stopped: { by: 'fail-fast' } });
   });
 
   it('Ctrl+C mid-fetch cancels every call on the server: the process exits promptly and its statements are gone', async () => {

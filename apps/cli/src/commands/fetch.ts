@@ -199,7 +199,8 @@ async function runCalls(client: ApiClient, opts: FetchRun, interrupt: AbortSigna
         count('ok');
       } catch (error) {
         const outcome = outcomeOf(error);
-        count(stoppedNow()?.by === 'interrupt' && (outcome === 'CLIENT_CLOSED_REQUEST' || outcome === 'ABORTED') ? 'cancelled' : outcome);
+        // Stopped by us (Ctrl+C, --fail-fast), not failed on its own.
+        count(stoppedNow() && (outcome === 'CLIENT_CLOSED_REQUEST' || outcome === 'ABORTED') ? 'cancelled' : outcome);
         if (opts.failFast && !stoppedNow()) {
           run.stopped = { by: 'fail-fast', inFlight: inFlight.size };
           stop.abort(new DOMException('--fail-fast: a call failed', 'AbortError'));
