@@ -168,6 +168,23 @@ describe('users stream', () => {
   });
 });
 
+describe('watch', () => {
+  it('prints the hops of each call as they happen, as NDJSON with --json', async () => {
+    const run = startCli(['watch', '--json', '--path', 'users.byId', '--for', '20s'], env);
+    await until('the watch is live', () => run.stderr().includes('watching '), 15_000);
+    expect((await runCli(['users', 'get', '7'], env)).code).toBe(0);
+    const hops = await until('the call settled', () => {
+      const events = run.stdout().trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as { type: string; path: string; code?: string });
+      return events.some((e) => e.type === 'settled') ? events : undefined;
+    }, 10_000);
+    expect(hops.map((e) => e.type)).toEqual(expect.arrayContaining(['received', 'started', 'statement.started', 'statement.ended', 'settled']));
+    expect(hops.every((e) => e.path === 'users.byId')).toBe(true);
+    expect(hops.find((e) => e.type === 'settled')?.code).toBe('OK');
+    run.proc.kill('SIGINT');
+    expect((await run.exited).code).toBe(0);
+  });
+});
+
 describe('in a real terminal (tmux)', () => {
   const tmux = ((): string | null => {
     try {

@@ -2,6 +2,7 @@
 import type { ApiTransport } from '@asyncscope/client';
 import { Option, type Command } from 'commander';
 import { interruptSignal, preflight, withClient } from '../client';
+import { shownUrl } from '../config';
 import { parseDuration } from '../format';
 import type { Run } from './users';
 
@@ -48,6 +49,8 @@ export function watchCommand(program: Command, run: Run): void {
               const subscription = client.activity.events.subscribe(
                 { replay: o.replay ?? false },
                 {
+                  // On stderr, so --json output stays NDJSON: tells a person (and a script) the watch is live.
+                  onStarted: () => { process.stderr.write(`watching ${shownUrl(config.baseUrl)} (Ctrl+C to stop)\n`); },
                   onData: ({ data }) => {
                     if (data.missed > 0) process.stderr.write(`(${data.missed} events missed: the server's buffer moved on)\n`);
                     const out: string[] = [];
