@@ -17,5 +17,6 @@ await build({
   // ws loads these optional native speed-ups only if installed.
   external: ['bufferutil', 'utf-8-validate'],
   // Bundled CommonJS (commander, ws, cli-progress) calls require() for Node's own modules.
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  // The shebang makes the bundle itself the packed package's bin.
+  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
 });

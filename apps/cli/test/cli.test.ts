@@ -5,7 +5,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '@asyncscope/db';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
@@ -223,4 +224,35 @@ describe('in a real terminal (tmux)', () => {
       execFileSync('tmux', [...socket, 'kill-server']);
     }
   });
+});
+
+describe('the packed CLI, installed outside the workspace', () => {
+  it('packs into one self-contained file, installs with plain npm (no dependencies to fetch) and runs against the server', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'asyncscope-cli-pack-'));
+    try {
+      const appDir = join(BIN, '..', '..');
+      const pnpm = join(appDir, '..', '..', 'node_modules', 'pnpm', 'bin', 'pnpm.cjs');
+      // prepack builds the bundle; the pnpmfile drops dependencies (bundled), devDependencies and scripts.
+      execFileSync(process.execPath, [pnpm, 'pack', '--pack-destination', outside], {
+        cwd: appDir, env: { ...process.env, npm_config_pnpmfile: join(appDir, 'pnpm-pack.config.cjs') }, stdio: 'pipe', timeout: 120_000,
+      });
+      const tarball = readdirSync(outside).find((f) => f.endsWith('.tgz'));
+      expect(tarball).toBeDefined();
+      const app = join(outside, 'app');
+      mkdirSync(app);
+      writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'uses-asyncscope-cli', private: true }));
+      execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', join(outside, tarball ?? '')], { cwd: app, stdio: 'pipe', timeout: 120_000 });
+      const manifest = JSON.parse(readFileSync(join(app, 'node_modules/@asyncscope/cli/package.json'), 'utf8')) as Record<string, unknown>;
+      expect(manifest.dependencies).toBeUndefined();
+      expect(manifest.bin).toEqual({ asyncscope: './dist/asyncscope.mjs' });
+      expect(JSON.stringify(manifest)).not.toMatch(/workspace:|catalog:/);
+      const bin = join(app, 'node_modules/.bin/asyncscope');
+      const help = execFileSync(bin, ['--help'], { encoding: 'utf8' });
+      expect(help).toMatch(/users/);
+      const listed = execFileSync(bin, ['users', 'list', '--limit', '3', '--json'], { encoding: 'utf8', env: { ...process.env, ...env } });
+      expect((JSON.parse(listed) as { items: unknown[] }).items).toHaveLength(3);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
