@@ -140,6 +140,11 @@ describe('fetch', () => {
       expect(run.stdout()).toMatch(/interrupted: \d+ calls were in flight; the server stopped \d+ \(calls\.cancel\)/);
       const stopped = Number(/the server stopped (\d+)/.exec(run.stdout())?.[1]);
       expect(stopped).toBeGreaterThanOrEqual(5);
+      // And how they stopped, from their hops: the running ones' statements were cancelled inside Postgres.
+      const fromHops = /on the server \(their hops\): (\d+) statements cancelled inside Postgres \(57014\), (\d+) taken out of the pool queue \(never sent\), (\d+) stopped before any SQL/.exec(run.stdout());
+      expect(fromHops, run.stdout()).not.toBeNull();
+      expect(Number(fromHops?.[1])).toBeGreaterThanOrEqual(5);
+      expect(Number(fromHops?.[1]) + Number(fromHops?.[2]) + Number(fromHops?.[3])).toBe(stopped);
       expect(run.stdout()).toMatch(/outcomes: cancelled \d+, not started \d+/);
       await until('no statement of the server left', async () => (await activeStatements()).length === 0, 3_000);
     } finally {

@@ -26,8 +26,71 @@ interface FetchOptions {
   progress: boolean;
 }
 
-/** What the server said of each call it was asked to stop, by status. */
-type CancelReport = Record<CancelStatus, number> & { failed?: string };
+/**
+ * What the server said of each call it was asked to stop, by status, and what the calls' own hops
+ * (activity.events) then showed each of them went through on the server.
+ */
+type CancelReport = Record<CancelStatus, number> & { failed?: string; hops?: StopHops };
+
+/** From the hops of the cancelled calls: how each stopped on the server. */
+interface StopHops {
+  /** Its statement was running in Postgres and ended with 57014 (query_canceled). */
+  sqlCancelled: number;
+  /** Its statement was waiting for a pool connection: taken out of the queue, never sent. */
+  dequeued: number;
+  /** Stopped before any SQL (waiting for admission, or between steps). */
+  beforeSql: number;
+  /** Settled hops seen (of the calls the server said it cancelled). */
+  settled: number;
+}
+
+/**
+ * Follows the activity stream from now, and resolves once each of `callIds` has settled (or `timeoutMs`
+ * passed) with how they stopped. `ready` resolves when the stream runs, so the caller cancels after it.
+ */
+function watchStops(client: ApiClient, callIds: readonly string[], timeoutMs: number): { ready: Promise<void>; done: Promise<StopHops> } {
+  const want = new Set(callIds);
+  const seen = new Map<string, { statement: boolean; sql57014: boolean; dequeued: boolean }>();
+  const settled = new Set<string>();
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => { markReady = resolve; });
+  const done = new Promise<StopHops>((resolve) => {
+    const finish = (): void => {
+      clearTimeout(timer);
+      subscription.unsubscribe();
+      markReady();
+      let sqlCancelled = 0;
+      let dequeued = 0;
+      let beforeSql = 0;
+      for (const id of settled) {
+        const s = seen.get(id);
+        if (s?.dequeued) dequeued++;
+        else if (s?.sql57014) sqlCancelled++;
+        else if (!s?.statement) beforeSql++;
+      }
+      resolve({ sqlCancelled, dequeued, beforeSql, settled: settled.size });
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    const subscription = client.activity.events.subscribe({ replay: false }, {
+      onStarted: () => { markReady(); },
+      onData: ({ data }) => {
+        for (const e of data.events) {
+          if (!want.has(e.callId)) continue;
+          const s = seen.get(e.callId) ?? { statement: false, sql57014: false, dequeued: false };
+          if (e.type === 'statement.started') s.statement = true;
+          if (e.type === 'statement.ended' && e.sqlstate === '57014') s.sql57014 = true;
+          if (e.type === 'cancel.sent' && e.queued) s.dequeued = true;
+          seen.set(e.callId, s);
+          if (e.type === 'settled') settled.add(e.callId);
+        }
+        if (settled.size >= want.size) finish();
+      },
+      // No stream (it failed): report what calls.cancel said, without the hops.
+      onError: () => { finish(); },
+    });
+  });
+  return { ready, done };
+}
 
 export interface FetchSummary {
   ids: number;
@@ -54,6 +117,9 @@ function outcomeOf(error: unknown): string {
 /** Asks the server to stop these calls, and counts what it answered per call. */
 async function cancelOnServer(client: ApiClient, callIds: readonly string[]): Promise<CancelReport> {
   const report: CancelReport = { cancelled: 0, 'already-settled': 0, unknown: 0 };
+  // Watch the calls' hops first, so their last ones (statement ended, settled) are not missed.
+  const stops = watchStops(client, callIds, 3000);
+  await Promise.race([stops.ready, new Promise((resolve) => setTimeout(resolve, 1000))]);
   try {
     for (let i = 0; i < callIds.length; i += MAX_CANCEL_IDS) {
       const { results } = await client.calls.cancel.mutate({ callIds: callIds.slice(i, i + MAX_CANCEL_IDS) }, { signal: AbortSignal.timeout(5000) });
@@ -62,6 +128,8 @@ async function cancelOnServer(client: ApiClient, callIds: readonly string[]): Pr
   } catch (error) {
     report.failed = error instanceof Error ? error.message : String(error);
   }
+  const hops = await stops.done;
+  if (hops.settled > 0) report.hops = hops;
   return report;
 }
 
@@ -247,6 +315,9 @@ function printSummary(config: Config, s: FetchSummary): void {
         ? `interrupted: ${s.stopped.inFlight} calls were in flight; asking the server to stop them failed (${r.failed}); they end at their deadline`
         : `interrupted: ${s.stopped.inFlight} calls were in flight; the server stopped ${r?.cancelled ?? 0} (calls.cancel), ${r?.['already-settled'] ?? 0} had already finished, ${r?.unknown ?? 0} unknown to it`,
     );
+    if (r?.hops) {
+      lines.push(`on the server (their hops): ${r.hops.sqlCancelled} statements cancelled inside Postgres (57014), ${r.hops.dequeued} taken out of the pool queue (never sent), ${r.hops.beforeSql} stopped before any SQL`);
+    }
   } else if (s.stopped?.by === 'fail-fast') {
     lines.push(`--fail-fast: stopped at the first failure; ${s.stopped.inFlight} calls in flight were cancelled on the server`);
   }
