@@ -20,6 +20,8 @@ const abortLag = [];
 const input = encodeURIComponent(JSON.stringify({ ms: sleepMs }));
 const started = Date.now();
 const settled = [];
+/** Calls aborted before their request was written. */
+const neverSent = [];
 for (let i = 0; i < calls; i++) {
   const plannedLaunch = started + (i * launchMs) / calls;
   if (plannedLaunch > Date.now()) await sleep(plannedLaunch - Date.now());
@@ -39,12 +41,17 @@ for (let i = 0; i < calls; i++) {
         res.on('error', resolve);
       });
       req.on('error', () => { resolve(); });
+      // 'finish': the whole request was handed to the socket. One destroyed before that (its connection still
+      // waiting in the launch burst) never left this process: the server cannot have seen it.
+      let written = false;
+      req.on('finish', () => { written = true; });
       timer = setTimeout(() => {
         // Stamped with Date.now() (the wall clock the server's hops use), right before the socket closes.
         const now = Date.now();
         abortLag.push(now - plannedAbort);
         abortedAt.push([id, now]);
-        bump('aborted');
+        bump(written ? 'aborted' : 'aborted before it was sent');
+        if (!written) neverSent.push(id);
         req.destroy();
       }, plannedAbort - Date.now());
     }),
@@ -56,6 +63,7 @@ loop.disable();
 parentPort.postMessage({
   outcomes,
   abortedAt,
+  neverSent,
   launchLag,
   abortLag,
   loopDelayP99Ms: loop.percentile(99) / 1e6,

@@ -55,6 +55,8 @@ export interface StormResult {
   clientOutcomes: Map<string, number>;
   /** Calls the server logged as received. */
   received: number;
+  /** Calls aborted before their request was even written (their connection not yet accepted): nothing to receive. */
+  neverSent: number;
   /** Calls aborted by the client whose server signal never fired. */
   signalNeverFired: number;
   /**
@@ -141,6 +143,7 @@ export async function cancelStorm(options: StormOptions): Promise<StormResult> {
     const gen = await runGenerator({ url: options.url, token: options.token, calls, sleepMs, launchMs, abortWithinMs, prefix }, options.signal);
     const clientOutcomes = new Map(Object.entries(gen.outcomes));
     const abortedAt = new Map(gen.abortedAt);
+    const neverSentIds = new Set(gen.neverSent);
     const started = Date.now() - gen.wallMs;
     const lastAbort = Math.max(...abortedAt.values());
 
@@ -204,7 +207,9 @@ export async function cancelStorm(options: StormOptions): Promise<StormResult> {
       calls,
       clientOutcomes,
       received: [...hops.values()].filter((list) => list.some((h) => h.type === 'received')).length,
-      signalNeverFired: signalNeverFired + (calls - hops.size),
+      neverSent: neverSentIds.size,
+      // A call the server never saw has no signal to fire; one it saw but never heard from is counted above.
+      signalNeverFired: signalNeverFired + [...abortedAt.keys()].filter((id) => !hops.has(id) && !neverSentIds.has(id)).length,
       signalLatenciesMs,
       intakeLatenciesMs,
       statementsStarted,
@@ -230,6 +235,7 @@ export async function cancelStorm(options: StormOptions): Promise<StormResult> {
 interface GeneratorResult {
   outcomes: Record<string, number>;
   abortedAt: [string, number][];
+  neverSent: string[];
   launchLag: number[];
   abortLag: number[];
   loopDelayP99Ms: number;
@@ -272,7 +278,7 @@ export function stormFigures(r: StormResult): [string, string | number][] {
   const fmt = (n: number) => (Number.isFinite(n) ? `${Math.round(n)} ms` : 'never');
   const lost = [...r.lostCancels.values()].reduce((a, b) => a + b, 0);
   return [
-    ['calls / received by the server', `${r.calls} / ${r.received}`],
+    ['calls / received by the server', `${r.calls} / ${r.received}${r.neverSent > 0 ? ` (${r.neverSent} aborted before their request was written)` : ''}`],
     ['client outcomes', countsText(r.clientOutcomes)],
     ['statements started / cancels sent (running, queued)', `${r.statementsStarted} / ${r.cancelsSentRunning}, ${r.cancelsSentQueued}`],
     ['lost cancels (statements not ended by 57014)', `${lost}${lost ? ` (${countsText(r.lostCancels)})` : ''}`],
