@@ -104,6 +104,8 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
       API_TOKEN: options.token,
       DASHBOARD_DIR: DIST_DIR,
       LOG_LEVEL: 'warn',
+      // A test that stops the server waits for the calls in flight at most this long (the default is 10 s).
+      SHUTDOWN_TIMEOUT_MS: '2000',
       DB_APPLICATION_NAME: options.applicationName,
       DB_POOL_MAX: String(options.poolMax ?? 10),
       ...tlsEnv,
@@ -136,7 +138,14 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     output: () => out,
     stop: async () => {
       if (proc.exitCode === null) proc.kill('SIGTERM');
+      // A graceful stop takes at most SHUTDOWN_TIMEOUT_MS and the pool's close; one that hangs is a failure
+      // to report (its output says where), not a test that runs into vitest's timeout.
+      const hung = setTimeout(() => {
+        process.stderr.write(`[e2e harness] the server did not exit 15 s after SIGTERM; killing it. Its output:\n${out.slice(-4000)}\n`);
+        proc.kill('SIGKILL');
+      }, 15_000);
       await exited;
+      clearTimeout(hung);
       if (tlsDir) await rm(tlsDir, { recursive: true, force: true });
     },
   };
