@@ -19,7 +19,7 @@ export default tseslint.config(
   },
   { files: ['**/*.mjs', '**/*.js'], ...tseslint.configs.disableTypeChecked },
   {
-    files: ['apps/server/src/env.ts', '**/*.test.ts', '**/test/**', '**/vitest.*', '**/global-setup.ts', 'packages/bench/**', '**/e2e/**', 'apps/bench/**'],
+    files: ['apps/server/src/env.ts', '**/*.test.ts', '**/test/**', '**/vitest.*', '**/global-setup.ts', '**/e2e/**', 'apps/bench/**'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );

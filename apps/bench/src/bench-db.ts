@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { createDb, runMigrations, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '@asyncscope/db';
-import { within } from './children';
+import { within } from '@asyncscope/harness/children';
 
 export interface BenchDatabase {
   /** Connection string of the seeded database. */

@@ -21,11 +21,11 @@ import { setMaxListeners } from 'node:events';
 import { TRPCClientError } from '@trpc/client';
 import postgres from 'postgres';
 import { openBenchDatabase } from './bench-db';
-import { startApiServer, type ApiServer } from './api-server';
+import { startOwnServer, type ApiServer } from './own-server';
 import { batchedTransport, http2Transport, tlsHttp1Transport, typedClientTransport, webSocketTransport, type CancelTransport } from './cancel-transports';
-import { runBench } from './children';
+import { runBench } from '@asyncscope/harness/children';
 import { peakRssBytes } from './measure';
-import { cancelStorm, signalLatency, stormFigures } from './storm';
+import { cancelStorm, signalLatency, stormFigures } from '@asyncscope/harness/storm';
 
 const env = process.env;
 const CANCELLATIONS = Number(env.BENCH_CANCELLATIONS ?? 1000);
@@ -143,7 +143,7 @@ async function main(signal: AbortSignal): Promise<void> {
   try {
     {
       const figures: CancelFigures[] = [];
-      const plain = await startApiServer(db.url, { DB_APPLICATION_NAME: APP }, signal);
+      const plain = await startOwnServer(db.url, { DB_APPLICATION_NAME: APP }, signal);
       try {
         for (const transport of [typedClientTransport(plain), webSocketTransport(plain), batchedTransport(plain)]) {
           try {
@@ -156,7 +156,7 @@ async function main(signal: AbortSignal): Promise<void> {
         await plain.close();
       }
       // TLS_CERT/TLS_KEY set: the same port speaks HTTP/2 and HTTP/1.1.
-      const secure = await startApiServer(db.url, { DB_APPLICATION_NAME: APP }, signal, { tls: true });
+      const secure = await startOwnServer(db.url, { DB_APPLICATION_NAME: APP }, signal, { tls: true });
       try {
         for (const transport of [tlsHttp1Transport(secure), http2Transport(secure)]) {
           try {
@@ -171,7 +171,7 @@ async function main(signal: AbortSignal): Promise<void> {
       out.push(...cancellationRows(figures), '');
     }
     {
-      const server = await startApiServer(db.url, { DB_APPLICATION_NAME: APP, MAX_IN_FLIGHT: String(BURST), MAX_QUEUE: '0' }, signal);
+      const server = await startOwnServer(db.url, { DB_APPLICATION_NAME: APP, MAX_IN_FLIGHT: String(BURST), MAX_QUEUE: '0' }, signal);
       try {
         const r = await burst(server, signal);
         const pass = r.ok === BURST && r.rssMb < 300;
@@ -181,7 +181,7 @@ async function main(signal: AbortSignal): Promise<void> {
       }
     }
     {
-      const server = await startApiServer(db.url, { DB_APPLICATION_NAME: APP }, signal);
+      const server = await startOwnServer(db.url, { DB_APPLICATION_NAME: APP }, signal);
       try {
         const r = await burst(server, signal);
         const pass = r.other.size === 0 && r.ok + r.shed === BURST && r.ok > 0;
@@ -192,7 +192,7 @@ async function main(signal: AbortSignal): Promise<void> {
     }
     {
       // Every call of the storm admitted at once (as the chaos suite does): they contend for the pool.
-      const server = await startApiServer(db.url, { DB_APPLICATION_NAME: APP, MAX_IN_FLIGHT: String(STORM_CALLS), MAX_QUEUE: '0' }, signal);
+      const server = await startOwnServer(db.url, { DB_APPLICATION_NAME: APP, MAX_IN_FLIGHT: String(STORM_CALLS), MAX_QUEUE: '0' }, signal);
       try {
         const r = await cancelStorm({ url: server.url, token: server.token, api: server.api, databaseUrl: db.url, applicationName: APP, calls: STORM_CALLS, signal });
         const lost = [...r.lostCancels.values()].reduce((a, b) => a + b, 0);

@@ -9,7 +9,7 @@ import { connect } from 'node:http2';
 import { Agent, request } from 'node:https';
 import { closeApiClient, createApiClient } from '@asyncscope/client';
 import WebSocket from 'ws';
-import type { ApiServer } from './api-server';
+import type { ApiServer } from './own-server';
 
 export interface CancelTransport {
   name: string;

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { freePort } from '@asyncscope/db';
 import { openBenchDatabase } from './bench-db';
-import { killAllNow, spawnChild, stopChild, waitUntilOk, type Child } from './children';
+import { killAllNow, spawnChild, stopChild, waitUntilOk, type Child } from '@asyncscope/harness/children';
 import { cpuMicros, peakRssBytes, runLoad, type LoadResult } from './measure';
 import { measureTransports, transportReport } from './transport-bench';
 

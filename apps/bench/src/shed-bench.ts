@@ -11,8 +11,8 @@
 import { setMaxListeners } from 'node:events';
 import { request, Agent } from 'node:http';
 import { openBenchDatabase } from './bench-db';
-import { startApiServer, type ApiServer } from './api-server';
-import { runBench } from './children';
+import { startOwnServer, type ApiServer } from './own-server';
+import { runBench } from '@asyncscope/harness/children';
 
 const BURST = Number(process.env.BENCH_SHED_BURST ?? 5000);
 const ROUNDS = 3;
@@ -65,7 +65,7 @@ async function main(signal: AbortSignal): Promise<void> {
   const db = await openBenchDatabase({ adminUrl: process.env.BENCH_DATABASE_URL, users: 1000, signal });
   const out = ['', `## Shed latency: ${BURST} users.byId at once, default limits (node ${process.version}, ${db.description})`, '', '| 200 | 429 | other | 429 latency from request creation | 429 latency from TCP connect |', '| --- | --- | --- | --- | --- |'];
   try {
-    const server = await startApiServer(db.url, {}, signal);
+    const server = await startOwnServer(db.url, {}, signal);
     try {
       for (let i = 0; i < ROUNDS; i++) {
         out.push(await round(server, signal));

@@ -7,8 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { openBenchDatabase } from './bench-db';
-import { startApiServer } from './api-server';
-import { runBench } from './children';
+import { startOwnServer } from './own-server';
+import { runBench } from '@asyncscope/harness/children';
 
 const env = process.env;
 const USERS = Number(env.BENCH_STREAM_USERS ?? 1_000_000);
@@ -23,7 +23,7 @@ function rssMb(pid: number): number {
 async function main(signal: AbortSignal): Promise<void> {
   log(`seeding ${USERS} users`);
   const db = await openBenchDatabase({ adminUrl: env.BENCH_DATABASE_URL, users: USERS, signal });
-  const server = await startApiServer(db.url, {}, signal).catch(async (error: unknown) => {
+  const server = await startOwnServer(db.url, {}, signal).catch(async (error: unknown) => {
     await db.close();
     throw error;
   });

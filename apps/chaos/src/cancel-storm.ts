@@ -3,7 +3,7 @@
  * `lab.sleep({ ms: 5000 })` calls aborted by their clients within 4 s. Must: 0 lost cancels, 0 calls whose
  * signal fired yet settled OK, abort → server signal p99 < 250 ms.
  */
-import { cancelStorm, signalLatency, stormFigures } from '@asyncscope/bench/storm';
+import { cancelStorm, signalLatency, stormFigures } from '@asyncscope/harness/storm';
 import type { ScenarioReport } from './figures';
 import type { ServerUnderTest } from './harness';
 import type { ChaosPostgres } from './pg';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '@asyncscope/db';
-import { within } from '@asyncscope/bench/children';
+import { within } from '@asyncscope/harness/children';
 
 export const DATABASE = 'chaos';
 

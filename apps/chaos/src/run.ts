@@ -5,7 +5,7 @@
  *
  *   npx --yes pnpm@10.34.8 --filter @asyncscope/chaos run chaos
  */
-import { killAllNow, within } from '@asyncscope/bench/children';
+import { killAllNow, within } from '@asyncscope/harness/children';
 import { stormScenario, STORM_SERVER_ENV } from './cancel-storm';
 import { config } from './config';
 import { printReport, type ScenarioReport } from './figures';

@@ -8,7 +8,7 @@ import type { AppRouter } from '@asyncscope/api';
 import { MAX_CANCEL_IDS, newCallId } from '@asyncscope/contract';
 import { TRPCClientError, type TRPCLink } from '@trpc/client';
 import { observable } from '@trpc/server/observable';
-import type { CallContext } from './links';
+import type { CallContext } from './call-context';
 
 /** Sends one `calls.cancel` for the given ids; its failure is the caller's to swallow or report. */
 export type SendCancel = (callIds: string[]) => Promise<unknown>;

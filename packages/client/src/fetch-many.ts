@@ -1,6 +1,6 @@
 import { linkSignals } from '@asyncscope/concurrency';
 import { callWithPolicy } from './policy';
-import type { CallContext } from './links';
+import type { CallContext } from './call-context';
 
 export type FetchOutcome<K, T> = { id: K; status: 'fulfilled'; value: T } | { id: K; status: 'rejected'; reason: unknown };
 

@@ -5,23 +5,9 @@ import { CALL_ID_MAX_LENGTH, isCallId, newCallId } from '@asyncscope/contract';
 import { budgetMs, CancelBatcher, cancelByIdLink } from './cancel-by-id';
 import { ticketedEventSource } from './ticketed-event-source';
 import { webSocketLinks, type ConnectionState, type WebSocketConstructor } from './ws';
+import type { CallContext } from './call-context';
 
-/** Per-call options, passed as tRPC's `context` (a type, not an interface, so it fits tRPC's record type). */
-export type CallContext = {
-  /**
-   * Names the call on the server (its events, logs, `calls.cancel`): x-request-id per call over HTTP, its
-   * place in x-call-ids in a batch, `params.callId` over the WebSocket. Given one if none.
-   */
-  callId?: string;
-  /** Epoch ms by which the call must be done; the server gets the remaining budget (x-deadline-ms, or `params.deadlineMs`). */
-  deadlineAt?: number;
-  /**
-   * 'single': one HTTP request for this call, so aborting it reaches the server (its signal fires).
-   * 'batch': shares a request with other calls; an abort only drops the answer, the server keeps working.
-   * Default: 'single' for calls given a signal, 'batch' for the rest. Only for the 'http' transport.
-   */
-  transport?: 'single' | 'batch';
-};
+export type { CallContext };
 
 /**
  * How a client reaches the server:

@@ -1,7 +1,7 @@
 import { deadline, retry, type RetryInfo } from '@asyncscope/concurrency';
 import { attemptCallId } from '@asyncscope/contract';
 import { TRPCClientError } from '@trpc/client';
-import type { CallContext } from './links';
+import type { CallContext } from './call-context';
 import { closeCodeOf, FINAL_CLOSE_CODES } from './ws';
 
 /** Codes worth another attempt: the server shed the call or was briefly unavailable. */

@@ -11,7 +11,7 @@ import type { AppRouter } from '@asyncscope/api';
 import { createWSClient, jsonEncoder, TRPCClientError, wsLink, type TRPCLink } from '@trpc/client';
 import { observable } from '@trpc/server/observable';
 import { budgetMs } from './cancel-by-id';
-import type { CallContext } from './links';
+import type { CallContext } from './call-context';
 
 /** The connection of a WebSocket client, as a dashboard shows it. */
 export interface ConnectionState {

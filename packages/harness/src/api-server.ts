@@ -1,17 +1,14 @@
-/** The real API server (apps/server) as a child process on a free port, for the benchmarks. */
+/** The real API server (apps/server's build) as a child process on a free port, for benchmarks and chaos runs. */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createApiClient, type ApiClient } from '@asyncscope/client';
 import { freePort } from '@asyncscope/db';
 import { EventSource } from 'eventsource';
 import { generate } from 'selfsigned';
 import { spawnChild, stopChild, waitUntilOk, type Child } from './children';
-
-const ownServerDir = fileURLToPath(new URL('../../server', import.meta.url));
 
 /** The server's `serve` script (what `pnpm start` runs), as node's arguments: flags, then the built entry point. */
 function serveArgs(serverDir: string): string[] {
@@ -32,17 +29,23 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/**
- * Starts the built server (`serverDir`: an apps/server folder with dist/ built, this checkout's by default)
- * against `databaseUrl`, and waits until /readyz answers 200.
- */
+export interface ApiServerOptions {
+  /** An apps/server folder with dist/ built: its `serve` script is the command that runs. */
+  serverDir: string;
+  /** Extra node flags for an investigation (e.g. `--cpu-prof`, `--import ./probe.mjs`), before the entry point. */
+  nodeArgs?: readonly string[];
+  readyTimeoutMs?: number;
+  tls?: boolean;
+}
+
+/** Starts the built server against `databaseUrl`, and waits until /readyz answers 200. */
 export async function startApiServer(
   databaseUrl: string,
   extraEnv: Record<string, string>,
   signal: AbortSignal,
-  options: { serverDir?: string; readyTimeoutMs?: number; tls?: boolean } = {},
+  options: ApiServerOptions,
 ): Promise<ApiServer> {
-  const serverDir = options.serverDir ?? ownServerDir;
+  const { serverDir } = options;
   const serve = serveArgs(serverDir);
   const port = await freePort();
   const token = randomBytes(18).toString('hex');
@@ -66,10 +69,11 @@ export async function startApiServer(
   const child = spawnChild({
     name: 'server',
     // The same command as `pnpm start` (apps/server's serve script, on its build), so the figures are
-    // those of the server a user starts. BENCH_SERVER_NODE_ARGS adds node flags for an investigation
-    // (e.g. `--cpu-prof`, `--import ./probe.mjs`).
-    args: [...serve.slice(0, -1), ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean), ...serve.slice(-1)],
+    // those of the server a user starts.
+    args: [...serve.slice(0, -1), ...(options.nodeArgs ?? []), ...serve.slice(-1)],
     cwd: serverDir,
+    // The child inherits this process's environment as a whole (PATH, proxy and CA settings), not as settings read here.
+    // eslint-disable-next-line no-restricted-properties
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: databaseUrl, API_TOKEN: token, LOG_LEVEL: 'warn', ...extraEnv, ...tlsEnv },
   });
   const url = `${tlsDir ? 'https' : 'http'}://127.0.0.1:${port}`;
