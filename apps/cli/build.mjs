@@ -4,16 +4,12 @@
  * bin/asyncscope.mjs runs it when it is newer than every source, and the sources through tsx otherwise.
  */
 import { build } from 'esbuild';
+import { nodeBundleOptions } from '../../scripts/bundle.mjs';
 
 await build({
   entryPoints: ['src/main.ts'],
   outfile: 'dist/asyncscope.mjs',
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  sourcemap: 'linked',
-  logLevel: 'warning',
+  ...nodeBundleOptions,
   // ws loads these optional native speed-ups only if installed.
   external: ['bufferutil', 'utf-8-validate'],
   // Bundled CommonJS (commander, ws, cli-progress) calls require() for Node's own modules.

@@ -8,40 +8,20 @@
  * dictionary of its own. With 10,000 calls in flight both show in the server's peak memory.
  */
 import { readFileSync } from 'node:fs';
-import { builtinModules } from 'node:module';
 import process from 'node:process';
 import { URL } from 'node:url';
 import { build } from 'esbuild';
+import { nodeBundleOptions, npmPackagesExternal } from '../../scripts/bundle.mjs';
 
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
 const dependencies = new Set(Object.keys(pkg.dependencies ?? {}));
-const builtins = new Set(builtinModules);
-const packageName = (path) => path.split('/').slice(0, path.startsWith('@') ? 2 : 1).join('/');
 const missing = new Map(); // package → a file that imports it
 
 await build({
   entryPoints: ['src/main.ts'],
   outfile: 'dist/main.mjs',
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  sourcemap: 'linked',
-  logLevel: 'warning',
-  plugins: [
-    {
-      name: 'npm-packages-external',
-      setup(b) {
-        b.onResolve({ filter: /^[^./]/ }, ({ path, importer }) => {
-          if (path.startsWith('node:') || builtins.has(path)) return { external: true };
-          const name = packageName(path);
-          if (name.startsWith('@asyncscope/')) return undefined; // ours: bundled
-          if (!dependencies.has(name) && !missing.has(name)) missing.set(name, importer);
-          return { external: true };
-        });
-      },
-    },
-  ],
+  ...nodeBundleOptions,
+  plugins: [npmPackagesExternal({ dependencies, missing })],
 });
 
 if (missing.size > 0) {

@@ -4,19 +4,16 @@
  * npm packages stay imports and must be dependencies here (the build names any that is not).
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { builtinModules } from 'node:module';
 import process from 'node:process';
 import { fileURLToPath, URL } from 'node:url';
 import { build } from 'esbuild';
 import { rollup } from 'rollup';
 import { dts } from 'rollup-plugin-dts';
+import { isWorkspacePackage as isOurs, nodeBundleOptions, npmPackagesExternal } from '../../scripts/bundle.mjs';
 import { routerTypes } from './scripts/router-types.mjs';
 
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
 const dependencies = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]);
-const builtins = new Set(builtinModules);
-const packageName = (path) => path.split('/').slice(0, path.startsWith('@') ? 2 : 1).join('/');
-const isOurs = (path) => path.startsWith('@asyncscope/');
 const missing = new Map(); // package → a file that imports it
 
 rmSync(new URL('./dist', import.meta.url), { recursive: true, force: true });
@@ -24,27 +21,10 @@ rmSync(new URL('./dist', import.meta.url), { recursive: true, force: true });
 await build({
   entryPoints: ['src/index.ts'],
   outfile: 'dist/index.js',
-  bundle: true,
+  ...nodeBundleOptions,
   platform: 'neutral', // browsers and Node alike: nothing Node-only may slip in
-  format: 'esm',
   target: 'es2022',
-  sourcemap: 'linked',
-  logLevel: 'warning',
-  plugins: [
-    {
-      name: 'npm-packages-external',
-      setup(b) {
-        b.onResolve({ filter: /^[^./]/ }, ({ path, importer }) => {
-          if (isOurs(path)) return undefined; // bundled
-          const name = packageName(path);
-          if (path.startsWith('node:') || builtins.has(name)) missing.set(path, importer);
-          else if (!dependencies.has(name) && !missing.has(name)) missing.set(name, importer);
-          return { external: true };
-        },
-        );
-      },
-    },
-  ],
+  plugins: [npmPackagesExternal({ dependencies, missing, nodeBuiltins: 'forbid' })],
 });
 
 // Declarations: everything of ours inlined, with `@asyncscope/api` (the server) replaced by the router type
