@@ -67,26 +67,66 @@ export function steadyLoad(server: ServerUnderTest, tag: string): SteadyLoad {
 }
 
 /**
- * Runs the rounds. A server that exits is counted and replaced by a fresh one (`start`), so one run
- * tells how often it happens rather than stopping at the first crash; a wedged server is replaced too.
+ * The server under test with steady load on it. After a crash or a wedge it is retired (its load stopped, its
+ * figures kept) and, while rounds remain, replaced by a fresh one with fresh load: one run then tells how often
+ * it happens rather than stopping at the first.
  */
+export class LoadedServer {
+  readonly loads: SteadyLoad[] = [];
+  peakRss = 0;
+  private current: { server: ServerUnderTest; load: SteadyLoad } | undefined;
+
+  private constructor(
+    private readonly start: () => Promise<ServerUnderTest>,
+    private readonly tag: string,
+  ) {}
+
+  static async start(start: () => Promise<ServerUnderTest>, tag: string): Promise<LoadedServer> {
+    const loaded = new LoadedServer(start, tag);
+    await loaded.launch();
+    return loaded;
+  }
+
+  get server(): ServerUnderTest {
+    if (!this.current) throw new Error('no server: it was retired and not replaced');
+    return this.current.server;
+  }
+
+  async launch(): Promise<void> {
+    const server = await this.start();
+    const load = steadyLoad(server, this.tag);
+    this.loads.push(load);
+    this.current = { server, load };
+    load.start();
+  }
+
+  /** Stops the load, notes the server's peak RSS; `close` also stops the server. */
+  async retire({ close }: { close: boolean }): Promise<void> {
+    const current = this.current;
+    if (!current) return;
+    await current.load.stop();
+    this.peakRss = Math.max(this.peakRss, current.server.peakRssMb());
+    if (close) {
+      this.current = undefined;
+      await current.server.close();
+    }
+  }
+}
+
+/** Runs the rounds. A server that exits or wedges is counted and replaced (see `LoadedServer`). */
 export async function killConnections(pg: ChaosPostgres, start: () => Promise<ServerUnderTest>, options: KillOptions): Promise<ScenarioReport> {
   const started = Date.now();
   const recoveries: number[] = [];
   const killedPerRound: number[] = [];
-  const loads: SteadyLoad[] = [];
   const exits: string[] = [];
   let wedged = 0;
   let rounds = 0;
-  let server = await start();
-  let load = steadyLoad(server, 'k');
-  loads.push(load);
-  load.start();
-  let peakRss = 0;
+  const loaded = await LoadedServer.start(start, 'k');
   try {
     await sleep(700, undefined, { signal: options.signal });
     for (let round = 1; round <= options.rounds; round++) {
       const killAt = Date.now();
+      const server = loaded.server;
       killedPerRound.push(await terminatePool(pg.url, server.applicationName));
       rounds = round;
       const ok = await waitForOk(server, killAt, options.signal);
@@ -96,21 +136,16 @@ export async function killConnections(pg: ChaosPostgres, start: () => Promise<Se
       const exited = server.exitedWith();
       if (exited !== undefined || ok === undefined) {
         if (exited !== undefined) exits.push(`round ${round}: exit ${exited} ${server.crashLine()}`);
-        await load.stop();
-        peakRss = Math.max(peakRss, server.peakRssMb());
-        await server.close();
+        await loaded.retire({ close: true });
         if (round === options.rounds) break;
-        server = await start();
-        load = steadyLoad(server, 'k');
-        loads.push(load);
-        load.start();
+        await loaded.launch();
         await sleep(500, undefined, { signal: options.signal });
       }
     }
   } finally {
-    await load.stop();
+    await loaded.retire({ close: false });
   }
-  peakRss = Math.max(peakRss, server.peakRssMb());
+  const { loads, peakRss } = loaded;
   const writes = await checkWrites(pg.url, loads);
   const attempts = loads.flatMap((l) => l.attempts);
   const errors = attempts.filter((a) => a.code !== 'OK');

@@ -8,8 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { countBy, countsText, ms, percentile, pct, type ScenarioReport } from './figures';
 import type { ServerUnderTest } from './harness';
 import { readyz } from './http';
-import { CI_SLACK_MS, RECOVERY_LIMIT_MS, steadyLoad, waitForOk, WEDGE_MS } from './kill-connections';
-import type { SteadyLoad } from './load';
+import { CI_SLACK_MS, LoadedServer, RECOVERY_LIMIT_MS, waitForOk, WEDGE_MS } from './kill-connections';
 import type { ChaosPostgres } from './pg';
 import { checkWrites } from './writes';
 
@@ -60,15 +59,11 @@ function pollReadyz(server: ServerUnderTest): { samples: ReadySample[]; stop: ()
 export async function restartPostgres(pg: ChaosPostgres, start: () => Promise<ServerUnderTest>, options: RestartOptions): Promise<ScenarioReport> {
   const started = Date.now();
   const runs: Run[] = [];
-  const loads: SteadyLoad[] = [];
-  let server = await start();
-  let load = steadyLoad(server, 'r');
-  loads.push(load);
-  load.start();
-  let peakRss = 0;
+  const loaded = await LoadedServer.start(start, 'r');
   try {
     for (let i = 1; i <= options.runs; i++) {
       await sleep(800, undefined, { signal: options.signal });
+      const server = loaded.server;
       const poller = pollReadyz(server);
       let upAt = 0;
       let stoppedAt = 0;
@@ -99,22 +94,17 @@ export async function restartPostgres(pg: ChaosPostgres, start: () => Promise<Se
       };
       runs.push(run);
       if (run.outcome !== 'recovered' || !run.readyz200After) {
-        await load.stop();
-        peakRss = Math.max(peakRss, server.peakRssMb());
-        await server.close();
+        await loaded.retire({ close: true });
         if (i === options.runs) break;
-        server = await start();
-        load = steadyLoad(server, 'r');
-        loads.push(load);
-        load.start();
+        await loaded.launch();
       }
     }
   } finally {
-    await load.stop();
+    await loaded.retire({ close: false });
     // A failure mid-run must not leave Postgres down for the write check and the teardown.
     await pg.start();
   }
-  peakRss = Math.max(peakRss, server.peakRssMb());
+  const { loads, peakRss } = loaded;
   const writes = await checkWrites(pg.url, loads);
   const attempts = loads.flatMap((l) => l.attempts);
   const errors = attempts.filter((a) => a.code !== 'OK');
