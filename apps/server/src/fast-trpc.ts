@@ -31,21 +31,17 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import {
   callTRPCProcedure,
-  getErrorShape,
   getTRPCErrorFromUnknown,
-  transformTRPCResponse,
   TRPCError,
   type AnyTRPCProcedure,
-  type AnyTRPCRootTypes,
   type AnyTRPCRouter,
   type inferRouterContext,
-  type TRPCErrorShape,
   type TRPCProcedureType,
-  type TRPCRootConfig,
 } from '@trpc/server';
 import { createHTTPHandler, type CreateHTTPContextOptions } from '@trpc/server/adapters/standalone';
-import { getHTTPStatusCode, type HTTPErrorHandler, type TRPCRequestInfo } from '@trpc/server/http';
+import type { HTTPErrorHandler, TRPCRequestInfo } from '@trpc/server/http';
 import { responseGone } from './http-version';
+import { TRPC_VARY, trpcErrorResponses, writeJson } from './trpc-error-response';
 
 export interface FastTRPCHandlerOptions<TRouter extends AnyTRPCRouter> {
   router: TRouter;
@@ -227,10 +223,11 @@ function inputOf(call: SingleCall): () => Promise<unknown> {
 
 const ACCEPTED_METHOD: Record<TRPCProcedureType, string> = { query: 'GET', mutation: 'POST', subscription: 'GET' };
 
+const VARY = { vary: TRPC_VARY };
+
 function send(res: ServerResponse, status: number, body: string): void {
   if (responseGone(res)) return; // the client is gone: nobody to answer (tRPC's pipe is aborted likewise)
-  res.writeHead(status, { 'content-type': 'application/json', vary: 'trpc-accept, accept', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  writeJson(res, status, body, VARY);
 }
 
 /** A Node request handler for tRPC: single calls served directly, the rest by tRPC's standard adapter. */
@@ -239,10 +236,8 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
   const fallback =
     opts.fallback ??
     createHTTPHandler<TRouter>({ router, basePath, maxBodySize, maxBatchSize, createContext, onError });
-  const config = router._def._config as TRPCRootConfig<AnyTRPCRootTypes>;
-  /** The error as the router's errorFormatter shapes it. */
-  const shapeOf = (error: TRPCError, type: TRPCProcedureType | 'unknown', path: string | undefined, input: unknown, ctx: unknown): TRPCErrorShape =>
-    getErrorShape({ config, error, type, path, input, ctx }) as TRPCErrorShape;
+  const errors = trpcErrorResponses(router);
+  const { config } = errors;
   const deserialize = (value: unknown): unknown => config.transformer.input.deserialize(value);
   // A flat map 'users.byId' → procedure, made without a prototype (tRPC's emptyObject()).
   const procedures = router._def.procedures as Record<string, AnyTRPCProcedure | undefined>;
@@ -295,9 +290,7 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
         }
         if (isDataStream(data)) throw new TRPCError({ code: 'UNSUPPORTED_MEDIA_TYPE', message: STREAM_MESSAGE });
         if (error) {
-          const response = { error: shapeOf(error, type, path, call.result(), ctx) };
-          status = getHTTPStatusCode([response]);
-          body = JSON.stringify(transformTRPCResponse(config, response));
+          ({ status, body } = errors.answer(error, { type, path, input: call.result(), ctx }));
         } else {
           // What transformTRPCResponse makes of { result: { data } }, without its two object spreads
           // (tRPC's _objectSpread2 helper is slow: ownKeys + defineProperty per key).
@@ -307,9 +300,7 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
         // resolveResponse's outer catch: no path, no input.
         const error = getTRPCErrorFromUnknown(cause);
         onError?.({ error, path: undefined, input: undefined, ctx, type, req });
-        const response = { error: shapeOf(error, type, undefined, undefined, ctx) };
-        status = getHTTPStatusCode(response);
-        body = JSON.stringify(transformTRPCResponse(config, response));
+        ({ status, body } = errors.answer(error, { type, ctx }));
       }
       send(res, status, body);
     } catch (cause) {
@@ -320,14 +311,14 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
   /** tRPC adapter's last resort (internal_exceptionHandler): a bare JSON error, no content-type. */
   function failed(req: IncomingMessage, res: ServerResponse, cause: unknown): void {
     const error = getTRPCErrorFromUnknown(cause);
-    const shape = shapeOf(error, 'unknown', undefined, undefined, undefined);
+    const { status, body } = errors.answer(error);
     onError?.({ req, error, type: 'unknown', path: undefined, input: undefined, ctx: undefined });
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    res.statusCode = getHTTPStatusCode({ error: shape });
-    res.end(JSON.stringify(transformTRPCResponse(config, { error: shape })));
+    res.statusCode = status;
+    res.end(body);
   }
 
   return function fastTRPC(req, res) {
