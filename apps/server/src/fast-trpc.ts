@@ -21,12 +21,24 @@
  * Node request), the order of checks (404, 405, createContext's error, then the procedure; input read lazily,
  * so a middleware that refuses — auth — wins over bad JSON or a body too large), input decoding
  * (URLSearchParams rules for the query; a body's BOM dropped), `vary` / `content-type`, and the procedure's
- * `signal`, fired when the response closes before it was written (no AbortSignal.any). By design: a
- * content-length instead of chunked encoding; createContext gets `{ req, res, info }` with `info.url` null;
- * a body cut off midway (client gone) fails the input read — tRPC's adapter waits on it forever.
+ * `signal`, fired when the response closes before it was written (no AbortSignal.any), and createContext's
+ * `{ req, res, info }` (`info.url` made when first read). By design: a content-length instead of chunked
+ * encoding; a body cut off midway (client gone) fails the input read — tRPC's adapter waits on it forever.
  *
  * Public entry points of @trpc/server only ('@trpc/server', '@trpc/server/http',
- * '@trpc/server/adapters/standalone'); `router._def.procedures` / `_def.lazy` are typed parts of a router.
+ * '@trpc/server/adapters/standalone'); `router._def.procedures` / `_def.lazy` are typed parts of a router,
+ * `_def._config` is read in trpc-error-response.ts.
+ *
+ * Fenced: FAST_PATH=off serves everything through tRPC's adapter (one restart rules this file out), and
+ * fast-trpc.test.ts fails on any other @trpc/server than TRPC_SERVER_VERIFIED. Upgrading @trpc/server:
+ *   1. Read the changelog and the diff of resolveResponse / nodeHTTPRequestHandler / getRequestInfo (and
+ *      of `createURL`, `createRouterFactory`'s lazy loading) between the two versions.
+ *   2. Re-run the differential corpus: `npx vitest run src/fast-trpc.test.ts` (the same requests through
+ *      this file and tRPC's adapter; status, headers, bodies, onError and createContext's `info` compared).
+ *      Any difference: follow tRPC here, or send the request to the fallback; add a case for it.
+ *   3. Check what the corpus cannot see: new `info` fields, new headers, new defaults
+ *      (maxBatchSize, allowMethodOverride, content types), `_def` shapes (procedures, lazy, _config).
+ *   4. Update TRPC_SERVER_VERIFIED below and the version in the first paragraph; re-run `pnpm bench`.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import {
@@ -42,6 +54,9 @@ import { createHTTPHandler, type CreateHTTPContextOptions } from '@trpc/server/a
 import type { HTTPErrorHandler, TRPCRequestInfo } from '@trpc/server/http';
 import { responseGone } from './http-version';
 import { TRPC_VARY, trpcErrorResponses, writeJson } from './trpc-error-response';
+
+/** The @trpc/server version this file was checked against (header: the upgrade checklist). */
+export const TRPC_SERVER_VERIFIED = '11.22.1';
 
 export interface FastTRPCHandlerOptions<TRouter extends AnyTRPCRouter> {
   router: TRouter;
@@ -216,6 +231,34 @@ class SingleCall {
   }
 }
 
+/**
+ * createContext's `info`, as tRPC's adapter fills it for one call. Its `url` is made when first read
+ * (createContext rarely does; a URL costs microseconds), from what tRPC's adapter makes it of (createURL).
+ */
+class RequestInfo implements TRPCRequestInfo {
+  readonly accept = null;
+  readonly isBatchCall = false;
+  readonly connectionParams = null;
+  readonly calls: SingleCall[];
+  private parsedUrl: URL | undefined;
+
+  constructor(readonly type: TRPCProcedureType | 'unknown', call: SingleCall, readonly signal: AbortSignal, private readonly req: IncomingMessage) {
+    this.calls = [call];
+  }
+
+  get url(): URL {
+    return (this.parsedUrl ??= requestURL(this.req));
+  }
+}
+
+/** The request's URL as tRPC's node adapter makes it (createURL); the fast path takes only hosts that parse. */
+function requestURL(req: IncomingMessage): URL {
+  const { headers } = req;
+  const https = headers[':scheme'] === 'https' || (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
+  const host = headers.host ?? (headers[':authority'] as string | undefined) ?? 'localhost';
+  return new URL(req.url ?? '', `${https ? 'https:' : 'http:'}//${host}`);
+}
+
 /** getRawInput as a function of its own (tRPC copies the options it is passed, so `this` would be lost). */
 function inputOf(call: SingleCall): () => Promise<unknown> {
   return () => call.getRawInput();
@@ -262,7 +305,7 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
       res.once('close', () => {
         if (!res.writableEnded) controller.abort();
       });
-      const info: TRPCRequestInfo = { accept: null, type, isBatchCall: false, calls: [call], connectionParams: null, signal, url: null };
+      const info = new RequestInfo(type, call, signal, req);
 
       let ctx: inferRouterContext<TRouter> | undefined;
       let ctxError: TRPCError | undefined;
