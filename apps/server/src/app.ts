@@ -33,6 +33,8 @@ export interface ServerConfig {
   maxQueuePerClient?: number | undefined;
   /** Whether lab.* answers (default true); off, it refuses with FORBIDDEN. */
   lab?: boolean | undefined;
+  /** Single calls through fast-trpc.ts (default true); off, tRPC's own adapter serves every request. */
+  fastPath?: boolean | undefined;
   /** Default longest duration of a call, in ms (per-procedure limits may be longer, e.g. lab.sleep). */
   callTimeoutMs: number;
   /** WebSocket transport limits (WS_MAX_CALLS_PER_SOCKET, WS_MAX_SOCKETS_PER_TOKEN). */
@@ -113,6 +115,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     maxBatchSize: config.maxBatchSize,
     dashboardDir: config.dashboardDir,
     tls: config.tls,
+    trpcAdapter: config.fastPath === false ? 'standard' : 'fast',
     log,
     isDatabaseReady: () => database.isReady(),
     checkDatabase: () => {
@@ -124,6 +127,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     },
   });
 
+  // Said at start, so that a log shows whether a problem was seen with the fast path ruled out.
+  if (config.fastPath === false) log.info('FAST_PATH=off: every tRPC request goes through tRPC’s own adapter');
   const { server } = http;
   const ws = attachWebSocketTransport(server, { runtime, apiTokens: [apiToken, ...(config.extraApiTokens ?? [])], maxPayload: config.maxBodyBytes, maxCallsPerSocket: config.wsMaxCallsPerSocket, maxSocketsPerToken: config.wsMaxSocketsPerToken, log, isDatabaseReady: () => database.isReady() });
   // A deep accept queue: thousands of clients connecting at once should wait for admission control

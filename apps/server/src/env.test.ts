@@ -88,3 +88,11 @@ describe('readEnv: WebSocket limits', () => {
     expect(() => readEnv({ [name]: value })).toThrow(message);
   });
 });
+
+describe('readEnv: FAST_PATH', () => {
+  it('is on by default, off rules the fast path out, nothing else is taken', () => {
+    expect(readEnv({}).FAST_PATH).toBe('on');
+    expect(readEnv({ FAST_PATH: 'off' }).FAST_PATH).toBe('off');
+    expect(() => readEnv({ FAST_PATH: 'no' })).toThrow(/FAST_PATH="no": FAST_PATH must be on or off/);
+  });
+});

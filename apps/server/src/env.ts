@@ -46,6 +46,8 @@ const envSchema = z.object({
   WS_MAX_CALLS_PER_SOCKET: intIn('WS_MAX_CALLS_PER_SOCKET', 1, 100_000).default(1000),
   WS_MAX_SOCKETS_PER_TOKEN: intIn('WS_MAX_SOCKETS_PER_TOKEN', 1, 100_000).default(64),
   LAB: z.enum(['on', 'off'], { error: 'LAB must be on or off' }).default('on'),
+  /** off: every tRPC request through tRPC's own adapter, none through fast-trpc.ts (to rule it out). */
+  FAST_PATH: z.enum(['on', 'off'], { error: 'FAST_PATH must be on or off' }).default('on'),
   DASHBOARD_DIR: z.string().min(1).default(resolve(REPO_ROOT, 'apps/dashboard/dist')),
   CALL_TIMEOUT_MS: intIn('CALL_TIMEOUT_MS', 1, 3_600_000).default(30_000),
   // PEM files; with both, the server speaks HTTPS (HTTP/2 and HTTP/1.1). Relative paths are from the checkout.

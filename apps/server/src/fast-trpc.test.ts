@@ -2,17 +2,20 @@
  * The fast tRPC path against tRPC's own adapter: two HTTP servers (createHttpServer, same runtime, same
  * database), one with the fast path, one with `createHTTPHandler` alone. Every request of a corpus goes
  * to both, on the same database state, and must get the same status, headers that matter, body (volatile
- * fields masked) and onError / access-log lines. Plus cancellation through the fast path.
+ * fields masked) and onError / access-log lines; the same on one keep-alive connection, and on a bare
+ * router with lazy routers. Plus cancellation through the fast path, and its fence: the pinned
+ * @trpc/server version and FAST_PATH=off.
  */
 import { once } from 'node:events';
-import { createServer, request, type IncomingHttpHeaders, type RequestListener, type Server } from 'node:http';
+import { Agent, createServer, request, type IncomingHttpHeaders, type RequestListener, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo, Server as NetServer } from 'node:net';
-import { initTRPC } from '@trpc/server';
+import { initTRPC, lazy } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { ActivityEvent } from '@asyncscope/api';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFastTRPCHandler } from './fast-trpc';
+import { createFastTRPCHandler, TRPC_SERVER_VERIFIED } from './fast-trpc';
 import { createHttpServer, type HttpServer } from './http';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
@@ -72,16 +75,17 @@ interface Raw {
   /** No authorization header unless given in headers. */
   anonymous?: boolean;
 }
-interface Answer { status: number; headers: IncomingHttpHeaders; text: string }
+interface Answer { status: number; headers: IncomingHttpHeaders; text: string; reusedSocket: boolean }
 
 const auth = { authorization: `Bearer ${TEST_TOKEN}` };
 
-function send(port: number, raw: Raw, until?: (text: string) => boolean): Promise<Answer> {
+/** One request, on a connection of its own unless `agent` keeps them alive. */
+function send(port: number, raw: Raw, until?: (text: string) => boolean, agent: Agent | false = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const headers = { ...(raw.anonymous ? {} : auth), ...raw.headers };
-    const req = request({ host: '127.0.0.1', port, method: raw.method ?? 'GET', path: raw.path, headers, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, method: raw.method ?? 'GET', path: raw.path, headers, agent }, (res) => {
       let text = '';
-      const answer = () => ({ status: res.statusCode ?? 0, headers: res.headers, text });
+      const answer = () => ({ status: res.statusCode ?? 0, headers: res.headers, text, reusedSocket: req.reusedSocket });
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
         text += chunk;
@@ -294,6 +298,32 @@ describe('the fast path answers exactly as tRPC’s adapter', () => {
     expect(a).toEqual(b);
     expect(a?.filter((r) => r.status === 200)).toHaveLength(36);
   });
+
+  it('answers a run of requests on one keep-alive connection identically, reusing it as tRPC’s adapter does', async () => {
+    // Successes, refusals that never read the body (405, 404), a fallback (batch), then a refusal that
+    // closes the connection (413: the body is left unread) and a call on the next one.
+    const run = ['users.byId', 'users.create', 'malformed JSON body', 'unknown procedure (POST)', 'query by POST: 405', 'mutation by GET: 405', 'batch GET', 'users.list, paged', 'body over the limit: 413', 'users.delete'];
+    const views: unknown[][] = [];
+    for (const m of [fast, standard]) {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const seen: unknown[] = [];
+      try {
+        for (const name of run) {
+          const c = cases.find((k) => k.name === name);
+          if (!c) throw new Error(`no case ${name}`);
+          await reset();
+          const answer = await send(m.port, c.raw, undefined, agent);
+          seen.push({ name, reused: answer.reusedSocket, connection: answer.headers.connection, status: answer.status, body: bodyOf(answer.text, 'exact') });
+        }
+      } finally {
+        agent.destroy();
+      }
+      views.push(seen);
+    }
+    expect(views[0]).toEqual(views[1]);
+    // One connection for the first nine, a new one after the 413 closed it.
+    expect(views[0]?.map((v) => (v as { reused: boolean }).reused)).toEqual([false, true, true, true, true, true, true, true, true, false]);
+  });
 });
 
 const events = (callId: string): ActivityEvent[] => t.server.runtime.activity.read(0, 100_000).events.filter((e) => e.callId === callId);
@@ -362,6 +392,44 @@ describe('cancellation through the fast path', () => {
     expect(access).toMatchObject({ status: 499, aborted: true });
     expect(events(callId)).toEqual([]);
     expect(await t.database.sql`select * from lab_writes where label = 'half'`).toHaveLength(0);
+  });
+});
+
+describe('the fence around the fast path', () => {
+  it('runs on the @trpc/server version it was checked against', () => {
+    const { version } = createRequire(import.meta.url)('@trpc/server/package.json') as { version: string };
+    expect(
+      version,
+      `@trpc/server is now ${version}; fast-trpc.ts restates parts of ${TRPC_SERVER_VERIFIED}. Re-run this differential ` +
+        'corpus (npx vitest run src/fast-trpc.test.ts), walk the upgrade checklist at the top of fast-trpc.ts, ' +
+        `then set TRPC_SERVER_VERIFIED to '${version}'.`,
+    ).toBe(TRPC_SERVER_VERIFIED);
+  });
+
+  it('FAST_PATH=off (fastPath: false): every call answered by tRPC’s adapter, and they all work', async () => {
+    const lines: LogLine[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as LogLine); } });
+    const off = await startTestServer({ fastPath: false, log });
+    try {
+      const port = Number(new URL(off.url).port);
+      expect(lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('FAST_PATH=off'))).toBe(true);
+      const created = await send(port, { path: '/trpc/users.create', ...json({ name: 'Off', email: 'off@example.com' }) });
+      const read = await send(port, { path: `/trpc/users.byId${q({ id: 1 })}` });
+      const refused = await send(port, { path: `/trpc/users.byId${q({ id: 0 })}` });
+      for (const answer of [created, read, refused]) {
+        // tRPC's adapter streams its answer (chunked); the fast path writes a content-length (the corpus above).
+        expect(answer.headers['transfer-encoding']).toBe('chunked');
+        expect(answer.headers['content-length']).toBeUndefined();
+      }
+      expect(created.status).toBe(200);
+      expect(JSON.parse(read.text)).toMatchObject({ result: { data: { id: 1, name: 'Off', email: 'off@example.com' } } });
+      expect(refused.status).toBe(400);
+      // The same call on the default server: the fast path's content-length.
+      const onFast = await send(Number(new URL(t.url).port), { path: '/trpc/users.list' });
+      expect(onFast.headers['content-length']).toBeDefined();
+    } finally {
+      await off.close();
+    }
   });
 });
 
@@ -445,8 +513,10 @@ describe('createFastTRPCHandler and tRPC’s adapter, side by side on a bare rou
         router,
         basePath: '/trpc/',
         maxBodySize: 64,
-        createContext: ({ req, info }: { req: { headers: Record<string, unknown> }; info: { type: string; isBatchCall: boolean; connectionParams: unknown; accept: unknown; calls: { path: string }[] } }) => {
-          entry.infos.push({ type: info.type, isBatchCall: info.isBatchCall, connectionParams: info.connectionParams, accept: info.accept, paths: info.calls.map((c) => c.path) });
+        createContext: ({ req, info }: { req: { headers: Record<string, unknown> }; info: { type: string; isBatchCall: boolean; connectionParams: unknown; accept: unknown; calls: { path: string }[]; url: URL | null } }) => {
+          // The servers' ports differ; everything else of the URL must not.
+          const url = info.url?.href.replace(`:${entry.port}/`, ':<port>/');
+          entry.infos.push({ type: info.type, isBatchCall: info.isBatchCall, connectionParams: info.connectionParams, accept: info.accept, paths: info.calls.map((c) => c.path), url });
           if (req.headers['x-fail'] === 'ctx') throw new Error('no context today');
           return { user: 'u' };
         },
@@ -482,6 +552,7 @@ describe('createFastTRPCHandler and tRPC’s adapter, side by side on a bare rou
     ['procedure throws a plain error', { path: '/trpc/crash' }],
     ['stream-like result', { path: '/trpc/streamy' }],
     ['result JSON cannot hold', { path: '/trpc/bigint' }],
+    ['a Host header of its own (info.url)', { path: `/trpc/get${q({ id: 2 })}`, headers: { host: 'api.example.com:8443' } }],
   ];
 
   it.each(cases)('%s: same answer, same onError, same createContext info', async (_name, raw) => {
@@ -494,5 +565,82 @@ describe('createFastTRPCHandler and tRPC’s adapter, side by side on a bare rou
     }
     expect(results[0]).toEqual(results[1]);
     expect(servers[0]?.fell).toBe(0);
+  });
+
+  it('answers the whole list on one keep-alive connection as tRPC’s adapter does', async () => {
+    const runs = [];
+    for (const server of servers) {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const run = [];
+      try {
+        for (const [name, raw] of cases) {
+          const answer = await send(server.port, raw, undefined, agent);
+          run.push({ name, status: answer.status, connection: answer.headers.connection, reused: answer.reusedSocket, body: answer.text });
+        }
+      } finally {
+        agent.destroy();
+      }
+      runs.push(run);
+    }
+    expect(runs[0]).toEqual(runs[1]);
+    expect(runs[0]?.filter((r) => !r.reused).map((r) => r.name)).toEqual([cases[0]?.[0]]);
+    expect(servers[0]?.fell).toBe(0);
+  });
+});
+
+describe('createFastTRPCHandler and tRPC’s adapter on a router with a lazy router in it', () => {
+  const tr = initTRPC.create({ isDev: false }); // no stacks: they name the file that answered
+  /** A router each: the lazy one loads into the router that is asked first. */
+  const makeRouter = () =>
+    tr.router({
+      hello: tr.procedure.query(() => 'hi'),
+      slow: lazy(() =>
+        Promise.resolve(
+          tr.router({
+            ping: tr.procedure.query(() => 'pong'),
+            echo: tr.procedure.input((raw: unknown) => raw as { n: number }).mutation(({ input }) => input.n),
+          }),
+        ),
+      ),
+    });
+  const servers: { port: number; fell: number; server: Server }[] = [];
+
+  beforeAll(async () => {
+    for (const kind of ['fast', 'standard'] as const) {
+      const router = makeRouter();
+      const standardHandler = createHTTPHandler({ router, basePath: '/trpc/' });
+      const entry = { port: 0, fell: 0, server: createServer() };
+      entry.server.on('request', kind === 'fast'
+        ? createFastTRPCHandler({ router, basePath: '/trpc/', createContext: () => ({}), fallback: (req, res) => { entry.fell++; standardHandler(req, res); } })
+        : standardHandler);
+      entry.port = await listen(entry.server);
+      servers.push(entry);
+    }
+  });
+  afterAll(async () => {
+    for (const { server } of servers) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('falls back while a lazy router is unloaded, serves its procedures once it is, answering the same', async () => {
+    // In this order: what the fast path does depends on whether `slow` has been loaded yet.
+    const steps: [string, Raw, boolean][] = [
+      ['a loaded procedure, lazy router not loaded yet', { path: '/trpc/hello' }, false],
+      ['an unknown path, lazy router not loaded: tRPC decides', { path: '/trpc/nope' }, true],
+      ['first call into the lazy router: tRPC loads it', { path: '/trpc/slow.ping' }, true],
+      ['the same call, loaded', { path: '/trpc/slow.ping' }, false],
+      ['a mutation of the loaded router', { path: '/trpc/slow.echo', ...json({ n: 5 }) }, false],
+      ['an unknown path under it, everything loaded', { path: '/trpc/slow.nope' }, false],
+      ['an unknown path, everything loaded', { path: '/trpc/nope' }, false],
+    ];
+    const [fastServer, standardServer] = servers as [(typeof servers)[0], (typeof servers)[0]];
+    for (const [name, raw, fallsBack] of steps) {
+      const before = fastServer.fell;
+      const [f, s] = [await send(fastServer.port, raw), await send(standardServer.port, raw)];
+      expect({ name, status: f.status, body: JSON.parse(f.text) as unknown }).toEqual({ name, status: s.status, body: JSON.parse(s.text) as unknown });
+      expect({ name, fellBack: fastServer.fell > before }).toEqual({ name, fellBack: fallsBack });
+    }
   });
 });

@@ -21,31 +21,42 @@
  * Node request), the order of checks (404, 405, createContext's error, then the procedure; input read lazily,
  * so a middleware that refuses — auth — wins over bad JSON or a body too large), input decoding
  * (URLSearchParams rules for the query; a body's BOM dropped), `vary` / `content-type`, and the procedure's
- * `signal`, fired when the response closes before it was written (no AbortSignal.any). By design: a
- * content-length instead of chunked encoding; createContext gets `{ req, res, info }` with `info.url` null;
- * a body cut off midway (client gone) fails the input read — tRPC's adapter waits on it forever.
+ * `signal`, fired when the response closes before it was written (no AbortSignal.any), and createContext's
+ * `{ req, res, info }` (`info.url` made when first read). By design: a content-length instead of chunked
+ * encoding; a body cut off midway (client gone) fails the input read — tRPC's adapter waits on it forever.
  *
  * Public entry points of @trpc/server only ('@trpc/server', '@trpc/server/http',
- * '@trpc/server/adapters/standalone'); `router._def.procedures` / `_def.lazy` are typed parts of a router.
+ * '@trpc/server/adapters/standalone'); `router._def.procedures` / `_def.lazy` are typed parts of a router,
+ * `_def._config` is read in trpc-error-response.ts.
+ *
+ * Fenced: FAST_PATH=off serves everything through tRPC's adapter (one restart rules this file out), and
+ * fast-trpc.test.ts fails on any other @trpc/server than TRPC_SERVER_VERIFIED. Upgrading @trpc/server:
+ *   1. Read the changelog and the diff of resolveResponse / nodeHTTPRequestHandler / getRequestInfo (and
+ *      of `createURL`, `createRouterFactory`'s lazy loading) between the two versions.
+ *   2. Re-run the differential corpus: `npx vitest run src/fast-trpc.test.ts` (the same requests through
+ *      this file and tRPC's adapter; status, headers, bodies, onError and createContext's `info` compared).
+ *      Any difference: follow tRPC here, or send the request to the fallback; add a case for it.
+ *   3. Check what the corpus cannot see: new `info` fields, new headers, new defaults
+ *      (maxBatchSize, allowMethodOverride, content types), `_def` shapes (procedures, lazy, _config).
+ *   4. Update TRPC_SERVER_VERIFIED below and the version in the first paragraph; re-run `pnpm bench`.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import {
   callTRPCProcedure,
-  getErrorShape,
   getTRPCErrorFromUnknown,
-  transformTRPCResponse,
   TRPCError,
   type AnyTRPCProcedure,
-  type AnyTRPCRootTypes,
   type AnyTRPCRouter,
   type inferRouterContext,
-  type TRPCErrorShape,
   type TRPCProcedureType,
-  type TRPCRootConfig,
 } from '@trpc/server';
 import { createHTTPHandler, type CreateHTTPContextOptions } from '@trpc/server/adapters/standalone';
-import { getHTTPStatusCode, type HTTPErrorHandler, type TRPCRequestInfo } from '@trpc/server/http';
+import type { HTTPErrorHandler, TRPCRequestInfo } from '@trpc/server/http';
 import { responseGone } from './http-version';
+import { TRPC_VARY, trpcErrorResponses, writeJson } from './trpc-error-response';
+
+/** The @trpc/server version this file was checked against (header: the upgrade checklist). */
+export const TRPC_SERVER_VERIFIED = '11.22.1';
 
 export interface FastTRPCHandlerOptions<TRouter extends AnyTRPCRouter> {
   router: TRouter;
@@ -220,6 +231,34 @@ class SingleCall {
   }
 }
 
+/**
+ * createContext's `info`, as tRPC's adapter fills it for one call. Its `url` is made when first read
+ * (createContext rarely does; a URL costs microseconds), from what tRPC's adapter makes it of (createURL).
+ */
+class RequestInfo implements TRPCRequestInfo {
+  readonly accept = null;
+  readonly isBatchCall = false;
+  readonly connectionParams = null;
+  readonly calls: SingleCall[];
+  private parsedUrl: URL | undefined;
+
+  constructor(readonly type: TRPCProcedureType | 'unknown', call: SingleCall, readonly signal: AbortSignal, private readonly req: IncomingMessage) {
+    this.calls = [call];
+  }
+
+  get url(): URL {
+    return (this.parsedUrl ??= requestURL(this.req));
+  }
+}
+
+/** The request's URL as tRPC's node adapter makes it (createURL); the fast path takes only hosts that parse. */
+function requestURL(req: IncomingMessage): URL {
+  const { headers } = req;
+  const https = headers[':scheme'] === 'https' || (req.socket as { encrypted?: boolean } | null)?.encrypted === true;
+  const host = headers.host ?? (headers[':authority'] as string | undefined) ?? 'localhost';
+  return new URL(req.url ?? '', `${https ? 'https:' : 'http:'}//${host}`);
+}
+
 /** getRawInput as a function of its own (tRPC copies the options it is passed, so `this` would be lost). */
 function inputOf(call: SingleCall): () => Promise<unknown> {
   return () => call.getRawInput();
@@ -227,10 +266,11 @@ function inputOf(call: SingleCall): () => Promise<unknown> {
 
 const ACCEPTED_METHOD: Record<TRPCProcedureType, string> = { query: 'GET', mutation: 'POST', subscription: 'GET' };
 
+const VARY = { vary: TRPC_VARY };
+
 function send(res: ServerResponse, status: number, body: string): void {
   if (responseGone(res)) return; // the client is gone: nobody to answer (tRPC's pipe is aborted likewise)
-  res.writeHead(status, { 'content-type': 'application/json', vary: 'trpc-accept, accept', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  writeJson(res, status, body, VARY);
 }
 
 /** A Node request handler for tRPC: single calls served directly, the rest by tRPC's standard adapter. */
@@ -239,10 +279,8 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
   const fallback =
     opts.fallback ??
     createHTTPHandler<TRouter>({ router, basePath, maxBodySize, maxBatchSize, createContext, onError });
-  const config = router._def._config as TRPCRootConfig<AnyTRPCRootTypes>;
-  /** The error as the router's errorFormatter shapes it. */
-  const shapeOf = (error: TRPCError, type: TRPCProcedureType | 'unknown', path: string | undefined, input: unknown, ctx: unknown): TRPCErrorShape =>
-    getErrorShape({ config, error, type, path, input, ctx }) as TRPCErrorShape;
+  const errors = trpcErrorResponses(router);
+  const { config } = errors;
   const deserialize = (value: unknown): unknown => config.transformer.input.deserialize(value);
   // A flat map 'users.byId' → procedure, made without a prototype (tRPC's emptyObject()).
   const procedures = router._def.procedures as Record<string, AnyTRPCProcedure | undefined>;
@@ -267,7 +305,7 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
       res.once('close', () => {
         if (!res.writableEnded) controller.abort();
       });
-      const info: TRPCRequestInfo = { accept: null, type, isBatchCall: false, calls: [call], connectionParams: null, signal, url: null };
+      const info = new RequestInfo(type, call, signal, req);
 
       let ctx: inferRouterContext<TRouter> | undefined;
       let ctxError: TRPCError | undefined;
@@ -295,9 +333,7 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
         }
         if (isDataStream(data)) throw new TRPCError({ code: 'UNSUPPORTED_MEDIA_TYPE', message: STREAM_MESSAGE });
         if (error) {
-          const response = { error: shapeOf(error, type, path, call.result(), ctx) };
-          status = getHTTPStatusCode([response]);
-          body = JSON.stringify(transformTRPCResponse(config, response));
+          ({ status, body } = errors.answer(error, { type, path, input: call.result(), ctx }));
         } else {
           // What transformTRPCResponse makes of { result: { data } }, without its two object spreads
           // (tRPC's _objectSpread2 helper is slow: ownKeys + defineProperty per key).
@@ -307,9 +343,7 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
         // resolveResponse's outer catch: no path, no input.
         const error = getTRPCErrorFromUnknown(cause);
         onError?.({ error, path: undefined, input: undefined, ctx, type, req });
-        const response = { error: shapeOf(error, type, undefined, undefined, ctx) };
-        status = getHTTPStatusCode(response);
-        body = JSON.stringify(transformTRPCResponse(config, response));
+        ({ status, body } = errors.answer(error, { type, ctx }));
       }
       send(res, status, body);
     } catch (cause) {
@@ -320,14 +354,14 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
   /** tRPC adapter's last resort (internal_exceptionHandler): a bare JSON error, no content-type. */
   function failed(req: IncomingMessage, res: ServerResponse, cause: unknown): void {
     const error = getTRPCErrorFromUnknown(cause);
-    const shape = shapeOf(error, 'unknown', undefined, undefined, undefined);
+    const { status, body } = errors.answer(error);
     onError?.({ req, error, type: 'unknown', path: undefined, input: undefined, ctx: undefined });
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    res.statusCode = getHTTPStatusCode({ error: shape });
-    res.end(JSON.stringify(transformTRPCResponse(config, { error: shape })));
+    res.statusCode = status;
+    res.end(body);
   }
 
   return function fastTRPC(req, res) {

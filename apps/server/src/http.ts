@@ -30,7 +30,7 @@ export interface HttpOptions {
   dashboardDir?: string | undefined;
   /** Answers /readyz: resolves if the database answers now. */
   checkDatabase: (signal: AbortSignal) => Promise<void>;
-  /** tRPC under /trpc/: our fast path with tRPC's adapter behind it (default), or tRPC's adapter alone (tests compare them). */
+  /** tRPC under /trpc/: our fast path with tRPC's adapter behind it (default), or tRPC's adapter alone (FAST_PATH=off; tests compare them). */
   trpcAdapter?: 'fast' | 'standard' | undefined;
   /** PEM certificate and key: HTTPS, HTTP/2 with HTTP/1.1 beside it (ALPN); plain HTTP/1.1 when absent. */
   tls?: { cert: string | Buffer; key: string | Buffer } | undefined;

@@ -41,6 +41,7 @@ const server = await startServer({
   wsMaxCallsPerSocket: env.WS_MAX_CALLS_PER_SOCKET,
   wsMaxSocketsPerToken: env.WS_MAX_SOCKETS_PER_TOKEN,
   lab: env.LAB === 'on',
+  fastPath: env.FAST_PATH === 'on',
   callTimeoutMs: env.CALL_TIMEOUT_MS,
   dashboardDir,
   tls,

@@ -13,9 +13,10 @@
  * departure with a typed tRPC error, and the fast path's reader is already this small.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { getErrorShape, getTRPCErrorFromUnknown, transformTRPCResponse, TRPCError, type AnyTRPCProcedure, type AnyTRPCRootTypes, type AnyTRPCRouter, type TRPCErrorShape, type TRPCProcedureType, type TRPCRootConfig } from '@trpc/server';
-import { getHTTPStatusCode, type HTTPErrorHandler } from '@trpc/server/http';
+import { getTRPCErrorFromUnknown, TRPCError, type AnyTRPCProcedure, type AnyTRPCRouter } from '@trpc/server';
+import type { HTTPErrorHandler } from '@trpc/server/http';
 import { closeAfter, responseGone } from './http-version';
+import { TRPC_VARY, trpcErrorResponses, writeJson } from './trpc-error-response';
 
 export interface BodyFirstOptions<TRouter extends AnyTRPCRouter> {
   router: TRouter;
@@ -120,21 +121,18 @@ function hasBody(req: IncomingMessage): boolean {
  * (what is left of a refused body is not read).
  */
 export function withBodyFirst<TRouter extends AnyTRPCRouter>(handler: RequestListener, opts: BodyFirstOptions<TRouter>): RequestListener {
-  const config = opts.router._def._config as TRPCRootConfig<AnyTRPCRootTypes>;
+  const errors = trpcErrorResponses(opts.router);
 
   const answer = (res: ServerResponse, status: number, body: string, close: boolean): void => {
     if (res.headersSent || responseGone(res)) return;
-    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), vary: 'trpc-accept, accept' };
-    if (close) Object.assign(headers, closeAfter(res.req));
-    res.writeHead(status, headers);
-    res.end(body);
+    writeJson(res, status, body, close ? { vary: TRPC_VARY, ...closeAfter(res.req) } : { vary: TRPC_VARY });
   };
 
   const refuse = (req: IncomingMessage, res: ServerResponse, cause: unknown): void => {
     const error = getTRPCErrorFromUnknown(cause);
     opts.onError?.({ error, req, path: undefined, input: undefined, ctx: undefined, type: 'unknown' });
-    const response = { error: getErrorShape({ config, error, type: 'unknown', path: undefined, input: undefined, ctx: undefined }) as TRPCErrorShape };
-    answer(res, getHTTPStatusCode(response), JSON.stringify(transformTRPCResponse(config, response)), true);
+    const { status, body } = errors.answer(error);
+    answer(res, status, body, true);
   };
 
   // The 429 answers, made once per procedure and message (a handful): the same JSON the procedure gives.
@@ -145,9 +143,7 @@ export function withBodyFirst<TRouter extends AnyTRPCRouter>(handler: RequestLis
     if (body === undefined) {
       const error = new TRPCError({ code: 'TOO_MANY_REQUESTS', message });
       const procedure = (opts.router._def.procedures as Record<string, AnyTRPCProcedure | undefined>)[path];
-      const type: TRPCProcedureType | 'unknown' = procedure?._def.type ?? 'unknown';
-      const shape = getErrorShape({ config, error, type, path, input: undefined, ctx: undefined }) as TRPCErrorShape;
-      body = JSON.stringify(transformTRPCResponse(config, { error: shape }));
+      body = errors.answer(error, { type: procedure?._def.type ?? 'unknown', path }).body;
       if (shedBodies.size < 1000) shedBodies.set(key, body);
     }
     return body;

@@ -21,6 +21,8 @@ export interface TestServerOptions {
   bodyTimeoutMs?: number;
   maxBatchSize?: number;
   lab?: boolean;
+  /** Default true; false: tRPC's own adapter serves every request (FAST_PATH=off). */
+  fastPath?: boolean;
   poolMax?: number;
   shutdownTimeoutMs?: number;
   /** Default: silent. */
@@ -57,6 +59,7 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     bodyTimeoutMs: overrides.bodyTimeoutMs,
     maxBatchSize: overrides.maxBatchSize,
     lab: overrides.lab,
+    fastPath: overrides.fastPath,
     callTimeoutMs: 30_000,
     log: overrides.log ?? pino({ level: 'silent' }),
     dashboardDir: overrides.dashboardDir,

@@ -4,9 +4,10 @@
  * the response headers every API answer carries.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { getHTTPStatusCode } from '@trpc/server/http';
+import { TRPCError, type AnyTRPCProcedure, type AnyTRPCRouter } from '@trpc/server';
+import { BEARER_TOKEN_HINT, unauthorizedMessage } from '@asyncscope/api';
 import { closeAfter, isHttp2 } from './http-version';
-import { getErrorShape, transformTRPCResponse, TRPCError, type AnyTRPCProcedure, type AnyTRPCRootTypes, type AnyTRPCRouter, type TRPCErrorShape, type TRPCRootConfig } from '@trpc/server';
+import { trpcErrorResponses, writeJson, type TRPCErrorResponses } from './trpc-error-response';
 
 export interface TrpcGateOptions {
   router: AnyTRPCRouter;
@@ -19,7 +20,7 @@ export interface TrpcGateOptions {
 }
 
 export const API_METHODS = 'GET, POST';
-const UNAUTHORIZED = 'Missing or wrong API token: send "Authorization: Bearer <token>" (event streams: a ticket from auth.ticket).';
+const UNAUTHORIZED = unauthorizedMessage(`${BEARER_TOKEN_HINT} (event streams: a ticket from auth.ticket)`);
 
 /** Requests the gate let through, and the owner of the token or ticket they presented. */
 const authorized = new WeakMap<IncomingMessage, string>();
@@ -35,17 +36,13 @@ export function ownerOf(req: IncomingMessage): string {
 }
 
 /** Answers with a tRPC error shape (through the router's errorFormatter), as JSON. */
-export function sendTRPCError(router: AnyTRPCRouter, res: ServerResponse, error: TRPCError, headers: Record<string, string> = {}): void {
-  const config = router._def._config as TRPCRootConfig<AnyTRPCRootTypes>;
-  const shape = getErrorShape({ config, error, type: 'unknown', path: undefined, input: undefined, ctx: undefined }) as TRPCErrorShape;
-  const response = { error: shape };
-  const body = JSON.stringify(transformTRPCResponse(config, response));
+function sendTRPCError(errors: TRPCErrorResponses, res: ServerResponse, error: TRPCError, headers: Record<string, string> = {}): void {
+  const { status, body } = errors.answer(error);
   // Answered before its body was read: close the connection rather than wait for (or parse) the rest.
   const { headers: sent } = res.req;
   const hasBody = (sent['content-length'] ?? '0') !== '0' || sent['transfer-encoding'] !== undefined;
   const unread = hasBody && !res.req.readableEnded ? closeAfter(res.req) : {};
-  res.writeHead(getHTTPStatusCode(response), { ...headers, ...unread, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-  res.end(body);
+  writeJson(res, status, body, { ...headers, ...unread, 'cache-control': 'no-store' });
 }
 
 /**
@@ -83,13 +80,14 @@ function ticketOf(url: string): string | undefined {
 export function createTrpcGate(options: TrpcGateOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const { router, basePath, identify, redeemTicket } = options;
   const procedures = router._def.procedures as Record<string, AnyTRPCProcedure | undefined>;
+  const errors = trpcErrorResponses(router);
   return (req, res) => {
     // Answers must not be kept by browsers or proxies: they hold users' data.
     res.setHeader('cache-control', 'no-store');
     const { method } = req;
     if (method !== 'GET' && method !== 'POST') {
       const error = new TRPCError({ code: 'METHOD_NOT_SUPPORTED', message: `The API answers GET (queries, subscriptions) and POST (mutations), not ${method ?? 'this method'}.` });
-      sendTRPCError(router, res, error, { allow: API_METHODS });
+      sendTRPCError(errors, res, error, { allow: API_METHODS });
       return false;
     }
     const owner = identify(req.headers.authorization);
@@ -99,7 +97,7 @@ export function createTrpcGate(options: TrpcGateOptions): (req: IncomingMessage,
       if (method === 'POST' && !isJsonContentType(req.headers['content-type'])) {
         const sent = req.headers['content-type'];
         const message = `A POST needs "Content-Type: application/json"; this one had ${sent === undefined ? 'none' : JSON.stringify(sent)}.`;
-        sendTRPCError(router, res, new TRPCError({ code: 'UNSUPPORTED_MEDIA_TYPE', message }));
+        sendTRPCError(errors, res, new TRPCError({ code: 'UNSUPPORTED_MEDIA_TYPE', message }));
         return false;
       }
       authorized.set(req, owner);
@@ -115,7 +113,7 @@ export function createTrpcGate(options: TrpcGateOptions): (req: IncomingMessage,
       authorized.set(req, ticketOwner);
       return true;
     }
-    sendTRPCError(router, res, new TRPCError({ code: 'UNAUTHORIZED', message: UNAUTHORIZED }));
+    sendTRPCError(errors, res, new TRPCError({ code: 'UNAUTHORIZED', message: UNAUTHORIZED }));
     return false;
   };
 }

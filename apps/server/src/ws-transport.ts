@@ -20,12 +20,13 @@ import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { appRouter, createCredentials, createInnerContext, runWithCallMeta, ShutdownError, type CallMeta, type CallSlots, type Runtime } from '@asyncscope/api';
+import { appRouter, createCredentials, createInnerContext, runWithCallMeta, ShutdownError, unauthorizedMessage, type CallMeta, type CallSlots, type Runtime } from '@asyncscope/api';
 import { CALL_ID_RULE, isCallId } from '@asyncscope/contract';
-import { getErrorShape, transformTRPCResponse, TRPCError, type AnyTRPCRootTypes, type TRPCErrorShape, type TRPCRootConfig } from '@trpc/server';
+import { TRPCError } from '@trpc/server';
 import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { trpcErrorResponses } from './trpc-error-response';
 
 export interface WebSocketTransportOptions {
   runtime: Runtime;
@@ -84,13 +85,6 @@ const MAX_PENDING_AUTH_PER_ADDRESS = 32;
 type Json = Record<string, unknown>;
 type TrpcListener = (data: RawData, isBinary: boolean) => void;
 
-/** A tRPC error frame (`{ id, error }`), shaped by the router's errorFormatter like every other error. */
-function errorFrame(id: string | number | null, error: TRPCError): string {
-  const config = appRouter._def._config as TRPCRootConfig<AnyTRPCRootTypes>;
-  const shape = getErrorShape({ config, error, type: 'unknown', path: undefined, input: undefined, ctx: undefined }) as TRPCErrorShape;
-  return JSON.stringify(transformTRPCResponse(config, { id, error: shape }));
-}
-
 function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   const body = JSON.stringify({ error: { message } });
   socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 429 ? 'Too Many Requests' : status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
@@ -138,6 +132,8 @@ class CallCounter {
 export function attachWebSocketTransport(server: Server | Http2SecureServer, options: WebSocketTransportOptions): WebSocketTransport {
   const { log } = options;
   const credentials = createCredentials(options.apiTokens);
+  // Our own refusals, shaped by the router's errorFormatter like every other error.
+  const errors = trpcErrorResponses(appRouter);
   const maxCalls = options.maxCallsPerSocket ?? 1000;
   const maxSockets = options.maxSocketsPerToken ?? 64;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
@@ -264,7 +260,7 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
     const reply = (id: string | number | null, error: TRPCError): void => {
       replying = true;
       try {
-        ws.send(errorFrame(id, error));
+        ws.send(errors.frame(id, error));
       } finally {
         replying = false;
       }
@@ -328,7 +324,7 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
       const who = typeof params === 'object' && params !== null ? credentials.ownerOfToken(params.token) : undefined;
       if (who === undefined) {
         const hint = m?.method === 'connectionParams' ? 'wrong or missing token' : 'the first message must be {"method":"connectionParams","data":{"token":"…"}}';
-        reply(null, new TRPCError({ code: 'UNAUTHORIZED', message: `Missing or wrong API token: ${hint}.` }));
+        reply(null, new TRPCError({ code: 'UNAUTHORIZED', message: unauthorizedMessage(hint) }));
         shut(WS_CLOSE.unauthorized, 'unauthorized');
         return;
       }

@@ -1,5 +1,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
+/** How an HTTP caller sends its token, as the 401 message says it. */
+export const BEARER_TOKEN_HINT = 'send "Authorization: Bearer <token>"';
+
+/** The 401 message, the same words for every transport; `hint` says how this one takes a token. */
+export function unauthorizedMessage(hint: string = BEARER_TOKEN_HINT): string {
+  return `Missing or wrong API token: ${hint}.`;
+}
+
 /**
  * Returns a check of an `Authorization` header against the expected bearer token, in constant time:
  * both sides are hashed first, so neither the content nor the length of the token leaks through timing.

@@ -2,13 +2,14 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import { z, ZodError } from 'zod';
 import type { Context } from './context';
 import { OverloadedError } from './admission';
+import { unauthorizedMessage } from './auth';
 import { abortCause, databaseFailure, openCallScope, type CallScope } from './call-scope';
 
 /** Messages for errors tRPC raises with no message of its own but the code. */
 const FALLBACK_MESSAGES: Partial<Record<string, string>> = {
   PAYLOAD_TOO_LARGE: 'The request body is larger than the server accepts.',
   PARSE_ERROR: 'The request body is not valid JSON.',
-  UNAUTHORIZED: 'Missing or wrong API token: send "Authorization: Bearer <token>".',
+  UNAUTHORIZED: unauthorizedMessage(),
 };
 
 function describeZodError(error: ZodError): string {

@@ -1,4 +1,5 @@
 import { TRPCError, type TRPCRouterRecord } from '@trpc/server';
+import { unauthorizedMessage } from '../auth';
 import { publicProcedure } from '../trpc';
 
 export const authRouter = {
@@ -8,7 +9,7 @@ export const authRouter = {
    * never cached or prefetched. It does not need the database: streams can (re)connect during an outage.
    */
   ticket: publicProcedure.mutation(({ ctx }) => {
-    if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing or wrong API token: send "Authorization: Bearer <token>".' });
+    if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: unauthorizedMessage() });
     return ctx.runtime.tickets.issue(ctx.owner);
   }),
 } satisfies TRPCRouterRecord;
