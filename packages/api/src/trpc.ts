@@ -1,8 +1,9 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z, ZodError } from 'zod';
 import type { Context } from './context';
-import { OverloadedError } from './admission';
-import { abortCause, databaseFailure, openCallScope, type CallScope } from './call-scope';
+import { abortCause, openCallScope, type CallScope } from './call-scope';
+import { OverloadedError } from './services/errors';
+import { edgeError, toTRPCError } from './trpc-errors';
 
 /** Messages for errors tRPC raises with no message of its own but the code. */
 const FALLBACK_MESSAGES: Partial<Record<string, string>> = {
@@ -92,6 +93,15 @@ export const protectedProcedure = t.procedure.use(({ ctx, next }) => {
   return next();
 });
 
+/** openCallScope, with its refusals (an id already in flight, a connection's calls all taken) in tRPC's terms. */
+function openScope(...args: Parameters<typeof openCallScope>): CallScope {
+  try {
+    return openCallScope(...args);
+  } catch (error) {
+    throw edgeError(error);
+  }
+}
+
 async function injectFaults(ctx: Context, path: string): Promise<void> {
   const fault = ctx.runtime.faults.get(path);
   if (!fault) return;
@@ -110,7 +120,7 @@ async function injectFaults(ctx: Context, path: string): Promise<void> {
 // frame per call in flight (about 0.5 KB each, with 10,000 calls waiting for a connection).
 export const callProcedure = t.procedure.use(async ({ ctx, path, type, signal, batchIndex, next }) => {
   admitCaller(ctx);
-  const scope = openCallScope(ctx, path, signal, batchIndex);
+  const scope = openScope(ctx, path, signal, batchIndex);
   const started = performance.now();
   let code = 'OK';
   try {
@@ -118,7 +128,7 @@ export const callProcedure = t.procedure.use(async ({ ctx, path, type, signal, b
     try {
       permit = await ctx.runtime.admission.enter(scope.signal, (position) => { scope.emit({ type: 'queued', position }); }, ctx.clientKey);
     } catch (error) {
-      if (error instanceof OverloadedError) throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: error.message });
+      if (error instanceof OverloadedError) throw edgeError(error);
       throw scope.stoppedError(error);
     }
     try {
@@ -133,15 +143,16 @@ export const callProcedure = t.procedure.use(async ({ ctx, path, type, signal, b
       // except a write that was saved all the same: saying "stopped" would invite a retry that writes twice.
       if (scope.signal.aborted && !(result.ok && type === 'mutation')) throw scope.stoppedError(result.ok ? undefined : result.error);
       if (!result.ok) {
-        const unavailable = databaseFailure(result.error);
-        if (unavailable) throw unavailable;
+        // A procedure's own error arrives wrapped by tRPC (INTERNAL_SERVER_ERROR): give it its code here.
+        const mapped = toTRPCError(result.error);
+        if (mapped) throw mapped;
         code = result.error.code;
       }
       return result;
     } catch (error) {
       // Whatever failed after the signal fired (a cancelled statement, an aborted worker) failed because of it.
       if (scope.signal.aborted) throw scope.stoppedError(error);
-      throw databaseFailure(error) ?? error;
+      throw edgeError(error);
     } finally {
       permit.release();
     }
@@ -171,7 +182,7 @@ export async function* callScopedStream<T>(
   // A stream that comes back under its id (a reconnect that resumes from lastEventId) replaces the one the
   // server still holds — whose connection may look alive for a while yet — instead of a CONFLICT.
   if (callId !== undefined) ctx.runtime.calls.supersede(ctx.owner, callId);
-  const scope = openCallScope(ctx, path, signal, 0, callId);
+  const scope = openScope(ctx, path, signal, 0, callId);
   const started = performance.now();
   let code = 'OK';
   let steps: AsyncIterator<T> | undefined;
@@ -188,8 +199,9 @@ export async function* callScopedStream<T>(
     scope.signal.throwIfAborted();
   } catch (error) {
     if (!scope.signal.aborted) {
-      code = error instanceof TRPCError ? error.code : 'INTERNAL_SERVER_ERROR';
-      throw databaseFailure(error) ?? error;
+      const mapped = edgeError(error);
+      code = mapped instanceof TRPCError ? mapped.code : 'INTERNAL_SERVER_ERROR';
+      throw mapped;
     }
     const stopped = scope.stoppedError(error);
     code = stopped.code;
