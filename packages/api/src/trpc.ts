@@ -71,11 +71,14 @@ const t = initTRPC.context<Context>().create({
 
 export const createTRPCRouter = t.router;
 export const createCallerFactory = t.createCallerFactory;
-export const publicProcedure = t.procedure;
+
+function requireToken(ctx: Context): void {
+  if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: FALLBACK_MESSAGES.UNAUTHORIZED ?? 'UNAUTHORIZED' });
+}
 
 /** The checks every API procedure makes first: the bearer token (before the input is even parsed), then the database. */
 function admitCaller(ctx: Context): void {
-  if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: FALLBACK_MESSAGES.UNAUTHORIZED ?? 'UNAUTHORIZED' });
+  requireToken(ctx);
   if (!ctx.isDatabaseReady()) {
     throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The database is not reachable right now; the server keeps checking and serves again as soon as it answers. Retry shortly.' });
   }
@@ -83,7 +86,7 @@ function admitCaller(ctx: Context): void {
 
 /** Needs the token only: what must answer while the database is away (the server's own gauges). */
 export const authorizedProcedure = t.procedure.use(({ ctx, next }) => {
-  if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: FALLBACK_MESSAGES.UNAUTHORIZED ?? 'UNAUTHORIZED' });
+  requireToken(ctx);
   return next();
 });
 
