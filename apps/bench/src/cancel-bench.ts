@@ -18,7 +18,7 @@
  *   BENCH_DATABASE_URL  a PostgreSQL server to create the bench database on (default: embedded, in a temp dir)
  */
 import { setMaxListeners } from 'node:events';
-import { TRPCClientError } from '@trpc/client';
+import { apiErrorCode, isApiError } from '@asyncscope/client';
 import postgres from 'postgres';
 import { openBenchDatabase } from './bench-db';
 import { startOwnServer, type ApiServer } from './own-server';
@@ -112,7 +112,7 @@ async function burst(server: ApiServer, signal: AbortSignal): Promise<BurstResul
       server.api.users.byId.query({ id: (i % 10_000) + 1 }, { signal, context: { transport: 'single', callId: `burst-${i}` } }).then(
         () => { ok++; },
         (error: unknown) => {
-          const code = error instanceof TRPCClientError ? ((error.data as { code?: string } | undefined)?.code ?? error.message) : String(error);
+          const code = isApiError(error) ? (apiErrorCode(error) ?? error.message) : String(error);
           if (code === 'TOO_MANY_REQUESTS') shed++;
           else other.set(code, (other.get(code) ?? 0) + 1);
         },

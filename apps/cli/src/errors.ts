@@ -1,6 +1,5 @@
 /** What the CLI says on failure: one line, and an exit code a script can act on. */
-import { ConnectionLostError } from '@asyncscope/client';
-import { TRPCClientError } from '@trpc/client';
+import { apiErrorCode, ConnectionLostError, isApiError } from '@asyncscope/client';
 import { CommanderError } from 'commander';
 import { UsageError } from './config';
 
@@ -25,16 +24,11 @@ export class Interrupted extends Error {
   override readonly name = 'Interrupted';
 }
 
-export function errorCode(error: unknown): string | undefined {
-  if (!(error instanceof TRPCClientError)) return undefined;
-  return (error.data as { code?: string } | null | undefined)?.code;
-}
-
 /** No answer came at all: the fetch failed (refused, DNS, reset) or the socket could not stay open. */
 export function isUnreachable(error: unknown): boolean {
   if (error instanceof ConnectionLostError) return true;
-  if (!(error instanceof TRPCClientError)) return false;
-  if (errorCode(error) !== undefined) return false;
+  if (!isApiError(error)) return false;
+  if (apiErrorCode(error) !== undefined) return false;
   const cause: unknown = error.cause;
   return cause instanceof TypeError || cause instanceof ConnectionLostError || (cause instanceof Error && cause.name === 'TRPCWebSocketClosedError');
 }
@@ -45,7 +39,7 @@ export function describeError(error: unknown, baseUrl: string | undefined): { ex
   if (error instanceof UsageError) return { exitCode: EXIT.usage, message: `error: ${error.message}` };
   if (error instanceof PartialFailure) return { exitCode: EXIT.partial, message: `error: ${error.message}` };
   if (error instanceof Interrupted) return { exitCode: EXIT.interrupted, message: error.message };
-  const code = errorCode(error);
+  const code = apiErrorCode(error);
   if (code === 'UNAUTHORIZED') return { exitCode: EXIT.auth, message: 'error: the server refused the API token (UNAUTHORIZED): check ASYNCSCOPE_TOKEN or --token' };
   if (code === 'FORBIDDEN') return { exitCode: EXIT.auth, message: `error: FORBIDDEN: ${oneLine(error)}` };
   if (isUnreachable(error)) return { exitCode: EXIT.unreachable, message: `error: cannot reach the server at ${baseUrl ?? 'its URL'} (${reason(error)}): is it running? (set ASYNCSCOPE_URL or --url)` };

@@ -2,7 +2,7 @@
  * Cancellation end to end, hop by hop: typed client → HTTP → procedure → SQL statement inside Postgres,
  * against the real server and a real PostgreSQL. No mocks.
  */
-import { createApiClient, type ApiClient } from '@asyncscope/client';
+import { apiErrorCode as codeOf, createApiClient, type ApiClient } from '@asyncscope/client';
 import type { ActivityEvent } from '@asyncscope/api';
 import { TRPCClientError } from '@trpc/client';
 import { EventSource } from 'eventsource';
@@ -32,7 +32,6 @@ beforeEach(async () => {
 // The same hop-by-hop checks run per transport in cancellation-transports.test.ts (HTTP/2, TLS).
 const probe = cancellationProbe(() => t, () => observer);
 const { sessions, running, hop } = probe;
-const codeOf = (e: unknown) => (e instanceof TRPCClientError ? (e.data as { code?: string } | undefined)?.code : undefined);
 
 describe('a client abort stops the work everywhere', () => {
   it('fires the server signal, cancels the statement inside Postgres (57014), and spares a concurrent canary', async () => {

@@ -1,7 +1,6 @@
 /** Issue 7 §7: inputs that reached a 500 or a silent stream get a typed, JSON error and change nothing. */
 import { request } from 'node:http';
-import { createApiClient } from '@asyncscope/client';
-import { TRPCClientError } from '@trpc/client';
+import { apiErrorCode, createApiClient, isApiError } from '@asyncscope/client';
 import { EventSource } from 'eventsource';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
@@ -99,7 +98,7 @@ describe('resume ids', () => {
       const timer = setTimeout(() => { sub.unsubscribe(); resolve('nothing within 8 s'); }, 8000);
       const sub = open({
         onData: () => { clearTimeout(timer); sub.unsubscribe(); resolve('data'); },
-        onError: (error) => { clearTimeout(timer); sub.unsubscribe(); resolve(error instanceof TRPCClientError ? String((error.data as { code?: string } | undefined)?.code) : String(error)); },
+        onError: (error) => { clearTimeout(timer); sub.unsubscribe(); resolve(isApiError(error) ? String(apiErrorCode(error)) : String(error)); },
       });
     });
   }

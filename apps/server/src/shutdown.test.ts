@@ -1,9 +1,7 @@
-import { createApiClient } from '@asyncscope/client';
-import { TRPCClientError } from '@trpc/client';
+import { apiErrorCode as codeOf, createApiClient } from '@asyncscope/client';
 import { describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN } from './test-server';
 
-const codeOf = (e: unknown) => (e instanceof TRPCClientError ? (e.data as { code?: string } | undefined)?.code : undefined);
 
 describe('graceful shutdown', () => {
   it('lets in-flight calls finish, then refuses new connections', async () => {

@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
-import { createApiClient, closeApiClient, isRetryableCallError, type ApiClient, type ApiTransport } from '@asyncscope/client';
+import { apiErrorCode as codeOf, createApiClient, closeApiClient, isRetryableCallError, type ApiClient, type ApiTransport } from '@asyncscope/client';
 import type { ActivityEvent, AppRouter } from '@asyncscope/api';
 import { createTRPCClient, httpBatchLink, httpBatchStreamLink, httpLink, TRPCClientError } from '@trpc/client';
 import { EventSource } from 'eventsource';
@@ -96,7 +96,7 @@ describe.each(['http', 'http-batch', 'websocket'] as const)('deadlineAt over %s'
     const error = await failure(client(transport).lab.sleep.query({ ms: 3000 }, { context: { callId: id, deadlineAt: Date.now() + 300, transport: 'single' } }));
     const took = performance.now() - started;
     expect(error).toBeInstanceOf(TRPCClientError);
-    expect(((error as TRPCClientError<AppRouter>).data as { code?: string } | undefined)?.code).toBe('TIMEOUT');
+    expect(codeOf(error)).toBe('TIMEOUT');
     expect(took).toBeGreaterThan(250);
     expect(took).toBeLessThan(1000);
     await until('settled on the server', () => Promise.resolve(hop(id, 'settled')));
@@ -160,7 +160,6 @@ describe("tRPC's own links against the same server", () => {
   });
 });
 
-const codeOf = (error: unknown) => ((error as TRPCClientError<AppRouter>).data as { code?: string } | undefined)?.code;
 const causeOf = (error: unknown) => (error as { cause?: { name?: string; closeCode?: number } }).cause;
 /** A client of its own (closed after the test), on the recording socket. */
 function ownClient(transport: ApiTransport, extra: Partial<Parameters<typeof createApiClient>[0]> = {}): ApiClient {

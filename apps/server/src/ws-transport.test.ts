@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { closeApiClient, createApiClient, isRetryableCallError, type ApiClient, type ConnectionState } from '@asyncscope/client';
+import { apiErrorCode as codeOf, closeApiClient, createApiClient, isRetryableCallError, type ApiClient, type ConnectionState } from '@asyncscope/client';
 import type { ActivityEvent } from '@asyncscope/api';
 import { TRPCClientError } from '@trpc/client';
 import postgres from 'postgres';
@@ -113,7 +113,6 @@ async function until<T>(what: string, check: () => Promise<T | undefined | false
 const eventsOf = (callId: string): ActivityEvent[] => t.server.runtime.activity.read(0, 100_000).events.filter((e) => e.callId === callId);
 const hop = <K extends ActivityEvent['type']>(callId: string, type: K) => eventsOf(callId).find((e) => e.type === type) as Extract<ActivityEvent, { type: K }> | undefined;
 const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
-const codeOf = (e: unknown) => (e instanceof TRPCClientError ? (e.data as { code?: string } | undefined)?.code : undefined);
 const idle = () => until('every connection idle', async () => (await sessions()).every((s) => s.state === 'idle'));
 
 describe('auth comes first', () => {

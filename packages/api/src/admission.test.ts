@@ -1,6 +1,7 @@
 /** Fair admission: a pure scheduler, tested on its own (no database involved). */
 import { describe, expect, it } from 'vitest';
-import { Admission, OverloadedError, type Release } from './admission';
+import { Admission, type Release } from './admission';
+import { OverloadedError } from './services/errors';
 
 const never = new AbortController().signal;
 const noop = (): void => undefined;

@@ -1,6 +1,4 @@
-export class OverloadedError extends Error {
-  override readonly name = 'OverloadedError';
-}
+import { OverloadedError } from './services/errors';
 
 /** A held admission slot. Idempotent: releasing twice frees one slot. */
 export interface Release extends Disposable {

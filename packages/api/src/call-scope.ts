@@ -5,13 +5,15 @@
  * work stops everywhere: statement cancelled in Postgres, transaction rolled back, connection returned.
  */
 import { deadline, TimeoutError, type SignalScope } from '@asyncscope/concurrency';
-import { CommitOutcomeUnknownError, DatabaseUnavailableError, isDatabaseUnavailable, runInQueryScope, type DbEvent, type QueryScope } from '@asyncscope/db';
+import { DatabaseUnavailableError, runInQueryScope, type DbEvent, type QueryScope } from '@asyncscope/db';
 import { batchCallId, newCallId } from '@asyncscope/contract';
-import { TRPCError } from '@trpc/server';
+import type { TRPCError } from '@trpc/server';
 import type { AbortCause, CallHop } from './activity/log';
 import { currentCallMeta, type CallSlots } from './calls/call-meta';
-import { CancelledError, type CancellableCall } from './calls/registry';
+import { CancelledError, DuplicateCallIdError, type CancellableCall } from './calls/registry';
 import type { Context } from './context';
+import { OverloadedError } from './services/errors';
+import { abortError } from './trpc-errors';
 
 export class ShutdownError extends Error {
   override readonly name = 'ShutdownError';
@@ -20,49 +22,12 @@ export class ShutdownError extends Error {
   }
 }
 
-const DATABASE_GONE = 'The database became unreachable;';
-const RETRY_HINT = 'Safe to retry: a write that may have been saved is answered once, from its idempotencyKey.';
-
-/**
- * The typed error for a call whose database work failed because the database or the connection went
- * away (not because of the call): SERVICE_UNAVAILABLE, retryable, at once. A connection lost during
- * COMMIT leaves the write's outcome unknown, and says so. Undefined for any other failure.
- */
-export function databaseFailure(error: unknown): TRPCError | undefined {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
-    if (e instanceof CommitOutcomeUnknownError) {
-      return new TRPCError({
-        code: 'SERVICE_UNAVAILABLE',
-        message: 'The connection to the database was lost while the write was committing: it may or may not have been saved. Retry with the same idempotencyKey to find out.',
-        cause: e,
-      });
-    }
-  }
-  if (!isDatabaseUnavailable(error)) return undefined;
-  return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: `The connection to the database was lost; the call did not finish. ${RETRY_HINT}`, cause: error });
-}
-
 export function abortCause(reason: unknown): AbortCause {
   if (reason instanceof TimeoutError) return 'timeout';
   if (reason instanceof ShutdownError) return 'shutdown';
   if (reason instanceof DatabaseUnavailableError) return 'database';
   if (reason instanceof CancelledError) return 'cancelled';
   return 'client-closed';
-}
-
-export function abortError(cause: AbortCause, budgetMs: number, original?: unknown): TRPCError {
-  switch (cause) {
-    case 'timeout':
-      return new TRPCError({ code: 'TIMEOUT', message: `The call ran out of its ${budgetMs} ms budget and was stopped.`, cause: original });
-    case 'shutdown':
-      return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The server is shutting down; the call was stopped. Retry.', cause: original });
-    case 'client-closed':
-      return new TRPCError({ code: 'CLIENT_CLOSED_REQUEST', message: 'The client went away; the call was stopped.', cause: original });
-    case 'cancelled':
-      return new TRPCError({ code: 'CLIENT_CLOSED_REQUEST', message: 'The call was cancelled by its caller (calls.cancel); it was stopped.', cause: original });
-    case 'database':
-      return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: `${DATABASE_GONE} the call was stopped. ${RETRY_HINT}`, cause: original });
-  }
 }
 
 function dbHop(event: DbEvent): CallHop | undefined {
@@ -174,8 +139,8 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
 /**
  * Opens the scope of a call: its id, signal and deadline, its hops recorded in the activity log, and its
  * entry in the registry of calls in flight (calls.cancel). A transport that carries several calls per
- * context (the WebSocket) names each through `runWithCallMeta`. Throws CONFLICT for an id the caller
- * already has in flight, TOO_MANY_REQUESTS when the call's connection has all the calls it may.
+ * context (the WebSocket) names each through `runWithCallMeta`. Throws DuplicateCallIdError for an id the
+ * caller already has in flight, OverloadedError when the call's connection has all the calls it may.
  */
 export function openCallScope(ctx: Context, path: string, requestSignal: AbortSignal | undefined, batchIndex = 0, namedCallId?: string): CallScope {
   const { runtime } = ctx;
@@ -187,11 +152,11 @@ export function openCallScope(ctx: Context, path: string, requestSignal: AbortSi
   const budgetMs = Math.max(1, Math.min(limit, clientBudgetMs ?? limit));
   // Refused before the scope opens, so they leave no hops under an id that belongs to another call.
   if (runtime.calls.isInFlight(ctx.owner, callId)) {
-    throw new TRPCError({ code: 'CONFLICT', message: `A call with id "${callId}" is already in flight: call ids must be unique among your calls in flight.` });
+    throw new DuplicateCallIdError(callId);
   }
   const slots = meta?.slots;
   if (slots && !slots.tryAcquire()) {
-    throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: 'This connection has as many calls in flight as it may; wait for some to finish, or open another connection.' });
+    throw new OverloadedError('This connection has as many calls in flight as it may; wait for some to finish, or open another connection.');
   }
   const scope = new OpenCallScope(runtime, callId, path, budgetMs, meta?.signal ?? requestSignal);
   scope.register(ctx.owner, slots);

@@ -1,9 +1,10 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z, ZodError } from 'zod';
 import type { Context } from './context';
-import { OverloadedError } from './admission';
 import { unauthorizedMessage } from './auth';
-import { abortCause, databaseFailure, openCallScope, type CallScope } from './call-scope';
+import { abortCause, openCallScope, type CallScope } from './call-scope';
+import { OverloadedError } from './services/errors';
+import { edgeError, toTRPCError } from './trpc-errors';
 
 /** Messages for errors tRPC raises with no message of its own but the code. */
 const FALLBACK_MESSAGES: Partial<Record<string, string>> = {
@@ -71,11 +72,14 @@ const t = initTRPC.context<Context>().create({
 
 export const createTRPCRouter = t.router;
 export const createCallerFactory = t.createCallerFactory;
-export const publicProcedure = t.procedure;
+
+function requireToken(ctx: Context): void {
+  if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: FALLBACK_MESSAGES.UNAUTHORIZED ?? 'UNAUTHORIZED' });
+}
 
 /** The checks every API procedure makes first: the bearer token (before the input is even parsed), then the database. */
 function admitCaller(ctx: Context): void {
-  if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: FALLBACK_MESSAGES.UNAUTHORIZED ?? 'UNAUTHORIZED' });
+  requireToken(ctx);
   if (!ctx.isDatabaseReady()) {
     throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The database is not reachable right now; the server keeps checking and serves again as soon as it answers. Retry shortly.' });
   }
@@ -83,7 +87,7 @@ function admitCaller(ctx: Context): void {
 
 /** Needs the token only: what must answer while the database is away (the server's own gauges). */
 export const authorizedProcedure = t.procedure.use(({ ctx, next }) => {
-  if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: FALLBACK_MESSAGES.UNAUTHORIZED ?? 'UNAUTHORIZED' });
+  requireToken(ctx);
   return next();
 });
 
@@ -92,6 +96,15 @@ export const protectedProcedure = t.procedure.use(({ ctx, next }) => {
   admitCaller(ctx);
   return next();
 });
+
+/** openCallScope, with its refusals (an id already in flight, a connection's calls all taken) in tRPC's terms. */
+function openScope(...args: Parameters<typeof openCallScope>): CallScope {
+  try {
+    return openCallScope(...args);
+  } catch (error) {
+    throw edgeError(error);
+  }
+}
 
 async function injectFaults(ctx: Context, path: string): Promise<void> {
   const fault = ctx.runtime.faults.get(path);
@@ -111,7 +124,7 @@ async function injectFaults(ctx: Context, path: string): Promise<void> {
 // frame per call in flight (about 0.5 KB each, with 10,000 calls waiting for a connection).
 export const callProcedure = t.procedure.use(async ({ ctx, path, type, signal, batchIndex, next }) => {
   admitCaller(ctx);
-  const scope = openCallScope(ctx, path, signal, batchIndex);
+  const scope = openScope(ctx, path, signal, batchIndex);
   const started = performance.now();
   let code = 'OK';
   try {
@@ -119,7 +132,7 @@ export const callProcedure = t.procedure.use(async ({ ctx, path, type, signal, b
     try {
       permit = await ctx.runtime.admission.enter(scope.signal, (position) => { scope.emit({ type: 'queued', position }); }, ctx.clientKey);
     } catch (error) {
-      if (error instanceof OverloadedError) throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: error.message });
+      if (error instanceof OverloadedError) throw edgeError(error);
       throw scope.stoppedError(error);
     }
     try {
@@ -134,15 +147,16 @@ export const callProcedure = t.procedure.use(async ({ ctx, path, type, signal, b
       // except a write that was saved all the same: saying "stopped" would invite a retry that writes twice.
       if (scope.signal.aborted && !(result.ok && type === 'mutation')) throw scope.stoppedError(result.ok ? undefined : result.error);
       if (!result.ok) {
-        const unavailable = databaseFailure(result.error);
-        if (unavailable) throw unavailable;
+        // A procedure's own error arrives wrapped by tRPC (INTERNAL_SERVER_ERROR): give it its code here.
+        const mapped = toTRPCError(result.error);
+        if (mapped) throw mapped;
         code = result.error.code;
       }
       return result;
     } catch (error) {
       // Whatever failed after the signal fired (a cancelled statement, an aborted worker) failed because of it.
       if (scope.signal.aborted) throw scope.stoppedError(error);
-      throw databaseFailure(error) ?? error;
+      throw edgeError(error);
     } finally {
       permit.release();
     }
@@ -172,7 +186,7 @@ export async function* callScopedStream<T>(
   // A stream that comes back under its id (a reconnect that resumes from lastEventId) replaces the one the
   // server still holds — whose connection may look alive for a while yet — instead of a CONFLICT.
   if (callId !== undefined) ctx.runtime.calls.supersede(ctx.owner, callId);
-  const scope = openCallScope(ctx, path, signal, 0, callId);
+  const scope = openScope(ctx, path, signal, 0, callId);
   const started = performance.now();
   let code = 'OK';
   let steps: AsyncIterator<T> | undefined;
@@ -189,8 +203,9 @@ export async function* callScopedStream<T>(
     scope.signal.throwIfAborted();
   } catch (error) {
     if (!scope.signal.aborted) {
-      code = error instanceof TRPCError ? error.code : 'INTERNAL_SERVER_ERROR';
-      throw databaseFailure(error) ?? error;
+      const mapped = edgeError(error);
+      code = mapped instanceof TRPCError ? mapped.code : 'INTERNAL_SERVER_ERROR';
+      throw mapped;
     }
     const stopped = scope.stoppedError(error);
     code = stopped.code;

@@ -7,6 +7,7 @@ import { createTRPCClient, TRPCClientError, type TRPCLink } from '@trpc/client';
 import { observable } from '@trpc/server/observable';
 import { describe, expect, it } from 'vitest';
 import { budgetMs, CancelBatcher, cancelByIdLink } from './cancel-by-id';
+import { apiErrorCode } from './errors';
 import { closeApiClient, createApiClient, type ApiTransport } from './links';
 import { isRetryableCallError } from './policy';
 import { callMetaEncoder, closeCodeOf, ConnectionLostError } from './ws';
@@ -63,7 +64,6 @@ class NeverOpens {
 }
 
 const failure = (p: Promise<unknown>) => p.then(() => { throw new Error('expected the call to fail'); }, (e: unknown) => e as TRPCClientError<never>);
-const codeOf = (error: TRPCClientError<never>) => (error.data as unknown as { code?: string } | undefined)?.code;
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 
 describe('context.callId is checked in the first link', () => {
@@ -73,7 +73,7 @@ describe('context.callId is checked in the first link', () => {
     for (const bad of ['a,b', 'has space', '', 'x'.repeat(129)]) {
       const error = await failure(api.users.byId.query({ id: 1 }, { context: { callId: bad } }));
       expect(error).toBeInstanceOf(TRPCClientError);
-      expect(codeOf(error)).toBe('BAD_REQUEST');
+      expect(apiErrorCode(error)).toBe('BAD_REQUEST');
       expect(error.message).toMatch(/1 to 128 letters, digits or _ \. : ~ # -/);
       expect(isRetryableCallError(error)).toBe(false);
     }
@@ -156,7 +156,7 @@ describe('closeApiClient', () => {
     const error = await inFlight;
     expect(performance.now() - closedAt).toBeLessThan(100);
     expect(error.cause).toMatchObject({ name: 'ClientClosedError' });
-    expect(codeOf(error)).toBe('CLIENT_CLOSED_REQUEST');
+    expect(apiErrorCode(error)).toBe('CLIENT_CLOSED_REQUEST');
     expect(isRetryableCallError(error)).toBe(false);
     const before = sent.length;
     const later = await failure(api.users.byId.query({ id: 1 }));
@@ -195,7 +195,7 @@ describe('a WebSocket call with deadlineAt while the socket is down', () => {
     const api = createApiClient({ url: 'http://test.invalid/trpc', token: 't', transport: 'websocket', WebSocket: NeverOpens });
     const started = performance.now();
     const error = await failure(api.users.byId.query({ id: 1 }, { context: { deadlineAt: Date.now() + 150 } }));
-    expect(codeOf(error)).toBe('TIMEOUT');
+    expect(apiErrorCode(error)).toBe('TIMEOUT');
     expect(performance.now() - started).toBeLessThan(400);
     await closeApiClient(api);
   });
@@ -245,7 +245,7 @@ describe('the deadline watch with sentGraceMs (WebSocket)', () => {
     const { api, cancelled } = setup(false);
     const started = performance.now();
     const error = await failure(api.users.byId.query({ id: 1 }, { context: { callId: 'w-unsent', deadlineAt: Date.now() + 100 } }));
-    expect(codeOf(error)).toBe('TIMEOUT');
+    expect(apiErrorCode(error)).toBe('TIMEOUT');
     expect(performance.now() - started).toBeLessThan(250);
     await tick();
     expect(cancelled).toEqual([]);
@@ -254,7 +254,7 @@ describe('the deadline watch with sentGraceMs (WebSocket)', () => {
     const { api, cancelled } = setup(true);
     const started = performance.now();
     const error = await failure(api.users.byId.query({ id: 1 }, { context: { callId: 'w-sent', deadlineAt: Date.now() + 100 } }));
-    expect(codeOf(error)).toBe('TIMEOUT');
+    expect(apiErrorCode(error)).toBe('TIMEOUT');
     expect(performance.now() - started).toBeGreaterThanOrEqual(290);
     await tick();
     expect(cancelled).toEqual([['w-sent']]);

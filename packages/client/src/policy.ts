@@ -1,6 +1,6 @@
 import { deadline, retry, type RetryInfo } from '@asyncscope/concurrency';
 import { attemptCallId } from '@asyncscope/contract';
-import { TRPCClientError } from '@trpc/client';
+import { apiErrorCode, isApiError } from './errors';
 import type { CallContext } from './call-context';
 import { closeCodeOf, FINAL_CLOSE_CODES } from './ws';
 
@@ -12,8 +12,8 @@ const CONNECTION_LOST = new Set(['TRPCWebSocketClosedError', 'ConnectionLostErro
 
 /** Whether a failed call may be retried: retryable tRPC codes, and network failures (no answer at all). */
 export function isRetryableCallError(error: unknown): boolean {
-  if (!(error instanceof TRPCClientError)) return false;
-  const code = (error.data as { code?: string } | undefined)?.code;
+  if (!isApiError(error)) return false;
+  const code = apiErrorCode(error);
   // fetch failed (TypeError), or the WebSocket went away: nothing came back.
   // A socket closed for auth, bad data or a message too big would close again: not retryable.
   if (code === undefined) {

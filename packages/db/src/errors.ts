@@ -25,6 +25,10 @@ const CONNECTION_CODES = new Set([
  */
 const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
 
+/** SQLSTATEs callers look for: a value already taken (the services' conflict), a statement cancelled. */
+export const PG_UNIQUE_VIOLATION = '23505';
+export const PG_QUERY_CANCELED = '57014';
+
 function codesOf(error: unknown): string[] {
   const codes: string[] = [];
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
@@ -32,6 +36,11 @@ function codesOf(error: unknown): string[] {
     if (typeof code === 'string') codes.push(code);
   }
   return codes;
+}
+
+/** The SQLSTATE of a failed statement (drizzle's wrapping included), or null when it did not come from PostgreSQL. */
+export function sqlState(error: unknown): string | null {
+  return codesOf(error).find((code) => /^[0-9A-Z]{5}$/.test(code)) ?? null;
 }
 
 /** The reason a call stops when the database goes away under it (the health check's down signal). */

@@ -40,7 +40,3 @@ export const idempotencyKeys = pgTable('idempotency_keys', {
 
 export type UserRow = typeof users.$inferSelect;
 export type NewUserRow = typeof users.$inferInsert;
-
-/** SQLSTATE codes the service layer maps to typed errors. */
-export const PG_UNIQUE_VIOLATION = '23505';
-export const PG_QUERY_CANCELED = '57014';

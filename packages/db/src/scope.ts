@@ -16,7 +16,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type postgres from 'postgres';
-import { CommitOutcomeUnknownError, isDatabaseUnavailable } from './errors';
+import { CommitOutcomeUnknownError, isDatabaseUnavailable, sqlState } from './errors';
 
 export type DbEvent =
   | { type: 'statement.queued'; statement: number; text: string }
@@ -106,14 +106,6 @@ function ignore(): void {
 }
 
 let nextStatement = 1;
-
-export function sqlState(error: unknown): string | null {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
-  }
-  return null;
-}
 
 /**
  * The bookkeeping of one statement sent inside a query scope. Thousands can wait for a connection at

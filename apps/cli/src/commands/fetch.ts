@@ -6,13 +6,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { callWithPolicy, type ApiClient, type ApiTransport } from '@asyncscope/client';
+import { apiErrorCode, callWithPolicy, type ApiClient, type ApiTransport } from '@asyncscope/client';
 import { MAX_CANCEL_IDS, type CancelStatus } from '@asyncscope/contract';
 import { Presets, SingleBar } from 'cli-progress';
 import { Option, type Command } from 'commander';
 import { interruptSignal, preflight, withClient } from '../client';
 import type { Config } from '../config';
-import { errorCode, Interrupted, isUnreachable, PartialFailure } from '../errors';
+import { Interrupted, isUnreachable, PartialFailure } from '../errors';
 import { ms, parseDuration, parseIds, parseInteger, percentile } from '../format';
 import type { Run } from './users';
 
@@ -106,7 +106,7 @@ export interface FetchSummary {
 
 /** The outcome of a failed call, by the server's code where there is one. */
 function outcomeOf(error: unknown): string {
-  const code = errorCode(error);
+  const code = apiErrorCode(error);
   if (code) return code;
   if (error instanceof Error && error.name === 'TimeoutError') return 'TIMEOUT';
   if (isUnreachable(error)) return 'CONNECTION_LOST';

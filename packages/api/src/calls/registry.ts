@@ -9,6 +9,7 @@
  * not hold to the instance that does.
  */
 import type { CancelOutcome } from '@asyncscope/contract';
+import { ConflictError } from '../services/errors';
 
 /** The abort reason of a call stopped by `calls.cancel`. */
 export class CancelledError extends Error {
@@ -19,7 +20,7 @@ export class CancelledError extends Error {
 }
 
 /** A call id already in flight for this caller. */
-export class DuplicateCallIdError extends Error {
+export class DuplicateCallIdError extends ConflictError {
   override readonly name = 'DuplicateCallIdError';
   constructor(readonly callId: string) {
     super(`A call with id "${callId}" is already in flight: call ids must be unique among your calls in flight.`);

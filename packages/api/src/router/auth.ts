@@ -1,6 +1,5 @@
-import { TRPCError, type TRPCRouterRecord } from '@trpc/server';
-import { unauthorizedMessage } from '../auth';
-import { publicProcedure } from '../trpc';
+import type { TRPCRouterRecord } from '@trpc/server';
+import { authorizedProcedure } from '../trpc';
 
 export const authRouter = {
   /**
@@ -8,8 +7,5 @@ export const authRouter = {
    * header). Accepted only by subscriptions, only once, only within `expiresInMs`. A mutation, so it is
    * never cached or prefetched. It does not need the database: streams can (re)connect during an outage.
    */
-  ticket: publicProcedure.mutation(({ ctx }) => {
-    if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: unauthorizedMessage() });
-    return ctx.runtime.tickets.issue(ctx.owner);
-  }),
+  ticket: authorizedProcedure.mutation(({ ctx }) => ctx.runtime.tickets.issue(ctx.owner)),
 } satisfies TRPCRouterRecord;

@@ -90,6 +90,8 @@ describe('users procedures through createCaller', () => {
     const anonymous = createCaller(createInnerContext({ runtime: fx.runtime, authorized: false }));
     await expectCode(anonymous.users.list(), 'UNAUTHORIZED');
     await expectCode(anonymous.users.create({ name: 'A', email: 'a@b.co' }), 'UNAUTHORIZED');
+    const ticket = await expectCode(anonymous.auth.ticket(), 'UNAUTHORIZED');
+    expect(ticket.message).toBe('Missing or wrong API token: send "Authorization: Bearer <token>".');
     expect(await snapshot()).toEqual([]);
   });
 });

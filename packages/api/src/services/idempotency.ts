@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { TRPCError } from '@trpc/server';
 import { eq } from 'drizzle-orm';
 import { type Database, idempotencyKeys } from '@asyncscope/db';
+import { ConflictError } from './errors';
 
 export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
 
@@ -24,7 +24,7 @@ async function storedResponse(q: Pick<Database, 'select'>, key: string, procedur
   const [row] = await q.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key));
   if (!row) return undefined;
   if (row.requestHash !== hash || row.procedure !== procedure) {
-    throw new TRPCError({ code: 'CONFLICT', message: `The idempotency key ${key} was already used for a different request.` });
+    throw new ConflictError(`The idempotency key ${key} was already used for a different request.`);
   }
   return row.response;
 }

@@ -1,7 +1,7 @@
-import { TRPCError } from '@trpc/server';
 import { count, eq, gt, sql } from 'drizzle-orm';
 import { type Database, PG_UNIQUE_VIOLATION, sqlState, users, type UserRow } from '@asyncscope/db';
 import type { User, UserPage } from '@asyncscope/contract';
+import { ConflictError, NotFoundError } from './errors';
 import { idempotentWrite } from './idempotency';
 
 /** The row as the API returns it: plain JSON, so timestamps become ISO strings here, once. */
@@ -15,9 +15,10 @@ export function toUser(row: UserRow): User {
   };
 }
 
+/** Where a database error becomes a domain error: the one unique column a user write can hit is the email. */
 function conflictOr(error: unknown, email: string | undefined): never {
   if (sqlState(error) === PG_UNIQUE_VIOLATION) {
-    throw new TRPCError({ code: 'CONFLICT', message: `A user with the email ${email ?? '(given)'} already exists.`, cause: error });
+    throw new ConflictError(`A user with the email ${email ?? '(given)'} already exists.`, { cause: error });
   }
   throw error;
 }
@@ -26,10 +27,6 @@ async function insertUser(tx: Pick<Database, 'insert'>, values: { name: string; 
   const [row] = await tx.insert(users).values(values).returning();
   if (!row) throw new Error('insert returned no row');
   return row;
-}
-
-function notFound(id: number): TRPCError {
-  return new TRPCError({ code: 'NOT_FOUND', message: `No user with id ${id}.` });
 }
 
 /**
@@ -49,7 +46,7 @@ export class UsersService {
 
   async byId(id: number): Promise<User> {
     const [row] = await this.#byId.execute({ id });
-    if (!row) throw notFound(id);
+    if (!row) throw new NotFoundError('user', id);
     return toUser(row);
   }
 
@@ -97,7 +94,7 @@ export class UsersService {
           .set({ ...changes, updatedAt: sql`now()` })
           .where(eq(users.id, id))
           .returning();
-        if (!row) throw notFound(id);
+        if (!row) throw new NotFoundError('user', id);
         return toUser(row);
       });
     } catch (error) {
@@ -110,7 +107,7 @@ export class UsersService {
     const { idempotencyKey, id } = input;
     return idempotentWrite(this.db, { procedure: 'users.delete', key: idempotencyKey, request: { id } }, async (tx) => {
       const [row] = await tx.delete(users).where(eq(users.id, id)).returning();
-      if (!row) throw notFound(id);
+      if (!row) throw new NotFoundError('user', id);
       return toUser(row);
     });
   }
