@@ -97,7 +97,8 @@ export async function openBenchDatabase(options: { adminUrl?: string | undefined
     options.signal.throwIfAborted();
 
     const url = withDatabase(adminUrl, name);
-    const db = createDb({ url, max: 1 });
+    // Migrating and seeding: one connection, no statement limit (a large seed may take a while).
+    const db = createDb({ url, poolMax: 1, statementTimeoutMs: 0, applicationName: 'asyncscope-bench-seed' });
     try {
       await runMigrations(db.db);
       // One statement: ids come from the identity column, so they are exactly 1..users in a fresh database.

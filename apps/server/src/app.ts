@@ -8,6 +8,7 @@ import { openDatabase, type Database } from './database';
 import { createHttpServer } from './http';
 import { attachWebSocketTransport } from './ws-transport';
 
+/** What the server runs with: main.ts fills it from the environment, whose schema (env.ts) holds the defaults. */
 export interface ServerConfig {
   port: number;
   host: string;
@@ -17,27 +18,27 @@ export interface ServerConfig {
   apiToken?: string | undefined;
   /** More tokens, each its own caller (EXTRA_API_TOKENS). */
   extraApiTokens?: readonly string[] | undefined;
-  dbPoolMax: number;
+  poolMax: number;
   statementTimeoutMs: number;
   applicationName: string;
   maxBodyBytes: number;
   /** A request's headers, and then its body, must each arrive this soon (408 beyond). */
-  bodyTimeoutMs?: number | undefined;
+  bodyTimeoutMs: number;
   /** Calls in one batched request (400 beyond). */
-  maxBatchSize?: number | undefined;
+  maxBatchSize: number;
   shutdownTimeoutMs: number;
   /** Calls running at once / waiting before TOO_MANY_REQUESTS. */
   maxInFlight: number;
   maxQueue: number;
-  /** Calls one client (remote address) may have waiting; default maxQueue. */
-  maxQueuePerClient?: number | undefined;
-  /** Whether lab.* answers (default true); off, it refuses with FORBIDDEN. */
-  lab?: boolean | undefined;
+  /** Calls one client (remote address) may have waiting. */
+  maxQueuePerClient: number;
+  /** Whether lab.* answers; off, it refuses with FORBIDDEN. */
+  lab: boolean;
   /** Default longest duration of a call, in ms (per-procedure limits may be longer, e.g. lab.sleep). */
   callTimeoutMs: number;
   /** WebSocket transport limits (WS_MAX_CALLS_PER_SOCKET, WS_MAX_SOCKETS_PER_TOKEN). */
-  wsMaxCallsPerSocket?: number | undefined;
-  wsMaxSocketsPerToken?: number | undefined;
+  wsMaxCallsPerSocket: number;
+  wsMaxSocketsPerToken: number;
   /** Built dashboard to serve at /, if any. */
   dashboardDir?: string | undefined;
   /** PEM certificate and key: serve HTTPS with HTTP/2 (and HTTP/1.1); plain HTTP when absent. */
@@ -69,7 +70,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     {
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
-      poolMax: config.dbPoolMax,
+      poolMax: config.poolMax,
       statementTimeoutMs: config.statementTimeoutMs,
       applicationName: config.applicationName,
       log,
@@ -84,7 +85,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     maxQueue: config.maxQueue,
     maxQueuePerClient: config.maxQueuePerClient,
     lab: config.lab,
-    timeouts: { '*': config.callTimeoutMs },
+    callTimeoutMs: config.callTimeoutMs,
     shutdownSignal: stopCalls.signal,
     databaseDownSignal: () => database.downSignal(),
     poolConnections: () => database.poolConnections(),
@@ -99,7 +100,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await runInQueryScope({ signal }, () => database.db.sql`select 1`);
         return;
       } catch (error) {
-        if (!isDatabaseUnavailable(error) || signal.aborted || attempt >= database.db.config.max) throw error;
+        if (!isDatabaseUnavailable(error) || signal.aborted || attempt >= database.db.config.poolMax) throw error;
       }
     }
   };

@@ -91,7 +91,7 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
   let health: DbHealth | undefined;
   const db = createDb({
     url,
-    max: options.poolMax,
+    poolMax: options.poolMax,
     statementTimeoutMs: options.statementTimeoutMs,
     applicationName: options.applicationName,
     onConnectionLost: () => { health?.nudge(); },

@@ -5,7 +5,7 @@ import { users } from './schema';
 
 let t: TestDatabase;
 beforeAll(async () => {
-  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'db-test', max: 3, statementTimeoutMs: 1000 });
+  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'db-test', poolMax: 3, statementTimeoutMs: 1000 });
 });
 afterAll(async () => { await t[Symbol.asyncDispose](); });
 

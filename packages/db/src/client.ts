@@ -6,12 +6,12 @@ import { cancellable, createPoolStatements, type RunningStatement, type Statemen
 export interface DbConfig {
   /** postgres:// connection string. */
   url: string;
-  /** Pool size: the most connections this process opens. */
-  max?: number;
+  /** Pool size: the most connections this process opens (postgres.js's `max`). */
+  poolMax: number;
   /** Server-side statement_timeout for every connection, in ms (0 = none). */
-  statementTimeoutMs?: number;
+  statementTimeoutMs: number;
   /** Shown in pg_stat_activity, so this pool's connections can be counted and told apart. */
-  applicationName?: string;
+  applicationName: string;
   /** Seconds an idle connection is kept before it is closed. */
   idleTimeoutS?: number;
   /** Seconds to wait for a new connection before failing. */
@@ -48,14 +48,12 @@ export interface Db {
   close(timeoutS?: number): Promise<void>;
 }
 
-export const DEFAULT_APPLICATION_NAME = 'asyncscope';
-
 export function createDb(config: DbConfig): Db {
   const resolved: Omit<Required<DbConfig>, 'onConnectionLost'> = {
     url: config.url,
-    max: config.max ?? 10,
-    statementTimeoutMs: config.statementTimeoutMs ?? 30_000,
-    applicationName: config.applicationName ?? DEFAULT_APPLICATION_NAME,
+    poolMax: config.poolMax,
+    statementTimeoutMs: config.statementTimeoutMs,
+    applicationName: config.applicationName,
     idleTimeoutS: config.idleTimeoutS ?? 30,
     connectTimeoutS: config.connectTimeoutS ?? 10,
     maxPipeline: config.maxPipeline ?? 0,
@@ -63,7 +61,7 @@ export function createDb(config: DbConfig): Db {
   const counts = createPoolStatements(config.onConnectionLost);
   // max_pipeline is a postgres.js option its type definitions leave out.
   const options: postgres.Options<Record<string, never>> & { max_pipeline: number } = {
-    max: resolved.max,
+    max: resolved.poolMax,
     idle_timeout: resolved.idleTimeoutS,
     connect_timeout: resolved.connectTimeoutS,
     max_pipeline: resolved.maxPipeline,

@@ -33,7 +33,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   } finally {
     await admin.end();
   }
-  const db = createDb({ url: databaseUrl(adminUrl, template), max: 1 });
+  // Migrating the template: one connection, no statement limit.
+  const db = createDb({ url: databaseUrl(adminUrl, template), poolMax: 1, statementTimeoutMs: 0, applicationName: 'asyncscope-test-setup' });
   try {
     await runMigrations(db.db);
   } finally {

@@ -74,7 +74,7 @@ describe('every pool connection killed under load (the shared test server)', () 
   let admin: postgres.Sql;
   beforeAll(async () => {
     let nudge = (): void => undefined;
-    t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'health-kill', max: 5, onConnectionLost: () => { nudge(); } });
+    t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'health-kill', poolMax: 5, onConnectionLost: () => { nudge(); } });
     health = startDbHealth({ url: t.url, applicationName: 'health-kill', runningStatements: () => t.runningStatements(), probeIntervalMs: 500 });
     nudge = () => { health.nudge(); };
     admin = postgres(t.url, { max: 1, onnotice: () => undefined });
@@ -118,7 +118,7 @@ describe('Postgres stopped and started under load (an embedded server of its own
     dir = await mkdtemp(join(tmpdir(), 'asyncscope-restart-'));
     pg = await startEmbeddedPostgres({ dataDir: dir });
     let nudge = (): void => undefined;
-    db = createDb({ url: pg.url, max: 5, applicationName: 'health-restart', connectTimeoutS: 2, onConnectionLost: () => { nudge(); } });
+    db = createDb({ url: pg.url, poolMax: 5, statementTimeoutMs: 30_000, applicationName: 'health-restart', connectTimeoutS: 2, onConnectionLost: () => { nudge(); } });
     health = startDbHealth({
       url: pg.url,
       applicationName: 'health-restart',
@@ -165,7 +165,7 @@ describe('Postgres stopped and started under load (an embedded server of its own
 
 describe('the watchdog', () => {
   it('terminates the backend of a statement that has been "running" while Postgres shows it idle', async () => {
-    await using t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'watchdog-test', max: 1 });
+    await using t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'watchdog-test', poolMax: 1 });
     const victim = postgres(t.url, { max: 1, onnotice: () => undefined, connection: { application_name: 'watchdog-victim' } });
     try {
       const [row] = await victim<{ pid: number }[]>`select pg_backend_pid() as pid`;
@@ -196,7 +196,7 @@ describe('the watchdog', () => {
   });
 
   it('leaves a statement that really runs alone', async () => {
-    await using t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'watchdog-busy', max: 1 });
+    await using t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'watchdog-busy', poolMax: 1 });
     const busy = postgres(t.url, { max: 1, onnotice: () => undefined });
     try {
       const [row] = await busy<{ pid: number }[]>`select pg_backend_pid() as pid`;

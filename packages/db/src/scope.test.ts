@@ -9,7 +9,7 @@ import { users } from './schema';
 let t: TestDatabase;
 let observer: postgres.Sql;
 beforeAll(async () => {
-  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'scope-test', max: 3 });
+  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'scope-test', poolMax: 3 });
   observer = postgres(t.url, { max: 1, connection: { application_name: 'scope-observer' } });
 });
 afterAll(async () => {
