@@ -89,7 +89,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     shutdownSignal: stopCalls.signal,
     databaseDownSignal: () => database.downSignal(),
     poolConnections: () => database.poolConnections(),
-  });
+  }).start();
   const probeDatabase = async (signal: AbortSignal): Promise<void> => {
     if (!database.isReady()) throw new Error('database unreachable');
     // Through the pool (a wedged pool is not ready), in a query scope so the probe's timeout cancels it.
@@ -134,7 +134,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     await once(server, 'listening');
   } catch (error) {
     shutdown.abort();
-    await runtime.close();
+    await runtime.stop();
     await database.close(1);
     throw error;
   }
@@ -167,7 +167,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // Keep-alive connections that went idle after their last answer would hold close() open otherwise.
     http.closeIdleConnections();
     await closed;
-    await runtime.close();
+    await runtime.stop();
     await database.close(Math.max(1, Math.ceil(config.shutdownTimeoutMs / 1000)));
     log.info('stopped');
   };

@@ -18,7 +18,7 @@ beforeAll(async () => {
   runtime = new Runtime(t, TEST_RUNTIME_OPTIONS);
 });
 afterAll(async () => {
-  await runtime.close();
+  await runtime.stop();
   await t[Symbol.asyncDispose]();
 });
 

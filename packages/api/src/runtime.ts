@@ -43,7 +43,10 @@ export interface RuntimeOptions {
 /** Procedures that may take longer than a call's usual limit: lab calls that are slow on purpose. */
 export const PROCEDURE_TIMEOUTS: Readonly<Record<string, number>> = { 'lab.sleep': 65_000, 'lab.slowWrite': 65_000, 'lab.cpu': 120_000 };
 
-/** Everything the procedures share, built once per process. */
+/**
+ * Everything the procedures share, built once per process. Building one starts nothing: `start()` starts
+ * the per-second stats sampling, `stop()` ends it and the CPU worker pool (made by the first lab.cpu call).
+ */
 export class Runtime {
   readonly users: UsersService;
   readonly lab: LabService;
@@ -85,8 +88,13 @@ export class Runtime {
     return PROCEDURE_TIMEOUTS[path] ?? this.callTimeoutMs;
   }
 
-  async close(): Promise<void> {
-    this.stats.close();
+  start(): this {
+    this.stats.start();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.stats.stop();
     await this.cpu.close();
   }
 }

@@ -19,11 +19,11 @@ export function useCallerFixture(): CallerFixture {
   const fixture = {} as CallerFixture;
   beforeAll(async () => {
     fixture.t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'));
-    fixture.runtime = new Runtime(fixture.t, TEST_RUNTIME_OPTIONS);
+    fixture.runtime = new Runtime(fixture.t, TEST_RUNTIME_OPTIONS).start();
     fixture.caller = createCaller(createInnerContext({ runtime: fixture.runtime, authorized: true }));
   });
   afterAll(async () => {
-    await fixture.runtime.close();
+    await fixture.runtime.stop();
     await fixture.t[Symbol.asyncDispose]();
   });
   return fixture;

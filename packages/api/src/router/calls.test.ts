@@ -26,7 +26,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await observer.end();
-  await runtime.close();
+  await runtime.stop();
   await t[Symbol.asyncDispose]();
 });
 

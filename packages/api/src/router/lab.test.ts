@@ -55,7 +55,7 @@ describe('the lab switched off (Runtime option lab: false, LAB=off on the server
       // The rest of the API still answers.
       expect(await caller.users.list({ limit: 1 })).toMatchObject({ items: [] });
     } finally {
-      await runtime.close();
+      await runtime.stop();
     }
   });
 
@@ -66,7 +66,7 @@ describe('the lab switched off (Runtime option lab: false, LAB=off on the server
       const error: unknown = await caller.lab.faults().catch((e: unknown) => e);
       expect((error as TRPCError).code).toBe('UNAUTHORIZED');
     } finally {
-      await runtime.close();
+      await runtime.stop();
     }
   });
 });
