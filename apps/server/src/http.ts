@@ -54,11 +54,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(payload);
 }
 
-/**
- * A per-request logger made only when something is logged: most calls log nothing but the access line.
- * A class, not closures: under tsx (esbuild keepNames) every named closure costs a defineProperty and
- * ~250 bytes, per request.
- */
+/** A per-request logger made only when something is logged: most calls log nothing but the access line. */
 class LazyChildLogger implements ApiLogger {
   private child: Logger | undefined;
   constructor(private readonly log: Logger, private readonly requestId: string) {}
