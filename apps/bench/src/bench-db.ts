@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { createDb, runMigrations, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '@asyncscope/db';
+import { createDbClient, runMigrations, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '@asyncscope/db';
 import { within } from './children';
 
 export interface BenchDatabase {
@@ -98,9 +98,9 @@ export async function openBenchDatabase(options: { adminUrl?: string | undefined
 
     const url = withDatabase(adminUrl, name);
     // Migrating and seeding: one connection, no statement limit (a large seed may take a while).
-    const db = createDb({ url, poolMax: 1, statementTimeoutMs: 0, applicationName: 'asyncscope-bench-seed' });
+    const db = createDbClient({ url, poolMax: 1, statementTimeoutMs: 0, applicationName: 'asyncscope-bench-seed' });
     try {
-      await runMigrations(db.db);
+      await runMigrations(db.orm);
       // One statement: ids come from the identity column, so they are exactly 1..users in a fresh database.
       await db.sql`
         insert into users (name, email)

@@ -4,7 +4,7 @@ import { Runtime, ShutdownError } from '@asyncscope/api';
 import { isDatabaseUnavailable, runInQueryScope } from '@asyncscope/db';
 import type { Logger } from 'pino';
 import { keptApiToken } from './api-token';
-import { openDatabase, type Database } from './database';
+import { openDatabase, type ServerDatabase } from './database';
 import { createHttpServer } from './http';
 import { attachWebSocketTransport } from './ws-transport';
 
@@ -52,7 +52,7 @@ export interface RunningServer {
   apiToken: string;
   /** Where the token is kept, when it was not given (API_TOKEN). */
   tokenFile: string | undefined;
-  database: Database;
+  database: ServerDatabase;
   runtime: Runtime;
   /** Open WebSockets (/trpc). */
   webSockets(): number;
@@ -80,7 +80,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 
   // Aborted when the shutdown deadline passes: calls still running are then stopped, statements cancelled.
   const stopCalls = new AbortController();
-  const runtime = new Runtime(database.db, {
+  const runtime = new Runtime(database.client, {
     maxInFlight: config.maxInFlight,
     maxQueue: config.maxQueue,
     maxQueuePerClient: config.maxQueuePerClient,
@@ -97,10 +97,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // the pool replaces those at once.
     for (let attempt = 0; ; attempt++) {
       try {
-        await runInQueryScope({ signal }, () => database.db.sql`select 1`);
+        await runInQueryScope({ signal }, () => database.client.sql`select 1`);
         return;
       } catch (error) {
-        if (!isDatabaseUnavailable(error) || signal.aborted || attempt >= database.db.config.poolMax) throw error;
+        if (!isDatabaseUnavailable(error) || signal.aborted || attempt >= database.client.config.poolMax) throw error;
       }
     }
   };

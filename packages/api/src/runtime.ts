@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import type { Db } from '@asyncscope/db';
+import type { DbClient } from '@asyncscope/db';
 import { ActivityLog } from './activity/log';
 import { ServerStats } from './activity/stats';
 import { Admission } from './admission';
@@ -65,8 +65,8 @@ export class Runtime {
   readonly labEnabled: boolean;
   readonly readPoolConnections: (() => Promise<{ state: string; count: number }[]>) | undefined;
 
-  constructor(readonly db: Db, options: RuntimeOptions) {
-    this.users = new UsersService(db.db);
+  constructor(readonly db: DbClient, options: RuntimeOptions) {
+    this.users = new UsersService(db.orm);
     this.lab = new LabService(db);
     this.faults = new Faults(options.random);
     this.activity = new ActivityLog(options.activityCapacity ?? 10_000);

@@ -29,13 +29,13 @@ export interface DbConfig {
   onConnectionLost?: (error: unknown) => void;
 }
 
-export type Database = PostgresJsDatabase<typeof schema>;
+export type Orm = PostgresJsDatabase<typeof schema>;
 
-export interface Db {
+export interface DbClient {
   /** drizzle, typed with the schema. */
-  db: Database;
+  orm: Orm;
   /**
-   * The postgres.js pool, for raw SQL (pg_sleep, pg_stat_activity, ...). Like `db`, its statements follow
+   * The postgres.js pool, for raw SQL (pg_sleep, pg_stat_activity, ...). Like `orm`, its statements follow
    * the current query scope (see scope.ts): inside `runInQueryScope` they are cancelled with its signal.
    */
   sql: postgres.Sql;
@@ -48,7 +48,7 @@ export interface Db {
   close(timeoutS?: number): Promise<void>;
 }
 
-export function createDb(config: DbConfig): Db {
+export function createDbClient(config: DbConfig): DbClient {
   const resolved: Omit<Required<DbConfig>, 'onConnectionLost'> = {
     url: config.url,
     poolMax: config.poolMax,
@@ -80,9 +80,9 @@ export function createDb(config: DbConfig): Db {
   };
   const pool = postgres(resolved.url, options);
   const sql = cancellable(pool, counts);
-  const db = drizzle(sql, { schema });
+  const orm = drizzle(sql, { schema });
   return {
-    db,
+    orm,
     sql,
     config: resolved,
     statements: () => ({ queued: counts.queued, running: counts.running }),

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { createDb, type Db, type DbConfig } from './client';
+import { createDbClient, type DbClient, type DbConfig } from './client';
 
 declare module 'vitest' {
   interface ProvidedContext {
@@ -21,7 +21,7 @@ export function databaseUrl(adminUrl: string, database: string): string {
   return url.toString();
 }
 
-export interface TestDatabase extends Db {
+export interface TestDatabase extends DbClient {
   url: string;
   name: string;
   [Symbol.asyncDispose](): Promise<void>;
@@ -53,7 +53,7 @@ export async function createTestDatabase(
     await admin.end();
   }
   const url = databaseUrl(adminUrl, name);
-  const db = createDb({ url, ...TEST_POOL, ...config });
+  const db = createDbClient({ url, ...TEST_POOL, ...config });
   return {
     ...db,
     url,
