@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { createDb, runMigrations, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '@asyncscope/db';
+import { createDbClient, runMigrations, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '@asyncscope/db';
 import { within } from '@asyncscope/harness/children';
 
 export interface BenchDatabase {
@@ -97,9 +97,10 @@ export async function openBenchDatabase(options: { adminUrl?: string | undefined
     options.signal.throwIfAborted();
 
     const url = withDatabase(adminUrl, name);
-    const db = createDb({ url, max: 1 });
+    // Migrating and seeding: one connection, no statement limit (a large seed may take a while).
+    const db = createDbClient({ url, poolMax: 1, statementTimeoutMs: 0, applicationName: 'asyncscope-bench-seed' });
     try {
-      await runMigrations(db.db);
+      await runMigrations(db.orm);
       // One statement: ids come from the identity column, so they are exactly 1..users in a fresh database.
       await db.sql`
         insert into users (name, email)

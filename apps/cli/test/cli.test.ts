@@ -22,7 +22,7 @@ let env: Record<string, string>;
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
-  db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: `${APP_NAME}-observer`, max: 2 });
+  db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: `${APP_NAME}-observer`, poolMax: 2 });
   await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 300) i`;
   server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME });
   env = { ASYNCSCOPE_URL: server.url, ASYNCSCOPE_TOKEN: TOKEN };

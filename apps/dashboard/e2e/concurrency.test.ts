@@ -49,7 +49,7 @@ describe.skipIf(missing !== null)('200 calls, 100 at a time, over the WebSocket 
 
   beforeAll(async () => {
     if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
-    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: `${APP_NAME}-observer`, max: 2 });
+    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: `${APP_NAME}-observer`, poolMax: 2 });
     cleanups.push(() => db[Symbol.asyncDispose]());
     await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 200) i`;
     // Admission for a thousand calls at once (the last test); the 100-call run is well inside either way.

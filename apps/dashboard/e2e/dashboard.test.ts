@@ -45,7 +45,7 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real server
 
   beforeAll(async () => {
     if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
-    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'dashboard-e2e-observer', max: 2 });
+    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'dashboard-e2e-observer', poolMax: 2 });
     cleanups.push(() => db[Symbol.asyncDispose]());
     await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 200) i`;
     server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME, poolMax: 10 });

@@ -34,7 +34,7 @@ describe.skipIf(missing !== null)('the dashboard over HTTPS and HTTP/2 (Chromium
   beforeAll(async () => {
     if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
     const cert = await makeTestCertificate();
-    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'dashboard-e2e-h2-observer', max: 2 });
+    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'dashboard-e2e-h2-observer', poolMax: 2 });
     cleanups.push(() => db[Symbol.asyncDispose]());
     await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 50) i`;
     server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME, poolMax: CALLS + 6, tls: cert });

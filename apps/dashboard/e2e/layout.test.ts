@@ -80,7 +80,7 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
 
   beforeAll(async () => {
     if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
-    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'dashboard-layout-observer', max: 2 });
+    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'dashboard-layout-observer', poolMax: 2 });
     cleanups.push(() => db[Symbol.asyncDispose]());
     const names: [string, string][] = [
       ['Ada Lovelace', 'ada@example.com'],

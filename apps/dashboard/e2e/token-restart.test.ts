@@ -52,7 +52,7 @@ describe.skipIf(missing !== null)('dashboard across a server restart, with the g
 
   beforeAll(async () => {
     if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
-    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'token-restart-observer', max: 1 });
+    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'token-restart-observer', poolMax: 1 });
     dataDir = await mkdtemp(join(tmpdir(), 'asyncscope-token-e2e-'));
     browser = await launchBrowser();
   }, 90_000);

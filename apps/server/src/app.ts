@@ -4,10 +4,11 @@ import { Runtime, ShutdownError } from '@asyncscope/api';
 import { isDatabaseUnavailable, runInQueryScope } from '@asyncscope/db';
 import type { Logger } from 'pino';
 import { keptApiToken } from './api-token';
-import { openDatabase, type Database } from './database';
+import { openDatabase, type ServerDatabase } from './database';
 import { createHttpServer } from './http';
 import { attachWebSocketTransport } from './ws-transport';
 
+/** What the server runs with: main.ts fills it from the environment, whose schema (env.ts) holds the defaults. */
 export interface ServerConfig {
   port: number;
   host: string;
@@ -17,29 +18,29 @@ export interface ServerConfig {
   apiToken?: string | undefined;
   /** More tokens, each its own caller (EXTRA_API_TOKENS). */
   extraApiTokens?: readonly string[] | undefined;
-  dbPoolMax: number;
+  poolMax: number;
   statementTimeoutMs: number;
   applicationName: string;
   maxBodyBytes: number;
   /** A request's headers, and then its body, must each arrive this soon (408 beyond). */
-  bodyTimeoutMs?: number | undefined;
+  bodyTimeoutMs: number;
   /** Calls in one batched request (400 beyond). */
-  maxBatchSize?: number | undefined;
+  maxBatchSize: number;
   shutdownTimeoutMs: number;
   /** Calls running at once / waiting before TOO_MANY_REQUESTS. */
   maxInFlight: number;
   maxQueue: number;
-  /** Calls one client (remote address) may have waiting; default maxQueue. */
-  maxQueuePerClient?: number | undefined;
-  /** Whether lab.* answers (default true); off, it refuses with FORBIDDEN. */
-  lab?: boolean | undefined;
-  /** Single calls through fast-trpc.ts (default true); off, tRPC's own adapter serves every request. */
-  fastPath?: boolean | undefined;
+  /** Calls one client (remote address) may have waiting. */
+  maxQueuePerClient: number;
+  /** Whether lab.* answers; off, it refuses with FORBIDDEN. */
+  lab: boolean;
+  /** Single calls through fast-trpc.ts; off, tRPC's own adapter serves every request. */
+  fastPath: boolean;
   /** Default longest duration of a call, in ms (per-procedure limits may be longer, e.g. lab.sleep). */
   callTimeoutMs: number;
   /** WebSocket transport limits (WS_MAX_CALLS_PER_SOCKET, WS_MAX_SOCKETS_PER_TOKEN). */
-  wsMaxCallsPerSocket?: number | undefined;
-  wsMaxSocketsPerToken?: number | undefined;
+  wsMaxCallsPerSocket: number;
+  wsMaxSocketsPerToken: number;
   /** Built dashboard to serve at /, if any. */
   dashboardDir?: string | undefined;
   /** PEM certificate and key: serve HTTPS with HTTP/2 (and HTTP/1.1); plain HTTP when absent. */
@@ -53,7 +54,7 @@ export interface RunningServer {
   apiToken: string;
   /** Where the token is kept, when it was not given (API_TOKEN). */
   tokenFile: string | undefined;
-  database: Database;
+  database: ServerDatabase;
   runtime: Runtime;
   /** Open WebSockets (/trpc). */
   webSockets(): number;
@@ -71,7 +72,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     {
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
-      poolMax: config.dbPoolMax,
+      poolMax: config.poolMax,
       statementTimeoutMs: config.statementTimeoutMs,
       applicationName: config.applicationName,
       log,
@@ -81,16 +82,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 
   // Aborted when the shutdown deadline passes: calls still running are then stopped, statements cancelled.
   const stopCalls = new AbortController();
-  const runtime = new Runtime(database.db, {
+  const runtime = new Runtime(database.client, {
     maxInFlight: config.maxInFlight,
     maxQueue: config.maxQueue,
     maxQueuePerClient: config.maxQueuePerClient,
     lab: config.lab,
-    timeouts: { '*': config.callTimeoutMs },
+    callTimeoutMs: config.callTimeoutMs,
     shutdownSignal: stopCalls.signal,
     databaseDownSignal: () => database.downSignal(),
     poolConnections: () => database.poolConnections(),
-  });
+  }).start();
   const probeDatabase = async (signal: AbortSignal): Promise<void> => {
     if (!database.isReady()) throw new Error('database unreachable');
     // Through the pool (a wedged pool is not ready), in a query scope so the probe's timeout cancels it.
@@ -98,10 +99,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // the pool replaces those at once.
     for (let attempt = 0; ; attempt++) {
       try {
-        await runInQueryScope({ signal }, () => database.db.sql`select 1`);
+        await runInQueryScope({ signal }, () => database.client.sql`select 1`);
         return;
       } catch (error) {
-        if (!isDatabaseUnavailable(error) || signal.aborted || attempt >= database.db.config.max) throw error;
+        if (!isDatabaseUnavailable(error) || signal.aborted || attempt >= database.client.config.poolMax) throw error;
       }
     }
   };
@@ -115,7 +116,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     maxBatchSize: config.maxBatchSize,
     dashboardDir: config.dashboardDir,
     tls: config.tls,
-    trpcAdapter: config.fastPath === false ? 'standard' : 'fast',
+    trpcAdapter: !config.fastPath ? 'standard' : 'fast',
     log,
     isDatabaseReady: () => database.isReady(),
     checkDatabase: () => {
@@ -128,7 +129,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
 
   // Said at start, so that a log shows whether a problem was seen with the fast path ruled out.
-  if (config.fastPath === false) log.info('FAST_PATH=off: every tRPC request goes through tRPC’s own adapter');
+  if (!config.fastPath) log.info('FAST_PATH=off: every tRPC request goes through tRPC’s own adapter');
   const { server } = http;
   const ws = attachWebSocketTransport(server, { runtime, apiTokens: [apiToken, ...(config.extraApiTokens ?? [])], maxPayload: config.maxBodyBytes, maxCallsPerSocket: config.wsMaxCallsPerSocket, maxSocketsPerToken: config.wsMaxSocketsPerToken, log, isDatabaseReady: () => database.isReady() });
   // A deep accept queue: thousands of clients connecting at once should wait for admission control
@@ -138,7 +139,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     await once(server, 'listening');
   } catch (error) {
     shutdown.abort();
-    await runtime.close();
+    await runtime.stop();
     await database.close(1);
     throw error;
   }
@@ -171,7 +172,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // Keep-alive connections that went idle after their last answer would hold close() open otherwise.
     http.closeIdleConnections();
     await closed;
-    await runtime.close();
+    await runtime.stop();
     await database.close(Math.max(1, Math.ceil(config.shutdownTimeoutMs / 1000)));
     log.info('stopped');
   };

@@ -71,7 +71,7 @@ describe.each<TransportName>(['HTTP/1.1', 'HTTP/1.1 over TLS', 'HTTP/2'])('over 
     await until('the pool is busy', async () => (await probe.running('pg_sleep')).length === POOL);
     const controller = new AbortController();
     const call = failure(client.call('lab.slowWrite', { label: id('never'), ms: 0 }, { mutation: true, callId: id('queued'), signal: controller.signal }));
-    await until('the call waits', () => Promise.resolve(t.server.database.db.statements().queued > 0 || undefined));
+    await until('the call waits', () => Promise.resolve(t.server.database.client.statements().queued > 0 || undefined));
     controller.abort();
     await call;
     await Promise.all(blockers);

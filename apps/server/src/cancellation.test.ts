@@ -64,7 +64,7 @@ describe('a client abort stops the work everywhere', () => {
     await until('the pool is busy', async () => (await running('pg_sleep')).length === 4);
     const controller = new AbortController();
     const call = failure(api.lab.slowWrite.mutate({ label: 'never-sent', ms: 0 }, { signal: controller.signal, context: { callId: 'queued-1' } }));
-    await until('the call waits', () => Promise.resolve(t.server.database.db.statements().queued > 0 || undefined));
+    await until('the call waits', () => Promise.resolve(t.server.database.client.statements().queued > 0 || undefined));
     controller.abort();
     expect(codeOf(await call) ?? 'aborted').toBeTruthy();
     await Promise.all(blockers);

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import {
-  createDb,
+  createDbClient,
   DatabaseUnavailableError,
-  type Db,
+  type DbClient,
   type DbHealth,
   type PoolConnectionCount,
   runMigrations,
@@ -23,8 +23,8 @@ export interface DatabaseOptions {
   log: Logger;
 }
 
-export interface Database {
-  db: Db;
+export interface ServerDatabase {
+  client: DbClient;
   /** Where the data lives, for the start-up banner and logs (no password). */
   description: string;
   /** The embedded database's connection URL, password included: for the person at the terminal, never for logs. */
@@ -71,7 +71,7 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
  * would not fix a permission or disk problem), then connects and migrates in the background, retrying
  * with capped exponential backoff and full jitter while the server is unreachable.
  */
-export async function openDatabase(options: DatabaseOptions, shutdown: AbortSignal): Promise<Database> {
+export async function openDatabase(options: DatabaseOptions, shutdown: AbortSignal): Promise<ServerDatabase> {
   const { log } = options;
   let embedded: EmbeddedPostgresHandle | undefined;
   let url = options.databaseUrl;
@@ -89,9 +89,9 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
   }
 
   let health: DbHealth | undefined;
-  const db = createDb({
+  const client = createDbClient({
     url,
-    max: options.poolMax,
+    poolMax: options.poolMax,
     statementTimeoutMs: options.statementTimeoutMs,
     applicationName: options.applicationName,
     onConnectionLost: () => { health?.nudge(); },
@@ -103,13 +103,13 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
   const readiness = (async () => {
     for (let attempt = 0; ; attempt++) {
       try {
-        await runMigrations(db.db);
+        await runMigrations(client.orm);
         ready = true;
         shutdown.throwIfAborted();
         health = startDbHealth({
           url,
           applicationName: options.applicationName,
-          runningStatements: () => db.runningStatements(),
+          runningStatements: () => client.runningStatements(),
           // The driver's reason goes to the operator's log only (host and port, never credentials); /readyz
           // and the callers get fixed texts.
           onChange: (up, detail) => {
@@ -134,7 +134,7 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
   readiness.catch(() => undefined);
 
   return {
-    db,
+    client,
     description,
     embeddedUrl: embedded ? url : undefined,
     isReady: () => ready && (health?.isReady() ?? false),
@@ -145,7 +145,7 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
     async close(timeoutS) {
       try {
         await health?.close();
-        await db.close(timeoutS);
+        await client.close(timeoutS);
       } finally {
         await embedded?.stop();
       }

@@ -18,7 +18,7 @@ afterEach(async () => {
 
 describe('pnpm dev', () => {
   it('serves on PORT with API_TOKEN, its dashboard proxy follows, and Ctrl+C drains', async () => {
-    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { max: 1 });
+    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { poolMax: 1 });
     const port = await freePort();
     const token = 'dev-token-0123456789abcdef';
     const dev = (running = runPnpm(['dev'], { PORT: String(port), API_TOKEN: token, DATABASE_URL: db.url, DATA_DIR: '/nonexistent', LOG_LEVEL: 'info' }));

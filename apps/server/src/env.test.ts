@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,5 +94,17 @@ describe('readEnv: FAST_PATH', () => {
     expect(readEnv({}).FAST_PATH).toBe('on');
     expect(readEnv({ FAST_PATH: 'off' }).FAST_PATH).toBe('off');
     expect(() => readEnv({ FAST_PATH: 'no' })).toThrow(/FAST_PATH="no": FAST_PATH must be on or off/);
+  });
+});
+
+describe("the README's configuration table", () => {
+  it('shows the defaults the env schema has', async () => {
+    const readme = await readFile(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+    const defaults = readEnv({}) as Record<string, unknown>;
+    // Rows like | `DB_POOL_MAX` | `20` | …; a default in words or a path (`<checkout>/.data`) is not compared.
+    const rows = [...readme.matchAll(/^\| `([A-Z_]+)` \| `([^`]*)` \|/gm)].map(([, name, shown]) => ({ name: name ?? '', shown: shown ?? '' }));
+    const compared = rows.filter(({ shown }) => !shown.includes('/'));
+    expect(compared.length).toBeGreaterThan(15);
+    for (const { name, shown } of compared) expect({ name, default: String(defaults[name]) }).toEqual({ name, default: shown });
   });
 });

@@ -39,6 +39,8 @@ async function mount(name: Mounted['name']): Promise<Mounted> {
     runtime: t.server.runtime,
     apiToken: TEST_TOKEN,
     maxBodyBytes: 16 * 1024,
+    bodyTimeoutMs: 10_000,
+    maxBatchSize: 50,
     log,
     isDatabaseReady: () => t.server.database.isReady(),
     checkDatabase: () => Promise.resolve(),

@@ -21,9 +21,9 @@ export interface HttpOptions {
   extraApiTokens?: readonly string[] | undefined;
   maxBodyBytes: number;
   /** A request body must arrive whole this soon after its headers (408 beyond); its headers, likewise. */
-  bodyTimeoutMs?: number | undefined;
+  bodyTimeoutMs: number;
   /** Calls in one batched request (400 beyond). */
-  maxBatchSize?: number | undefined;
+  maxBatchSize: number;
   log: Logger;
   isDatabaseReady: () => boolean;
   /** The built dashboard, served at / (single-page app); none when undefined. */
@@ -54,11 +54,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(payload);
 }
 
-/**
- * A per-request logger made only when something is logged: most calls log nothing but the access line.
- * A class, not closures: under tsx (esbuild keepNames) every named closure costs a defineProperty and
- * ~250 bytes, per request.
- */
+/** A per-request logger made only when something is logged: most calls log nothing but the access line. */
 class LazyChildLogger implements ApiLogger {
   private child: Logger | undefined;
   constructor(private readonly log: Logger, private readonly requestId: string) {}
@@ -117,7 +113,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: options.maxBodyBytes,
-    maxBatchSize: options.maxBatchSize ?? 50,
+    maxBatchSize: options.maxBatchSize,
     createContext,
     onError: ({ error, path, req }) => {
       const requestId = (req as IncomingMessage & { id?: string }).id;
@@ -131,7 +127,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     jsonErrorsOnly(res);
     standard(req, res);
   };
-  const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
+  const { bodyTimeoutMs } = options;
   // Bodies are read whole before a call can be admitted (request-body.ts); strangers never get that far:
   // the gate answers them 401 first.
   const trpc = withBodyFirst(options.trpcAdapter === 'standard' ? fallback : createFastTRPCHandler({ ...trpcOptions, fallback }), {
@@ -139,7 +135,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     basePath: '/trpc/',
     maxBodyBytes: options.maxBodyBytes,
     bodyTimeoutMs,
-    maxBatchSize: trpcOptions.maxBatchSize ?? 50,
+    maxBatchSize: options.maxBatchSize,
     authorized: isAuthorized,
     // A full server answers 429 before it reads a body or builds a context (a burst's 429s come at once).
     refuseEarly: (req, path) => (admittedProcedures.has(path) ? options.runtime.admission.refuseNow(req.socket.remoteAddress ?? '') : undefined),

@@ -160,6 +160,8 @@ describe('the server object keeps its HTTP/1.1 upgrade event over TLS', () => {
       runtime: t.server.runtime,
       apiToken: TEST_TOKEN,
       maxBodyBytes: 16 * 1024,
+      bodyTimeoutMs: 10_000,
+      maxBatchSize: 50,
       log: pino({ level: 'silent' }),
       isDatabaseReady: () => true,
       checkDatabase: () => Promise.resolve(),
@@ -240,7 +242,7 @@ describe('the built server with TLS_CERT and TLS_KEY', () => {
 
   it('prints an https:// address and answers HTTP/2 there; a file it cannot read stops it at once, named', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'asyncscope-tls-start-'));
-    const db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { max: 1 });
+    const db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { poolMax: 1 });
     try {
       await writeFile(join(dir, 'cert.pem'), cert.cert);
       await writeFile(join(dir, 'key.pem'), cert.key, { mode: 0o600 });

@@ -28,7 +28,7 @@ const server = await startServer({
   dataDir: env.DATA_DIR,
   apiToken: env.API_TOKEN,
   extraApiTokens: env.EXTRA_API_TOKENS,
-  dbPoolMax: env.DB_POOL_MAX,
+  poolMax: env.DB_POOL_MAX,
   statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
   applicationName: env.DB_APPLICATION_NAME,
   maxBodyBytes: env.MAX_BODY_BYTES,

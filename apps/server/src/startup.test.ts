@@ -26,7 +26,7 @@ async function stop(child: ServerProcess): Promise<void> {
 describe('the API token', () => {
   it('is generated once, kept in DATA_DIR (0600), reused after a restart; API_TOKEN still wins', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'asyncscope-token-'));
-    const db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { max: 1 });
+    const db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { poolMax: 1 });
     try {
       const env = { DATA_DIR: dataDir, DATABASE_URL: db.url, PORT: '0' };
       const first = launchServer(env);
@@ -55,7 +55,7 @@ describe('the API token', () => {
 
 describe('the banner', () => {
   it('appears only once the database answers and is migrated: a call made at once succeeds', async () => {
-    const db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { max: 1 });
+    const db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { poolMax: 1 });
     // A gate in front of Postgres that refuses connections until opened: the database is "not there yet".
     const target = new URL(db.url);
     let open = false;

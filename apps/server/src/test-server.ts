@@ -3,6 +3,7 @@ import pino, { type Logger } from 'pino';
 import { inject } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { startServer, type RunningServer } from './app';
+import { readEnv } from './env';
 
 export const TEST_TOKEN = 'test-token-0123456789abcdef';
 
@@ -40,7 +41,10 @@ export interface TestServerOptions {
 }
 
 export async function startTestServer(overrides: TestServerOptions = {}): Promise<TestServer> {
-  const database = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'test-observer', max: 2 });
+  // The server's own defaults, for the settings the test leaves alone and has no test value for.
+  const defaults = readEnv({});
+  const maxQueue = overrides.maxQueue ?? 1000;
+  const database = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'test-observer', poolMax: 2 });
   const server = await startServer({
     port: 0,
     host: '127.0.0.1',
@@ -48,24 +52,25 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     dataDir: '/nonexistent',
     apiToken: TEST_TOKEN,
     extraApiTokens: overrides.extraApiTokens,
-    dbPoolMax: overrides.poolMax ?? 5,
+    poolMax: overrides.poolMax ?? 5,
     statementTimeoutMs: 10_000,
     applicationName: overrides.applicationName ?? 'test-server',
     maxBodyBytes: overrides.maxBodyBytes ?? 16 * 1024,
     shutdownTimeoutMs: overrides.shutdownTimeoutMs ?? 2_000,
     maxInFlight: overrides.maxInFlight ?? 100,
-    maxQueue: overrides.maxQueue ?? 1000,
-    maxQueuePerClient: overrides.maxQueuePerClient,
-    bodyTimeoutMs: overrides.bodyTimeoutMs,
-    maxBatchSize: overrides.maxBatchSize,
-    lab: overrides.lab,
-    fastPath: overrides.fastPath,
-    callTimeoutMs: 30_000,
+    maxQueue,
+    // One client may fill the whole queue, unless the test says otherwise.
+    maxQueuePerClient: overrides.maxQueuePerClient ?? maxQueue,
+    bodyTimeoutMs: overrides.bodyTimeoutMs ?? defaults.BODY_TIMEOUT_MS,
+    maxBatchSize: overrides.maxBatchSize ?? defaults.MAX_BATCH_SIZE,
+    lab: overrides.lab ?? defaults.LAB === 'on',
+    callTimeoutMs: defaults.CALL_TIMEOUT_MS,
+    fastPath: overrides.fastPath ?? defaults.FAST_PATH === 'on',
     log: overrides.log ?? pino({ level: 'silent' }),
     dashboardDir: overrides.dashboardDir,
     tls: overrides.tls,
-    wsMaxCallsPerSocket: overrides.wsMaxCallsPerSocket,
-    wsMaxSocketsPerToken: overrides.wsMaxSocketsPerToken,
+    wsMaxCallsPerSocket: overrides.wsMaxCallsPerSocket ?? defaults.WS_MAX_CALLS_PER_SOCKET,
+    wsMaxSocketsPerToken: overrides.wsMaxSocketsPerToken ?? defaults.WS_MAX_SOCKETS_PER_TOKEN,
   });
   await server.database.ready;
   return {

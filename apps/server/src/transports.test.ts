@@ -71,7 +71,7 @@ describe.each(['http', 'http-batch', 'websocket'] as const)('over %s', (transpor
     expect(['client-closed', 'cancelled']).toContain(hop(id, 'signal.fired')?.reason);
     await until('settled', () => Promise.resolve(hop(id, 'settled')?.code === 'CLIENT_CLOSED_REQUEST' || undefined));
     await until('the pool is idle', async () => (await sessions()).every((s) => s.state === 'idle'));
-    expect(t.server.database.db.statements()).toEqual({ queued: 0, running: 0 });
+    expect(t.server.database.client.statements()).toEqual({ queued: 0, running: 0 });
   });
 
   it('abort of a slow write → rolled back, nothing saved, no session idle in transaction', async () => {

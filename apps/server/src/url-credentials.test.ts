@@ -178,7 +178,7 @@ describe('logs at the default level', () => {
   });
 
   it('an error is logged without the values that went with it (a real drizzle + Postgres error)', async () => {
-    const error: unknown = await t.server.runtime.db.db
+    const error: unknown = await t.server.runtime.db.orm
       .insert(schema.users)
       .values({ name: 'a\u0000b', email: 'private.person@example.com' })
       .then(() => undefined, (e: unknown) => e);

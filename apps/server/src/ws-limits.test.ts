@@ -61,6 +61,8 @@ describe('a transport mounted with small limits', () => {
       maxPayload: 16 * 1024,
       authTimeoutMs: 200,
       maxBufferedBytes: 256 * 1024,
+      maxCallsPerSocket: 1000,
+      maxSocketsPerToken: 64,
       log,
       isDatabaseReady: () => true,
     });

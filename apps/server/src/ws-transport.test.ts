@@ -195,7 +195,7 @@ describe('a client abort stops the work on the server', () => {
     expect(hop('ws-write-1', 'rolled_back')?.sqlstate).toBe('57014');
     expect(await observer`select * from lab_writes where label = 'ws-cancelled-write'`).toHaveLength(0);
     await idle();
-    expect(t.server.database.db.statements()).toEqual({ queued: 0, running: 0 });
+    expect(t.server.database.client.statements()).toEqual({ queued: 0, running: 0 });
   });
 
   it('coalesces the aborts of one tick into one calls.cancel', async () => {
@@ -232,7 +232,7 @@ describe('a socket that goes away stops every call it carried', () => {
     const s = await RawSocket.open();
     for (let i = 0; i < 20; i++) s.call(i + 1, 'query', 'lab.sleep', { ms: 10_000 }, { callId: `ws-close-${i}` });
     await until('4 statements run', async () => (await running('pg_sleep')).length === 4);
-    expect(t.server.database.db.statements().queued).toBe(16);
+    expect(t.server.database.client.statements().queued).toBe(16);
     const closedAt = performance.now();
     s.close();
     await until('every call settled', () => Promise.resolve(Array.from({ length: 20 }, (_, i) => hop(`ws-close-${i}`, 'settled')).every((h) => h?.code === 'CLIENT_CLOSED_REQUEST') || undefined));
@@ -240,7 +240,7 @@ describe('a socket that goes away stops every call it carried', () => {
     expect(performance.now() - closedAt).toBeLessThan(1000);
     expect(Array.from({ length: 20 }, (_, i) => hop(`ws-close-${i}`, 'signal.fired')?.reason)).toEqual(Array(20).fill('client-closed'));
     await idle();
-    expect(t.server.database.db.statements()).toEqual({ queued: 0, running: 0 });
+    expect(t.server.database.client.statements()).toEqual({ queued: 0, running: 0 });
     expect(t.server.runtime.admission.inFlight).toBe(0);
   });
 });

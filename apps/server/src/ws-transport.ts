@@ -35,9 +35,9 @@ export interface WebSocketTransportOptions {
   /** Largest message accepted (MAX_BODY_BYTES); a bigger one closes the socket with 1009. */
   maxPayload: number;
   /** Queries and mutations one socket may have in flight, and streams it may have open (each); beyond, TOO_MANY_REQUESTS for that one. */
-  maxCallsPerSocket?: number | undefined;
+  maxCallsPerSocket: number;
   /** Sockets one token may have open; beyond, the new one is closed with 4429. */
-  maxSocketsPerToken?: number | undefined;
+  maxSocketsPerToken: number;
   /** The connectionParams message must arrive this soon after the socket opens (4408 beyond). */
   authTimeoutMs?: number | undefined;
   /** Bytes waiting to be written to a socket before it counts as a slow reader and is closed (4413). */
@@ -134,8 +134,8 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
   const credentials = createCredentials(options.apiTokens);
   // Our own refusals, shaped by the router's errorFormatter like every other error.
   const errors = trpcErrorResponses(appRouter);
-  const maxCalls = options.maxCallsPerSocket ?? 1000;
-  const maxSockets = options.maxSocketsPerToken ?? 64;
+  const maxCalls = options.maxCallsPerSocket;
+  const maxSockets = options.maxSocketsPerToken;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
   const maxBuffered = options.maxBufferedBytes ?? 4 * 1024 * 1024;
   const owners = new WeakMap<WebSocket, string>();

@@ -8,16 +8,17 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { createInnerContext } from './context';
 import { Runtime } from './runtime';
+import { TEST_RUNTIME_OPTIONS } from './test-caller';
 import { callProcedure, createCallerFactory, createTRPCRouter } from './trpc';
 
 let t: TestDatabase;
 let runtime: Runtime;
 beforeAll(async () => {
   t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'));
-  runtime = new Runtime(t);
+  runtime = new Runtime(t, TEST_RUNTIME_OPTIONS);
 });
 afterAll(async () => {
-  await runtime.close();
+  await runtime.stop();
   await t[Symbol.asyncDispose]();
 });
 

@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import type { Db } from '@asyncscope/db';
+import type { DbClient } from '@asyncscope/db';
 import { ActivityLog } from './activity/log';
 import { ServerStats } from './activity/stats';
 import { Admission } from './admission';
@@ -10,17 +10,18 @@ import { UsersService } from './services/users';
 import { TicketStore } from './tickets';
 import { CallRegistry } from './calls/registry';
 
+/** The settings the app reads from its environment; their defaults live there (apps/server/src/env.ts). */
 export interface RuntimeOptions {
   /** Calls that may run at once; more wait in the queue. */
-  maxInFlight?: number;
+  maxInFlight: number;
   /** Calls that may wait; more are refused with TOO_MANY_REQUESTS. */
-  maxQueue?: number;
-  /** Calls one client may have waiting (default: maxQueue); the queue is shared between clients in turn. */
-  maxQueuePerClient?: number | undefined;
-  /** lab.* on (default) or off: off, every lab procedure answers FORBIDDEN and no fault can be set. */
-  lab?: boolean | undefined;
-  /** Longest a call may take, per procedure path ('*' for the rest), in ms. */
-  timeouts?: Record<string, number>;
+  maxQueue: number;
+  /** Calls one client may have waiting; the queue is shared between clients in turn. */
+  maxQueuePerClient: number;
+  /** lab.* on or off: off, every lab procedure answers FORBIDDEN and no fault can be set. */
+  lab: boolean;
+  /** Longest a call may take, in ms, unless its procedure has a longer limit of its own (PROCEDURE_TIMEOUTS). */
+  callTimeoutMs: number;
   /** Events kept for activity.events subscribers. */
   activityCapacity?: number;
   cpuThreads?: number;
@@ -39,9 +40,13 @@ export interface RuntimeOptions {
   poolConnections?: () => Promise<{ state: string; count: number }[]>;
 }
 
-export const DEFAULT_TIMEOUTS: Record<string, number> = { '*': 30_000, 'lab.sleep': 65_000, 'lab.slowWrite': 65_000, 'lab.cpu': 120_000 };
+/** Procedures that may take longer than a call's usual limit: lab calls that are slow on purpose. */
+export const PROCEDURE_TIMEOUTS: Readonly<Record<string, number>> = { 'lab.sleep': 65_000, 'lab.slowWrite': 65_000, 'lab.cpu': 120_000 };
 
-/** Everything the procedures share, built once per process. */
+/**
+ * Everything the procedures share, built once per process. Building one starts nothing: `start()` starts
+ * the per-second stats sampling, `stop()` ends it and the CPU worker pool (made by the first lab.cpu call).
+ */
 export class Runtime {
   readonly users: UsersService;
   readonly lab: LabService;
@@ -50,7 +55,7 @@ export class Runtime {
   readonly admission: Admission;
   readonly stats: ServerStats;
   readonly cpu: CpuPool;
-  readonly timeouts: Record<string, number>;
+  readonly callTimeoutMs: number;
   readonly shutdownSignal: AbortSignal;
   readonly databaseDownSignal: () => AbortSignal;
   /** The calls in flight, by caller and id: what calls.cancel reaches. */
@@ -60,18 +65,17 @@ export class Runtime {
   readonly labEnabled: boolean;
   readonly readPoolConnections: (() => Promise<{ state: string; count: number }[]>) | undefined;
 
-  constructor(readonly db: Db, options: RuntimeOptions = {}) {
-    this.users = new UsersService(db.db);
+  constructor(readonly db: DbClient, options: RuntimeOptions) {
+    this.users = new UsersService(db.orm);
     this.lab = new LabService(db);
     this.faults = new Faults(options.random);
     this.activity = new ActivityLog(options.activityCapacity ?? 10_000);
-    const maxQueue = options.maxQueue ?? 1000;
-    this.admission = new Admission(options.maxInFlight ?? 100, maxQueue, options.maxQueuePerClient ?? maxQueue);
-    this.labEnabled = options.lab ?? true;
+    this.admission = new Admission(options.maxInFlight, options.maxQueue, options.maxQueuePerClient);
+    this.labEnabled = options.lab;
     this.readPoolConnections = options.poolConnections;
     this.stats = new ServerStats(() => ({ inFlight: this.admission.inFlight, queued: this.admission.queued, shed: this.admission.shed }));
     this.cpu = new CpuPool(options.cpuThreads);
-    this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.callTimeoutMs = options.callTimeoutMs;
     this.shutdownSignal = options.shutdownSignal ?? new AbortController().signal;
     const neverDown = new AbortController().signal;
     setMaxListeners(0, neverDown);
@@ -81,11 +85,16 @@ export class Runtime {
   }
 
   timeoutFor(path: string): number {
-    return this.timeouts[path] ?? this.timeouts['*'] ?? 30_000;
+    return PROCEDURE_TIMEOUTS[path] ?? this.callTimeoutMs;
   }
 
-  async close(): Promise<void> {
-    this.stats.close();
+  start(): this {
+    this.stats.start();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.stats.stop();
     await this.cpu.close();
   }
 }

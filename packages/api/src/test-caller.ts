@@ -3,7 +3,10 @@ import { afterAll, beforeAll, inject } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { createInnerContext } from './context';
 import { createCaller } from './root';
-import { Runtime } from './runtime';
+import { Runtime, type RuntimeOptions } from './runtime';
+
+/** The app's settings for a test Runtime (the server's defaults; a queue per client as long as the queue). */
+export const TEST_RUNTIME_OPTIONS: RuntimeOptions = { maxInFlight: 100, maxQueue: 1000, maxQueuePerClient: 1000, lab: true, callTimeoutMs: 30_000 };
 
 export interface CallerFixture {
   t: TestDatabase;
@@ -16,11 +19,11 @@ export function useCallerFixture(): CallerFixture {
   const fixture = {} as CallerFixture;
   beforeAll(async () => {
     fixture.t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'));
-    fixture.runtime = new Runtime(fixture.t);
+    fixture.runtime = new Runtime(fixture.t, TEST_RUNTIME_OPTIONS).start();
     fixture.caller = createCaller(createInnerContext({ runtime: fixture.runtime, authorized: true }));
   });
   afterAll(async () => {
-    await fixture.runtime.close();
+    await fixture.runtime.stop();
     await fixture.t[Symbol.asyncDispose]();
   });
   return fixture;

@@ -14,6 +14,7 @@ import { DuplicateCallIdError } from './calls/registry';
 import { createInnerContext } from './context';
 import { appRouter, type AppRouter } from './root';
 import { Runtime } from './runtime';
+import { TEST_RUNTIME_OPTIONS } from './test-caller';
 import * as domain from './services/errors';
 import { ConflictError, DomainError, NotFoundError, OverloadedError } from './services/errors';
 import { DOMAIN_ERROR_CODES, toTRPCError } from './trpc-errors';
@@ -63,7 +64,7 @@ describe('a domain error thrown by a service, as a tRPC client over HTTP sees it
 
   beforeAll(async () => {
     t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'));
-    runtime = new Runtime(t);
+    runtime = new Runtime(t, TEST_RUNTIME_OPTIONS);
     server = createHTTPServer({ router: appRouter, createContext: () => createInnerContext({ runtime, authorized: true }) });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -72,7 +73,7 @@ describe('a domain error thrown by a service, as a tRPC client over HTTP sees it
   });
   afterAll(async () => {
     server.close();
-    await runtime.close();
+    await runtime.stop();
     await t[Symbol.asyncDispose]();
   });
   beforeEach(async () => { await t.sql`truncate users, idempotency_keys restart identity`; });

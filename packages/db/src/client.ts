@@ -6,12 +6,12 @@ import { cancellable, createPoolStatements, type RunningStatement, type Statemen
 export interface DbConfig {
   /** postgres:// connection string. */
   url: string;
-  /** Pool size: the most connections this process opens. */
-  max?: number;
+  /** Pool size: the most connections this process opens (postgres.js's `max`). */
+  poolMax: number;
   /** Server-side statement_timeout for every connection, in ms (0 = none). */
-  statementTimeoutMs?: number;
+  statementTimeoutMs: number;
   /** Shown in pg_stat_activity, so this pool's connections can be counted and told apart. */
-  applicationName?: string;
+  applicationName: string;
   /** Seconds an idle connection is kept before it is closed. */
   idleTimeoutS?: number;
   /** Seconds to wait for a new connection before failing. */
@@ -29,13 +29,13 @@ export interface DbConfig {
   onConnectionLost?: (error: unknown) => void;
 }
 
-export type Database = PostgresJsDatabase<typeof schema>;
+export type Orm = PostgresJsDatabase<typeof schema>;
 
-export interface Db {
+export interface DbClient {
   /** drizzle, typed with the schema. */
-  db: Database;
+  orm: Orm;
   /**
-   * The postgres.js pool, for raw SQL (pg_sleep, pg_stat_activity, ...). Like `db`, its statements follow
+   * The postgres.js pool, for raw SQL (pg_sleep, pg_stat_activity, ...). Like `orm`, its statements follow
    * the current query scope (see scope.ts): inside `runInQueryScope` they are cancelled with its signal.
    */
   sql: postgres.Sql;
@@ -48,14 +48,12 @@ export interface Db {
   close(timeoutS?: number): Promise<void>;
 }
 
-export const DEFAULT_APPLICATION_NAME = 'asyncscope';
-
-export function createDb(config: DbConfig): Db {
+export function createDbClient(config: DbConfig): DbClient {
   const resolved: Omit<Required<DbConfig>, 'onConnectionLost'> = {
     url: config.url,
-    max: config.max ?? 10,
-    statementTimeoutMs: config.statementTimeoutMs ?? 30_000,
-    applicationName: config.applicationName ?? DEFAULT_APPLICATION_NAME,
+    poolMax: config.poolMax,
+    statementTimeoutMs: config.statementTimeoutMs,
+    applicationName: config.applicationName,
     idleTimeoutS: config.idleTimeoutS ?? 30,
     connectTimeoutS: config.connectTimeoutS ?? 10,
     maxPipeline: config.maxPipeline ?? 0,
@@ -63,7 +61,7 @@ export function createDb(config: DbConfig): Db {
   const counts = createPoolStatements(config.onConnectionLost);
   // max_pipeline is a postgres.js option its type definitions leave out.
   const options: postgres.Options<Record<string, never>> & { max_pipeline: number } = {
-    max: resolved.max,
+    max: resolved.poolMax,
     idle_timeout: resolved.idleTimeoutS,
     connect_timeout: resolved.connectTimeoutS,
     max_pipeline: resolved.maxPipeline,
@@ -82,9 +80,9 @@ export function createDb(config: DbConfig): Db {
   };
   const pool = postgres(resolved.url, options);
   const sql = cancellable(pool, counts);
-  const db = drizzle(sql, { schema });
+  const orm = drizzle(sql, { schema });
   return {
-    db,
+    orm,
     sql,
     config: resolved,
     statements: () => ({ queued: counts.queued, running: counts.running }),

@@ -15,7 +15,7 @@ import { startTcpProxy, type TcpProxy } from './tcp-proxy';
 let t: TestDatabase;
 let observer: postgres.Sql;
 beforeAll(async () => {
-  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'driver-faults-pool', max: 1 });
+  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'driver-faults-pool', poolMax: 1 });
   observer = postgres(t.url, { max: 1, onnotice: () => undefined, connection: { application_name: 'driver-faults-observer' } });
 });
 afterAll(async () => {

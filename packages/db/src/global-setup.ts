@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
-import { createDb } from './client';
+import { createDbClient } from './client';
 import { startEmbeddedPostgres } from './embedded';
 import { runMigrations } from './migrate';
 import { databaseUrl, dropDatabase } from './testing';
@@ -33,9 +33,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   } finally {
     await admin.end();
   }
-  const db = createDb({ url: databaseUrl(adminUrl, template), max: 1 });
+  // Migrating the template: one connection, no statement limit.
+  const db = createDbClient({ url: databaseUrl(adminUrl, template), poolMax: 1, statementTimeoutMs: 0, applicationName: 'asyncscope-test-setup' });
   try {
-    await runMigrations(db.db);
+    await runMigrations(db.orm);
   } finally {
     await db.close();
   }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createDb, type Db } from './client';
+import { createDbClient, type DbClient } from './client';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './embedded';
 import { isDatabaseUnavailable } from './errors';
 import { startDbHealth, type DbHealth } from './health';
@@ -38,7 +38,7 @@ interface LoadReport {
  * `workers` loops of short statements, each bound (like a server call) to the health check's down
  * signal, until `stop` fires. Bounded: it stops by itself after `maxMs`.
  */
-function runLoad(db: Db, health: DbHealth, workers: number, stop: AbortSignal, maxMs = 60_000): Promise<LoadReport> {
+function runLoad(db: DbClient, health: DbHealth, workers: number, stop: AbortSignal, maxMs = 60_000): Promise<LoadReport> {
   const report: LoadReport = { ok: 0, failed: new Map(), unexpected: [], slowestMs: 0 };
   const endAt = performance.now() + maxMs;
   // Half the workers run transactions, as the server's writes do: a transaction holds its connection
@@ -74,7 +74,7 @@ describe('every pool connection killed under load (the shared test server)', () 
   let admin: postgres.Sql;
   beforeAll(async () => {
     let nudge = (): void => undefined;
-    t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'health-kill', max: 5, onConnectionLost: () => { nudge(); } });
+    t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'health-kill', poolMax: 5, onConnectionLost: () => { nudge(); } });
     health = startDbHealth({ url: t.url, applicationName: 'health-kill', runningStatements: () => t.runningStatements(), probeIntervalMs: 500 });
     nudge = () => { health.nudge(); };
     admin = postgres(t.url, { max: 1, onnotice: () => undefined });
@@ -111,14 +111,14 @@ describe('every pool connection killed under load (the shared test server)', () 
 describe('Postgres stopped and started under load (an embedded server of its own)', () => {
   let dir: string;
   let pg: EmbeddedPostgresHandle;
-  let db: Db;
+  let db: DbClient;
   let health: DbHealth;
   const changes: { ready: boolean; at: number }[] = [];
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'asyncscope-restart-'));
     pg = await startEmbeddedPostgres({ dataDir: dir });
     let nudge = (): void => undefined;
-    db = createDb({ url: pg.url, max: 5, applicationName: 'health-restart', connectTimeoutS: 2, onConnectionLost: () => { nudge(); } });
+    db = createDbClient({ url: pg.url, poolMax: 5, statementTimeoutMs: 30_000, applicationName: 'health-restart', connectTimeoutS: 2, onConnectionLost: () => { nudge(); } });
     health = startDbHealth({
       url: pg.url,
       applicationName: 'health-restart',
@@ -165,7 +165,7 @@ describe('Postgres stopped and started under load (an embedded server of its own
 
 describe('the watchdog', () => {
   it('terminates the backend of a statement that has been "running" while Postgres shows it idle', async () => {
-    await using t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'watchdog-test', max: 1 });
+    await using t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'watchdog-test', poolMax: 1 });
     const victim = postgres(t.url, { max: 1, onnotice: () => undefined, connection: { application_name: 'watchdog-victim' } });
     try {
       const [row] = await victim<{ pid: number }[]>`select pg_backend_pid() as pid`;
@@ -196,7 +196,7 @@ describe('the watchdog', () => {
   });
 
   it('leaves a statement that really runs alone', async () => {
-    await using t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'watchdog-busy', max: 1 });
+    await using t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'watchdog-busy', poolMax: 1 });
     const busy = postgres(t.url, { max: 1, onnotice: () => undefined });
     try {
       const [row] = await busy<{ pid: number }[]>`select pg_backend_pid() as pid`;

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
-import type { Database } from './client';
+import type { Orm } from './client';
 
 /**
  * The committed SQL migrations that ship with this package (written by drizzle-kit). Found through the
@@ -14,6 +14,6 @@ export const migrationsFolder = join(dirname(createRequire(import.meta.url).reso
  * Applies every migration not yet applied, in one transaction. Idempotent: drizzle records applied
  * migrations in drizzle.__drizzle_migrations, so running it at every start-up is safe.
  */
-export async function runMigrations(db: Database, folder = migrationsFolder): Promise<void> {
+export async function runMigrations(db: Orm, folder = migrationsFolder): Promise<void> {
   await migrate(db, { migrationsFolder: folder });
 }

@@ -9,7 +9,7 @@ import { users } from './schema';
 let t: TestDatabase;
 let observer: postgres.Sql;
 beforeAll(async () => {
-  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'scope-test', max: 3 });
+  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'scope-test', poolMax: 3 });
   observer = postgres(t.url, { max: 1, connection: { application_name: 'scope-observer' } });
 });
 afterAll(async () => {
@@ -59,7 +59,7 @@ describe('query scope cancellation', () => {
   });
 
   it('cancels drizzle queries too (lazy queries run at the await, inside the scope)', async () => {
-    const call = scoped(async () => t.db.execute(dsql`select pg_sleep(10)`));
+    const call = scoped(async () => t.orm.execute(dsql`select pg_sleep(10)`));
     await until('the statement runs', async () => (await activity()).some((a) => a.state === 'active' && a.query.includes('pg_sleep(10)')));
     call.controller.abort();
     await expect(call.promise).rejects.toMatchObject({ cause: { code: '57014' } });
@@ -67,7 +67,7 @@ describe('query scope cancellation', () => {
 
   it('never sends a statement that is still waiting for a connection', async () => {
     const busy = [1, 2, 3].map(() => t.sql`select pg_sleep(0.4)`.execute());
-    const call = scoped(() => t.db.insert(users).values({ name: 'Queued', email: 'queued@example.com' }));
+    const call = scoped(() => t.orm.insert(users).values({ name: 'Queued', email: 'queued@example.com' }));
     await until('queued', () => Promise.resolve(t.statements().queued === 1));
     call.controller.abort();
     await expect(call.promise).rejects.toMatchObject({ cause: { code: '57014' } });
@@ -79,7 +79,7 @@ describe('query scope cancellation', () => {
 
   it('rolls back a transaction cancelled midway and leaves no session idle in transaction', async () => {
     const call = scoped(() =>
-      t.db.transaction(async (tx) => {
+      t.orm.transaction(async (tx) => {
         await tx.insert(users).values({ name: 'First', email: 'first@example.com' });
         await tx.execute(dsql`select pg_sleep(10)`);
         await tx.insert(users).values({ name: 'Second', email: 'second@example.com' });
@@ -97,13 +97,13 @@ describe('query scope cancellation', () => {
     const controller = new AbortController();
     controller.abort();
     await expect(runInQueryScope({ signal: controller.signal }, () => t.sql`select 1`)).rejects.toMatchObject({ code: '57014' });
-    await expect(runInQueryScope({ signal: controller.signal }, () => t.db.transaction(() => Promise.resolve(1)))).rejects.toBeTruthy();
+    await expect(runInQueryScope({ signal: controller.signal }, () => t.orm.transaction(() => Promise.resolve(1)))).rejects.toBeTruthy();
   });
 
   it('bounds every statement of a transaction by the call deadline inside Postgres', async () => {
     const signal = new AbortController().signal; // never fires: only the server-side timeout can stop it
     const started = performance.now();
-    const run = runInQueryScope({ signal, deadline: Date.now() + 300 }, () => t.db.transaction((tx) => tx.execute(dsql`select pg_sleep(5)`)));
+    const run = runInQueryScope({ signal, deadline: Date.now() + 300 }, () => t.orm.transaction((tx) => tx.execute(dsql`select pg_sleep(5)`)));
     await expect(run).rejects.toMatchObject({ cause: { code: '57014' } });
     expect(performance.now() - started).toBeLessThan(1500);
   });

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { createDb, type Db, type DbConfig } from './client';
+import { createDbClient, type DbClient, type DbConfig } from './client';
 
 declare module 'vitest' {
   interface ProvidedContext {
@@ -21,17 +21,20 @@ export function databaseUrl(adminUrl: string, database: string): string {
   return url.toString();
 }
 
-export interface TestDatabase extends Db {
+export interface TestDatabase extends DbClient {
   url: string;
   name: string;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** The pool settings of a test database, unless the test gives its own. */
+const TEST_POOL = { poolMax: 10, statementTimeoutMs: 30_000, applicationName: 'asyncscope-test' } as const;
+
 /** Clones the template into a fresh database and connects to it; dispose drops it. */
 export async function createTestDatabase(
   adminUrl: string,
   template: string,
-  config: Omit<DbConfig, 'url'> = {},
+  config: Partial<Omit<DbConfig, 'url'>> = {},
 ): Promise<TestDatabase> {
   const name = `${template}_t_${randomBytes(4).toString('hex')}`;
   const admin = postgres(adminUrl, { max: 1, onnotice: () => undefined });
@@ -50,7 +53,7 @@ export async function createTestDatabase(
     await admin.end();
   }
   const url = databaseUrl(adminUrl, name);
-  const db = createDb({ url, ...config });
+  const db = createDbClient({ url, ...TEST_POOL, ...config });
   return {
     ...db,
     url,

@@ -76,6 +76,6 @@ export async function expectRolledBack(probe: CancellationProbe, observer: postg
 /** After calls were cancelled: every connection back in the pool and idle, nothing queued or running, no call admitted. */
 export async function expectPoolReturned(probe: CancellationProbe, t: TestServer): Promise<void> {
   await until('every connection idle', async () => (await probe.sessions()).every((s) => s.state === 'idle'));
-  expect(t.server.database.db.statements()).toEqual({ queued: 0, running: 0 });
+  expect(t.server.database.client.statements()).toEqual({ queued: 0, running: 0 });
   await until('no call in flight', () => Promise.resolve(t.server.runtime.admission.inFlight === 0 || undefined));
 }

@@ -23,19 +23,22 @@ function percentile(sorted: Float64Array, p: number): number {
 
 /**
  * Per-second samples of throughput, latency and event-loop delay, kept for `historySeconds`. A timer takes
- * one sample a second (unref'd, so it never keeps the process alive) until `close()`.
+ * one sample a second (unref'd, so it never keeps the process alive) from `start()` until `stop()`.
  */
 export class ServerStats {
   readonly #history: StatsSample[] = [];
   readonly #loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
   #latencies: number[] = [];
   #completed = 0;
-  readonly #timer: NodeJS.Timeout;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly gauges: () => { inFlight: number; queued: number; shed: number },
     readonly historySeconds = 300,
-  ) {
+  ) {}
+
+  start(): void {
+    if (this.#timer) return;
     this.#loop.enable();
     this.#timer = setInterval(() => { this.#sample(); }, 1000);
     this.#timer.unref();
@@ -51,8 +54,9 @@ export class ServerStats {
     return this.#history;
   }
 
-  close(): void {
+  stop(): void {
     clearInterval(this.#timer);
+    this.#timer = undefined;
     this.#loop.disable();
   }
 

@@ -112,7 +112,7 @@ export const activityRouter = {
       shed: runtime.admission.shed,
       maxInFlight: runtime.admission.maxInFlight,
       maxQueue: runtime.admission.maxQueue,
-      poolMax: runtime.db.config.max,
+      poolMax: runtime.db.config.poolMax,
       statements: { ...runtime.db.statements() },
       pool: [...(pool ?? [])],
       cpu: { threads: runtime.cpu.threads, queued: runtime.cpu.queued },

@@ -12,6 +12,7 @@ import { runWithCallMeta } from '../calls/call-meta';
 import { createInnerContext } from '../context';
 import { createCaller } from '../root';
 import { Runtime } from '../runtime';
+import { TEST_RUNTIME_OPTIONS } from '../test-caller';
 
 let t: TestDatabase;
 let runtime: Runtime;
@@ -20,12 +21,12 @@ let observer: postgres.Sql;
 beforeAll(async () => {
   observer = postgres(inject('pgAdminUrl'), { max: 1, onnotice: () => undefined });
   // Two pool connections: a third statement waits for one.
-  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { max: 2, applicationName: 'calls-cancel-test' });
-  runtime = new Runtime(t, { maxInFlight: 3, maxQueue: 10 });
+  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { poolMax: 2, applicationName: 'calls-cancel-test' });
+  runtime = new Runtime(t, { ...TEST_RUNTIME_OPTIONS, maxInFlight: 3, maxQueue: 10, maxQueuePerClient: 10 });
 });
 afterAll(async () => {
   await observer.end();
-  await runtime.close();
+  await runtime.stop();
   await t[Symbol.asyncDispose]();
 });
 

@@ -3,7 +3,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { createInnerContext } from '../context';
 import { createCaller } from '../root';
 import { Runtime } from '../runtime';
-import { useCallerFixture } from '../test-caller';
+import { TEST_RUNTIME_OPTIONS, useCallerFixture } from '../test-caller';
 
 const fx = useCallerFixture();
 beforeEach(async () => { await fx.t.sql`truncate lab_writes, idempotency_keys restart identity`; });
@@ -33,7 +33,7 @@ describe('lab.slowWrite with an idempotency key', () => {
 
 describe('the lab switched off (Runtime option lab: false, LAB=off on the server)', () => {
   it('refuses every lab procedure with FORBIDDEN and sets no fault', async () => {
-    const runtime = new Runtime(fx.t, { lab: false });
+    const runtime = new Runtime(fx.t, { ...TEST_RUNTIME_OPTIONS, lab: false });
     try {
       const caller = createCaller(createInnerContext({ runtime, authorized: true }));
       const calls: [string, () => Promise<unknown>][] = [
@@ -55,18 +55,18 @@ describe('the lab switched off (Runtime option lab: false, LAB=off on the server
       // The rest of the API still answers.
       expect(await caller.users.list({ limit: 1 })).toMatchObject({ items: [] });
     } finally {
-      await runtime.close();
+      await runtime.stop();
     }
   });
 
   it('without the token, a lab call is still UNAUTHORIZED (the token is checked first)', async () => {
-    const runtime = new Runtime(fx.t, { lab: false });
+    const runtime = new Runtime(fx.t, { ...TEST_RUNTIME_OPTIONS, lab: false });
     try {
       const caller = createCaller(createInnerContext({ runtime, authorized: false }));
       const error: unknown = await caller.lab.faults().catch((e: unknown) => e);
       expect((error as TRPCError).code).toBe('UNAUTHORIZED');
     } finally {
-      await runtime.close();
+      await runtime.stop();
     }
   });
 });

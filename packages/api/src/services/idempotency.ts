@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import { type Database, idempotencyKeys } from '@asyncscope/db';
+import { type Orm, idempotencyKeys } from '@asyncscope/db';
 import { ConflictError } from './errors';
 
-export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
+export type Transaction = Parameters<Parameters<Orm['transaction']>[0]>[0];
 
 export interface IdempotentWrite {
   /** The procedure's path: a key belongs to one procedure. */
@@ -20,7 +20,7 @@ function requestHash(procedure: string, request: unknown): string {
   return createHash('sha256').update(procedure).update('\0').update(JSON.stringify(request)).digest('hex');
 }
 
-async function storedResponse(q: Pick<Database, 'select'>, key: string, procedure: string, hash: string): Promise<unknown> {
+async function storedResponse(q: Pick<Orm, 'select'>, key: string, procedure: string, hash: string): Promise<unknown> {
   const [row] = await q.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key));
   if (!row) return undefined;
   if (row.requestHash !== hash || row.procedure !== procedure) {
@@ -36,7 +36,7 @@ async function storedResponse(q: Pick<Database, 'select'>, key: string, procedur
  * first's key or row, rolls back, and answers with what the first stored). Only successes are stored: a
  * write that failed left nothing, so its retry runs again.
  */
-export async function idempotentWrite<T>(db: Database, what: IdempotentWrite, write: (tx: Transaction) => Promise<T>): Promise<T> {
+export async function idempotentWrite<T>(db: Orm, what: IdempotentWrite, write: (tx: Transaction) => Promise<T>): Promise<T> {
   const { key, procedure } = what;
   if (key === undefined) return db.transaction(write);
   const hash = requestHash(procedure, what.request);

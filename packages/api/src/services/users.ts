@@ -1,5 +1,5 @@
 import { count, eq, gt, sql } from 'drizzle-orm';
-import { type Database, PG_UNIQUE_VIOLATION, sqlState, users, type UserRow } from '@asyncscope/db';
+import { type Orm, PG_UNIQUE_VIOLATION, sqlState, users, type UserRow } from '@asyncscope/db';
 import type { User, UserPage } from '@asyncscope/contract';
 import { ConflictError, NotFoundError } from './errors';
 import { idempotentWrite } from './idempotency';
@@ -23,7 +23,7 @@ function conflictOr(error: unknown, email: string | undefined): never {
   throw error;
 }
 
-async function insertUser(tx: Pick<Database, 'insert'>, values: { name: string; email: string }): Promise<UserRow> {
+async function insertUser(tx: Pick<Orm, 'insert'>, values: { name: string; email: string }): Promise<UserRow> {
   const [row] = await tx.insert(users).values(values).returning();
   if (!row) throw new Error('insert returned no row');
   return row;
@@ -38,7 +38,7 @@ export class UsersService {
   readonly #page;
   readonly #total;
 
-  constructor(private readonly db: Database) {
+  constructor(private readonly db: Orm) {
     this.#byId = db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare('users_by_id');
     this.#page = db.select().from(users).orderBy(users.id).limit(sql.placeholder('limit')).offset(sql.placeholder('offset')).prepare('users_page');
     this.#total = db.select({ total: count() }).from(users).prepare('users_total');
