@@ -255,13 +255,15 @@ describe('postgres.js when a connection dies (our patch)', () => {
     const viaProxy = client(proxy.url, { max_pipeline: 0 } as ClientOptions);
     try {
       await backendPid(viaProxy); // connected
-      proxy.cancelDelayMs = 600;
+      // The first statement must end before its cancel arrives (1.2 s of slack for a loaded machine), and
+      // the next one must still run when it does.
+      proxy.cancelDelayMs = 1200;
       const first = viaProxy`select pg_sleep(0.2), 'first' as name`;
       const firstDone = first.then(() => 'finished', (e: unknown) => (e as { code?: string }).code);
       await new Promise((r) => setTimeout(r, 50));
       first.cancel();
       // Sent at once, so it is the next statement on the only connection when the first one ends.
-      const next = viaProxy<{ name: string }[]>`select pg_sleep(1), 'next' as name`;
+      const next = viaProxy<{ name: string }[]>`select pg_sleep(2), 'next' as name`;
       expect(await within(5000, 'the first statement', firstDone)).toBe('finished'); // it ended before its cancel came
       const [row] = await within(5000, 'the next statement', next);
       expect(row?.name).toBe('next');
@@ -279,7 +281,7 @@ describe('postgres.js when a connection dies (our patch)', () => {
     const viaProxy = client(proxy.url);
     try {
       const pid = await backendPid(viaProxy);
-      proxy.cancelDelayMs = 1000;
+      proxy.cancelDelayMs = 1500; // the statement must end before its cancel arrives, on a loaded machine too
       const statement = viaProxy`select pg_sleep(0.3)`;
       const done = statement.then(() => 'finished', () => 'failed');
       await new Promise((r) => setTimeout(r, 100));
@@ -300,6 +302,40 @@ describe('postgres.js when a connection dies (our patch)', () => {
 });
 
 describe('postgres.js behaviours our patch adds or fixes (no fault needed)', () => {
+  // porsager/postgres#1192, #1205, #1223: a new connection first fetches the array types; its promise was
+  // dropped, so when that query failed (cancelled by statement_timeout here; a connection killed or a
+  // database restarting while it starts up, in the restart test of health.test.ts) the rejection was
+  // unhandled — a crash for a Node process.
+  it('a types query that fails while a connection starts up is no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => { unhandled.push(reason); };
+    process.on('unhandledRejection', onUnhandled);
+    const sql = client(t.url, { connection: { application_name: 'driver-faults', statement_timeout: 100 } } as ClientOptions);
+    let locked!: () => void;
+    const lockHeld = new Promise<void>((resolve) => { locked = resolve; });
+    // Holding pg_type makes the types query wait, so the statement timeout cancels it every time.
+    const holder = observer.begin(async (tx) => {
+      await tx`lock table pg_catalog.pg_type in access exclusive mode`;
+      locked();
+      await new Promise((r) => setTimeout(r, 500));
+    });
+    try {
+      await lockHeld;
+      // The caller's statement settles (answered, or failed by the same timeout): no hang, no crash.
+      const first = await within(5000, 'the first statement', sql`select 1 as one`.then(() => 'answered', (e: unknown) => (e as { code?: string }).code));
+      expect(['answered', '57014']).toContain(first);
+      await holder;
+      const [row] = await within(5000, 'the next statement', sql<{ one: number }[]>`select 1 as one`);
+      expect(row?.one).toBe(1);
+      await new Promise((r) => setTimeout(r, 50)); // unhandled rejections are reported after a turn
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await holder.catch(() => undefined);
+      await sql.end({ timeout: 1 });
+    }
+  });
+
   // porsager/postgres#1210: onexecute, which reserves the connection for the transaction, was the last term
   // of an `&&` chain behind `sent.length < max_pipeline`; at 0 it never ran, and every begin() failed with
   // UNSAFE_TRANSACTION. max_pipeline 0 is what createDb runs with.
