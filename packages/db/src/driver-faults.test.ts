@@ -310,7 +310,7 @@ describe('postgres.js behaviours our patch adds or fixes (no fault needed)', () 
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown): void => { unhandled.push(reason); };
     process.on('unhandledRejection', onUnhandled);
-    const sql = client(t.url, { connection: { application_name: 'driver-faults', statement_timeout: 100 } } as ClientOptions);
+    const sql = client(t.url, { connection: { application_name: 'driver-faults', statement_timeout: 100 } });
     let locked!: () => void;
     const lockHeld = new Promise<void>((resolve) => { locked = resolve; });
     // Holding pg_type makes the types query wait, so the statement timeout cancels it every time.
