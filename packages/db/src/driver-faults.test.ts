@@ -248,6 +248,34 @@ describe('postgres.js when a connection dies (our patch)', () => {
     }
   });
 
+  // A CancelRequest travels on a connection of its own. Held back by the proxy, it reaches Postgres after
+  // its statement ended, while the connection already runs the next one: unpatched, that next statement
+  // (someone else's) was cancelled. The connection now waits for the cancel to be delivered first.
+  // (max_pipeline 0, as createDb runs: a statement pipelined behind the cancelled one could not be fenced.)
+  it('a cancel that arrives after its statement ended does not cancel the next statement', async () => {
+    const proxy: TcpProxy = await startTcpProxy(t.url);
+    const viaProxy = client(proxy.url, { max_pipeline: 0 } as ClientOptions);
+    try {
+      await backendPid(viaProxy); // connected
+      // The first statement must end before its cancel arrives (1.2 s of slack for a loaded machine), and
+      // the next one must still run when it does.
+      proxy.cancelDelayMs = 1200;
+      const first = viaProxy`select pg_sleep(0.2), 'first' as name`;
+      const firstDone = first.then(() => 'finished', (e: unknown) => (e as { code?: string }).code);
+      await new Promise((r) => setTimeout(r, 50));
+      first.cancel();
+      // Sent at once, so it is the next statement on the only connection when the first one ends.
+      const next = viaProxy<{ name: string }[]>`select pg_sleep(2), 'next' as name`;
+      expect(await within(5000, 'the first statement', firstDone)).toBe('finished'); // it ended before its cancel came
+      const [row] = await within(5000, 'the next statement', next);
+      expect(row?.name).toBe('next');
+      expect(proxy.cancelsForwarded).toBe(1);
+    } finally {
+      await viaProxy.end({ timeout: 1 });
+      await proxy.close();
+    }
+  });
+
   // Our own hunk (the cancel fence) waits for a CancelRequest before handing the connection on. If the
   // connection closed meanwhile, it must not hand a socket-less connection back to the pool.
   it('a connection that closes while a cancel for its last statement is in flight is not handed out again', async () => {
@@ -255,7 +283,7 @@ describe('postgres.js when a connection dies (our patch)', () => {
     const viaProxy = client(proxy.url);
     try {
       const pid = await backendPid(viaProxy);
-      proxy.cancelDelayMs = 1000;
+      proxy.cancelDelayMs = 1500; // the statement must end before its cancel arrives, on a loaded machine too
       const statement = viaProxy`select pg_sleep(0.3)`;
       const done = statement.then(() => 'finished', () => 'failed');
       await new Promise((r) => setTimeout(r, 100));
@@ -271,6 +299,92 @@ describe('postgres.js when a connection dies (our patch)', () => {
     } finally {
       await viaProxy.end({ timeout: 1 });
       await proxy.close();
+    }
+  });
+});
+
+describe('postgres.js behaviours our patch adds or fixes (no fault needed)', () => {
+  // porsager/postgres#1192, #1205, #1223: a new connection first fetches the array types; its promise was
+  // dropped, so when that query failed (cancelled by statement_timeout here; a connection killed or a
+  // database restarting while it starts up, in the restart test of health.test.ts) the rejection was
+  // unhandled — a crash for a Node process.
+  it('a types query that fails while a connection starts up is no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => { unhandled.push(reason); };
+    process.on('unhandledRejection', onUnhandled);
+    const sql = client(t.url, { connection: { application_name: 'driver-faults', statement_timeout: 100 } });
+    let locked!: () => void;
+    const lockHeld = new Promise<void>((resolve) => { locked = resolve; });
+    // Holding pg_type makes the types query wait, so the statement timeout cancels it every time.
+    const holder = observer.begin(async (tx) => {
+      await tx`lock table pg_catalog.pg_type in access exclusive mode`;
+      locked();
+      await new Promise((r) => setTimeout(r, 500));
+    });
+    try {
+      await lockHeld;
+      // The caller's statement settles (answered, or failed by the same timeout): no hang, no crash.
+      const first = await within(5000, 'the first statement', sql`select 1 as one`.then(() => 'answered', (e: unknown) => (e as { code?: string }).code));
+      expect(['answered', '57014']).toContain(first);
+      await holder;
+      const [row] = await within(5000, 'the next statement', sql<{ one: number }[]>`select 1 as one`);
+      expect(row?.one).toBe(1);
+      await new Promise((r) => setTimeout(r, 50)); // unhandled rejections are reported after a turn
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await holder.catch(() => undefined);
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  // porsager/postgres#1210: onexecute, which reserves the connection for the transaction, was the last term
+  // of an `&&` chain behind `sent.length < max_pipeline`; at 0 it never ran, and every begin() failed with
+  // UNSAFE_TRANSACTION. max_pipeline 0 is what createDb runs with.
+  it('runs transactions with max_pipeline: 0', async () => {
+    const sql = client(t.url, { max: 2, max_pipeline: 0 } as ClientOptions);
+    try {
+      const rows = await within(3000, 'the transaction', sql.begin(async (tx) => {
+        await tx`select 1`;
+        return tx<{ ok: number }[]>`select 1 as ok`;
+      }));
+      expect(rows[0]?.ok).toBe(1);
+      expect((await within(3000, 'the pool afterwards', sql<{ two: number }[]>`select 2 as two`))[0]?.two).toBe(2);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  // Our hook (scope.ts reports and cancels by it): called once for each statement given to a connection,
+  // with that connection's backend { pid, secret }.
+  it('calls ondispatch with the backend of each statement given to a connection', async () => {
+    type Dispatched = { pid: number; secret: number };
+    const sql = client(t.url, { max: 2, max_pipeline: 0 } as ClientOptions);
+    const observed = <T>(query: T, seen: Dispatched[]): T => {
+      (query as { ondispatch?: (backend: Dispatched) => void }).ondispatch = (backend) => { seen.push({ ...backend }); };
+      return query;
+    };
+    try {
+      const runs = Array.from({ length: 6 }, () => {
+        const seen: Dispatched[] = [];
+        const answer = observed(sql<{ pid: number }[]>`select pg_backend_pid() as pid, pg_sleep(0.02)`, seen);
+        return { seen, answer };
+      });
+      for (const run of runs) {
+        const [row] = await within(3000, 'a statement', run.answer);
+        expect(run.seen).toHaveLength(1);
+        expect(run.seen[0]?.pid).toBe(row?.pid);
+        expect(run.seen[0]?.secret).toEqual(expect.any(Number));
+      }
+      // Inside a transaction (its statements go to its reserved connection, another path in postgres.js).
+      const inTx: Dispatched[] = [];
+      const txPid = await within(3000, 'the transaction', sql.begin(async (tx) => {
+        const [row] = await observed(tx<{ pid: number }[]>`select pg_backend_pid() as pid`, inTx);
+        return row?.pid;
+      }));
+      expect(inTx.map((d) => d.pid)).toEqual([txPid]);
+    } finally {
+      await sql.end({ timeout: 1 });
     }
   });
 });

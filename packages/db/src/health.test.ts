@@ -85,7 +85,7 @@ describe('every pool connection killed under load (the shared test server)', () 
     await t[Symbol.asyncDispose]();
   });
 
-  it('20 rounds: no wedge, only connection errors, the pool answers again within a second each time, readiness stays up', async () => {
+  it('20 rounds: no wedge, only connection errors, the pool answers again within seconds each time, readiness stays up', async () => {
     const stop = new AbortController();
     const load = runLoad(t, health, 10, stop.signal);
     const recoveries: number[] = [];
@@ -93,7 +93,9 @@ describe('every pool connection killed under load (the shared test server)', () 
       for (let round = 0; round < 20; round++) {
         await new Promise((r) => setTimeout(r, 150));
         await admin`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'health-kill' and datname = current_database()`;
-        recoveries.push(await until('the pool answers after the kill', () => t.sql`select 1`.then(() => true, () => false), 1000));
+        // Reconnecting forks a backend: typically tens of ms, but over a second on a loaded 2-core machine.
+        // A wedged pool does not answer at all, or only after connect_timeout (10 s): 3 s tells them apart.
+        recoveries.push(await until('the pool answers after the kill', () => t.sql`select 1`.then(() => true, () => false), 3000));
       }
     } finally {
       stop.abort();
@@ -102,7 +104,7 @@ describe('every pool connection killed under load (the shared test server)', () 
     console.log(`kill rounds: ok ${report.ok}, failed ${JSON.stringify(Object.fromEntries(report.failed))}, slowest ${Math.round(report.slowestMs)} ms, recovery max ${Math.round(Math.max(...recoveries))} ms`);
     expect(report.unexpected).toEqual([]);
     expect(report.ok).toBeGreaterThan(100);
-    expect(report.slowestMs).toBeLessThan(3000);
+    expect(report.slowestMs).toBeLessThan(5000); // a wedge is 10 s (connect_timeout) or forever
     expect(health.isReady()).toBe(true); // the database never went away: a killed connection is not an outage
     await until('no statement left over', () => t.statements().queued === 0 && t.statements().running === 0, 2000);
   });
@@ -157,7 +159,9 @@ describe('Postgres stopped and started under load (an embedded server of its own
     console.log(`restarts: ok ${report.ok}, failed ${JSON.stringify(Object.fromEntries(report.failed))}, slowest ${Math.round(report.slowestMs)} ms, resumed after ${resumedAfter.map(Math.round).join(', ')} ms`);
     expect(report.unexpected).toEqual([]);
     expect(report.slowestMs).toBeLessThan(5000);
-    for (const ms of resumedAfter) expect(ms).toBeLessThan(1500); // 1 s, with slack for a loaded CI box
+    // Typically well under 1 s (probe every 100 ms while down, reconnect backoff ≤ 0.1 s); the rest is slack
+    // for starting backends on a loaded machine. A wedged slot never answers (the `until` above fails).
+    for (const ms of resumedAfter) expect(ms).toBeLessThan(2500);
     expect(changes.map((c) => c.ready)).toEqual([false, true, false, true]);
     await until('no statement left over', () => db.statements().queued === 0 && db.statements().running === 0, 2000);
   });

@@ -47,7 +47,8 @@ describe('query scope cancellation', () => {
     call.controller.abort(new Error('user left'));
     await expect(call.promise).rejects.toMatchObject({ code: '57014' });
     const gone = await until('the statement leaves pg_stat_activity', async () => !(await activity()).some((a) => a.state === 'active' && a.query.includes('pg_sleep(10)')));
-    expect(gone).toBeLessThan(500);
+    // Not cancelled, it would sleep 10 s; the bound leaves room for a loaded machine's pg_stat_activity polls.
+    expect(gone).toBeLessThan(2000);
     expect((await canary)[0]?.name).toBe('canary');
     expect((await t.sql`select 1 as one`)[0]?.one).toBe(1); // the pool answers at once
     const types = call.events.map((e) => e.type);
@@ -105,7 +106,7 @@ describe('query scope cancellation', () => {
     const started = performance.now();
     const run = runInQueryScope({ signal, deadline: Date.now() + 300 }, () => t.orm.transaction((tx) => tx.execute(dsql`select pg_sleep(5)`)));
     await expect(run).rejects.toMatchObject({ cause: { code: '57014' } });
-    expect(performance.now() - started).toBeLessThan(1500);
+    expect(performance.now() - started).toBeLessThan(3000); // unbounded it sleeps 5 s; slack for BEGIN on a loaded machine
   });
 
   it('leaves statements outside any scope alone', async () => {
@@ -128,9 +129,13 @@ describe('when a cancel does not take effect, or the connection dies at COMMIT',
     const aborted = performance.now();
     call.controller.abort();
     await expect(call.promise).rejects.toMatchObject({ code: '57014' });
-    expect(performance.now() - aborted).toBeLessThan(2000);
+    // Without the repeat the second sleep would run its 5 s out; retries go at 200, 400, 800 ms.
+    expect(performance.now() - aborted).toBeLessThan(3500);
     const cancels = call.events.filter((e) => e.type === 'cancel.sent');
-    expect(cancels.map((e) => e.attempt)).toEqual([1, 2]);
+    // The second cancel is the one that stops it; a third can go out if its answer is slow to come back
+    // (a loaded machine), which is how the retry is meant to work.
+    expect(cancels.map((e) => e.attempt).slice(0, 2)).toEqual([1, 2]);
+    expect(cancels.map((e) => e.attempt)).toEqual(cancels.map((_, i) => i + 1));
     expect(t.statements()).toEqual({ queued: 0, running: 0 });
     expect((await t.sql`select 1 as one`)[0]?.one).toBe(1);
   });
@@ -164,6 +169,7 @@ describe('when a cancel does not take effect, or the connection dies at COMMIT',
     expect(error).not.toBeInstanceOf(CommitOutcomeUnknownError);
     expect(isDatabaseUnavailable(error)).toBe(true);
     // A statement may still land on a connection whose termination is on its way; the pool recovers at once.
-    await until('the pool answers', () => t.sql`select 1`.then(() => true, () => false), 1000);
+    // (3 s: reconnecting forks a backend, slow on a loaded machine; a wedged pool waits out connect_timeout, 10 s.)
+    await until('the pool answers', () => t.sql`select 1`.then(() => true, () => false), 3000);
   });
 });
