@@ -3,7 +3,7 @@ import type { FeedState } from '../activity/feed';
 import { useServices } from '../services';
 import { headerStatus } from '../transport/status';
 import { usePageSocket } from '../transport/use-page-socket';
-import type { ServerStatsView } from './use-server-stats';
+import type { ServerStatsView } from '../server/use-server-stats';
 
 function useFeedState(): FeedState {
   const { feed } = useServices();

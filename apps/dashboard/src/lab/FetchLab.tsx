@@ -1,11 +1,11 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { memo, useId, useState, useSyncExternalStore } from 'react';
-import { CALL_STATES, type CallState } from '../lab/call-state';
-import type { CallsSnapshot } from '../lab/calls-store';
-import { fmtMs } from '../lab/hops';
-import { DEFAULT_FORM, MAX_CONCURRENCY, parseLabForm, type LabErrors, type LabForm } from '../lab/config';
-import { startRun } from '../lab/runner';
-import { transportAdvice, transportChoices, transportLabel, usableTransport, type LabTransport } from '../lab/transport';
+import { CALL_STATES, type CallState } from './call-state';
+import type { CallsSnapshot } from './calls-store';
+import { fmtMs } from './hops';
+import { DEFAULT_FORM, MAX_CONCURRENCY, parseLabForm, type LabErrors, type LabForm } from './config';
+import { startRun } from './runner';
+import { transportAdvice, transportChoices, transportLabel, usableTransport, type LabTransport } from './transport';
 import { useServices } from '../services';
 import { useTRPC } from '../trpc';
 import { CallTable } from './CallTable';

@@ -2,7 +2,7 @@ import type { StatsSample } from '@asyncscope/api';
 import { useQuery } from '@tanstack/react-query';
 import { useState, useSyncExternalStore } from 'react';
 import { fmtMs, shortCode } from '../lab/hops';
-import { fmtLatency, linePath, maxOver, niceCeil } from '../server/chart';
+import { fmtLatency, linePath, maxOver, niceCeil } from './chart';
 import { useServices } from '../services';
 import { useTRPC } from '../trpc';
 import type { ServerStatsView } from './use-server-stats';

@@ -1,9 +1,9 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
-import { isTerminal, runningMs, stateLabel, type CallRow } from '../lab/call-state';
-import type { CallsSnapshot } from '../lab/calls-store';
-import { fmtMs, hopSlots, QUERY_CANCELED, serverVerdict, shortCode, signalLabel, signalText, waitsForPoolConnection, WAITING_FOR_POOL } from '../lab/hops';
-import { barBox, markersOf, segmentsOf, ticks, timeWindow, xOf, type TimeWindow, type Zoom } from '../lab/waterfall';
+import { isTerminal, runningMs, stateLabel, type CallRow } from './call-state';
+import type { CallsSnapshot } from './calls-store';
+import { fmtMs, hopSlots, QUERY_CANCELED, serverVerdict, shortCode, signalLabel, signalText, waitsForPoolConnection, WAITING_FOR_POOL } from './hops';
+import { barBox, markersOf, segmentsOf, ticks, timeWindow, xOf, type TimeWindow, type Zoom } from './waterfall';
 import { useServices } from '../services';
 
 export const ROW_HEIGHT = 28;

@@ -5,8 +5,8 @@ import { fmtMs } from '../lab/hops';
 import { useServices } from '../services';
 import { usePageSocketDown } from '../transport/use-page-socket';
 import { useTRPC } from '../trpc';
-import { describeLoadError, serverFieldErrors, validateCreate, validateUpdate, type FieldErrors, type UserFormValues } from '../users/form';
-import { streamRate } from '../users/stream-store';
+import { describeLoadError, serverFieldErrors, validateCreate, validateUpdate, type FieldErrors, type UserFormValues } from './form';
+import { streamRate } from './stream-store';
 
 export function UsersPanel() {
   return (
