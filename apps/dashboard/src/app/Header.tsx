@@ -1,8 +1,9 @@
-import { useEffect, useState, useSyncExternalStore } from 'react';
+import { useSyncExternalStore } from 'react';
 import type { FeedState } from '../activity/feed';
 import { useServices } from '../services';
 import { headerStatus } from '../transport/status';
 import { usePageSocket } from '../transport/use-page-socket';
+import { useTicking } from '../ui/use-ticking';
 import type { ServerStatsView } from '../server/use-server-stats';
 
 function useFeedState(): FeedState {
@@ -10,23 +11,13 @@ function useFeedState(): FeedState {
   return useSyncExternalStore((listener) => feed.onState(listener), () => feed.state);
 }
 
-
-/** Re-renders every second while `on` (a "for N s" that keeps counting when nothing else arrives). */
-function useTicking(on: boolean): void {
-  const [, setTick] = useState(0);
-  useEffect(() => {
-    if (!on) return;
-    const timer = setInterval(() => { setTick((t) => t + 1); }, 1000);
-    return () => { clearInterval(timer); };
-  }, [on]);
-}
-
 export function Header({ stats }: { stats: ServerStatsView }) {
   const { tokens, pageTransport } = useServices();
   const feed = useFeedState();
   const socket = usePageSocket();
   const { tone, text } = headerStatus(stats, socket, pageTransport === 'websocket', feed, Date.now());
-  useTicking(tone !== 'ok');
+  // A "for N s" keeps counting when nothing else arrives.
+  useTicking(tone !== 'ok', 1000);
 
   return (
     <header className="header">
