@@ -4,13 +4,9 @@
  * against the server's activity (the rows' hops) and against Postgres (pg_stat_activity). Figures are
  * printed as CONCURRENCY FIGURES; screenshots go to test-artifacts/concurrency-*.png.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { freePort } from '@asyncscope/db';
-import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { browserMissing, DIST_DIR, launchBrowser, screenshot, startServer, until, type Browser, type ServerProcess } from './harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserMissing, screenshot, startDashboard, until, type Dashboard, type Session } from './harness';
 
 const TOKEN = 'e2e-concurrency-token-0123456789';
 // Unique per run: other engineers run these tests on the same machine, against the same Postgres.
@@ -28,43 +24,24 @@ interface Sample {
 }
 
 describe.skipIf(missing !== null)('200 calls, 100 at a time, over the WebSocket (Chromium, real server, pool of 20)', () => {
-  let db: TestDatabase;
-  let server: ServerProcess;
-  let browser: Browser;
+  let dash: Dashboard | undefined;
   let page: Page;
-  const cleanups: (() => Promise<void>)[] = [];
-
-  interface Session {
-    pid: number;
-    state: string | null;
-    query: string;
-    startedMs: number;
-  }
-  const sleeping = async (): Promise<Session[]> =>
-    (
-      await db.sql<Session[]>`
-        select pid, state, query, (extract(epoch from query_start) * 1000)::float8 as "startedMs"
-        from pg_stat_activity where application_name = ${APP_NAME} and datname = current_database()`
-    ).filter((s) => s.state === 'active' && s.query.includes('pg_sleep') && !s.query.includes('pg_stat_activity'));
+  const sleeping = (): Promise<Session[]> => (dash ? dash.sleeping() : Promise.resolve([]));
 
   beforeAll(async () => {
-    if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
-    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: `${APP_NAME}-observer`, poolMax: 2 });
-    cleanups.push(() => db[Symbol.asyncDispose]());
-    await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 200) i`;
-    // Admission for a thousand calls at once (the last test); the 100-call run is well inside either way.
-    server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME, poolMax: POOL, env: { MAX_IN_FLIGHT: '1000', MAX_QUEUE_PER_CLIENT: '1000' } });
-    cleanups.push(() => server.stop());
-    browser = await launchBrowser();
-    cleanups.push(() => browser.close());
-    page = browser.page;
-    page.on('pageerror', (error) => { console.error('[page error]', error.message); });
-    await page.goto(`${server.url}/#token=${TOKEN}`);
-    await until('the event stream', async () => (await page.getByTestId('connection').textContent())?.includes('event stream live'), 20_000);
+    dash = await startDashboard({
+      token: TOKEN,
+      applicationName: APP_NAME,
+      poolMax: POOL,
+      // Admission for a thousand calls at once (the last test); the 100-call run is well inside either way.
+      env: { MAX_IN_FLIGHT: '1000', MAX_QUEUE_PER_CLIENT: '1000' },
+      seed: async (db) => { await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 200) i`; },
+    });
+    ({ page } = dash);
   }, 90_000);
 
   afterAll(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await dash?.close();
   });
 
   const num = async (testId: string): Promise<number> => Number((await page.getByTestId(testId).textContent())?.replaceAll(',', ''));

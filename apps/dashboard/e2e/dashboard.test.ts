@@ -2,14 +2,11 @@
  * The dashboard end to end: the built app (dist/) served by the real server (a child process, its own
  * PostgreSQL database), driven in Chromium. Every claim the page makes is checked against Postgres too.
  */
-import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
-import { freePort } from '@asyncscope/db';
-import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
+import type { TestDatabase } from '@asyncscope/db/testing';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { browserMissing, DIST_DIR, launchBrowser, percentile, screenshot, startServer, until, type Browser, type ServerProcess } from './harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserMissing, percentile, screenshot, startDashboard, until, type Browser, type Dashboard, type ServerProcess, type Session } from './harness';
 
 const TOKEN = 'e2e-token-0123456789abcdef';
 const APP_NAME = 'dashboard-e2e';
@@ -18,55 +15,39 @@ const missing = browserMissing();
 if (missing) console.warn(`[dashboard e2e] SKIPPED: ${missing}`);
 
 describe.skipIf(missing !== null)('dashboard in Chromium against the real server', () => {
+  let dash: Dashboard | undefined;
   let db: TestDatabase;
   let server: ServerProcess;
   let browser: Browser;
   let page: Page;
-  /** What to close at the end, in reverse order (only what got created). */
-  const cleanups: (() => Promise<void>)[] = [];
-
-  interface Session {
-    pid: number;
-    state: string | null;
-    query: string;
-    /** Epoch ms the current (or last) statement started. */
-    startedMs: number;
-  }
-  /** The server's pool as Postgres sees it (the stats panel's own pg_stat_activity query left out). */
-  const sessions = async (): Promise<Session[]> =>
-    (
-      await db.sql<Session[]>`
-        select pid, state, query, (extract(epoch from query_start) * 1000)::float8 as "startedMs"
-        from pg_stat_activity where application_name = ${APP_NAME} and datname = current_database()`
-    ).filter(
-      (s) => !s.query.includes('pg_stat_activity'),
-    );
-  const sleeping = async (): Promise<Session[]> => (await sessions()).filter((s) => s.state === 'active' && s.query.includes('pg_sleep'));
-
-  beforeAll(async () => {
-    if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
-    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'dashboard-e2e-observer', poolMax: 2 });
-    cleanups.push(() => db[Symbol.asyncDispose]());
-    await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 200) i`;
-    server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME, poolMax: 10 });
-    cleanups.push(() => server.stop()); // the current server, also after a restart
-    browser = await launchBrowser();
-    cleanups.push(() => browser.close());
-    page = browser.page;
-    page.on('pageerror', (error) => { console.error('[page error]', error.message); });
-    // Anything the page's Content-Security-Policy blocks, over the whole run (checked by the last test).
-    page.on('console', (message) => { if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text()); });
-    await page.addInitScript(() => {
-      document.addEventListener('securitypolicyviolation', (event) => {
-        const w = window as unknown as { cspViolations?: string[] };
-        (w.cspViolations ??= []).push(`${event.violatedDirective} ${event.blockedURI}`);
-      });
-    });
-  }, 90_000);
+  const sessions = (): Promise<Session[]> => (dash ? dash.sessions() : Promise.resolve([]));
+  const sleeping = (): Promise<Session[]> => (dash ? dash.sleeping() : Promise.resolve([]));
+  /** Anything the page's Content-Security-Policy blocks, over the whole run (checked by the last test). */
   const cspViolations: string[] = [];
 
+  beforeAll(async () => {
+    dash = await startDashboard({
+      token: TOKEN,
+      applicationName: APP_NAME,
+      poolMax: 10,
+      seed: async (db) => { await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 200) i`; },
+      preparePage: async (page) => {
+        page.on('console', (message) => { if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text()); });
+        await page.addInitScript(() => {
+          document.addEventListener('securitypolicyviolation', (event) => {
+            const w = window as unknown as { cspViolations?: string[] };
+            (w.cspViolations ??= []).push(`${event.violatedDirective} ${event.blockedURI}`);
+          });
+        });
+      },
+      // The first test opens the page itself (and checks what #token= does).
+      open: false,
+    });
+    ({ db, server, browser, page } = dash);
+  }, 90_000);
+
   afterAll(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await dash?.close();
   });
 
   const count = async (state: string): Promise<number> => Number((await page.getByTestId(`count-${state}`).locator('.legend-count').textContent())?.replaceAll(',', ''));
@@ -353,11 +334,10 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real server
   });
 
   it('says when the server goes away, reconnects by itself, and follows the restarted server’s events', async () => {
-    const port = server.port;
     await server.stop();
     await until('the dashboard notices', async () => (await page.getByTestId('connection').textContent())?.includes('Server unreachable'), 10_000);
     await screenshot(page, '08-server-away');
-    server = await startServer({ port, databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME, poolMax: 10 });
+    server = await (dash as Dashboard).startServer();
     await until('reconnected', async () => (await page.getByTestId('connection').textContent())?.includes('event stream live'), 20_000);
     // New calls on the new server get their hops: the event stream follows the new server's numbering.
     await setLab({ count: '6', concurrency: '3', timeout: '10000', retries: '0', latency: '0', 'error-rate': '0' });

@@ -10,8 +10,11 @@ import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@asyncscope/db';
+import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { generate } from 'selfsigned';
+import { inject } from 'vitest';
 
 export const APP_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const SERVER_DIR = fileURLToPath(new URL('../../server', import.meta.url));
@@ -184,6 +187,100 @@ export async function launchBrowser(options: BrowserOptions = {}): Promise<Brows
       await rm(userDataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A connection of the server's pool as Postgres sees it. */
+export interface Session {
+  pid: number;
+  state: string | null;
+  query: string;
+  /** Epoch ms the current (or last) statement started. */
+  startedMs: number;
+}
+
+export interface DashboardOptions {
+  token: string;
+  /** The server's DB_APPLICATION_NAME, by which its connections are found in pg_stat_activity. */
+  applicationName: string;
+  poolMax: number;
+  /** More of the server's environment. */
+  env?: Record<string, string>;
+  tls?: TestCertificate;
+  /** Fills the database before the server starts. */
+  seed?: (db: TestDatabase) => Promise<void>;
+  /** Before the page opens: listeners, init scripts. */
+  preparePage?: (page: Page) => Promise<void>;
+  /** Open the dashboard with the token and wait for its event stream (default), or leave the page blank. */
+  open?: boolean;
+}
+
+export interface Dashboard {
+  /** The test's own database (a connection of its own, named `<applicationName>-observer`). */
+  db: TestDatabase;
+  /** The server now: a test that stopped it starts the next one with startServer(). */
+  readonly server: ServerProcess;
+  browser: Browser;
+  page: Page;
+  /** Starts the server again, on the same port and database, as `server`. */
+  startServer: () => Promise<ServerProcess>;
+  /** The server's pool connections (its stats panel's own pg_stat_activity reads left out). */
+  sessions: () => Promise<Session[]>;
+  /** Those running a pg_sleep: the lab's calls inside Postgres. */
+  sleeping: () => Promise<Session[]>;
+  /** Closes what got made, last first. */
+  close: () => Promise<void>;
+}
+
+/**
+ * What each browser test starts with: the built dashboard, its own database, the real server on a free port,
+ * Chromium, and (unless `open: false`) the page opened with the token and its event stream live.
+ */
+export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
+  if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
+  const cleanups: (() => Promise<void>)[] = [];
+  const close = async (): Promise<void> => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  };
+  try {
+    const db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: `${options.applicationName}-observer`, poolMax: 2 });
+    cleanups.push(() => db[Symbol.asyncDispose]());
+    await options.seed?.(db);
+    const port = await freePort();
+    const serverOptions: ServerOptions = { port, databaseUrl: db.url, token: options.token, applicationName: options.applicationName, poolMax: options.poolMax, env: options.env, tls: options.tls };
+    let server = await startServer(serverOptions);
+    cleanups.push(() => server.stop()); // the current server, also after a restart
+    const browser = await launchBrowser({ trustSpki: options.tls ? [options.tls.spkiHash] : [] });
+    cleanups.push(() => browser.close());
+    const { page } = browser;
+    page.on('pageerror', (error) => { console.error('[page error]', error.message); });
+    const sessions = async (): Promise<Session[]> =>
+      (
+        await db.sql<Session[]>`
+          select pid, state, query, (extract(epoch from query_start) * 1000)::float8 as "startedMs"
+          from pg_stat_activity where application_name = ${options.applicationName} and datname = current_database()`
+      ).filter((s) => !s.query.includes('pg_stat_activity'));
+    const dashboard: Dashboard = {
+      db,
+      get server() {
+        return server;
+      },
+      browser,
+      page,
+      startServer: async () => (server = await startServer(serverOptions)),
+      sessions,
+      sleeping: async () => (await sessions()).filter((s) => s.state === 'active' && s.query.includes('pg_sleep')),
+      close,
+    };
+    await options.preparePage?.(page);
+    if (options.open ?? true) {
+      await page.goto(`${server.url}/#token=${options.token}`);
+      await until('the event stream', async () => (await page.getByTestId('connection').textContent())?.includes('event stream live'), 20_000);
+    }
+    return dashboard;
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }
 
 export async function screenshot(page: Page, name: string): Promise<string> {

@@ -4,13 +4,9 @@
  * inside PostgreSQL at once, where HTTP/1.1 holds a page to 6 connections per origin — and
  * "Cancel all" resets their streams: every statement is cancelled and the pool goes idle.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { freePort } from '@asyncscope/db';
-import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { browserMissing, DIST_DIR, launchBrowser, makeTestCertificate, screenshot, startServer, until, type Browser, type ServerProcess } from './harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserMissing, makeTestCertificate, screenshot, startDashboard, until, type Dashboard, type ServerProcess, type Session } from './harness';
 
 const TOKEN = 'e2e-http2-token-0123456789';
 const APP_NAME = 'dashboard-e2e-h2';
@@ -20,34 +16,28 @@ const missing = browserMissing();
 if (missing) console.warn(`[dashboard http2 e2e] SKIPPED: ${missing}`);
 
 describe.skipIf(missing !== null)('the dashboard over HTTPS and HTTP/2 (Chromium, real server)', () => {
-  let db: TestDatabase;
+  let dash: Dashboard | undefined;
   let server: ServerProcess;
-  let browser: Browser;
   let page: Page;
-  const cleanups: (() => Promise<void>)[] = [];
-
-  const sleeping = async (): Promise<number> =>
-    (await db.sql<{ n: number }[]>`
-      select count(*)::int as n from pg_stat_activity
-      where application_name = ${APP_NAME} and datname = current_database() and state = 'active' and query like '%pg_sleep%' and query not like '%pg_stat_activity%'`)[0]?.n ?? 0;
+  const sleeping = async (): Promise<number> => (dash ? (await dash.sleeping()).length : 0);
+  const sessions = (): Promise<Session[]> => (dash ? dash.sessions() : Promise.resolve([]));
 
   beforeAll(async () => {
-    if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
-    const cert = await makeTestCertificate();
-    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'dashboard-e2e-h2-observer', poolMax: 2 });
-    cleanups.push(() => db[Symbol.asyncDispose]());
-    await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 50) i`;
-    server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME, poolMax: CALLS + 6, tls: cert });
-    cleanups.push(() => server.stop());
-    // Trusts this test's certificate only (by its public key), as a person would add it to their machine.
-    browser = await launchBrowser({ trustSpki: [cert.spkiHash] });
-    cleanups.push(() => browser.close());
-    page = browser.page;
-    page.on('pageerror', (error) => { console.error('[page error]', error.message); });
+    dash = await startDashboard({
+      token: TOKEN,
+      applicationName: APP_NAME,
+      poolMax: CALLS + 6,
+      // The browser trusts this test's certificate only (by its public key), as a person would add it to their machine.
+      tls: await makeTestCertificate(),
+      seed: async (db) => { await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 50) i`; },
+      // The first test opens the page itself (and checks how it was served).
+      open: false,
+    });
+    ({ server, page } = dash);
   }, 90_000);
 
   afterAll(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await dash?.close();
   });
 
   it('loads the page over h2, its own traffic over the WebSocket (wss), and offers the HTTP/2 choice', async () => {
@@ -87,10 +77,7 @@ describe.skipIf(missing !== null)('the dashboard over HTTPS and HTTP/2 (Chromium
     await until('no statement left in Postgres', async () => (await sleeping()) === 0, 5000);
     expect(Date.now() - cancelledAt).toBeLessThan(3000);
     await until('the run to finish', async () => (await page.getByTestId('launch').textContent()) === 'Launch', 10_000);
-    await until('the pool idle', async () => {
-      const rows = await db.sql<{ state: string | null }[]>`select state from pg_stat_activity where application_name = ${APP_NAME} and datname = current_database() and query not like '%pg_stat_activity%'`;
-      return rows.every((r) => r.state === 'idle');
-    });
+    await until('the pool idle', async () => (await sessions()).every((s) => s.state === 'idle'));
     // The page's session survived the resets: the event stream is still live, and new calls go through.
     expect(await page.getByTestId('connection').textContent()).toContain('event stream live');
     // A short run that completes, so its calls have a protocol to report (aborted fetches report none).

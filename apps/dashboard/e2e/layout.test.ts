@@ -3,13 +3,10 @@
  * cut off, and what the lab leaves behind on the server. The built app against the real server and a real
  * PostgreSQL, in Chromium; screenshots in test-artifacts/ (ux-*.png).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { freePort } from '@asyncscope/db';
-import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
+import type { TestDatabase } from '@asyncscope/db/testing';
 import type { Locator, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { browserMissing, DIST_DIR, launchBrowser, screenshot, startServer, until, type Browser, type ServerProcess } from './harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserMissing, screenshot, startDashboard, until, type Browser, type Dashboard, type ServerProcess } from './harness';
 
 const TOKEN = 'e2e-layout-token-0123456789';
 const WIDTHS = [1024, 1440] as const;
@@ -71,40 +68,37 @@ async function seenAt(page: Page, locator: Locator): Promise<{ x: number; y: num
 }
 
 describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, real server)', () => {
+  let dash: Dashboard | undefined;
   let db: TestDatabase;
   let server: ServerProcess;
   let browser: Browser;
   let page: Page;
-  const cleanups: (() => Promise<void>)[] = [];
   const users: Record<string, number> = {};
 
   beforeAll(async () => {
-    if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
-    db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'dashboard-layout-observer', poolMax: 2 });
-    cleanups.push(() => db[Symbol.asyncDispose]());
-    const names: [string, string][] = [
-      ['Ada Lovelace', 'ada@example.com'],
-      ['Katherine Johnson', 'katherine.johnson@nasa.example.com'],
-      ['Grace Brewster Murray Hopper', 'grace.hopper@navy.example.org'],
-      ['Alan Turing', 'alan@example.com'],
-    ];
-    for (const [name, email] of names) {
-      const [row] = await db.sql<{ id: number }[]>`insert into users (name, email) values (${name}, ${email}) returning id`;
-      users[name] = row?.id ?? 0;
-    }
-    // Pool of 2: calls beyond two wait for a connection, so a cancel takes them out of the pool queue ("dequeued").
-    server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: 'dashboard-layout', poolMax: 2 });
-    cleanups.push(() => server.stop());
-    browser = await launchBrowser();
-    cleanups.push(() => browser.close());
-    page = browser.page;
-    page.on('pageerror', (error) => { console.error('[page error]', error.message); });
-    await page.goto(`${server.url}/#token=${TOKEN}`);
-    await until('the event stream', async () => (await page.getByTestId('connection').textContent())?.includes('event stream live'), 20_000);
+    dash = await startDashboard({
+      token: TOKEN,
+      applicationName: 'dashboard-layout',
+      // Pool of 2: calls beyond two wait for a connection, so a cancel takes them out of the pool queue ("dequeued").
+      poolMax: 2,
+      seed: async (db) => {
+        const names: [string, string][] = [
+          ['Ada Lovelace', 'ada@example.com'],
+          ['Katherine Johnson', 'katherine.johnson@nasa.example.com'],
+          ['Grace Brewster Murray Hopper', 'grace.hopper@navy.example.org'],
+          ['Alan Turing', 'alan@example.com'],
+        ];
+        for (const [name, email] of names) {
+          const [row] = await db.sql<{ id: number }[]>`insert into users (name, email) values (${name}, ${email}) returning id`;
+          users[name] = row?.id ?? 0;
+        }
+      },
+    });
+    ({ db, server, browser, page } = dash);
   }, 90_000);
 
   afterAll(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await dash?.close();
   });
 
   const userRow = (name: string) => page.getByRole('row').filter({ has: page.getByRole('cell', { name, exact: true }) });
@@ -165,8 +159,7 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
     const res = await fetch(`${server.url}/trpc/lab.faults`, { headers: { authorization: `Bearer ${TOKEN}` } });
     return ((await res.json()) as { result: { data: Record<string, unknown> } }).result.data;
   };
-  const sleeping = async (): Promise<number> =>
-    (await db.sql`select 1 from pg_stat_activity where application_name = 'dashboard-layout' and state = 'active' and query like '%pg_sleep%' and query not like '%pg_stat_activity%'`).length;
+  const sleeping = async (): Promise<number> => (dash ? (await dash.sleeping()).length : 0);
   async function setLab(target: Page, values: Record<string, string>): Promise<void> {
     // A test that failed midway may have left its run going: end it first, so one failure stays one.
     if (await target.getByTestId('cancel-all').isEnabled()) {

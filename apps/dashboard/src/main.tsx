@@ -2,7 +2,7 @@ import './strict-csp';
 import { QueryClient } from '@tanstack/react-query';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { App } from './components/App';
+import { App } from './app/App';
 import { initialToken, TokenStore } from './auth/token';
 import { createServices } from './services';
 import './styles.css';

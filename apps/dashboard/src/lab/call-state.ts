@@ -8,8 +8,8 @@
  * never changes the verdict. Server hops and selection keep arriving after that.
  */
 import type { ActivityEvent } from '@asyncscope/api';
+import { isApiError } from '@asyncscope/client';
 import { isAbortError, TimeoutError } from '@asyncscope/concurrency';
-import { TRPCClientError } from '@trpc/client';
 import type { LabTransport } from './transport';
 
 export type CallState = 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'timed-out' | 'cancelled';
@@ -155,8 +155,8 @@ export function reduceCall(row: CallRow, event: CallEvent): CallRow {
 /** The code a failed call shows: the tRPC code, TIMEOUT for deadlines, NETWORK when nothing came back. */
 export function describeError(error: unknown): ErrorInfo & { timedOut: boolean; aborted: boolean } {
   if (error instanceof TimeoutError) return { code: 'TIMEOUT', message: `No answer within ${error.ms} ms (client deadline, retries included)`, timedOut: true, aborted: false };
-  if (error instanceof TRPCClientError) {
-    const code = (error.data as { code?: string } | undefined)?.code;
+  if (isApiError(error)) {
+    const code = error.data?.code;
     if (code === undefined) {
       const cause: unknown = error.cause;
       if (isAbortError(cause)) return { code: 'ABORTED', message: error.message, timedOut: false, aborted: true };

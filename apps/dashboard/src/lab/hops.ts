@@ -120,36 +120,23 @@ export function serverPhase(hops: readonly ServerHop[]): ServerPhase {
   return 'working';
 }
 
+/** Why a call's server-side signal fired: a word for a narrow column, and a phrase. */
+const SIGNAL_REASONS: Record<string, { label: string; text: string }> = {
+  'client-closed': { label: 'client', text: 'the client closed the request (or its socket)' },
+  cancelled: { label: 'by id', text: 'cancelled by id (calls.cancel)' },
+  timeout: { label: 'deadline', text: 'the call’s deadline passed' },
+  shutdown: { label: 'shutdown', text: 'the server is shutting down' },
+  database: { label: 'database', text: 'the database went away' },
+};
+
 /** How the call's server-side signal fired, for a narrow column. */
 export function signalLabel(reason: string): string {
-  switch (reason) {
-    case 'client-closed':
-      return 'client';
-    case 'cancelled':
-      return 'by id';
-    case 'timeout':
-      return 'deadline';
-    default:
-      return reason;
-  }
+  return SIGNAL_REASONS[reason]?.label ?? reason;
 }
 
 /** How the call's server-side signal fired, in words. */
 export function signalText(reason: string): string {
-  switch (reason) {
-    case 'client-closed':
-      return 'the client closed the request (or its socket)';
-    case 'cancelled':
-      return 'cancelled by id (calls.cancel)';
-    case 'timeout':
-      return 'the call’s deadline passed';
-    case 'shutdown':
-      return 'the server is shutting down';
-    case 'database':
-      return 'the database went away';
-    default:
-      return reason;
-  }
+  return SIGNAL_REASONS[reason]?.text ?? reason;
 }
 
 /**

@@ -1,6 +1,6 @@
 /** The header's one-line status, from the server's answers, the page's socket and the event stream. Pure. */
 import type { FeedState } from '../activity/feed';
-import type { ServerStatsView } from '../components/use-server-stats';
+import type { ServerStatsView } from '../server/use-server-stats';
 import type { SocketState } from './clients';
 
 export interface HeaderStatus {

@@ -3,7 +3,7 @@
  * onto the same fields: what the browser refuses and what the server refuses read the same.
  */
 import { createUserInput, updateUserInput } from '@asyncscope/contract';
-import { TRPCClientError } from '@trpc/client';
+import { apiErrorCode, isApiError } from '@asyncscope/client';
 import type { z } from 'zod';
 
 export type UserField = 'name' | 'email';
@@ -40,21 +40,17 @@ export function validateUpdate(id: number, original: UserFormValues, values: Use
   return result.success ? { ok: true, data: result.data } : { ok: false, errors: firstIssues(result.error) };
 }
 
-export function errorCode(error: unknown): string | undefined {
-  return error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : undefined;
-}
-
 /**
  * The server's refusal, on the field it concerns: BAD_REQUEST carries zod's fieldErrors, CONFLICT is
  * about the email (unique in any letter case), NOT_FOUND and the rest go to the form.
  */
 export function serverFieldErrors(error: unknown): FieldErrors {
-  if (!(error instanceof TRPCClientError)) return { form: error instanceof Error ? error.message : String(error) };
-  const data = error.data as { code?: string; fieldErrors?: Record<string, string[] | undefined> | null; formErrors?: string[] | null } | undefined;
+  if (!isApiError(error)) return { form: error instanceof Error ? error.message : String(error) };
+  const data = error.data;
   const code = data?.code;
   if (code === 'BAD_REQUEST' && data?.fieldErrors) {
     const errors: FieldErrors = {};
-    for (const [field, messages] of Object.entries(data.fieldErrors)) {
+    for (const [field, messages] of Object.entries<string[] | undefined>(data.fieldErrors)) {
       const message = messages?.[0];
       if (!message) continue;
       if (field === 'name' || field === 'email') errors[field] = message;
@@ -74,7 +70,7 @@ export function serverFieldErrors(error: unknown): FieldErrors {
  * only the browser's own text ("Failed to fetch"), which says nothing about what happened or what comes next.
  */
 export function describeLoadError(error: unknown, what: string): string {
-  const code = errorCode(error);
+  const code = apiErrorCode(error);
   if (code === undefined) return `The server is unreachable (stopped or restarting?), so the ${what} cannot be loaded — this retries by itself and the ${what} come back when the server does.`;
   if (code === 'SERVICE_UNAVAILABLE') return `The server is up but its database is not reachable, so the ${what} cannot be loaded — the server keeps retrying, and so does this page.`;
   if (code === 'UNAUTHORIZED') return `The server refused the token, so the ${what} cannot be loaded.`;

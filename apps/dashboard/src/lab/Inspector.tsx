@@ -1,7 +1,7 @@
 import { attemptCallId } from '@asyncscope/contract';
-import type { CallRow, ServerHop } from '../lab/call-state';
-import type { CallsSnapshot } from '../lab/calls-store';
-import { fmtMs, serverVerdict, signalText } from '../lab/hops';
+import type { CallRow, ServerHop } from './call-state';
+import type { CallsSnapshot } from './calls-store';
+import { fmtMs, serverVerdict, signalText } from './hops';
 
 function describeHop(hop: ServerHop): string {
   switch (hop.type) {

@@ -1,7 +1,7 @@
 import type { RouterOutputs } from '@asyncscope/api';
+import { apiErrorCode } from '@asyncscope/client';
 import { useEffect, useRef, useState } from 'react';
 import { serverRestarted } from '../activity/feed';
-import { errorCode } from '../users/form';
 import { useServices } from '../services';
 
 export type ServerStats = RouterOutputs['activity']['stats'];
@@ -82,7 +82,7 @@ export function useServerStats(): ServerStatsView {
     };
   }, [api]);
 
-  const code = polled.error ? errorCode(polled.error) : undefined;
+  const code = polled.error ? apiErrorCode(polled.error) : undefined;
   const networkDown = polled.error !== null && code === undefined;
   const offlineSince = networkDown ? polled.errorAt : null;
 

@@ -3,13 +3,13 @@ import { useCallback, useEffect, useState, useSyncExternalStore } from 'react';
 import { useWideScreen } from './use-wide-screen';
 import { CLOSE_UNAUTHORIZED, ServicesContext, useServices, type Services } from '../services';
 import { TRPCProvider } from '../trpc';
-import { FaultsBanner } from './FaultsBanner';
-import { FetchLab } from './FetchLab';
+import { FaultsBanner } from '../lab/FaultsBanner';
+import { FetchLab } from '../lab/FetchLab';
 import { Header } from './Header';
-import { ServerPanel } from './ServerPanel';
-import { TokenGate } from './TokenGate';
-import { UsersPanel } from './UsersPanel';
-import { useServerStats } from './use-server-stats';
+import { ServerPanel } from '../server/ServerPanel';
+import { TokenGate } from '../auth/TokenGate';
+import { UsersPanel } from '../users/UsersPanel';
+import { useServerStats } from '../server/use-server-stats';
 
 export function App({ services, queryClient }: { services: Services; queryClient: QueryClient }) {
   const token = useSyncExternalStore(services.tokens.subscribe, services.tokens.get);

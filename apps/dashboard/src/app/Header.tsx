@@ -1,24 +1,14 @@
-import { useEffect, useState, useSyncExternalStore } from 'react';
+import { useSyncExternalStore } from 'react';
 import type { FeedState } from '../activity/feed';
 import { useServices } from '../services';
 import { headerStatus } from '../transport/status';
 import { usePageSocket } from '../transport/use-page-socket';
-import type { ServerStatsView } from './use-server-stats';
+import { useTicking } from '../ui/use-ticking';
+import type { ServerStatsView } from '../server/use-server-stats';
 
 function useFeedState(): FeedState {
   const { feed } = useServices();
   return useSyncExternalStore((listener) => feed.onState(listener), () => feed.state);
-}
-
-
-/** Re-renders every second while `on` (a "for N s" that keeps counting when nothing else arrives). */
-function useTicking(on: boolean): void {
-  const [, setTick] = useState(0);
-  useEffect(() => {
-    if (!on) return;
-    const timer = setInterval(() => { setTick((t) => t + 1); }, 1000);
-    return () => { clearInterval(timer); };
-  }, [on]);
 }
 
 export function Header({ stats }: { stats: ServerStatsView }) {
@@ -26,7 +16,8 @@ export function Header({ stats }: { stats: ServerStatsView }) {
   const feed = useFeedState();
   const socket = usePageSocket();
   const { tone, text } = headerStatus(stats, socket, pageTransport === 'websocket', feed, Date.now());
-  useTicking(tone !== 'ok');
+  // A "for N s" keeps counting when nothing else arrives.
+  useTicking(tone !== 'ok', 1000);
 
   return (
     <header className="header">
