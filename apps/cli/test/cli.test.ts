@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { freePort } from '@asyncscope/db';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ARTIFACTS_DIR, BIN, runCli, startCli, startServer, until, type ServerProcess } from './harness';
+import { until } from '@asyncscope/concurrency/testing';
+import { ARTIFACTS_DIR, BIN, runCli, startCli, startServer, type ServerProcess } from './harness';
 
 const TOKEN = `cli-test-token-${randomBytes(8).toString('hex')}`;
 const APP_NAME = `cli-test-${randomBytes(3).toString('hex')}`;
@@ -215,8 +216,8 @@ describe('in a real terminal (tmux)', () => {
         const text = capture();
         const done = Number(/fetch .*\d+% \| (\d+)\/150 \|/.exec(text)?.[1] ?? 0);
         return done > 0 && done < 150 ? text : undefined;
-      }, 20_000);
-      const after = await until('the summary', () => { const text = capture(); return /^exit=\d+$/m.test(text) ? text : undefined; }, 30_000);
+      }, { timeoutMs: 20_000, intervalMs: 50 }); // each check runs tmux
+      const after = await until('the summary', () => { const text = capture(); return /^exit=\d+$/m.test(text) ? text : undefined; }, { timeoutMs: 30_000, intervalMs: 50 });
       mkdirSync(ARTIFACTS_DIR, { recursive: true });
       writeFileSync(join(ARTIFACTS_DIR, 'tmux-fetch-progress.txt'), `--- during the run ---\n${during}\n--- after the run ---\n${after}`);
       expect(during).toMatch(/fetch [█░]+ \d+% \| \d+\/150 \| \d+\/s \| ok \d+ failed 0 \| ETA/);

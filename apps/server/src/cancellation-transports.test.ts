@@ -8,7 +8,8 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 import { makeTestCertificate, type TestCertificate } from './test-tls';
-import { cancellationProbe, expectCancelledHopByHop, expectPoolReturned, expectRolledBack, failure, until } from './test/cancellation-probe';
+import { until } from '@asyncscope/concurrency/testing';
+import { cancellationProbe, expectCancelledHopByHop, expectPoolReturned, expectRolledBack, failure } from './test/cancellation-probe';
 import { dataOf, openTransport, type ApiTransport, type TransportName } from './test/transports';
 
 const POOL = 6;

@@ -2,14 +2,14 @@
  * Cancellation end to end, hop by hop: typed client → HTTP → procedure → SQL statement inside Postgres,
  * against the real server and a real PostgreSQL. No mocks.
  */
-import { createApiClient, type ApiClient } from '@asyncscope/client';
+import { apiErrorCode, createApiClient, type ApiClient } from '@asyncscope/client';
 import type { ActivityEvent } from '@asyncscope/api';
-import { TRPCClientError } from '@trpc/client';
 import { EventSource } from 'eventsource';
 import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
-import { cancellationProbe, expectCancelledHopByHop, expectPoolReturned, expectRolledBack, failure, until } from './test/cancellation-probe';
+import { until } from '@asyncscope/concurrency/testing';
+import { cancellationProbe, expectAbortedByCaller, expectCancelledHopByHop, expectPoolReturned, expectRolledBack, failure } from './test/cancellation-probe';
 
 let t: TestServer;
 let api: ApiClient;
@@ -32,7 +32,6 @@ beforeEach(async () => {
 // The same hop-by-hop checks run per transport in cancellation-transports.test.ts (HTTP/2, TLS).
 const probe = cancellationProbe(() => t, () => observer);
 const { sessions, running, hop } = probe;
-const codeOf = (e: unknown) => (e instanceof TRPCClientError ? (e.data as { code?: string } | undefined)?.code : undefined);
 
 describe('a client abort stops the work everywhere', () => {
   it('fires the server signal, cancels the statement inside Postgres (57014), and spares a concurrent canary', async () => {
@@ -42,8 +41,7 @@ describe('a client abort stops the work everywhere', () => {
     await until('the statement runs', async () => (await running('pg_sleep')).length >= 2);
     const abortedAt = performance.now();
     controller.abort();
-    const error = await call;
-    expect(error).toBeInstanceOf(TRPCClientError);
+    expectAbortedByCaller(await call);
     await expectCancelledHopByHop(probe, 'abort-1', abortedAt);
 
     expect((await canary).sleptMs).toBeGreaterThanOrEqual(400); // the cancel hit the right statement
@@ -67,7 +65,7 @@ describe('a client abort stops the work everywhere', () => {
     const call = failure(api.lab.slowWrite.mutate({ label: 'never-sent', ms: 0 }, { signal: controller.signal, context: { callId: 'queued-1' } }));
     await until('the call waits', () => Promise.resolve(t.server.database.db.statements().queued > 0 || undefined));
     controller.abort();
-    expect(codeOf(await call) ?? 'aborted').toBeTruthy();
+    expectAbortedByCaller(await call);
     await Promise.all(blockers);
     expect(hop('queued-1', 'statement.started')).toBeUndefined();
     expect(hop('queued-1', 'settled')?.code).toBe('CLIENT_CLOSED_REQUEST');
@@ -104,7 +102,7 @@ describe('deadlines', () => {
     const started = performance.now();
     const error = await failure(api.lab.sleep.query({ ms: 2000 }, { context: { callId: 'budget-1', transport: 'single', deadlineAt: Date.now() + 300 } }));
     const took = performance.now() - started;
-    expect(codeOf(error)).toBe('TIMEOUT');
+    expect(apiErrorCode(error)).toBe('TIMEOUT');
     expect(took).toBeGreaterThan(280);
     expect(took).toBeLessThan(700);
     expect(hop('budget-1', 'received')?.budgetMs).toBeLessThanOrEqual(300);
@@ -133,8 +131,8 @@ describe('streaming', () => {
       });
     });
     expect(pages).toEqual([100, 200, 300]);
-    const settled = await until('the generator finally ran', () => Promise.resolve(streamSettled(from)));
-    expect(settled.value).toMatchObject({ type: 'settled', code: 'CLIENT_CLOSED_REQUEST' });
+    const settled = await until('the generator finally ran', () => streamSettled(from));
+    expect(settled).toMatchObject({ type: 'settled', code: 'CLIENT_CLOSED_REQUEST' });
     await until('no stream query left', async () => (await sessions()).every((s) => s.state === 'idle'));
   });
 
@@ -177,7 +175,7 @@ describe('client links', () => {
     batched.abort();
     single.abort();
     // The caller of the batched call stops waiting at once (stopWaitingOnAbortLink)...
-    expect(await a).toBeInstanceOf(TRPCClientError);
+    expectAbortedByCaller(await a);
     expect(performance.now() - abortedAt).toBeLessThan(200);
     await c;
     await until('single call stopped', () => Promise.resolve(hop('single-1', 'settled')));
@@ -202,7 +200,7 @@ describe('load shedding', () => {
         const s = performance.now();
         return client.lab.sleep.query({ ms: 300 }, { context: { callId: `shed-${i}`, transport: 'single' } }).then(
           () => ({ ok: true, code: undefined as string | undefined, ms: performance.now() - s }),
-          (e: unknown) => ({ ok: false, code: codeOf(e), ms: performance.now() - s }),
+          (e: unknown) => ({ ok: false, code: apiErrorCode(e), ms: performance.now() - s }),
         );
       });
       const results = await Promise.all(calls);
@@ -235,9 +233,9 @@ describe('CPU work off the event loop', () => {
     expect(performance.now() - tick).toBeLessThan(200); // a blocked loop would take the whole hash (seconds)
     controller.abort();
     await call;
-    const settled = await until('settled', () => Promise.resolve(hop('cpu-1', 'settled')), 2000);
-    expect(settled.value.code).toBe('CLIENT_CLOSED_REQUEST');
-    expect(settled.value.ms).toBeLessThan(2000);
+    const settled = await until('settled', () => hop('cpu-1', 'settled'), 2000);
+    expect(settled.code).toBe('CLIENT_CLOSED_REQUEST');
+    expect(settled.ms).toBeLessThan(2000);
   });
 });
 
@@ -303,11 +301,11 @@ describe('faults', () => {
     await until('latency runs in Postgres', async () => (await running('pg_sleep')).length > 0);
     controller.abort();
     await call;
-    expect((await until('cancelled', () => Promise.resolve(hop('fault-cancel', 'statement.ended')))).value.sqlstate).toBe('57014');
+    expect((await until('cancelled', () => hop('fault-cancel', 'statement.ended'))).sqlstate).toBe('57014');
 
     await api.lab.setFaults.mutate({ procedure: 'users.list', fault: { latencyMs: 0, errorRate: 1 } });
     const error = await failure(api.users.list.query());
-    expect(codeOf(error)).toBe('SERVICE_UNAVAILABLE');
+    expect(apiErrorCode(error)).toBe('SERVICE_UNAVAILABLE');
     expect((error as Error).message).toContain('Injected fault');
   });
 });

@@ -23,7 +23,8 @@ import { createHttpServer } from './http';
 import { killServers, launchServer, until as untilOutput } from './test-process';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 import { makeTestCertificate, type TestCertificate } from './test-tls';
-import { cancellationProbe, expectCancelledHopByHop, expectPoolReturned, failure, until } from './test/cancellation-probe';
+import { until } from '@asyncscope/concurrency/testing';
+import { cancellationProbe, expectCancelledHopByHop, expectPoolReturned, failure } from './test/cancellation-probe';
 import { dataOf, openTransport, type ApiTransport } from './test/transports';
 
 let cert: TestCertificate;
@@ -108,8 +109,8 @@ describe('HTTP/2: one session, many calls', () => {
     expect(chunk.toString()).toMatch(/data:|event:/);
     stream.close(constants.NGHTTP2_CANCEL);
     const settled = await until('the stream settled on the server', () =>
-      Promise.resolve(t.server.runtime.activity.read(from, 100_000).events.find((e) => e.path === 'users.stream' && e.type === 'settled')));
-    expect(settled.value).toMatchObject({ code: 'CLIENT_CLOSED_REQUEST' });
+      t.server.runtime.activity.read(from, 100_000).events.find((e) => e.path === 'users.stream' && e.type === 'settled'));
+    expect(settled).toMatchObject({ code: 'CLIENT_CLOSED_REQUEST' });
     await until('no stream query left', async () => (await probe.sessions()).every((x) => x.state === 'idle'));
     await t.database.sql`truncate users restart identity`;
     expect(warnings).toEqual([]);

@@ -12,7 +12,7 @@ import { EventSource } from 'eventsource';
 import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { until } from './test/until';
+import { until } from '@asyncscope/concurrency/testing';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
 /** Frames the WebSocket client sent (to count calls.cancel). */
