@@ -12,6 +12,7 @@ import { freePort } from '@asyncscope/db';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { until } from '@asyncscope/concurrency/testing';
+import { seedUsers } from '@asyncscope/api/testing';
 import { ARTIFACTS_DIR, BIN, runCli, startCli, startServer, type ServerProcess } from './harness';
 
 const TOKEN = `cli-test-token-${randomBytes(8).toString('hex')}`;
@@ -24,7 +25,7 @@ let env: Record<string, string>;
 beforeAll(async () => {
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
   db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: `${APP_NAME}-observer`, max: 2 });
-  await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 300) i`;
+  await seedUsers(db.sql, 300);
   server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME });
   env = { ASYNCSCOPE_URL: server.url, ASYNCSCOPE_TOKEN: TOKEN };
 });
@@ -161,7 +162,7 @@ describe('users stream', () => {
     expect(full.stdout.trim().split('\n')).toHaveLength(300);
     expect(full.stderr).toMatch(/streamed 300 of 300 users/);
 
-    await db.sql`insert into users (name, email) select 'More ' || i, 'more' || i || '@example.com' from generate_series(1, 20000) i`;
+    await seedUsers(db.sql, 20_000, 'More');
     const run = startCli(['users', 'stream', '--page-size', '1', '--json'], env);
     await until('rows arriving', () => run.stdout().split('\n').length > 50, 15_000);
     run.proc.kill('SIGINT');

@@ -9,6 +9,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 import { until } from '@asyncscope/concurrency/testing';
+import { seedUsers } from '@asyncscope/api/testing';
 import { cancellationProbe, expectAbortedByCaller, expectCancelledHopByHop, expectPoolReturned, expectRolledBack, failure } from './test/cancellation-probe';
 
 let t: TestServer;
@@ -114,7 +115,7 @@ describe('deadlines', () => {
 
 describe('streaming', () => {
   it('a client that stops reading ends the server generator and its query', async () => {
-    await t.database.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 5000) i`;
+    await seedUsers(t.database.sql, 5000);
     const from = t.server.runtime.activity.lastSeq;
     const pages: number[] = [];
     await new Promise<void>((resolve, reject) => {
@@ -137,7 +138,7 @@ describe('streaming', () => {
   });
 
   it('streams every user of a table in pages, resuming after the last id', async () => {
-    await t.database.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 1234) i`;
+    await seedUsers(t.database.sql, 1234);
     const ids: number[] = [];
     await new Promise<void>((resolve, reject) => {
       const subscription = api.users.stream.subscribe({ pageSize: 500, lastEventId: '100' }, {

@@ -24,6 +24,7 @@ import { killServers, launchServer, until as untilOutput } from './test-process'
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 import { makeTestCertificate, type TestCertificate } from './test-tls';
 import { until } from '@asyncscope/concurrency/testing';
+import { seedUsers } from '@asyncscope/api/testing';
 import { cancellationProbe, expectCancelledHopByHop, expectPoolReturned, failure } from './test/cancellation-probe';
 import { dataOf, openTransport, type ApiTransport } from './test/transports';
 
@@ -96,7 +97,7 @@ describe('HTTP/2: one session, many calls', () => {
     expect((JSON.parse(batch.body) as unknown[]).length).toBe(2);
 
     // An event stream: its first event arrives; a reset ends it (the server's generator and its query stop).
-    await t.database.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 5000) i`;
+    await seedUsers(t.database.sql, 5000);
     const from = t.server.runtime.activity.lastSeq;
     const session = h2.session;
     if (!session) throw new Error('no session');

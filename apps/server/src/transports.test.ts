@@ -13,6 +13,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { until } from '@asyncscope/concurrency/testing';
+import { newUser } from '@asyncscope/api/testing';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 import { expectAbortedByCaller } from './test/cancellation-probe';
 
@@ -153,7 +154,7 @@ describe("tRPC's own links against the same server", () => {
     ['httpBatchStreamLink', () => httpBatchStreamLink({ url: `${t.url}/trpc`, headers })],
   ] as const)('%s: queries and mutations work', async (_name, link) => {
     const api = createTRPCClient<AppRouter>({ links: [link()] });
-    const [created, list] = await Promise.all([api.users.create.mutate({ name: 'Ada', email: 'ada@example.com' }), api.users.list.query()]);
+    const [created, list] = await Promise.all([api.users.create.mutate(newUser('Ada')), api.users.list.query()]);
     expect(created.name).toBe('Ada');
     expect(list.total).toBeGreaterThanOrEqual(0);
     expect((await api.users.byId.query({ id: created.id })).email).toBe('ada@example.com');

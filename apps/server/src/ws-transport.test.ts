@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { apiErrorCode, closeApiClient, createApiClient, isRetryableCallError, type ApiClient, type ConnectionState } from '@asyncscope/client';
 import { until } from '@asyncscope/concurrency/testing';
+import { newUser, seedUsers } from '@asyncscope/api/testing';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -137,7 +138,7 @@ describe('auth comes first', () => {
 
   it('answers calls once authorized, through the client package', async () => {
     expect((await api.users.list.query()).total).toBe(0);
-    const created = await api.users.create.mutate({ name: 'Ada', email: 'ada@example.com' });
+    const created = await api.users.create.mutate(newUser('Ada'));
     expect((await api.users.byId.query({ id: created.id })).name).toBe('Ada');
   });
 });
@@ -361,7 +362,7 @@ async function cuttableProxy(target: string): Promise<{ url: string; cut(): void
 
 describe('reconnect', () => {
   it('after a drop: calls in flight fail at once with a retryable error, the client reconnects, users.stream resumes with no duplicate and no gap', async () => {
-    await t.database.sql`insert into users (name, email) select 'User ' || g, 'user' || g || '@example.com' from generate_series(1, 3000) g`;
+    await seedUsers(t.database.sql, 3000);
     const proxy = await cuttableProxy(t.url);
     const states: ConnectionState[] = [];
     const client = createApiClient({ url: `${proxy.url}/trpc`, token: TEST_TOKEN, transport: 'websocket', WebSocket, maxFrameBytes: 16 * 1024, onConnectionState: (s) => { states.push(s); } });
@@ -408,7 +409,7 @@ describe('reconnect', () => {
 
 describe('subscriptions on the socket', () => {
   it('subscription.stop ends the stream on the server (settled, no more pages); a second subscription with a running id is refused', async () => {
-    await t.database.sql`insert into users (name, email) select 'User ' || g, 'sub' || g || '@example.com' from generate_series(1, 3000) g`;
+    await seedUsers(t.database.sql, 3000, 'Sub');
     const s = await RawSocket.open();
     s.call(1, 'subscription', 'users.stream', { pageSize: 1, callId: 'ws-stop-1' });
     await s.frame((f) => f.id === 1 && f.result?.type === 'data');

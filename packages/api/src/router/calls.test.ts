@@ -12,6 +12,7 @@ import type { ActivityEvent } from '../activity/log';
 import { runWithCallMeta } from '../calls/call-meta';
 import { createInnerContext } from '../context';
 import { createCaller } from '../root';
+import { seedUsers } from '../testing';
 import { Runtime } from '../runtime';
 
 let t: TestDatabase;
@@ -127,7 +128,7 @@ describe('calls.cancel', () => {
 
   it('stops a stream (users.stream) named by its call id', async () => {
     const alice = as('alice');
-    await t.sql`insert into users (name, email) select 'u' || g, 'u' || g || '@example.com' from generate_series(1, 50) g`;
+    await seedUsers(t.sql, 50);
     const stream = await alice.users.stream({ pageSize: 1, callId: 'stream-1' });
     const iterator = stream[Symbol.asyncIterator]();
     await iterator.next();
