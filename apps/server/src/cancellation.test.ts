@@ -193,30 +193,26 @@ describe('client links', () => {
 
 describe('load shedding', () => {
   it('refuses calls beyond the in-flight limit and queue quickly with TOO_MANY_REQUESTS; the rest succeed', async () => {
-    const small = await startTestServer({ maxInFlight: 4, maxQueue: 4 });
-    try {
-      const client = createApiClient({ url: `${small.url}/trpc`, token: TEST_TOKEN });
-      const started = performance.now();
-      const calls = Array.from({ length: 20 }, (_, i) => {
-        const s = performance.now();
-        return client.lab.sleep.query({ ms: 300 }, { context: { callId: `shed-${i}`, transport: 'single' } }).then(
-          () => ({ ok: true, code: undefined as string | undefined, ms: performance.now() - s }),
-          (e: unknown) => ({ ok: false, code: apiErrorCode(e), ms: performance.now() - s }),
-        );
-      });
-      const results = await Promise.all(calls);
-      const shed = results.filter((r) => !r.ok);
-      const admitted = results.filter((r) => r.ok);
-      expect(admitted).toHaveLength(8); // 4 running + 4 queued
-      expect(shed).toHaveLength(12);
-      for (const r of shed) expect(r.code).toBe('TOO_MANY_REQUESTS');
-      // Refused at once: faster than any admitted call, which spends 300 ms inside Postgres.
-      expect(Math.max(...shed.map((r) => r.ms))).toBeLessThan(Math.min(...admitted.map((r) => r.ms)));
-      expect(small.server.runtime.admission.shed).toBe(12);
-      expect(performance.now() - started).toBeLessThan(3000);
-    } finally {
-      await small.close();
-    }
+    await using small = await startTestServer({ maxInFlight: 4, maxQueue: 4 });
+    const client = createApiClient({ url: `${small.url}/trpc`, token: TEST_TOKEN });
+    const started = performance.now();
+    const calls = Array.from({ length: 20 }, (_, i) => {
+      const s = performance.now();
+      return client.lab.sleep.query({ ms: 300 }, { context: { callId: `shed-${i}`, transport: 'single' } }).then(
+        () => ({ ok: true, code: undefined as string | undefined, ms: performance.now() - s }),
+        (e: unknown) => ({ ok: false, code: apiErrorCode(e), ms: performance.now() - s }),
+      );
+    });
+    const results = await Promise.all(calls);
+    const shed = results.filter((r) => !r.ok);
+    const admitted = results.filter((r) => r.ok);
+    expect(admitted).toHaveLength(8); // 4 running + 4 queued
+    expect(shed).toHaveLength(12);
+    for (const r of shed) expect(r.code).toBe('TOO_MANY_REQUESTS');
+    // Refused at once: faster than any admitted call, which spends 300 ms inside Postgres.
+    expect(Math.max(...shed.map((r) => r.ms))).toBeLessThan(Math.min(...admitted.map((r) => r.ms)));
+    expect(small.server.runtime.admission.shed).toBe(12);
+    expect(performance.now() - started).toBeLessThan(3000);
   });
 });
 
