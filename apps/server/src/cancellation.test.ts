@@ -10,7 +10,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 import { until } from '@asyncscope/concurrency/testing';
 import { seedUsers } from '@asyncscope/api/testing';
-import { cancellationProbe, expectAbortedByCaller, expectCancelledHopByHop, expectPoolReturned, expectRolledBack, failure } from './test/cancellation-probe';
+import { abortOnceRunning, cancellationProbe, expectAbortedByCaller, expectCancelledHopByHop, expectPoolReturned, expectRolledBack, failure } from './test/cancellation-probe';
 
 let t: TestServer;
 let api: ApiClient;
@@ -50,11 +50,8 @@ describe('a client abort stops the work everywhere', () => {
   });
 
   it('rolls back a cancelled lab.slowWrite: no rows, no session idle in transaction', async () => {
-    const controller = new AbortController();
-    const call = failure(api.lab.slowWrite.mutate({ label: 'cancelled-write', ms: 10_000 }, { signal: controller.signal, context: { callId: 'write-1' } }));
-    await until('the transaction waits inside Postgres', async () => (await running('pg_sleep')).length > 0);
-    controller.abort();
-    await call;
+    const error = await abortOnceRunning(probe, (signal) => api.lab.slowWrite.mutate({ label: 'cancelled-write', ms: 10_000 }, { signal, context: { callId: 'write-1' } }));
+    expectAbortedByCaller(error);
     await expectRolledBack(probe, observer, 'write-1', 'cancelled-write');
   });
 

@@ -13,7 +13,7 @@ import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
-import { cancellationProbe, expectAbortedByCaller, expectCancelledHopByHop, expectRolledBack, failure } from './test/cancellation-probe';
+import { abortOnceRunning, cancellationProbe, expectAbortedByCaller, expectCancelledHopByHop, expectRolledBack, failure } from './test/cancellation-probe';
 
 /** Frames the test clients sent, to count `calls.cancel` messages. */
 const sentFrames: string[] = [];
@@ -161,11 +161,8 @@ describe('a client abort stops the work on the server', () => {
   });
 
   it('rolls back a cancelled lab.slowWrite and returns the connection to the pool', async () => {
-    const controller = new AbortController();
-    const call = failure(api.lab.slowWrite.mutate({ label: 'ws-cancelled-write', ms: 10_000 }, { signal: controller.signal, context: { callId: 'ws-write-1' } }));
-    await until('the transaction waits inside Postgres', async () => (await running('pg_sleep')).length > 0);
-    controller.abort();
-    expectAbortedByCaller(await call);
+    const error = await abortOnceRunning(probe, (signal) => api.lab.slowWrite.mutate({ label: 'ws-cancelled-write', ms: 10_000 }, { signal, context: { callId: 'ws-write-1' } }));
+    expectAbortedByCaller(error);
     await expectRolledBack(probe, observer, 'ws-write-1', 'ws-cancelled-write');
     await idle();
     expect(t.server.database.db.statements()).toEqual({ queued: 0, running: 0 });

@@ -63,6 +63,15 @@ export async function expectCancelledHopByHop(probe: CancellationProbe, callId: 
   expect(probe.hop(callId, 'settled')?.code).toBe('CLIENT_CLOSED_REQUEST');
 }
 
+/** Starts a call with `start(signal)`, aborts it once a statement sleeps inside Postgres, and gives what the call rejected with. */
+export async function abortOnceRunning(probe: CancellationProbe, start: (signal: AbortSignal) => Promise<unknown>): Promise<unknown> {
+  const controller = new AbortController();
+  const call = failure(start(controller.signal));
+  await until('the statement waits inside Postgres', async () => (await probe.running('pg_sleep')).length > 0);
+  controller.abort();
+  return call;
+}
+
 /** A cancelled lab.slowWrite: rolled back (57014), its row never written, no session left idle in transaction. */
 export async function expectRolledBack(probe: CancellationProbe, observer: postgres.Sql, callId: string, label: string): Promise<void> {
   await until('rolled back', () => probe.hop(callId, 'rolled_back'));
