@@ -72,6 +72,21 @@ export async function abortOnceRunning(probe: CancellationProbe, start: (signal:
   return call;
 }
 
+/**
+ * A lab.sleep of 2 s given a 300 ms budget (`start(deadlineAt)` makes the call): it fails TIMEOUT at the
+ * budget, the server received that budget, and its signal fired for 'timeout'.
+ */
+export async function expectStoppedAtBudget(probe: CancellationProbe, callId: string, start: (deadlineAt: number) => Promise<unknown>): Promise<void> {
+  const started = performance.now();
+  const error = await failure(start(Date.now() + 300));
+  const took = performance.now() - started;
+  expect(apiErrorCode(error)).toBe('TIMEOUT');
+  expect(took).toBeGreaterThan(280);
+  expect(took).toBeLessThan(700);
+  expect(probe.hop(callId, 'received')?.budgetMs).toBeLessThanOrEqual(300);
+  expect(probe.hop(callId, 'signal.fired')?.reason).toBe('timeout');
+}
+
 /** A cancelled lab.slowWrite: rolled back (57014), its row never written, no session left idle in transaction. */
 export async function expectRolledBack(probe: CancellationProbe, observer: postgres.Sql, callId: string, label: string): Promise<void> {
   await until('rolled back', () => probe.hop(callId, 'rolled_back'));
