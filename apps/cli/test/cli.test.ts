@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { freePort } from '@asyncscope/db';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ARTIFACTS_DIR, BIN, runCli, startCli, startServer, until, type ServerProcess } from './harness';
+import { until } from '@asyncscope/concurrency/testing';
+import { seedUsers } from '@asyncscope/api/testing';
+import { ARTIFACTS_DIR, BIN, runCli, startCli, startServer, type ServerProcess } from './harness';
 
 const TOKEN = `cli-test-token-${randomBytes(8).toString('hex')}`;
 const APP_NAME = `cli-test-${randomBytes(3).toString('hex')}`;
@@ -23,7 +25,7 @@ let env: Record<string, string>;
 beforeAll(async () => {
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
   db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: `${APP_NAME}-observer`, poolMax: 2 });
-  await db.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 300) i`;
+  await seedUsers(db.sql, 300);
   server = await startServer({ port: await freePort(), databaseUrl: db.url, token: TOKEN, applicationName: APP_NAME });
   env = { ASYNCSCOPE_URL: server.url, ASYNCSCOPE_TOKEN: TOKEN };
 });
@@ -160,7 +162,7 @@ describe('users stream', () => {
     expect(full.stdout.trim().split('\n')).toHaveLength(300);
     expect(full.stderr).toMatch(/streamed 300 of 300 users/);
 
-    await db.sql`insert into users (name, email) select 'More ' || i, 'more' || i || '@example.com' from generate_series(1, 20000) i`;
+    await seedUsers(db.sql, 20_000, 'More');
     const run = startCli(['users', 'stream', '--page-size', '1', '--json'], env);
     await until('rows arriving', () => run.stdout().split('\n').length > 50, 15_000);
     run.proc.kill('SIGINT');
@@ -215,8 +217,8 @@ describe('in a real terminal (tmux)', () => {
         const text = capture();
         const done = Number(/fetch .*\d+% \| (\d+)\/150 \|/.exec(text)?.[1] ?? 0);
         return done > 0 && done < 150 ? text : undefined;
-      }, 20_000);
-      const after = await until('the summary', () => { const text = capture(); return /^exit=\d+$/m.test(text) ? text : undefined; }, 30_000);
+      }, { timeoutMs: 20_000, intervalMs: 50 }); // each check runs tmux
+      const after = await until('the summary', () => { const text = capture(); return /^exit=\d+$/m.test(text) ? text : undefined; }, { timeoutMs: 30_000, intervalMs: 50 });
       mkdirSync(ARTIFACTS_DIR, { recursive: true });
       writeFileSync(join(ARTIFACTS_DIR, 'tmux-fetch-progress.txt'), `--- during the run ---\n${during}\n--- after the run ---\n${after}`);
       expect(during).toMatch(/fetch [█░]+ \d+% \| \d+\/150 \| \d+\/s \| ok \d+ failed 0 \| ETA/);

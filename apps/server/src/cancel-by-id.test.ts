@@ -6,7 +6,7 @@
 import type { ActivityEvent } from '@asyncscope/api';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { until } from './test/until';
+import { until } from '@asyncscope/concurrency/testing';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
 const OTHER_TOKEN = 'other-token-0123456789abcdef';

@@ -8,7 +8,8 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 import { makeTestCertificate, type TestCertificate } from './test-tls';
-import { cancellationProbe, expectCancelledHopByHop, expectPoolReturned, expectRolledBack, failure, until } from './test/cancellation-probe';
+import { until } from '@asyncscope/concurrency/testing';
+import { abortOnceRunning, cancellationProbe, expectCancelledHopByHop, expectPoolReturned, expectRolledBack, failure } from './test/cancellation-probe';
 import { dataOf, openTransport, type ApiTransport, type TransportName } from './test/transports';
 
 const POOL = 6;
@@ -58,11 +59,7 @@ describe.each<TransportName>(['HTTP/1.1', 'HTTP/1.1 over TLS', 'HTTP/2'])('over 
   });
 
   it('a cancelled lab.slowWrite rolls back: no row, no session idle in transaction', async () => {
-    const controller = new AbortController();
-    const call = failure(client.call('lab.slowWrite', { label: id('write'), ms: 10_000 }, { mutation: true, callId: id('write'), signal: controller.signal }));
-    await until('the transaction waits inside Postgres', async () => (await probe.running('pg_sleep')).length > 0);
-    controller.abort();
-    await call;
+    await abortOnceRunning(probe, (signal) => client.call('lab.slowWrite', { label: id('write'), ms: 10_000 }, { mutation: true, callId: id('write'), signal }));
     await expectRolledBack(probe, observer, id('write'), id('write'));
   });
 

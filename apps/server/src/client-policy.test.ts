@@ -1,6 +1,5 @@
-import { callWithPolicy, createApiClient } from '@asyncscope/client';
+import { apiErrorCode, callWithPolicy, createApiClient } from '@asyncscope/client';
 import { TimeoutError } from '@asyncscope/concurrency';
-import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
@@ -42,7 +41,7 @@ describe('callWithPolicy against the real server', () => {
       },
       { callId: 'no-retry-1', retries: 3, minDelayMs: 1 },
     ).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TRPCClientError);
+    expect(apiErrorCode(error)).toBe('NOT_FOUND');
     expect(attempts).toBe(1);
   });
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '@asyncscope/concurrency/testing';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '@asyncscope/db';
 import { startServer, type RunningServer } from './app';
 import { TEST_TOKEN } from './test-server';
@@ -52,15 +53,6 @@ afterAll(async () => {
   await pg.stop();
   await rm(dir, { recursive: true, force: true });
 });
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const start = performance.now();
-  while (!(await check())) {
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return performance.now() - start;
-}
 
 interface Answer { status: number; code: string | undefined; message: string | undefined; ms: number }
 

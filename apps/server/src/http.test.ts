@@ -1,5 +1,6 @@
 import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import type { AppRouter } from '@asyncscope/api';
+import { newUser } from '@asyncscope/api/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
@@ -47,7 +48,7 @@ describe('the users API over HTTP with the typed client', () => {
   });
 
   it('maps a duplicate email to 409 CONFLICT', async () => {
-    await client().users.create.mutate({ name: 'Ada', email: 'ada@example.com' });
+    await client().users.create.mutate(newUser('Ada'));
     const res = await raw('/trpc/users.create', { method: 'POST', body: JSON.stringify({ name: 'B', email: 'ADA@EXAMPLE.COM' }) });
     expect(res.status).toBe(409);
     expect((res.body as ErrorBody).error.data.code).toBe('CONFLICT');
@@ -80,7 +81,7 @@ describe('bad input over HTTP: right status, readable message, nothing changed',
   ];
 
   it.each(cases)('%s', async (_name, path, init, status, code, message) => {
-    await client().users.create.mutate({ name: 'Keep', email: 'keep@example.com' });
+    await client().users.create.mutate(newUser('Keep'));
     const before = await snapshot();
     const res = await raw(path, init);
     const body = res.body as ErrorBody;

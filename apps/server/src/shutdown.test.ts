@@ -1,29 +1,33 @@
-import { apiErrorCode as codeOf, createApiClient } from '@asyncscope/client';
+import type { ActivityEvent } from '@asyncscope/api';
+import { apiErrorCode, createApiClient } from '@asyncscope/client';
+import { until } from '@asyncscope/concurrency/testing';
 import { describe, expect, it } from 'vitest';
-import { startTestServer, TEST_TOKEN } from './test-server';
+import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
+const hop = (t: TestServer, callId: string, type: ActivityEvent['type']) => t.server.runtime.activity.read(0).events.find((e) => e.callId === callId && e.type === type);
 
 describe('graceful shutdown', () => {
   it('lets in-flight calls finish, then refuses new connections', async () => {
-    const t = await startTestServer({ shutdownTimeoutMs: 5000 });
+    await using t = await startTestServer({ shutdownTimeoutMs: 5000 });
     const api = createApiClient({ url: `${t.url}/trpc`, token: TEST_TOKEN });
-    const inFlight = api.lab.sleep.query({ ms: 400 }, { context: { transport: 'single' } });
-    await new Promise((r) => setTimeout(r, 100));
+    const inFlight = api.lab.sleep.query({ ms: 400 }, { context: { transport: 'single', callId: 'in-flight-at-shutdown' } });
+    await until('the call started', () => hop(t, 'in-flight-at-shutdown', 'started'));
     const closing = t.server.close();
     expect((await inFlight).sleptMs).toBeGreaterThanOrEqual(400);
     await closing;
-    await expect(fetch(`${t.url}/healthz`)).rejects.toThrow();
-    await t.database[Symbol.asyncDispose]();
+    // Nothing listens any more: fetch fails to connect (undici: TypeError "fetch failed", cause ECONNREFUSED).
+    await expect(fetch(`${t.url}/healthz`)).rejects.toMatchObject({ name: 'TypeError', cause: { code: 'ECONNREFUSED' } });
   });
 
   it('stops calls still running at the deadline: statement cancelled, SERVICE_UNAVAILABLE', async () => {
-    const t = await startTestServer({ shutdownTimeoutMs: 300 });
+    await using t = await startTestServer({ shutdownTimeoutMs: 300 });
     const api = createApiClient({ url: `${t.url}/trpc`, token: TEST_TOKEN });
     const slow = api.lab.sleep.query({ ms: 10_000 }, { context: { transport: 'single', callId: 'slow-at-shutdown' } }).then(
       () => 'finished',
-      (e: unknown) => codeOf(e),
+      (e: unknown) => apiErrorCode(e),
     );
-    await new Promise((r) => setTimeout(r, 100));
+    // Its statement must be inside Postgres when the deadline comes, for the 57014 below.
+    await until('the statement runs', () => hop(t, 'slow-at-shutdown', 'statement.started'));
     const started = performance.now();
     await t.server.close();
     expect(performance.now() - started).toBeLessThan(3000);
@@ -31,6 +35,5 @@ describe('graceful shutdown', () => {
     const events = t.server.runtime.activity.read(0).events.filter((e) => e.callId === 'slow-at-shutdown');
     expect(events.find((e) => e.type === 'signal.fired')).toMatchObject({ reason: 'shutdown' });
     expect(events.find((e) => e.type === 'statement.ended')).toMatchObject({ sqlstate: '57014' });
-    await t.database[Symbol.asyncDispose]();
   });
 });

@@ -7,6 +7,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until as untilValue } from '@asyncscope/concurrency/testing';
 
 const appDir = fileURLToPath(new URL('..', import.meta.url));
 const serveArgs = (JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8')) as { scripts: { serve: string } }).scripts.serve.trim().split(/\s+/).slice(1);
@@ -50,13 +51,10 @@ export async function killServers(): Promise<void> {
 }
 
 /** Polls `fn` until it returns a value; fails with the server's output if it exits or `timeoutMs` passes first. */
-export async function until<T>(what: string, fn: () => T | undefined, child: ServerProcess, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
+export function until<T>(what: string, fn: () => T | undefined, child: ServerProcess, timeoutMs = 30_000): Promise<T> {
+  return untilValue(what, () => {
     const value = fn();
-    if (value !== undefined) return value;
-    if (child.proc.exitCode !== null) throw new Error(`the server exited (${child.proc.exitCode}) while waiting for ${what}:\n${child.output()}`);
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\noutput:\n${child.output()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    if (value === undefined && child.proc.exitCode !== null) throw new Error(`the server exited (${child.proc.exitCode}) while waiting for ${what}:\n${child.output()}`);
+    return value;
+  }, { timeoutMs, intervalMs: 20, context: () => child.output() });
 }

@@ -7,7 +7,8 @@ import { readEnv } from './env';
 
 export const TEST_TOKEN = 'test-token-0123456789abcdef';
 
-export interface TestServer {
+/** `await using t = await startTestServer()` closes it however the test ends. */
+export interface TestServer extends AsyncDisposable {
   server: RunningServer;
   database: TestDatabase;
   url: string;
@@ -73,13 +74,9 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     wsMaxSocketsPerToken: overrides.wsMaxSocketsPerToken ?? defaults.WS_MAX_SOCKETS_PER_TOKEN,
   });
   await server.database.ready;
-  return {
-    server,
-    database,
-    url: server.url,
-    async close() {
-      await server.close();
-      await database[Symbol.asyncDispose]();
-    },
+  const close = async (): Promise<void> => {
+    await server.close();
+    await database[Symbol.asyncDispose]();
   };
+  return { server, database, url: server.url, close, [Symbol.asyncDispose]: close };
 }

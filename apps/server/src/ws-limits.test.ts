@@ -9,8 +9,8 @@ import type { ActivityEvent } from '@asyncscope/api';
 import pino from 'pino';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestSocket } from './test/ws-socket';
-import { until } from './test/until';
+import { openTestSocket, socketWithRunningCall } from './test/ws-socket';
+import { until } from '@asyncscope/concurrency/testing';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 import { attachWebSocketTransport, type WebSocketTransport } from './ws-transport';
 
@@ -141,20 +141,13 @@ describe('shutdown', () => {
   });
 
   it('stops a call still running at the shutdown deadline (SERVICE_UNAVAILABLE, retryable) and closes the socket', async () => {
-    const server = await startTestServer({ poolMax: 2, shutdownTimeoutMs: 500 });
-    try {
-      const s = await openTestSocket(server.url);
-      s.call(1, 'query', 'lab.sleep', { ms: 20_000 }, { callId: 'shutdown-ws-long' });
-      const hopOf = (type: string) => server.server.runtime.activity.read(0, 100_000).events.find((e) => e.callId === 'shutdown-ws-long' && e.type === type);
-      await until('it runs', () => hopOf('statement.started'));
-      const started = performance.now();
-      await server.server.close();
-      expect(performance.now() - started).toBeLessThan(3000);
-      expect(hopOf('signal.fired')).toMatchObject({ reason: 'shutdown' });
-      expect(hopOf('settled')).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
-      expect(await s.closed).toEqual({ code: 1001, reason: 'server shutting down' });
-    } finally {
-      await server.close();
-    }
+    await using server = await startTestServer({ poolMax: 2, shutdownTimeoutMs: 500 });
+    const { socket: s, hop: hopOf } = await socketWithRunningCall(server, 'shutdown-ws-long', 20_000);
+    const started = performance.now();
+    await server.server.close();
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(hopOf('signal.fired')).toMatchObject({ reason: 'shutdown' });
+    expect(hopOf('settled')).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+    expect(await s.closed).toEqual({ code: 1001, reason: 'server shutting down' });
   });
 });

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { openTestSocket } from './test/ws-socket';
-import { until } from './test/until';
+import { openTestSocket, socketWithRunningCall } from './test/ws-socket';
+import { until } from '@asyncscope/concurrency/testing';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
 
@@ -66,22 +66,15 @@ describe('on a server of its own', () => {
   });
 
   it('lets calls.cancel through while the server drains', async () => {
-    const own = await startTestServer({ poolMax: 2, shutdownTimeoutMs: 10_000 });
-    try {
-      const s = await openTestSocket(own.url);
-      s.call(1, 'query', 'lab.sleep', { ms: 8000 }, { callId: 'drain-long' });
-      const ownHop = (type: string) => own.server.runtime.activity.read(0, 100_000).events.find((e) => e.callId === 'drain-long' && e.type === type);
-      await until('it runs', () => ownHop('statement.started'));
-      const started = performance.now();
-      const closing = own.server.close();
-      await new Promise((r) => setTimeout(r, 100));
-      s.call(2, 'mutation', 'calls.cancel', { callIds: ['drain-long'] });
-      await closing;
-      expect(s.frames.find((f) => f.id === 2)).toMatchObject({ result: { data: { results: [{ callId: 'drain-long', status: 'cancelled' }] } } });
-      expect(ownHop('settled')).toMatchObject({ code: 'CLIENT_CLOSED_REQUEST' });
-      expect(performance.now() - started).toBeLessThan(3000); // the cancel ended the drain, not the 10 s deadline
-    } finally {
-      await own.close();
-    }
+    await using own = await startTestServer({ poolMax: 2, shutdownTimeoutMs: 10_000 });
+    const { socket: s, hop: ownHop } = await socketWithRunningCall(own, 'drain-long', 8000);
+    const started = performance.now();
+    const closing = own.server.close();
+    await new Promise((r) => setTimeout(r, 100));
+    s.call(2, 'mutation', 'calls.cancel', { callIds: ['drain-long'] });
+    await closing;
+    expect(s.frames.find((f) => f.id === 2)).toMatchObject({ result: { data: { results: [{ callId: 'drain-long', status: 'cancelled' }] } } });
+    expect(ownHop('settled')).toMatchObject({ code: 'CLIENT_CLOSED_REQUEST' });
+    expect(performance.now() - started).toBeLessThan(3000); // the cancel ended the drain, not the 10 s deadline
   });
 });

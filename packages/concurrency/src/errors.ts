@@ -27,7 +27,7 @@ export class TimeoutError extends Error {
   }
 }
 
-/** True for our AbortError and for anything else named 'AbortError' (fetch's DOMException, p-queue, node streams). */
+/** True for our AbortError and for anything else named 'AbortError' (fetch's DOMException, node streams). */
 export function isAbortError(error: unknown): boolean {
   return error instanceof AbortError || (typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError');
 }

@@ -2,7 +2,7 @@ import { sleep, type Clock } from './clock';
 import { isAbortError } from './errors';
 
 /*
- * Why not p-retry 7 (it is a dependency and takes signal/shouldRetry/onFailedAttempt/randomize):
+ * Why not p-retry 7 (it takes signal/shouldRetry/onFailedAttempt/randomize):
  * - its `randomize` multiplies the delay by 1..2; that is not full jitter (random 0..cap), which is what
  *   spreads a thundering herd of clients (AWS architecture blog, "Exponential Backoff And Jitter");
  * - it sleeps on the global setTimeout and measures with performance.now, so an injected Clock cannot drive it;

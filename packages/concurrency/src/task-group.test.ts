@@ -134,6 +134,28 @@ describe('TaskGroup concurrency', () => {
     await group.wait();
   });
 
+  it('a task cancelled after a slot was handed to it, but before it ran, never starts', async () => {
+    const events: string[] = [];
+    const group = new TaskGroup({
+      mode: 'settled',
+      concurrency: 1,
+      onEvent: (event) => {
+        events.push(`${event.type} ${event.taskId}`);
+        // Queued now, before the slot is released: runs after the release has handed it to task-2.
+        if (event.type === 'settled' && event.taskId === 'task-1') queueMicrotask(() => {
+          second.cancel('too late');
+        });
+      },
+    });
+    group.spawn(() => Promise.resolve('first'));
+    const fn = vi.fn(() => Promise.resolve('second'));
+    const second = group.spawn(fn);
+    const outcomes = await group.wait();
+    expect(fn).not.toHaveBeenCalled();
+    expect(outcomes[1]).toMatchObject({ status: 'cancelled', reason: 'too late', durationMs: 0 });
+    expect(events).toEqual(['queued task-1', 'started task-1', 'queued task-2', 'settled task-1', 'cancelled task-2']);
+  });
+
   it('queued tasks of a cancelled group never start', async () => {
     const group = new TaskGroup({ mode: 'settled', concurrency: 1 });
     const started: number[] = [];

@@ -1,7 +1,7 @@
-import PQueue from 'p-queue';
 import { systemClock, type Clock } from './clock';
 import { AbortError, TimeoutError, abortReason, isAbortError } from './errors';
 import { retry, type RetryPolicy } from './retry';
+import { Semaphore } from './semaphore';
 import { deadline, linkSignals, type SignalScope } from './signals';
 
 /** The work of one task. `attempt` is 0 on the first call and counts retries. */
@@ -105,15 +105,14 @@ interface TaskRecord {
  * await group.wait();
  * ```
  *
- * Why p-queue 9 for the concurrency limit, with a gate signal rather than the task's own signal: p-queue's
- * per-add `signal` does remove an entry from its queue on abort (so a cancelled queued task never starts), but
- * for a task that already runs it races the work against the signal and frees the slot at once. A task that
- * ignores its signal would then keep running while the next one starts, breaking the limit. So p-queue only
- * sees a gate that we abort while the task is still queued, and a slot is held until the work really ends.
+ * The concurrency limit is a Semaphore permit that a task holds from start until its work really ends, so a
+ * cancelled task that ignores its signal keeps its slot; a queued task waits in acquire() with its own signal,
+ * which takes it out of the queue the moment it is cancelled, so it never starts.
  */
 export class TaskGroup implements AsyncDisposable {
   readonly #scope: SignalScope;
-  readonly #queue: PQueue;
+  /** Slots for running tasks; an unlimited group gets more permits than it could ever hold. */
+  readonly #slots: Semaphore;
   readonly #mode: TaskGroupOptions['mode'];
   readonly #clock: Clock;
   readonly #onEvent: ((event: TaskEvent) => void) | undefined;
@@ -134,7 +133,8 @@ export class TaskGroup implements AsyncDisposable {
     this.#clock = options.clock ?? systemClock;
     this.#onEvent = options.onEvent;
     this.#retry = options.retry;
-    this.#queue = new PQueue({ concurrency: options.concurrency ?? Infinity });
+    const { concurrency = Infinity } = options;
+    this.#slots = new Semaphore(concurrency === Infinity ? Number.MAX_SAFE_INTEGER : concurrency);
     this.#scope = linkSignals(options.signal);
     this.#scope.signal.addEventListener(
       'abort',
@@ -161,7 +161,7 @@ export class TaskGroup implements AsyncDisposable {
       throw new Error(`TaskGroup is ${this.#state === 'done' ? 'finished' : 'cancelled'}; cannot spawn`, { cause: this.signal.reason });
     }
     const { timeoutMs } = options;
-    // Checked here, at the call site: inside the job a throw would break its never-rejects contract.
+    // Checked here, at the call site: inside #start() a throw would break its never-rejects contract.
     if (timeoutMs !== undefined && !(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
     const spawnNumber = this.#nextId++;
     const id = options.id ?? `task-${spawnNumber}`;
@@ -172,30 +172,10 @@ export class TaskGroup implements AsyncDisposable {
     this.#tasks.set(id, record);
     this.#active.add(record);
     this.#pending++;
-    // Before add(): p-queue may start the job synchronously inside add(), and 'queued' must come first.
+    // Before #start(): a free slot starts the task synchronously, and 'queued' must come first.
     this.#emit({ type: 'queued', taskId: id, label, at: this.#clock.now() });
 
-    const gate = new AbortController();
-    const closeGate = (): void => {
-      gate.abort(record.scope.signal.reason);
-    };
-    if (record.scope.signal.aborted) closeGate();
-    else record.scope.signal.addEventListener('abort', closeGate, { once: true });
-
-    const outcome = this.#queue
-      .add(
-        async () => {
-          // Started: from now on cancellation reaches the task through its signal, never through the queue.
-          record.scope.signal.removeEventListener('abort', closeGate);
-          // Settle inside the job, before p-queue frees the slot: a fail-fast cancellation must close the
-          // gates of queued siblings before the queue could start the next one.
-          return this.#settle(record, await this.#run(record, fn, options));
-        },
-        { signal: gate.signal },
-      )
-      // The job never rejects, so a rejection here means the gate closed: cancelled while queued, never started.
-      .catch(() => this.#settle<T>(record, { id, label, status: 'cancelled', reason: record.scope.signal.reason, durationMs: 0 }));
-
+    const outcome = this.#start(record, fn, options);
     const promise = outcome.then((settled) => {
       if (settled.status === 'fulfilled') return settled.value;
       throw settled.reason;
@@ -247,6 +227,30 @@ export class TaskGroup implements AsyncDisposable {
     }
     this.#state = 'done';
     this.#scope.dispose();
+  }
+
+  /** Runs the task once it holds a slot, and settles it. Never rejects. */
+  async #start<T>(record: TaskRecord, fn: TaskFn<T>, options: SpawnOptions): Promise<TaskOutcome<T>> {
+    const { signal } = record.scope;
+    const cancelledBeforeStart = (): TaskOutcome<T> =>
+      this.#settle<T>(record, { id: record.id, label: record.label, status: 'cancelled', reason: signal.reason, durationMs: 0 });
+    // tryAcquire() first: acquire() would defer even a free slot's start to a later microtask.
+    let permit = signal.aborted ? undefined : this.#slots.tryAcquire();
+    try {
+      // Rejects only with the task's cancellation (also when it was cancelled before spawn returned).
+      permit ??= await this.#slots.acquire({ signal });
+    } catch {
+      return cancelledBeforeStart();
+    }
+    try {
+      // Handed a slot, then cancelled before this continuation ran (e.g. a fail-fast sibling): still never started.
+      if (signal.aborted) return cancelledBeforeStart();
+      // Settle before the slot is released: a fail-fast cancellation must take queued siblings out of the
+      // queue before the released slot could start one of them.
+      return this.#settle(record, await this.#run(record, fn, options));
+    } finally {
+      permit.release();
+    }
   }
 
   async #run<T>(record: TaskRecord, fn: TaskFn<T>, options: SpawnOptions): Promise<TaskOutcome<T>> {

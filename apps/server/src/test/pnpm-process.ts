@@ -6,6 +6,7 @@
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { until } from '@asyncscope/concurrency/testing';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../..', import.meta.url));
 const PNPM = fileURLToPath(new URL('../../../../node_modules/pnpm/bin/pnpm.cjs', import.meta.url));
@@ -83,13 +84,11 @@ export function runPnpm(args: string[], env: Record<string, string>): PnpmProces
   };
 }
 
-export async function waitFor<T>(what: string, check: () => T | undefined | false, p: PnpmProcess, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
+/** `until`, failing at once with pnpm's output if the process exits first. */
+export function waitFor<T>(what: string, check: () => T | undefined | false, p: PnpmProcess, timeoutMs: number): Promise<T> {
+  return until(what, () => {
     const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (p.proc.exitCode !== null || p.proc.signalCode !== null) throw new Error(`pnpm exited while waiting for ${what}:\n${p.output()}`);
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}:\n${p.output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    if ((value === undefined || value === false) && (p.proc.exitCode !== null || p.proc.signalCode !== null)) throw new Error(`pnpm exited while waiting for ${what}:\n${p.output()}`);
+    return value;
+  }, { timeoutMs, intervalMs: 100, context: () => p.output() });
 }

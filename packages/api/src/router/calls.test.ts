@@ -5,12 +5,14 @@
  */
 import { TRPCError } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { until } from '@asyncscope/concurrency/testing';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import postgres from 'postgres';
 import type { ActivityEvent } from '../activity/log';
 import { runWithCallMeta } from '../calls/call-meta';
 import { createInnerContext } from '../context';
 import { createCaller } from '../root';
+import { seedUsers } from '../testing';
 import { Runtime } from '../runtime';
 import { TEST_RUNTIME_OPTIONS } from '../test-caller';
 
@@ -36,16 +38,6 @@ const named = <T>(callId: string, fn: () => Promise<T>): Promise<T> => runWithCa
 const hopsOf = (callId: string): ActivityEvent[] => runtime.activity.read(0, 100_000).events.filter((e) => e.callId === callId);
 const sleeping = async () =>
   (await observer<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = ${t.name} and query like '%pg_sleep%' and state = 'active' and pid <> pg_backend_pid()`)[0]?.n ?? 0;
-
-async function until<T>(what: string, probe: () => T | Promise<T>, ms = 5000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const codeOf = (error: unknown) => (error instanceof TRPCError ? error.code : String(error));
 
@@ -137,7 +129,7 @@ describe('calls.cancel', () => {
 
   it('stops a stream (users.stream) named by its call id', async () => {
     const alice = as('alice');
-    await t.sql`insert into users (name, email) select 'u' || g, 'u' || g || '@example.com' from generate_series(1, 50) g`;
+    await seedUsers(t.sql, 50);
     const stream = await alice.users.stream({ pageSize: 1, callId: 'stream-1' });
     const iterator = stream[Symbol.asyncIterator]();
     await iterator.next();

@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { createCaller } from '../root';
 import { useCallerFixture } from '../test-caller';
 import { createInnerContext } from '../context';
+import { newUser } from '../testing';
 
 const fx = useCallerFixture();
 beforeEach(async () => { await fx.t.sql`truncate users, idempotency_keys restart identity`; });
@@ -23,7 +24,7 @@ describe('users procedures through createCaller', () => {
     expect(new Date(ada.createdAt).toISOString()).toBe(ada.createdAt);
     expect(await fx.caller.users.byId({ id: ada.id })).toEqual(ada);
 
-    await fx.caller.users.create({ name: 'Grace', email: 'grace@example.com' });
+    await fx.caller.users.create(newUser('Grace'));
     const page = await fx.caller.users.list({ limit: 1, offset: 1 });
     expect(page.total).toBe(2);
     expect(page.items.map((u) => u.name)).toEqual(['Grace']);
@@ -40,7 +41,7 @@ describe('users procedures through createCaller', () => {
   });
 
   it('rejects a duplicate email in any letter case with CONFLICT and keeps the first', async () => {
-    await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    await fx.caller.users.create(newUser('Ada'));
     const before = await snapshot();
     const error = await expectCode(fx.caller.users.create({ name: 'Imposter', email: 'ADA@EXAMPLE.COM' }), 'CONFLICT');
     expect(error.message).toContain('ada@example.com');
@@ -48,15 +49,15 @@ describe('users procedures through createCaller', () => {
   });
 
   it('rejects an update to a taken email with CONFLICT and rolls back', async () => {
-    await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
-    const grace = await fx.caller.users.create({ name: 'Grace', email: 'grace@example.com' });
+    await fx.caller.users.create(newUser('Ada'));
+    const grace = await fx.caller.users.create(newUser('Grace'));
     const before = await snapshot();
     await expectCode(fx.caller.users.update({ id: grace.id, name: 'G', email: 'Ada@example.com' }), 'CONFLICT');
     expect(await snapshot()).toEqual(before);
   });
 
   it('answers NOT_FOUND for update and delete of a missing user, changing nothing', async () => {
-    await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    await fx.caller.users.create(newUser('Ada'));
     const before = await snapshot();
     await expectCode(fx.caller.users.update({ id: 99, name: 'x' }), 'NOT_FOUND');
     await expectCode(fx.caller.users.delete({ id: 99 }), 'NOT_FOUND');
@@ -77,7 +78,7 @@ describe('users procedures through createCaller', () => {
     ['list', { offset: -1 }],
     ['update', { id: 1 }],
   ] as const)('rejects bad input to %s %j with BAD_REQUEST, changing nothing', async (procedure, input) => {
-    await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    await fx.caller.users.create(newUser('Ada'));
     const before = await snapshot();
     // The bad input is the point of the test, so the types are bypassed on purpose.
     const call = (fx.caller.users[procedure] as (i: unknown) => Promise<unknown>)(input);
@@ -98,23 +99,23 @@ describe('users procedures through createCaller', () => {
 
 describe('idempotent create', () => {
   it('returns the first response to a retry with the same key, writing once', async () => {
-    const first = await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'create-ada-0001' });
-    const again = await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'create-ada-0001' });
+    const first = await fx.caller.users.create({ ...newUser('Ada'), idempotencyKey: 'create-ada-0001' });
+    const again = await fx.caller.users.create({ ...newUser('Ada'), idempotencyKey: 'create-ada-0001' });
     expect(again).toEqual(first);
     expect(await snapshot()).toHaveLength(1);
   });
 
   it('writes once when two calls with one key race', async () => {
-    const input = { name: 'Grace', email: 'grace@example.com', idempotencyKey: 'race-grace-01' };
+    const input = { ...newUser('Grace'), idempotencyKey: 'race-grace-01' };
     const [a, b] = await Promise.all([fx.caller.users.create(input), fx.caller.users.create(input)]);
     expect(a).toEqual(b);
     expect(await snapshot()).toHaveLength(1);
   });
 
   it('refuses a key reused for a different request, changing nothing', async () => {
-    await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'key-reused-01' });
+    await fx.caller.users.create({ ...newUser('Ada'), idempotencyKey: 'key-reused-01' });
     const before = await snapshot();
-    const error = await expectCode(fx.caller.users.create({ name: 'Bob', email: 'bob@example.com', idempotencyKey: 'key-reused-01' }), 'CONFLICT');
+    const error = await expectCode(fx.caller.users.create({ ...newUser('Bob'), idempotencyKey: 'key-reused-01' }), 'CONFLICT');
     expect(error.message).toContain('already used for a different request');
     expect(await snapshot()).toEqual(before);
   });
@@ -122,7 +123,7 @@ describe('idempotent create', () => {
 
 describe('idempotent update and delete', () => {
   it('update: a retry gets the first answer and does not apply the change again', async () => {
-    const ada = await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    const ada = await fx.caller.users.create(newUser('Ada'));
     const first = await fx.caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-ada-01' });
     const later = await fx.caller.users.update({ id: ada.id, name: 'Countess' }); // someone else's change, after
     const retry = await fx.caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-ada-01' });
@@ -131,13 +132,13 @@ describe('idempotent update and delete', () => {
   });
 
   it('delete: a retry gets the deleted user again instead of NOT_FOUND; racing retries too', async () => {
-    const ada = await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com' });
+    const ada = await fx.caller.users.create(newUser('Ada'));
     const first = await fx.caller.users.delete({ id: ada.id, idempotencyKey: 'delete-ada-01' });
     expect(first).toEqual(ada);
     expect(await fx.caller.users.delete({ id: ada.id, idempotencyKey: 'delete-ada-01' })).toEqual(ada);
     await expectCode(fx.caller.users.delete({ id: ada.id }), 'NOT_FOUND'); // without the key it is a new request
 
-    const grace = await fx.caller.users.create({ name: 'Grace', email: 'grace@example.com' });
+    const grace = await fx.caller.users.create(newUser('Grace'));
     const both = await Promise.all([
       fx.caller.users.delete({ id: grace.id, idempotencyKey: 'delete-race-01' }),
       fx.caller.users.delete({ id: grace.id, idempotencyKey: 'delete-race-01' }),
@@ -146,7 +147,7 @@ describe('idempotent update and delete', () => {
   });
 
   it('refuses a key used by another procedure or request, changing nothing', async () => {
-    const ada = await fx.caller.users.create({ name: 'Ada', email: 'ada@example.com', idempotencyKey: 'shared-key-01' });
+    const ada = await fx.caller.users.create({ ...newUser('Ada'), idempotencyKey: 'shared-key-01' });
     const before = await snapshot();
     await expectCode(fx.caller.users.delete({ id: ada.id, idempotencyKey: 'shared-key-01' }), 'CONFLICT');
     await fx.caller.users.update({ id: ada.id, name: 'Ada L.', idempotencyKey: 'update-key-02' });
