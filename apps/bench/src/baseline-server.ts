@@ -16,13 +16,15 @@ const INT4_MAX = 2_147_483_647;
 const env = process.env;
 const databaseUrl = env.DATABASE_URL;
 const apiToken = env.API_TOKEN;
-if (!databaseUrl || !apiToken) {
-  process.stderr.write('baseline: DATABASE_URL and API_TOKEN are required\n');
+const poolMax = Number(env.DB_POOL_MAX);
+// The bench starts it with the same pool as the server under test; no default of its own to drift from the server's.
+if (!databaseUrl || !apiToken || !Number.isInteger(poolMax) || poolMax < 1) {
+  process.stderr.write('baseline: DATABASE_URL, API_TOKEN and DB_POOL_MAX are required\n');
   process.exit(1);
 }
 
 const sql = postgres(databaseUrl, {
-  max: Number(env.DB_POOL_MAX ?? 20),
+  max: poolMax,
   idle_timeout: 30,
   onnotice: () => undefined,
   connection: { application_name: 'asyncscope-bench-baseline' },

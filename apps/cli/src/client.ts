@@ -3,6 +3,7 @@ import { closeApiClient, createApiClient, type ApiClient, type ApiTransport } fr
 import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
 import type { Config } from './config';
+import { Interrupted } from './errors';
 
 export const TRANSPORTS: readonly ApiTransport[] = ['http', 'http-batch', 'websocket'];
 
@@ -26,12 +27,18 @@ export async function withClient<T>(config: Config, transport: ApiTransport, bod
 
 /**
  * Checks the server and the token before a long run, over plain HTTP: auth.ticket needs no database and
- * answers UNAUTHORIZED for a wrong token, where a WebSocket would only keep reconnecting.
+ * answers UNAUTHORIZED for a wrong token, where a WebSocket would only keep reconnecting. A Ctrl+C
+ * (`interrupt`) meanwhile ends the command as interrupted, `before` saying what had not started yet.
  */
-export async function preflight(config: Config, signal: AbortSignal): Promise<void> {
-  await withClient(config, 'http', async (client) => {
-    await client.auth.ticket.mutate(undefined, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) });
-  });
+export async function preflight(config: Config, interrupt: AbortSignal, before: string): Promise<void> {
+  try {
+    await withClient(config, 'http', async (client) => {
+      await client.auth.ticket.mutate(undefined, { signal: AbortSignal.any([interrupt, AbortSignal.timeout(5000)]) });
+    });
+  } catch (error) {
+    if (interrupt.aborted) throw new Interrupted(`interrupted (Ctrl+C) ${before}`);
+    throw error;
+  }
 }
 
 /**

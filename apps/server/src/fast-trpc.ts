@@ -125,10 +125,6 @@ function clientGone(): TRPCError {
 /**
  * A POST body, collected as it arrives (as tRPC's adapter does, from the start of the request), up to
  * maxBodySize. Its listeners stay attached and ignore what comes after the outcome.
- *
- * No closure here (or in SingleCall) is a named function expression: tsx compiles with esbuild's
- * keepNames, which gives every named closure an own `name` property (~250 bytes and a defineProperty
- * call each, per request). Listeners are anonymous arrows passed as arguments, methods live on prototypes.
  */
 class RequestBody {
   private chunks: Buffer[] | undefined = [];

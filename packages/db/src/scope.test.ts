@@ -3,7 +3,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './testing';
 import { runInQueryScope, type DbEvent } from './scope';
-import { CommitOutcomeUnknownError, isDatabaseUnavailable } from './errors';
+import { CommitOutcomeUnknownError, isDatabaseUnavailable, sqlState } from './errors';
 import { users } from './schema';
 
 let t: TestDatabase;
@@ -88,7 +88,7 @@ describe('query scope cancellation', () => {
     );
     await until('the transaction waits inside Postgres', async () => (await activity()).some((a) => a.query.includes('pg_sleep(10)')));
     call.controller.abort();
-    await expect(call.promise).rejects.toBeTruthy();
+    expect(sqlState(await call.promise.then(() => undefined, (e: unknown) => e))).toBe('57014');
     expect(await t.sql`select * from users`).toHaveLength(0);
     await until('no session idle in transaction', async () => !(await activity()).some((a) => a.state.startsWith('idle in transaction')));
     expect(call.events.at(-1)).toMatchObject({ type: 'transaction.rolled_back', sqlstate: '57014' });
@@ -98,7 +98,9 @@ describe('query scope cancellation', () => {
     const controller = new AbortController();
     controller.abort();
     await expect(runInQueryScope({ signal: controller.signal }, () => t.sql`select 1`)).rejects.toMatchObject({ code: '57014' });
-    await expect(runInQueryScope({ signal: controller.signal }, () => t.orm.transaction(() => Promise.resolve(1)))).rejects.toBeTruthy();
+    const refused = await runInQueryScope({ signal: controller.signal }, () => t.orm.transaction(() => Promise.resolve(1))).then(() => undefined, (e: unknown) => e);
+    // A transaction is refused before BEGIN is sent, with the signal's own reason.
+    expect(refused).toBe(controller.signal.reason);
   });
 
   it('bounds every statement of a transaction by the call deadline inside Postgres', async () => {

@@ -191,12 +191,7 @@ interface FetchRun {
 async function fetchUsers(config: Config, opts: FetchRun): Promise<FetchSummary> {
   const interrupt = interruptSignal();
   try {
-    try {
-      await preflight(config, interrupt.signal);
-    } catch (error) {
-      if (interrupt.signal.aborted) throw new Interrupted('interrupted (Ctrl+C) before any call was made');
-      throw error;
-    }
+    await preflight(config, interrupt.signal, 'before any call was made');
     return await withClient(config, opts.transport, (client) => runCalls(client, opts, interrupt.signal));
   } finally {
     interrupt.dispose();

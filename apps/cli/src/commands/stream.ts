@@ -45,12 +45,7 @@ export function streamCommand(users: Command, run: Run): void {
         const pageSize = parseInteger(o.pageSize, '--page-size', 1, 1000);
         const interrupt = interruptSignal();
         try {
-          try {
-            await preflight(config, interrupt.signal);
-          } catch (error) {
-            if (interrupt.signal.aborted) throw new Interrupted('interrupted (Ctrl+C) before the stream started');
-            throw error;
-          }
+          await preflight(config, interrupt.signal, 'before the stream started');
           const result = await withClient(config, o.transport, (client) => streamUsers(client, config, pageSize, o.progress, interrupt.signal));
           const rate = result.rows / (result.elapsedMs / 1000);
           const of = result.total === null ? '' : ` of ${result.total}`;

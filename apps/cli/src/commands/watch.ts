@@ -43,7 +43,7 @@ export function watchCommand(program: Command, run: Run): void {
         const interrupt = interruptSignal();
         const timer = forMs === undefined ? undefined : setTimeout(() => { process.emit('SIGINT'); }, forMs);
         try {
-          await preflight(config, interrupt.signal);
+          await preflight(config, interrupt.signal, 'before the watch started');
           await withClient(config, o.transport, (client) =>
             new Promise<void>((resolve, reject) => {
               const subscription = client.activity.events.subscribe(
