@@ -1,6 +1,6 @@
 /**
  * What every scenario stands on: the chaos PostgreSQL and the real built server as a child process
- * (apps/bench's startApiServer: the `serve` script's node flags and bundle, as `pnpm start` runs it),
+ * (packages/harness's startApiServer: the `serve` script's node flags and bundle, as `pnpm start` runs it),
  * pointed at it through DATABASE_URL. Everything started here is stopped in `finally`, on failure too.
  */
 import { randomBytes } from 'node:crypto';

@@ -10,6 +10,7 @@ import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until as sharedUntil } from '@asyncscope/concurrency/testing';
 import { freePort } from '@asyncscope/db';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -239,7 +240,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   if (!existsSync(join(DIST_DIR, 'index.html'))) throw new Error(`No built dashboard in ${DIST_DIR}: run "npx vite build" first (turbo runs it before "test").`);
   const cleanups: (() => Promise<void>)[] = [];
   const close = async (): Promise<void> => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    // Every cleanup runs, last made first, even when one fails (a browser that will not close must not leave
+    // the server running and the database behind); the failures are thrown together at the end.
+    const failures: unknown[] = [];
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch((error: unknown) => failures.push(error));
+    if (failures.length > 0) throw new AggregateError(failures, `${failures.length} cleanup(s) failed`);
   };
   try {
     const db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: `${options.applicationName}-observer`, poolMax: 2 });
@@ -290,20 +295,21 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   return path;
 }
 
-/** Polls `check` until it returns something other than undefined/false. */
+/**
+ * The shared `until`, for a page: a check that throws (an element mid-render, a navigation) is retried rather
+ * than ending the wait, and the last such error is named if the wait times out.
+ */
 export async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
   let last: unknown;
-  for (;;) {
+  const retrying = async (): Promise<T | undefined | false> => {
     try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
+      return await check();
     } catch (error) {
       last = error;
+      return undefined;
     }
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  };
+  return sharedUntil(what, retrying, { timeoutMs, intervalMs: 50, context: () => (last instanceof Error ? `last error: ${last.message}` : 'no error') });
 }
 
 export function percentile(sorted: readonly number[], p: number): number {

@@ -107,4 +107,12 @@ describe("the README's configuration table", () => {
     expect(compared.length).toBeGreaterThan(15);
     for (const { name, shown } of compared) expect({ name, default: String(defaults[name]) }).toEqual({ name, default: shown });
   });
+
+  it('has a row for every setting the env schema reads', async () => {
+    const readme = await readFile(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+    // A row's first cell names one setting or several (| `TLS_CERT`, `TLS_KEY` | …).
+    const documented = new Set([...readme.matchAll(/^\| ((?:`[A-Z_0-9]+`(?:, )?)+) \|/gm)].flatMap(([, cell]) => [...(cell ?? '').matchAll(/`([A-Z_0-9]+)`/g)].map(([, name]) => name)));
+    const missing = Object.keys(readEnv({})).filter((name) => !documented.has(name));
+    expect(missing).toEqual([]);
+  });
 });

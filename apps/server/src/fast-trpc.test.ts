@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFastTRPCHandler, TRPC_SERVER_VERIFIED } from './fast-trpc';
 import { createHttpServer, type HttpServer } from './http';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
+import { until } from '@asyncscope/concurrency/testing';
 
 type LogLine = Record<string, unknown>;
 interface Mounted { name: 'fast' | 'standard'; http: HttpServer; port: number; lines: LogLine[] }
@@ -330,16 +331,6 @@ describe('the fast path answers exactly as tRPC’s adapter', () => {
 
 const events = (callId: string): ActivityEvent[] => t.server.runtime.activity.read(0, 100_000).events.filter((e) => e.callId === callId);
 const hop = <K extends ActivityEvent['type']>(callId: string, type: K) => events(callId).find((e) => e.type === type) as Extract<ActivityEvent, { type: K }> | undefined;
-
-async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const start = performance.now();
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** Opens a call and returns the socket's request, to abort it. */
 function open(port: number, raw: Raw, callId: string, partialBody?: string) {

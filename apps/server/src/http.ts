@@ -13,6 +13,7 @@ import { setDashboardHeaders } from './security-headers';
 import { createTrpcGate, isAuthorized, jsonErrorsOnly, ownerOf } from './trpc-gate';
 import { withBodyFirst } from './request-body';
 import { isHttp2 } from './http-version';
+import { writeJson } from './trpc-error-response';
 
 export interface HttpOptions {
   runtime: Runtime;
@@ -48,10 +49,9 @@ function parseBudget(header: string | string[] | undefined): number | undefined 
   return Math.max(1, Number(header));
 }
 
+/** Our own (non-tRPC) JSON answers: health checks and the 404/405 outside the API. */
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'cache-control': 'no-store' });
-  res.end(payload);
+  writeJson(res, status, JSON.stringify(body), { 'cache-control': 'no-store' });
 }
 
 /** A per-request logger made only when something is logged: most calls log nothing but the access line. */

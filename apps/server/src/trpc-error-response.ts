@@ -20,7 +20,7 @@ import {
 import { getHTTPStatusCode } from '@trpc/server/http';
 
 /** Where an error happened, as the errorFormatter is told; all unknown (the default) before routing. */
-export interface ErrorSite {
+interface ErrorSite {
   type?: TRPCProcedureType | 'unknown';
   path?: string | undefined;
   input?: unknown;
@@ -28,7 +28,7 @@ export interface ErrorSite {
 }
 
 /** An HTTP error answer: its status and its JSON body. */
-export interface ErrorAnswer {
+interface ErrorAnswer {
   status: number;
   body: string;
 }

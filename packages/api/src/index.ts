@@ -3,7 +3,7 @@ import type { AppRouter } from './root';
 
 export { appRouter, createCaller, type AppRouter } from './root';
 export { createInnerContext, silentLogger, type Context, type Logger } from './context';
-export { Runtime, PROCEDURE_TIMEOUTS, type RuntimeOptions } from './runtime';
+export { Runtime, type RuntimeOptions } from './runtime';
 export { ShutdownError } from './call-scope';
 export { CallRegistry, CancelledError, type CallRegistryOptions } from './calls/registry';
 export { runWithCallMeta, currentCallMeta, type CallMeta, type CallSlots } from './calls/call-meta';

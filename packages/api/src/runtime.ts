@@ -41,7 +41,7 @@ export interface RuntimeOptions {
 }
 
 /** Procedures that may take longer than a call's usual limit: lab calls that are slow on purpose. */
-export const PROCEDURE_TIMEOUTS: Readonly<Record<string, number>> = { 'lab.sleep': 65_000, 'lab.slowWrite': 65_000, 'lab.cpu': 120_000 };
+const PROCEDURE_TIMEOUTS: Readonly<Record<string, number>> = { 'lab.sleep': 65_000, 'lab.slowWrite': 65_000, 'lab.cpu': 120_000 };
 
 /**
  * Everything the procedures share, built once per process. Building one starts nothing: `start()` starts

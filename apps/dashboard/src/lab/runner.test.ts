@@ -1,6 +1,6 @@
 import type { CallContext } from '@asyncscope/client';
 import { TRPCClientError } from '@trpc/client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CallsStore, type RunConfig } from './calls-store';
 import { startRun, type FetchUser } from './runner';
 
@@ -35,10 +35,7 @@ function fakeFetch(script: (callId: string) => Script, seen: CallContext[] = [])
 
 const store = () => new CallsStore(() => undefined);
 const states = (s: CallsStore) => Array.from({ length: s.run?.config.count ?? 0 }, (_, i) => s.row(i)?.state);
-const until = async (check: () => boolean): Promise<void> => {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
-  expect(check()).toBe(true);
-};
+const until = (check: () => boolean): Promise<void> => vi.waitFor(() => { expect(check()).toBe(true); }, { timeout: 1000, interval: 5 });
 
 describe('startRun', () => {
   it('settled: every call runs to its end; a failure does not stop the others', async () => {
