@@ -44,7 +44,7 @@ export async function stormScenario(pg: ChaosPostgres, server: ServerUnderTest, 
       // described: its own loop delay as large as the latency limit, or aborts half a second late.
       { name: 'the load generator was not the bottleneck (loop delay p99 < 250 ms, abort lag p99 < 500 ms)', ok: r.generatorLoopDelayP99Ms < 250 && r.abortLagP99Ms < 500 },
       { name: '0 lost cancels (every started statement of an aborted call ended with 57014)', ok: lost === 0 },
-      { name: '0 pg_sleep statements still active 1 s after the last abort', ok: r.stillRunningAfter1s === 0 },
+      { name: '0 pg_sleep statements still active 1 s after the server learned of the last abort', ok: r.stillRunningAfter1s === 0 },
       { name: '0 calls whose signal fired yet settled OK', ok: r.signalFiredSettledOk === 0 },
       // A call the server has not read yet cannot be noticed leaving; those are reported as intake delay.
       { name: `abort → server signal p99 < ${SIGNAL_P99_LIMIT_MS} ms for calls it had received (every aborted call's signal fired)`, ok: lat.p99 < SIGNAL_P99_LIMIT_MS && r.signalNeverFired === 0 },

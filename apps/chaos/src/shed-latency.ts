@@ -7,7 +7,9 @@
  * answering it), which must be p99 < 50 ms; and the client's (request written → answer), which also holds
  * the time the request waited to be read while the server accepted 5,000 new connections on 2 cores shared
  * with this load generator and PostgreSQL. That one is bounded by what the machine can accept (before
- * the fix, shed calls waited behind admitted work: 0.8–2.1 s p99).
+ * the fix, shed calls waited behind admitted work: 0.8–2.1 s p99). The in-server bound is what proves the
+ * fix; the client's only catches a server that stops accepting. Its limit was 1 s until the same code measured
+ * 0.83–1.17 s p99 over five quiet runs on this machine kind (2026-12-01, the base commit and ours alike).
  */
 import { setMaxListeners } from 'node:events';
 import { Agent } from 'node:http';
@@ -17,7 +19,7 @@ import { countBy, countsText, ms, percentile, type ScenarioReport } from './figu
 import type { ServerUnderTest } from './harness';
 
 export const SHED_P99_LIMIT_MS = 50;
-export const SHED_CLIENT_P99_LIMIT_MS = 1000;
+export const SHED_CLIENT_P99_LIMIT_MS = 1500;
 
 export async function shedLatency(server: ServerUnderTest, options: { calls: number; signal: AbortSignal }): Promise<ScenarioReport> {
   const started = Date.now();
