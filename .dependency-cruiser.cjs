@@ -62,6 +62,13 @@ module.exports = {
       to: { path: '^packages/db/' },
     },
     {
+      name: 'dashboard-components-reach-the-api-through-hooks',
+      severity: 'error',
+      comment: "A component reaches the API through its feature's hooks (lab/api.ts, users/api.ts, …) or the stores in services.ts, not tRPC's context itself; only the shell (app/App.tsx) provides it.",
+      from: { path: '^apps/dashboard/src/.+\\.tsx$', pathNot: '^apps/dashboard/src/app/App\\.tsx$' },
+      to: { path: '^apps/dashboard/src/trpc\\.ts$' },
+    },
+    {
       name: 'client-takes-only-the-router-type',
       severity: 'error',
       comment: 'The installable client carries the router as a type only; importing API code would ship the server.',
