@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { countBy, countsText, formatReport, percentile, pct } from './figures';
+import { assertChecksPass, countBy, countsText, formatReport, percentile, pct, type Figure } from './figures';
 import { classify } from './http';
 
 describe('figures', () => {
@@ -29,5 +29,13 @@ describe('classify', () => {
     expect(classify(503, '{"error":{"message":"down","data":{"code":"SERVICE_UNAVAILABLE"}}}')).toEqual({ code: 'SERVICE_UNAVAILABLE', message: 'down' });
     expect(classify(408, 'Request Timeout').code).toBe('HTTP 408');
     expect(classify(200, '[{"result":{}}]').code).toBe('OK');
+  });
+});
+
+describe('assertChecksPass', () => {
+  it('passes when every check held, and otherwise throws with the failed checks first and the figures after', () => {
+    const report = { title: 't', figures: [['p99', '12 ms']] as Figure[], checks: [{ name: 'held', ok: true }, { name: 'broke', ok: false }] };
+    expect(() => { assertChecksPass({ ...report, checks: [{ name: 'held', ok: true }] }); }).not.toThrow();
+    expect(() => { assertChecksPass(report); }).toThrow(/^FAIL broke\n== t\n {2}p99 {2}12 ms/);
   });
 });

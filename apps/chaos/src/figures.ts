@@ -46,3 +46,12 @@ export function formatReport(report: ScenarioReport): string {
 export function printReport(report: ScenarioReport): void {
   process.stdout.write(`\n${formatReport(report)}\n`);
 }
+
+/**
+ * Throws when a check failed, with the failed checks first and then the whole report: a CI log keeps only
+ * its tail (and the failure summary the first lines of the message), so the figures must be in the error.
+ */
+export function assertChecksPass(report: ScenarioReport): void {
+  const failed = report.checks.filter((c) => !c.ok).map((c) => c.name);
+  if (failed.length) throw new Error(`${failed.map((name) => `FAIL ${name}`).join('\n')}\n${formatReport(report)}`);
+}

@@ -144,13 +144,16 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
       if (proc.exitCode === null) proc.kill('SIGTERM');
       // A graceful stop takes at most SHUTDOWN_TIMEOUT_MS and the pool's close; one that hangs is a failure
       // to report (its output says where), not a test that runs into vitest's timeout.
+      let hungOutput: string | undefined;
       const hung = setTimeout(() => {
-        process.stderr.write(`[e2e harness] the server did not exit 15 s after SIGTERM; killing it. Its output:\n${out.slice(-4000)}\n`);
+        hungOutput = out.slice(-4000);
         proc.kill('SIGKILL');
       }, 15_000);
       await exited;
       clearTimeout(hung);
       if (tlsDir) await rm(tlsDir, { recursive: true, force: true });
+      // A server that does not stop is a defect (a wedge), not something for the harness to paper over.
+      if (hungOutput !== undefined) throw new Error(`the server did not exit 15 s after SIGTERM (killed). Its output:\n${hungOutput}`);
     },
   };
 }

@@ -8,6 +8,20 @@ import { openDatabase, type ServerDatabase } from './database';
 import { createHttpServer } from './http';
 import { attachWebSocketTransport } from './ws-transport';
 
+/** How long shutdown waits for what it asked to end (stopped calls to answer, connections to close) before forcing it. */
+const SHUTDOWN_LINGER_MS = 1000;
+
+/** Whether `promise` settles within `ms` (the timer does not hold the process open). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => { timer = setTimeout(resolve, ms, false).unref(); });
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** What the server runs with: main.ts fills it from the environment, whose schema (env.ts) holds the defaults. */
 export interface ServerConfig {
   port: number;
@@ -164,14 +178,22 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       log.warn({ inFlight: http.inFlight(), webSocketCalls: ws.callsInFlight() }, 'shutdown deadline reached; stopping the calls still running');
       stopCalls.abort(new ShutdownError());
       // Give stopped calls a moment to answer (SERVICE_UNAVAILABLE) before the sockets go.
-      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+      await settlesWithin(drained, SHUTDOWN_LINGER_MS);
       http.closeAllConnections();
     }
     // Streams on the sockets end here; their clients reconnect (and resume) on the next server.
     ws.close();
     // Keep-alive connections that went idle after their last answer would hold close() open otherwise.
     http.closeIdleConnections();
-    await closed;
+    // What is left is not waited for long: a connection that never sent a request (a browser's spare
+    // preconnect) is neither idle nor busy to node:http, and once the server is closed nothing times it out,
+    // so the process never exited. A request that came meanwhile on a kept-alive connection is answered
+    // first (a retryable 503), then every connection still open is closed.
+    if (!(await settlesWithin(closed, SHUTDOWN_LINGER_MS))) {
+      await Promise.race([http.drained(), timedOut]);
+      http.closeAllConnections();
+      await closed;
+    }
     await runtime.stop();
     await database.close(Math.max(1, Math.ceil(config.shutdownTimeoutMs / 1000)));
     log.info('stopped');

@@ -1,8 +1,12 @@
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import { connect as tlsConnect } from 'node:tls';
 import type { ActivityEvent } from '@asyncscope/api';
 import { apiErrorCode, createApiClient } from '@asyncscope/client';
 import { until } from '@asyncscope/concurrency/testing';
 import { describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
+import { makeTestCertificate } from './test-tls';
 
 const hop = (t: TestServer, callId: string, type: ActivityEvent['type']) => t.server.runtime.activity.read(0).events.find((e) => e.callId === callId && e.type === type);
 
@@ -35,5 +39,22 @@ describe('graceful shutdown', () => {
     const events = t.server.runtime.activity.read(0).events.filter((e) => e.callId === 'slow-at-shutdown');
     expect(events.find((e) => e.type === 'signal.fired')).toMatchObject({ reason: 'shutdown' });
     expect(events.find((e) => e.type === 'statement.ended')).toMatchObject({ sqlstate: '57014' });
+  });
+
+  it.each([
+    ['HTTP', false],
+    ['HTTPS (TLS handshake done, no request)', true],
+  ])('a connection that never sent a request (a browser’s preconnect) does not hold the stop open: %s', async (_name, useTls) => {
+    await using t = await startTestServer({ shutdownTimeoutMs: 1000, tls: useTls ? await makeTestCertificate() : undefined });
+    // Chromium opens spare connections it may never use; node:http counts them neither idle nor busy, and
+    // after server.close() nothing times them out: the process never exited (seen in the dashboard's tests).
+    const port = Number(new URL(t.url).port);
+    const preconnect = useTls ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : connect({ host: '127.0.0.1', port });
+    await once(preconnect, useTls ? 'secureConnect' : 'connect');
+    const peerClosed = once(preconnect, 'close');
+    const started = performance.now();
+    await t.server.close();
+    expect(performance.now() - started).toBeLessThan(3000);
+    await peerClosed;
   });
 });
