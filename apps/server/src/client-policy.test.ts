@@ -46,7 +46,9 @@ describe('callWithPolicy against the real server', () => {
   });
 
   it('bounds the whole call, retries included, by its timeout — and the server stops too', async () => {
-    t.server.runtime.faults.set('users.list', { latencyMs: 200, errorRate: 1 });
+    // 300 ms per failing attempt against a 500 ms budget: the second attempt is always running when the
+    // budget ends (with 200 ms, load could push the deadline between attempts and leave nothing to stop).
+    t.server.runtime.faults.set('users.list', { latencyMs: 300, errorRate: 1 });
     const client = api();
     const started = performance.now();
     const error: unknown = await callWithPolicy(({ signal, context }) => client.users.list.query(undefined, { signal, context }), {
