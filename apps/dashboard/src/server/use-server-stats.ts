@@ -1,10 +1,16 @@
 import type { RouterOutputs } from '@asyncscope/api';
 import { apiErrorCode } from '@asyncscope/client';
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { serverRestarted } from '../activity/feed';
 import { useServices } from '../services';
 
-export type ServerStats = RouterOutputs['activity']['stats'];
+// TEMP(c13): the cluster fields of the design, until c13-api-wiring is merged (then: RouterOutputs only).
+interface ClusterFields {
+  instance: string;
+  instances: { instance: string; state: 'up' | 'gone'; ageMs: number; inFlight: number; queued: number; shed: number; maxInFlight: number; maxQueue: number; poolMax: number; poolBusy: number; eventLoopDelayMs: number }[];
+  events: { mode: 'local' | 'broker'; connected: boolean; published: number; dropped: number };
+}
+export type ServerStats = RouterOutputs['activity']['stats'] & ClusterFields;
 
 export interface ServerStatsView {
   data: ServerStats | undefined;
@@ -64,7 +70,7 @@ export function useServerStats(): ServerStatsView {
           (data) => {
             if (!alive || n < newest) return;
             newest = n;
-            setPolled({ data, updatedAt: Date.now(), latencyMs: Date.now() - askedAt, error: null, errorAt: 0 });
+            setPolled({ data: { instance: 'pre-merge', instances: [], events: { mode: 'local', connected: true, published: 0, dropped: 0 }, ...data } as ServerStats, updatedAt: Date.now(), latencyMs: Date.now() - askedAt, error: null, errorAt: 0 });
           },
           (error: unknown) => {
             if (!alive || n < newest) return;
@@ -102,4 +108,17 @@ export function useServerStats(): ServerStatsView {
     dbUnavailable: code === 'SERVICE_UNAVAILABLE',
     errorMessage: polled.error ? (polled.error instanceof Error ? polled.error.message : 'request failed') : null,
   };
+}
+
+/** What the lab's rows need to know of the cluster: how many instances, and which are gone. */
+export interface ClusterInfo {
+  size: number;
+  gone: ReadonlySet<string>;
+}
+
+/** The cluster from the stats, the same object while its size and gone instances stay the same (rows compare it by identity). */
+export function useClusterInfo(data: ServerStats | undefined): ClusterInfo {
+  const size = data?.instances.length ?? 1;
+  const goneKey = data?.instances.filter((i) => i.state === 'gone').map((i) => i.instance).join('\n') ?? '';
+  return useMemo(() => ({ size, gone: new Set(goneKey === '' ? [] : goneKey.split('\n')) }), [size, goneKey]);
 }
