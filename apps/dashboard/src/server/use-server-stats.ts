@@ -4,13 +4,7 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import { serverRestarted } from '../activity/feed';
 import { useServices } from '../services';
 
-// TEMP(c13): the cluster fields of the design, until c13-api-wiring is merged (then: RouterOutputs only).
-interface ClusterFields {
-  instance: string;
-  instances: { instance: string; state: 'up' | 'gone'; ageMs: number; inFlight: number; queued: number; shed: number; maxInFlight: number; maxQueue: number; poolMax: number; poolBusy: number; eventLoopDelayMs: number }[];
-  events: { mode: 'local' | 'broker'; connected: boolean; published: number; dropped: number };
-}
-export type ServerStats = RouterOutputs['activity']['stats'] & ClusterFields;
+export type ServerStats = RouterOutputs['activity']['stats'];
 
 export interface ServerStatsView {
   data: ServerStats | undefined;
@@ -70,7 +64,7 @@ export function useServerStats(): ServerStatsView {
           (data) => {
             if (!alive || n < newest) return;
             newest = n;
-            setPolled({ data: { instance: 'pre-merge', instances: [], events: { mode: 'local', connected: true, published: 0, dropped: 0 }, ...data } as ServerStats, updatedAt: Date.now(), latencyMs: Date.now() - askedAt, error: null, errorAt: 0 });
+            setPolled({ data, updatedAt: Date.now(), latencyMs: Date.now() - askedAt, error: null, errorAt: 0 });
           },
           (error: unknown) => {
             if (!alive || n < newest) return;
