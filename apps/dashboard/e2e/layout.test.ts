@@ -85,17 +85,24 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 /**
  * The page's socket, with the server's answers rewritten as one instance of a 3-instance cluster would send
  * them: activity.stats lists two more instances (one gone) and the broker's state, and the run's hops are
- * spread over the three by row number. One process cannot make a cluster (apps/cluster runs a real one
- * behind HAProxy); this checks what the page makes of one, at the widths people use.
+ * spread over the three by row number. Once `gone.died` is set, the gone instance's rows get no hop past
+ * their statement's start and their cancels are answered `instance-gone`, as a killed owner's would be. One
+ * process cannot make a cluster (apps/cluster runs a real one behind HAProxy); this checks what the page
+ * makes of one, at the widths people use.
  */
-async function asCluster(page: Page, broker: { connected: boolean; dropped: number }): Promise<void> {
+async function asCluster(page: Page, broker: { connected: boolean; dropped: number }, gone: { died: boolean }): Promise<void> {
+  const rowOf = (callId: unknown): number => Number(/-(\d+)(?:[~#].*)?$/.exec(String(callId))?.[1] ?? 0);
   await page.routeWebSocket(/\/trpc/, (ws) => {
     const server = ws.connectToServer();
     const statsIds = new Set<unknown>();
+    const cancelIds = new Set<unknown>();
     let self = 'e2e-web-a.internal:4101';
     ws.onMessage((message) => {
       if (typeof message === 'string') {
-        for (const m of [parsed(message)].flat()) if (isObject(m) && isObject(m.params) && m.params.path === 'activity.stats') statsIds.add(m.id);
+        for (const m of [parsed(message)].flat()) {
+          if (isObject(m) && isObject(m.params) && m.params.path === 'activity.stats') statsIds.add(m.id);
+          if (isObject(m) && isObject(m.params) && m.params.path === 'calls.cancel') cancelIds.add(m.id);
+        }
       }
       server.send(message);
     });
@@ -116,12 +123,16 @@ async function asCluster(page: Page, broker: { connected: boolean; dropped: numb
           { ...one, instance: OTHER_GONE, state: 'gone', ageMs: 5400, inFlight: 20, queued: 0, shed: 1250, poolBusy: 2, eventLoopDelayMs: 340 },
         ];
         data.events = { mode: 'broker', connected: broker.connected, published: 48_210, dropped: broker.dropped };
+      } else if (cancelIds.delete(m.id) && isObject(data) && Array.isArray(data.results) && gone.died) {
+        for (const r of data.results as Json[]) if (rowOf(r.callId) % 3 === 2) r.status = 'instance-gone';
       } else if (isObject(data) && isObject(data.data) && Array.isArray(data.data.events)) {
         // A batch of activity.events (tracked): the run's row n is served by instance n % 3.
-        for (const e of data.data.events as Json[]) {
-          const n = Number(/-(\d+)(?:[~#].*)?$/.exec(String(e.callId))?.[1] ?? 0);
+        const early = new Set(['received', 'queued', 'started', 'statement.started']);
+        data.data.events = (data.data.events as Json[]).filter((e) => {
+          const n = rowOf(e.callId);
           e.instance = [self, OTHER_UP, OTHER_GONE][n % 3];
-        }
+          return !(gone.died && n % 3 === 2 && !early.has(String(e.type)));
+        });
       }
       ws.send(JSON.stringify(m));
     });
@@ -383,7 +394,8 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
       try {
         await cluster.setViewportSize({ width, height: 800 });
         // At 1024 px the broker is down: the panel warns (calls go on), it does not turn into an error page.
-        await asCluster(cluster, width === 1024 ? { connected: false, dropped: 1234 } : { connected: true, dropped: 0 });
+        const gone = { died: false };
+        await asCluster(cluster, width === 1024 ? { connected: false, dropped: 1234 } : { connected: true, dropped: 0 }, gone);
         await cluster.goto(`${server.url}/#token=${TOKEN}`);
         await until('the event stream', async () => (await cluster.getByTestId('connection').textContent())?.includes('event stream live'), 20_000);
         await setLab(cluster, { count: '9', concurrency: '9', timeout: '10000', retries: '0', latency: '400', 'error-rate': '0' });
@@ -423,6 +435,24 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
         // The table fits the panel as it is: nothing to scroll to.
         expect(await cluster.locator('.instances-x').evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
         await screenshot(cluster, `ux-cluster-server-panel-${width}`);
+
+        // The gone instance died mid-statement: a cancel of its call says so on the row and in the inspector.
+        gone.died = true;
+        if (width === 1024) await toggle.click(); // the lab's table whole again
+        await setLab(cluster, { count: '3', concurrency: '3', timeout: '20000', retries: '0', latency: '5000', 'error-rate': '0' });
+        await cluster.getByTestId('launch').click();
+        const row2 = cluster.getByTestId('row-2');
+        await until('row 2 in SQL on the gone instance', async () => (await row2.locator('[data-slot="sql"]').textContent()) !== '' && (await row2.getByTestId('instance').textContent()) === '4103', 15_000);
+        await cluster.getByRole('button', { name: 'Cancel call #2', exact: true }).click();
+        const goneSlot = row2.locator('[data-slot="settled"][data-outcome="instance-gone"]');
+        await until('GONE on row 2', async () => (await goneSlot.count()) === 1, 10_000);
+        expect(await goneSlot.textContent()).toBe('GONE');
+        await row2.getByRole('button', { name: '#2', exact: true }).click();
+        expect(await cluster.getByTestId('inspector-cancel-outcome').textContent()).toMatch(/^calls\.cancel: instance-gone — the server instance that ran it is gone/);
+        expect(await clippedIn(cluster, '.tbody .slot, .inspector-head, .inspector-head *')).toEqual([]);
+        await screenshot(cluster, `ux-cluster-instance-gone-${width}`);
+        await cluster.getByTestId('cancel-all').click();
+        await runFinished(cluster);
       } finally {
         await cluster.close();
       }
