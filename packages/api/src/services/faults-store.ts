@@ -2,6 +2,7 @@ import type { Fault, FaultTarget } from '@asyncscope/contract';
 import { AsyncEvent, deadline, Mutex } from '@asyncscope/concurrency';
 import { type DbClient, labFaults, runInQueryScope } from '@asyncscope/db';
 import { eq, sql } from 'drizzle-orm';
+import postgres from 'postgres';
 import type { Faults } from './faults';
 
 /** The channel every instance LISTENs on; a change to lab_faults notifies it in the same transaction. */
@@ -111,19 +112,33 @@ export class FaultStore {
   }
 
   /**
-   * Keeps the view current until `signal` aborts: LISTENs on LAB_FAULTS_CHANNEL and loads the table on every
-   * LISTEN (the first load, so `loaded` means following too) and every notification. postgres.js (3.4.9, src/index.js `listen`) LISTENs on a
-   * connection of its own and, whenever that connection closes, reconnects and LISTENs again, calling
-   * onlisten each time: a change made while it was away is read by that reload. Failures go to onError;
-   * loads are retried. Resolves once every load it started has settled; never rejects.
+   * Keeps the view current until `signal` aborts: LISTENs on LAB_FAULTS_CHANNEL (application_name
+   * `<pool's>-listen`) and loads the table on every LISTEN and every notification. postgres.js (3.4.9,
+   * src/index.js `listen`) LISTENs on a connection of its own and, whenever that connection closes,
+   * reconnects and LISTENs again, calling onlisten each time: a change made while it was away is read by that
+   * reload. Failures go to onError; loads are retried. Resolves once the connection is closed and every load
+   * it started has settled; never rejects.
    */
   async follow(signal: AbortSignal): Promise<void> {
     if (!this.#enabled || signal.aborted) return;
     if (this.#following) throw new Error('FaultStore.follow: already following');
     this.#following = signal;
     const stopped = new Promise<void>((resolve) => { signal.addEventListener('abort', () => { resolve(); }, { once: true }); });
-    // The first load comes from the first LISTEN's onlisten: once loaded, this instance is also following.
-    const listening = this.db.sql.listen(
+    // A client of its own, so the LISTEN connection has a name of its own in pg_stat_activity (the pool's
+    // counts by application_name stay the pool's) and goes when following stops. It opens one connection.
+    const { config } = this.db;
+    const listener = postgres(config.url, {
+      max: 1,
+      connect_timeout: config.connectTimeoutS,
+      // A half-open connection (a database host that vanished) is noticed in seconds.
+      keep_alive: 10,
+      // Reconnect soon once the database is back: until then, this instance misses changes.
+      backoff: (attempt: number) => Math.min(0.25, 0.01 * 2 ** attempt) * (0.5 + Math.random() / 2),
+      onnotice: () => undefined,
+      connection: { application_name: `${config.applicationName}-listen`.slice(0, 63) },
+    });
+    // The first load normally comes from the first LISTEN's onlisten: once loaded, this instance is following.
+    const listening = listener.listen(
       LAB_FAULTS_CHANNEL,
       () => {
         this.counters.notifies++;
@@ -149,9 +164,7 @@ export class FaultStore {
       this.#timer = undefined;
       this.#scheduled = false;
       this.#following = undefined;
-      // UNLISTEN once the LISTEN answered (now, or later if still connecting: not waited for, it may take
-      // the connect timeout); the connection itself goes with the pool.
-      void listening.then((handle) => handle.unlisten()).catch(() => undefined);
+      await listener.end({ timeout: 1 }).catch(() => undefined);
       await Promise.all(this.#background);
     }
   }
