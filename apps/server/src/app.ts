@@ -108,9 +108,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     shutdownSignal: stopCalls.signal,
     databaseDownSignal: () => database.downSignal(),
     poolConnections: () => database.poolConnections(),
+    onFaultsError: (error) => { log.warn({ err: error }, 'lab faults: could not load or follow the lab_faults table; retrying'); },
   }).start();
+  // Lab faults are rows (lab_faults) the runtime loads once the table exists: no call is admitted, and the
+  // server is not ready, before they are loaded, or a first call could miss a fault another instance set.
+  const isServing = (): boolean => database.isReady() && runtime.faultStore.loaded;
+  const served: ServerDatabase = { ...database, isReady: isServing, ready: database.ready.then(() => runtime.faultStore.whenLoaded(shutdown.signal)) };
+  // Rejects only when a stop comes first (as database.ready does), which is expected.
+  served.ready.catch(() => undefined);
   const probeDatabase = async (signal: AbortSignal): Promise<void> => {
-    if (!database.isReady()) throw new Error('database unreachable');
+    if (!isServing()) throw new Error('database unreachable');
     // Through the pool (a wedged pool is not ready), in a query scope so the probe's timeout cancels it.
     // Again if it landed on a connection that had just been lost (each of the pool's may have been):
     // the pool replaces those at once.
@@ -135,7 +142,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     tls: config.tls,
     trpcAdapter: !config.fastPath ? 'standard' : 'fast',
     log,
-    isDatabaseReady: () => database.isReady(),
+    isDatabaseReady: isServing,
     checkDatabase: () => {
       // /readyz needs no token: callers share the probe in flight, so a flood of probes costs the pool
       // one statement at a time. Nothing is kept once it settles: a cached answer would be stale the
@@ -148,7 +155,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Said at start, so that a log shows whether a problem was seen with the fast path ruled out.
   if (!config.fastPath) log.info('FAST_PATH=off: every tRPC request goes through tRPC’s own adapter');
   const { server } = http;
-  const ws = attachWebSocketTransport(server, { runtime, apiTokens: [apiToken, ...(config.extraApiTokens ?? [])], maxPayload: config.maxBodyBytes, maxCallsPerSocket: config.wsMaxCallsPerSocket, maxSocketsPerToken: config.wsMaxSocketsPerToken, log, isDatabaseReady: () => database.isReady() });
+  const ws = attachWebSocketTransport(server, { runtime, apiTokens: [apiToken, ...(config.extraApiTokens ?? [])], maxPayload: config.maxBodyBytes, maxCallsPerSocket: config.wsMaxCallsPerSocket, maxSocketsPerToken: config.wsMaxSocketsPerToken, log, isDatabaseReady: isServing });
   // A deep accept queue: thousands of clients connecting at once should wait for admission control
   // (which answers 429 when it must), not be dropped by the kernel.
   server.listen({ port: config.port, host: config.host, backlog: 4096 });
@@ -202,5 +209,5 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     log.info('stopped');
   };
 
-  return { url, apiToken, tokenFile: kept?.file, database, runtime, webSockets: ws.sockets, close: () => (closing ??= close()) };
+  return { url, apiToken, tokenFile: kept?.file, database: served, runtime, webSockets: ws.sockets, close: () => (closing ??= close()) };
 }
