@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BrokerUnavailableError, NO_RESPONDERS, connectBroker, type Broker, type BrokerOptions, type FollowedRecord } from './broker.ts';
+import { BrokerUnavailableError, NO_RESPONDERS, connectBroker, type Broker, type BrokerOptions, type FollowedRecord, type MissedReason } from './broker.ts';
 import { startNatsServer, type TestNatsServer } from './test-nats-server.ts';
 
 let nats: TestNatsServer;
@@ -40,10 +40,10 @@ function broker(shared: Pick<BrokerOptions, 'stream' | 'subjectPrefix'>, overrid
   return b;
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+async function until(what: string, check: () => boolean, timeoutMs = 10_000, detail?: () => unknown): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail ? `: ${JSON.stringify(detail())}` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -51,7 +51,8 @@ async function until(what: string, check: () => boolean, timeoutMs = 10_000): Pr
 /** Follows from `after` into arrays until stopped. */
 function collect(b: Broker, after: number) {
   const records: FollowedRecord[] = [];
-  const missed: { afterSeq: number; n: number; throughSeq: number }[] = [];
+  const missed: { afterSeq: number; n: number; reason: MissedReason }[] = [];
+  const streams: string[] = [];
   const resets: string[] = [];
   const batches: number[] = [];
   const stop = new AbortController();
@@ -60,16 +61,21 @@ function collect(b: Broker, after: number) {
       batches.push(batch.length);
       records.push(...batch);
     },
-    onMissed: (afterSeq, n, throughSeq) => missed.push({ afterSeq, n, throughSeq }),
+    onMissed: (afterSeq, n, reason) => missed.push({ afterSeq, n, reason }),
     onReset: (bootId) => resets.push(bootId),
+    onStream: (bootId) => streams.push(bootId),
   });
   return {
     records,
     missed,
     resets,
+    streams,
     batches,
     /** The last position reached: a record or a gap. */
-    position: () => Math.max(records.at(-1)?.seq ?? 0, missed.at(-1)?.throughSeq ?? 0),
+    position: () => {
+      const m = missed.at(-1);
+      return Math.max(records.at(-1)?.seq ?? 0, m ? m.afterSeq + (m.reason === 'retention' ? m.n : 1) : 0);
+    },
     stop: async () => {
       stop.abort();
       await done;
@@ -113,7 +119,7 @@ describe('publish and follow', () => {
     const c = collect(b, 50);
     await until('100 records', () => c.records.length === 100);
     // The stream holds 201..300: 51..200 (150 records) are gone.
-    expect(c.missed).toEqual([{ afterSeq: 50, n: 150, throughSeq: 200 }]);
+    expect(c.missed).toEqual([{ afterSeq: 50, n: 150, reason: 'retention' }]);
     expect(c.records[0]?.seq).toBe(201);
     await c.stop();
   });
@@ -129,7 +135,7 @@ describe('publish and follow', () => {
     await until('records and the marker', () => c.position() === 1_001);
     expect(c.records.map((r) => (r.record as { i: number }).i)).toEqual(Array.from({ length: 1_000 }, (_, i) => i));
     // The marker is published first (the pump sends the pending gap before the buffer).
-    expect(c.missed).toEqual([{ afterSeq: 0, n: 4_000, throughSeq: 1 }]);
+    expect(c.missed).toEqual([{ afterSeq: 0, n: 4_000, reason: 'gap-marker' }]);
     expect(b.status()).toMatchObject({ published: 1_000, dropped: 4_000, buffered: 0 });
     expect(ms).toBeLessThan(200);
     await c.stop();
@@ -178,15 +184,25 @@ describe('broker down and back', () => {
     const total = i;
     const { published, dropped } = b.status();
     expect(published + dropped).toBe(total);
-    await until('follower at the end', () => c.records.length === published, 10_000);
+    const markers = (): number => c.missed.reduce((sum, m) => sum + m.n, 0);
+    // Every publish() is either followed or counted in a marker (the last marker may come after the records).
+    await until('follower at the end', () => c.records.length + markers() === total, 10_000, () => ({
+      followed: c.records.length,
+      published,
+      dropped,
+      total,
+      missed: c.missed,
+      last: c.records.at(-1)?.seq,
+      holes: c.records.flatMap((r, k) => (k > 0 && r.seq !== (c.records[k - 1]?.seq ?? 0) + 1 ? [[c.records[k - 1]?.seq, r.seq]] : [])),
+    }));
     // No duplicate, in order, and every seq is a record or a gap marker.
     const seqs = c.records.map((r) => r.seq);
     expect(new Set(seqs).size).toBe(seqs.length);
     expect([...seqs].sort((x, y) => x - y)).toEqual(seqs);
     const ids = c.records.map((r) => (r.record as { i: number }).i);
     expect(new Set(ids).size).toBe(ids.length);
-    const markers = c.missed.reduce((sum, m) => sum + m.n, 0);
-    expect(ids.length + markers).toBe(total); // every publish() is either followed or counted in a marker
+    expect(ids.length).toBe(published);
+    expect(markers()).toBe(dropped);
     expect(c.position()).toBe(seqs.length + c.missed.length);
     expect(c.resets).toEqual([]);
     expect(maxBuffered).toBeLessThanOrEqual(500);
@@ -194,6 +210,29 @@ describe('broker down and back', () => {
     expect(statuses).toContain(false);
     await c.stop();
   }, 60_000);
+
+  it('a broker down at start: returns at once, says so, drops, and connects when the broker comes', async () => {
+    await nats.stop();
+    const changes: { connected: boolean; reason: string }[] = [];
+    const t0 = performance.now();
+    const b = broker(names(), { onStatus: (c) => changes.push(c), url: nats.url.replace('nats://', 'nats://user:secret@') });
+    expect(performance.now() - t0).toBeLessThan(50);
+    for (let i = 0; i < 10; i++) b.publish({ i });
+    expect(b.status()).toMatchObject({ connected: false, dropped: 10, buffered: 0 });
+    await until('down reported', () => changes.length > 0);
+    expect(changes[0]?.connected).toBe(false);
+    const c = collect(b, 0);
+    await nats.start();
+    await until('connected', () => b.status().connected, 15_000);
+    b.publish({ i: 10 });
+    await until('marker and record', () => c.position() === 2, 10_000);
+    expect(c.missed).toEqual([{ afterSeq: 0, n: 10, reason: 'gap-marker' }]);
+    expect(c.records.map((r) => r.record)).toEqual([{ i: 10 }]);
+    expect(changes.filter((x) => !x.connected)).toHaveLength(1); // once per outage, not once per attempt
+    expect(changes.at(-1)?.connected).toBe(true);
+    expect(JSON.stringify(changes)).not.toContain('secret');
+    await c.stop();
+  }, 30_000);
 
   it('a stream recreated under a follower is a reset, then it follows the new one from seq 1', async () => {
     const s = names();
@@ -208,6 +247,8 @@ describe('broker down and back', () => {
     await until('back', () => b.status().connected, 15_000);
     await until('reset', () => c.resets.length === 1, 15_000);
     expect(c.resets[0]).not.toBe(firstBoot);
+    expect(c.streams[0]).toBe(firstBoot);
+    expect(c.streams.at(-1)).toBe(c.resets[0]);
     expect(b.bootId()).toBe(c.resets[0]);
     for (let i = 10; i < 15; i++) b.publish({ i });
     await until('5 more', () => c.records.length === 15, 10_000);

@@ -69,14 +69,18 @@ export interface FollowHandler {
   /** Records in stream order, seqs ascending; a batch holds what arrived together. */
   onRecords(batch: FollowedRecord[]): void;
   /**
-   * `n` records after `afterSeq` are lost: a gap marker (events an instance could not publish) or records the
-   * stream no longer holds (retention). The follower's position is now `throughSeq` (the marker's own seq, or the
-   * last seq the stream lost), so the next record it delivers is after it.
+   * `n` records after `afterSeq` are lost. `gap-marker`: the marker at seq `afterSeq + 1` stands for `n` records an
+   * instance could not publish. `retention`: seqs `afterSeq + 1 … afterSeq + n` are no longer in the stream.
+   * `unreadable`: the record at `afterSeq + 1` could not be decoded (n = 1). Records after that come next.
    */
-  onMissed(afterSeq: number, n: number, throughSeq: number): void;
+  onMissed(afterSeq: number, n: number, reason: MissedReason): void;
   /** The stream was recreated (a new id space): what follows starts again from seq 1. */
   onReset(bootId: string): void;
+  /** The stream this follower reads from now on (at its start and on every reconnect, before any record). */
+  onStream?(bootId: string): void;
 }
+
+export type MissedReason = 'gap-marker' | 'retention' | 'unreadable';
 
 export interface InstancePresence {
   instance: string;
@@ -150,6 +154,8 @@ class NatsBroker implements Broker {
   readonly #background: Promise<void>[] = [];
   #session: Session | undefined;
   #ready = false;
+  /** Whether the current outage was reported (once per outage, also when the broker is down at start). */
+  #downReported = false;
   #epoch = 0;
   #bootId: string | undefined;
   #published = 0;
@@ -206,6 +212,10 @@ class NatsBroker implements Broker {
         });
       } catch (error) {
         this.#noteError(error, false);
+        if (!this.#downReported) {
+          this.#downReported = true;
+          this.#tell({ connected: false, reason: this.#lastError ?? 'cannot connect' });
+        }
         await abortableSleep(delay, signal);
         delay = Math.min(delay * 2, 5_000);
         continue;
@@ -297,6 +307,8 @@ class NatsBroker implements Broker {
     this.#ready = ready;
     this.#epoch++;
     this.#changed.notify();
+    if (!ready && this.#downReported) return;
+    this.#downReported = !ready;
     this.#tell({ connected: ready, reason: ready ? reason : (this.#lastError ?? reason) });
     if (ready) this.#schedulePump();
   }
@@ -442,7 +454,7 @@ class NatsBroker implements Broker {
         flush();
         const lost = seq - last - 1;
         safely(() => {
-          handler.onMissed(last, lost, seq - 1);
+          handler.onMissed(last, lost, 'retention');
         });
       }
       const gap = m.headers?.get(GAP_HEADER);
@@ -452,7 +464,7 @@ class NatsBroker implements Broker {
         const after = seq - 1;
         last = seq;
         safely(() => {
-          handler.onMissed(after, n, seq);
+          handler.onMissed(after, n, 'gap-marker');
         });
         return;
       }
@@ -463,7 +475,7 @@ class NatsBroker implements Broker {
       } catch {
         flush();
         safely(() => {
-          handler.onMissed(seq - 1, 1, seq);
+          handler.onMissed(seq - 1, 1, 'unreadable');
         });
         return;
       }
@@ -494,6 +506,9 @@ class NatsBroker implements Broker {
           });
         }
         boot = current;
+        safely(() => {
+          handler.onStream?.(current);
+        });
         const consumer = await session.js.consumers.get(
           this.#o.stream,
           last === 0 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: last + 1 },
