@@ -43,6 +43,7 @@ const server = await startServer({
   lab: env.LAB === 'on',
   fastPath: env.FAST_PATH === 'on',
   callTimeoutMs: env.CALL_TIMEOUT_MS,
+  instanceId: env.INSTANCE_ID,
   dashboardDir,
   tls,
   log,
