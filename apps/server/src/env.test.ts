@@ -1,5 +1,5 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -43,6 +43,12 @@ describe('readEnv: the limits that keep one client from shutting out the others,
     expect(() => readEnv({ EVENTS_URL: 'redis://user:hunter2@host:6379' })).not.toThrow(/hunter2/);
     expect(() => readEnv({ EVENTS_STREAM: 'a.b' })).toThrow(/EVENTS_STREAM="a.b"/);
     expect(() => readEnv({ EVENTS_MAX_EVENTS: '10' })).toThrow(/EVENTS_MAX_EVENTS must be between 1000 and 100000000/);
+  });
+
+  it('names the instance by INSTANCE_ID, or host:pid by default', () => {
+    expect(readEnv({}).INSTANCE_ID).toBe(`${hostname()}:${process.pid}`);
+    expect(readEnv({ INSTANCE_ID: 'web-2.eu@rack:7' }).INSTANCE_ID).toBe('web-2.eu@rack:7');
+    expect(() => readEnv({ INSTANCE_ID: 'has space' })).toThrow(/INSTANCE_ID="has space": INSTANCE_ID must be 1 to 128 letters/);
   });
 
   it('resolves relative DATA_DIR and DASHBOARD_DIR from the checkout (pnpm runs the server in apps/server)', () => {
