@@ -28,7 +28,7 @@ export interface BrokerOptions {
   /** Retention of the stream, by count and by age. */
   maxEvents: number;
   maxAgeMs: number;
-  /** Records waiting to be published; past it `publish` drops (counted). */
+  /** Records waiting to be published; past it `publish` drops (counted). Failed publishes awaiting a retry add at most `maxInFlight`. */
   maxBuffered: number;
   /** Publishes awaiting their ack at once (the pump's window). Default 256. */
   maxInFlight?: number;
@@ -121,6 +121,7 @@ export interface Broker {
 }
 
 const GAP_HEADER = 'Asyncscope-Gap';
+const DUPLICATE_WINDOW_MS = 30_000;
 
 export function bootIdOf(created: string): string {
   return `js-${Date.parse(created).toString(36)}`;
@@ -129,6 +130,15 @@ export function bootIdOf(created: string): string {
 /** Starts connecting in the background and returns at once; `status().connected` says when it works. */
 export function connectBroker(options: BrokerOptions): Broker {
   return new NatsBroker(options);
+}
+
+interface Outgoing {
+  data: string;
+  /** > 0: a gap marker standing for that many records. */
+  gap: number;
+  msgId: string;
+  firstSentAt: number;
+  attempts: number;
 }
 
 interface Session {
@@ -162,6 +172,11 @@ class NatsBroker implements Broker {
   #dropped = 0;
   #pendingGap = 0;
   #inFlight = 0;
+  /** Publishes that failed, to be sent again first (at most maxInFlight). */
+  #retry: Outgoing[] = [];
+  /** Message ids unique to this broker object: the stream's de-duplication key for retries. */
+  readonly #msgIdPrefix = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}-`;
+  #nextMsg = 0;
   #pumpScheduled = false;
   #lastError: string | undefined;
   #announcing = false;
@@ -281,11 +296,14 @@ class NatsBroker implements Broker {
       discard: DiscardPolicy.Old,
       max_msgs: this.#o.maxEvents,
       max_age: this.#o.maxAgeMs * 1_000_000, // nanoseconds
+      // Retries of a failed publish reuse its message id within this window (see #failed); short, because the
+      // server keeps every id of the window in memory.
+      duplicate_window: DUPLICATE_WINDOW_MS * 1_000_000,
     };
     try {
       const info = await jsm.streams.info(this.#o.stream);
       const c = info.config;
-      if (c.max_msgs !== config.max_msgs || c.max_age !== config.max_age || c.subjects.join() !== config.subjects.join()) {
+      if (c.max_msgs !== config.max_msgs || c.max_age !== config.max_age || c.duplicate_window !== config.duplicate_window || c.subjects.join() !== config.subjects.join()) {
         return await jsm.streams.update(this.#o.stream, { ...c, ...config });
       }
       return info;
@@ -354,18 +372,18 @@ class NatsBroker implements Broker {
     });
   }
 
-  /** Fills the window of in-flight publishes from the buffer; each ack refills it. */
+  /** Fills the window of in-flight publishes (retries first, then a pending gap marker, then the buffer). */
   #pump(): void {
     const session = this.#session;
     if (!session || !this.#ready) return;
+    while (this.#inFlight < this.#o.maxInFlight && this.#retry.length > 0) {
+      const out = this.#retry.shift();
+      if (out) this.#send(session, out);
+    }
     if (this.#pendingGap > 0 && this.#inFlight < this.#o.maxInFlight) {
       const n = this.#pendingGap;
       this.#pendingGap = 0;
-      const h = headers();
-      h.set(GAP_HEADER, String(n));
-      this.#send(session, JSON.stringify({ gap: n, instance: this.#o.instanceId }), { headers: h }, () => {
-        this.#pendingGap += n;
-      });
+      this.#send(session, this.#outgoing(JSON.stringify({ gap: n, instance: this.#o.instanceId }), n));
     }
     while (this.#inFlight < this.#o.maxInFlight && this.#queue.length > 0) {
       const record = this.#queue.shift();
@@ -377,40 +395,56 @@ class NatsBroker implements Broker {
         this.#pendingGap++;
         continue;
       }
-      this.#send(
-        session,
-        data,
-        {},
-        () => {
-          this.#dropped++;
-          this.#pendingGap++;
-        },
-        () => {
-          this.#published++;
-        },
-      );
+      this.#send(session, this.#outgoing(data, 0));
     }
   }
 
-  #send(session: Session, data: string, opts: { headers?: ReturnType<typeof headers> }, onFail: () => void, onOk?: () => void): void {
+  #outgoing(data: string, gap: number): Outgoing {
+    return { data, gap, msgId: `${this.#msgIdPrefix}${(this.#nextMsg++).toString(36)}`, firstSentAt: Date.now(), attempts: 0 };
+  }
+
+  #send(session: Session, out: Outgoing): void {
     this.#inFlight++;
-    void session.js.publish(this.#subject, data, { ...opts, timeout: 5_000 }).then(
+    out.attempts++;
+    let h: ReturnType<typeof headers> | undefined;
+    if (out.gap > 0) {
+      h = headers();
+      h.set(GAP_HEADER, String(out.gap));
+    }
+    void session.js.publish(this.#subject, out.data, { msgID: out.msgId, timeout: 5_000, ...(h ? { headers: h } : {}) }).then(
       () => {
         this.#inFlight--;
-        onOk?.();
+        if (out.gap === 0) this.#published++;
         this.#afterAck();
       },
       (error: unknown) => {
         this.#inFlight--;
-        onFail();
         this.#noteError(error, false);
+        this.#failed(out);
         this.#afterAck();
       },
     );
   }
 
+  /**
+   * A publish that failed may still have been stored (its ack lost with the connection). It is sent again with
+   * the same message id, which the stream's duplicate window turns into a no-op if so: a record is neither
+   * stored twice nor counted as dropped when it was not. Past 3 attempts (or the window) it is dropped.
+   */
+  #failed(out: Outgoing): void {
+    if (out.attempts < 3 && Date.now() - out.firstSentAt < DUPLICATE_WINDOW_MS - 5_000 && this.#retry.length < this.#o.maxInFlight) {
+      this.#retry.push(out);
+      return;
+    }
+    if (out.gap > 0) this.#pendingGap += out.gap;
+    else {
+      this.#dropped++;
+      this.#pendingGap++;
+    }
+  }
+
   #afterAck(): void {
-    if (this.#queue.length > 0 || this.#pendingGap > 0) this.#schedulePump();
+    if (this.#queue.length > 0 || this.#pendingGap > 0 || this.#retry.length > 0) this.#schedulePump();
     else if (this.#inFlight === 0) this.#changed.notify(); // close() waits for the buffer to empty
   }
 
@@ -633,16 +667,34 @@ class NatsBroker implements Broker {
     const sub = nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
+        // The connection may be closed by the time the answer is ready: that answer is lost, nothing else.
+        const respond = (answer: { ok: unknown } | { error: string }): void => {
+          try {
+            msg.respond(JSON.stringify(answer));
+          } catch (error) {
+            this.#noteError(error, false);
+          }
+        };
         let payload: unknown;
         try {
           payload = msg.json();
         } catch {
-          msg.respond(JSON.stringify({ error: 'payload is not JSON' }));
+          respond({ error: 'payload is not JSON' });
           return;
         }
-        void handler(payload, this.#closing.signal).then(
-          (result) => msg.respond(JSON.stringify({ ok: result ?? null })),
-          (error: unknown) => msg.respond(JSON.stringify({ error: error instanceof Error ? error.message : String(error) })),
+        let answer: Promise<unknown>;
+        try {
+          answer = handler(payload, this.#closing.signal);
+        } catch (error) {
+          answer = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+        }
+        void answer.then(
+          (result) => {
+            respond({ ok: result ?? null });
+          },
+          (error: unknown) => {
+            respond({ error: error instanceof Error ? error.message : String(error) });
+          },
         );
       },
     });
@@ -675,7 +727,7 @@ class NatsBroker implements Broker {
       connected: this.#ready,
       published: this.#published,
       dropped: this.#dropped,
-      buffered: this.#queue.length,
+      buffered: this.#queue.length + this.#retry.length,
       inFlight: this.#inFlight,
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
     };
@@ -686,12 +738,13 @@ class NatsBroker implements Broker {
     if (this.#closed) return;
     this.#closed = true;
     if (!this.#withdrawn) await this.withdraw(signal);
-    while (!signal.aborted && this.#ready && (this.#queue.length > 0 || this.#inFlight > 0)) {
+    while (!signal.aborted && this.#ready && (this.#queue.length > 0 || this.#retry.length > 0 || this.#inFlight > 0)) {
       this.#schedulePump();
       await this.#changed.wait(signal);
     }
-    const lost = this.#queue.length;
+    const lost = this.#queue.length + this.#retry.filter((out) => out.gap === 0).length;
     this.#queue.clear();
+    this.#retry = [];
     this.#dropped += lost;
     this.#closing.abort();
     this.#changed.notify();
