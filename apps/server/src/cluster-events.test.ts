@@ -192,6 +192,10 @@ describe('the broker down', () => {
       expect(lines.some((l) => l.includes('"level":30') && l.includes('events broker connected'))).toBe(true);
       expect(lines.join('\n')).not.toContain('s3cret-pass');
       expect(lines.join('\n')).toContain(`nats://127.0.0.1:${nats.port}`);
+      // Its own stop closes the connection too, with the broker up: not an outage to warn about.
+      const warnsBefore = lines.filter((l) => l.includes('events broker unreachable')).length;
+      await c.close();
+      expect(lines.filter((l) => l.includes('events broker unreachable')).length).toBe(warnsBefore);
     } finally {
       await c.close();
     }

@@ -63,6 +63,8 @@ export function startEventsLink(config: EventsConfig, instanceId: string, log: L
     maxBuffered: MAX_BUFFERED,
     onStatus: (change) => {
       if (change.connected) log.info({ broker: describeBroker(config.url), reason: change.reason }, 'events broker connected: hops are published and followed');
+      // Our own close ends the connection too: that is not an outage to warn about.
+      else if (closing) log.debug({ broker: describeBroker(config.url), reason: change.reason }, 'events broker connection closed (shutting down)');
       else log.warn({ broker: describeBroker(config.url), reason: change.reason }, 'events broker unreachable: calls go on, hops are counted as dropped until it is back');
     },
   });
