@@ -1,0 +1,122 @@
+/**
+ * Failures of a cluster's parts mid-run: an instance killed with SIGKILL (no drain, no goodbye), and the broker
+ * restarted. Each test has a cluster of its own (what it breaks stays broken for the rest of its life).
+ */
+import { apiErrorCode, isApiError } from '@asyncscope/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { sessionsOf, skipReason, startCluster, subscribe, until, untilUp } from './cluster';
+
+interface StatsView {
+  instance: string;
+  instances: { instance: string; state: 'up' | 'gone' }[];
+  events: { dropped: number; published: number; connected: boolean };
+}
+
+describe.skipIf(skipReason !== false)('failures', () => {
+  it('an instance killed mid-run: its calls fail typed, the others go on, it is shown gone, its sessions end, a new one joins', async () => {
+    await using cluster = await startCluster(3);
+    const { signal } = cluster;
+    const [watched, , victim] = cluster.instances.list();
+    if (!watched || !victim) throw new Error('three instances expected');
+    const watcher = subscribe(cluster.direct(watched));
+    try {
+      const ids = Array.from({ length: 45 }, (_, i) => `killrun-${i}`);
+      const outcomes = ids.map((callId) =>
+        cluster.api.lab.sleep.query({ ms: 1500 }, { context: { transport: 'single', callId } }).then(
+          () => ({ ok: true as const }),
+          (error: unknown) => ({ ok: false as const, typed: isApiError(error), code: apiErrorCode(error), message: error instanceof Error ? error.message : String(error) }),
+        ),
+      );
+      const ownerOf = (id: string) => watcher.of(id)[0]?.instance;
+      await until('every call runs somewhere', () => ids.every((id) => watcher.of(id).some((h) => h.type === 'statement.started')), signal, 20_000);
+      const victims = ids.filter((id) => ownerOf(id) === victim.id);
+      expect(victims.length).toBeGreaterThan(0);
+      await cluster.instances.kill(victim);
+
+      const settled = await Promise.all(outcomes);
+      for (const [k, id] of ids.entries()) {
+        const outcome = settled[k];
+        // The victim's calls fail at the client with a typed error (HAProxy's 502, never replayed elsewhere);
+        // every other call finishes.
+        if (victims.includes(id)) expect(outcome).toMatchObject({ ok: false, typed: true });
+        else expect(outcome).toEqual({ ok: true });
+      }
+
+      // Shown gone by the instance a dashboard is connected to.
+      await until('the victim shown gone', async () => {
+        const stats = (await cluster.direct(watched).activity.stats.query()) as unknown as StatsView;
+        return stats.instances.some((i) => i.instance === victim.id && i.state === 'gone');
+      }, signal, 10_000);
+      // Its Postgres sessions end (the sleeps it started end by themselves, their client gone): none left, none idle in transaction.
+      await until('its sessions ended', async () => (await sessionsOf(cluster.db.url, victim.applicationName)).length === 0, signal, 10_000, () => 'sessions left');
+
+      // New calls through the balancer still succeed (HAProxy took it out of rotation).
+      const after = await Promise.all(Array.from({ length: 20 }, () => cluster.api.users.list.query({ limit: 1 }, { context: { transport: 'single' } }).then(() => 'ok', (e: unknown) => apiErrorCode(e) ?? String(e))));
+      expect(after).toEqual(after.map(() => 'ok'));
+
+      // A new instance joins: behind the balancer, and in every instance's view.
+      const fresh = await cluster.instances.add();
+      await cluster.haproxy.addBackend({ name: fresh.id, url: fresh.url });
+      await untilUp(cluster.haproxy, [fresh.id], signal);
+      await until('the new instance shown up', async () => {
+        const stats = (await cluster.direct(watched).activity.stats.query()) as unknown as StatsView;
+        return stats.instances.some((i) => i.instance === fresh.id && i.state === 'up');
+      }, signal, 10_000);
+      const joined = Array.from({ length: 40 }, (_, i) => `joined-${i}`);
+      await Promise.all(joined.map((callId) => cluster.api.users.list.query({ limit: 1 }, { context: { transport: 'single', callId } })));
+      await until('the new instance serves calls', () => joined.some((id) => ownerOf(id) === fresh.id), signal, 10_000);
+    } finally {
+      watcher.close();
+    }
+  }, 120_000);
+
+  it('a broker restart mid-run: no call fails, events resume, the gap is reported as missed', async () => {
+    await using cluster = await startCluster(2);
+    const { signal } = cluster;
+    const [watched] = cluster.instances.list();
+    if (!watched) throw new Error('an instance expected');
+    const watcher = subscribe(cluster.direct(watched));
+    try {
+      await until('the subscription is live', async () => {
+        await cluster.api.users.list.query({ limit: 1 }, { context: { transport: 'single', callId: `probe-${Date.now()}` } });
+        return watcher.events.length > 0;
+      }, signal);
+      // Load through the balancer for the whole restart: 8 loops of calls.
+      let stop = false;
+      const failures: string[] = [];
+      let calls = 0;
+      const loops = Array.from({ length: 8 }, async () => {
+        while (!stop) {
+          calls++;
+          await cluster.api.users.list.query({ limit: 1 }, { context: { transport: 'single' } }).catch((error: unknown) => { failures.push(apiErrorCode(error) ?? String(error)); });
+        }
+      });
+      await sleep(1000, undefined, { signal });
+      await cluster.nats.restart({ downMs: 1500 });
+      const restartedAt = Date.now();
+      await sleep(3000, undefined, { signal });
+      stop = true;
+      await Promise.all(loops);
+      expect(failures).toEqual([]);
+      expect(calls).toBeGreaterThan(50);
+
+      // Events resume: hops produced after the broker came back reach the subscriber.
+      const marker = `after-restart-${Date.now()}`;
+      await until('events resume', async () => {
+        await cluster.api.users.list.query({ limit: 1 }, { context: { transport: 'single', callId: marker } });
+        return watcher.of(marker).some((h) => h.type === 'settled' && h.at >= restartedAt);
+      }, signal, 15_000);
+      // The gap: every event an instance could not publish is counted, and reported to the subscriber as missed.
+      const dropped = async () => {
+        const all = await Promise.all(cluster.instances.list().map(async (i) => ((await cluster.direct(i).activity.stats.query()) as unknown as StatsView).events.dropped));
+        return all.reduce((a, b) => a + b, 0);
+      };
+      const lost = await dropped();
+      expect(lost).toBeGreaterThan(0);
+      await until('the gap reported as missed', () => watcher.missed() === lost, signal, 10_000, () => `missed ${watcher.missed()}, dropped ${lost}`);
+    } finally {
+      watcher.close();
+    }
+  }, 120_000);
+});
