@@ -55,6 +55,8 @@ export interface ServerConfig {
   /** WebSocket transport limits (WS_MAX_CALLS_PER_SOCKET, WS_MAX_SOCKETS_PER_TOKEN). */
   wsMaxCallsPerSocket: number;
   wsMaxSocketsPerToken: number;
+  /** Names this instance in every hop and in activity.stats (INSTANCE_ID; default host:pid). */
+  instanceId: string;
   /** Built dashboard to serve at /, if any. */
   dashboardDir?: string | undefined;
   /** PEM certificate and key: serve HTTPS with HTTP/2 (and HTTP/1.1); plain HTTP when absent. */
@@ -97,6 +99,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Aborted when the shutdown deadline passes: calls still running are then stopped, statements cancelled.
   const stopCalls = new AbortController();
   const runtime = new Runtime(database.client, {
+    instanceId: config.instanceId,
     maxInFlight: config.maxInFlight,
     maxQueue: config.maxQueue,
     maxQueuePerClient: config.maxQueuePerClient,

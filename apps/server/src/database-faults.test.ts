@@ -43,6 +43,7 @@ beforeAll(async () => {
     wsMaxCallsPerSocket: 1000,
     wsMaxSocketsPerToken: 64,
     callTimeoutMs: 10_000,
+    instanceId: 'faults-server',
     fastPath: true,
     log: pino({ level: 'silent' }),
   });

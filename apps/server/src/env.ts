@@ -3,6 +3,7 @@
  * named in the error, with what was expected.
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +54,11 @@ const envSchema = z.object({
   // PEM files; with both, the server speaks HTTPS (HTTP/2 and HTTP/1.1). Relative paths are from the checkout.
   TLS_CERT: z.string().min(1).optional(),
   TLS_KEY: z.string().min(1).optional(),
+  /** Names this instance in every hop and in the server panel; unique per instance of a cluster. */
+  INSTANCE_ID: z
+    .string()
+    .regex(/^[\w.:@-]{1,128}$/, { error: 'INSTANCE_ID must be 1 to 128 letters, digits or . _ : @ -' })
+    .default(() => `${hostname()}:${process.pid}`),
   /** 1: one process. N>1: node:cluster, N worker processes serving one port (needs EVENTS_URL). */
   WORKERS: intIn('WORKERS', 1, 64).default(1),
 });

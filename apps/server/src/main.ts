@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from './app';
 import { EnvError, readEnv, readTls } from './env';
@@ -30,6 +31,8 @@ if (env.WORKERS > 1 && cluster.isPrimary) {
     databaseUrl: env.DATABASE_URL,
     dataDir: env.DATA_DIR,
     apiToken: env.API_TOKEN,
+    // The default names this (primary) process; each worker's own default names the worker.
+    instanceId: env.INSTANCE_ID === `${hostname()}:${process.pid}` ? undefined : env.INSTANCE_ID,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     dashboard: dashboardDir !== undefined,
     log,
@@ -58,6 +61,7 @@ const server = await startServer({
   lab: env.LAB === 'on',
   fastPath: env.FAST_PATH === 'on',
   callTimeoutMs: env.CALL_TIMEOUT_MS,
+  instanceId: env.INSTANCE_ID,
   dashboardDir,
   tls,
   log,

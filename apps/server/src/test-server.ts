@@ -39,6 +39,8 @@ export interface TestServerOptions {
   applicationName?: string;
   wsMaxCallsPerSocket?: number;
   wsMaxSocketsPerToken?: number;
+  /** Names the instance in its hops and stats (default test-server). */
+  instanceId?: string;
 }
 
 export async function startTestServer(overrides: TestServerOptions = {}): Promise<TestServer> {
@@ -66,6 +68,7 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     maxBatchSize: overrides.maxBatchSize ?? defaults.MAX_BATCH_SIZE,
     lab: overrides.lab ?? defaults.LAB === 'on',
     callTimeoutMs: defaults.CALL_TIMEOUT_MS,
+    instanceId: overrides.instanceId ?? 'test-server',
     fastPath: overrides.fastPath ?? defaults.FAST_PATH === 'on',
     log: overrides.log ?? pino({ level: 'silent' }),
     dashboardDir: overrides.dashboardDir,

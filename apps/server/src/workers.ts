@@ -25,6 +25,8 @@ export interface PrimaryOptions {
   databaseUrl: string | undefined;
   dataDir: string;
   apiToken: string | undefined;
+  /** A configured INSTANCE_ID: worker k is then `<id>-w<k>` (ids must be unique). Undefined: each worker's default (host:pid). */
+  instanceId: string | undefined;
   shutdownTimeoutMs: number;
   /** Whether the dashboard is served (for the banner). */
   dashboard: boolean;
@@ -74,7 +76,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<never> {
     state.timer = undefined;
     state.ready = false;
     state.startedAt = performance.now();
-    const worker = cluster.fork(workerEnv);
+    const worker = cluster.fork(options.instanceId === undefined ? workerEnv : { ...workerEnv, INSTANCE_ID: `${options.instanceId}-w${slot}` });
     state.worker = worker;
     worker.on('message', (message: unknown) => {
       if (!isWorkerReady(message)) return;

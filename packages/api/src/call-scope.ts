@@ -104,7 +104,7 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
   }
 
   emit(hop: CallHop): void {
-    this.#runtime.activity.record(this.callId, this.path, hop);
+    this.#runtime.recordHop(this.callId, this.path, hop);
   }
 
   /** QueryScope: a statement-level hop of this call. */

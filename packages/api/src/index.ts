@@ -3,7 +3,7 @@ import type { AppRouter } from './root';
 
 export { appRouter, createCaller, type AppRouter } from './root';
 export { createInnerContext, silentLogger, type Context, type Logger } from './context';
-export { Runtime, type RuntimeOptions } from './runtime';
+export { Runtime, REMOTE_CANCEL_MS, type RuntimeOptions, type InstanceStats, type EventsStatus } from './runtime';
 export { ShutdownError } from './call-scope';
 export { CallRegistry, CancelledError, type CallRegistryOptions } from './calls/registry';
 export { runWithCallMeta, currentCallMeta, type CallMeta, type CallSlots } from './calls/call-meta';
@@ -12,6 +12,8 @@ export { BEARER_TOKEN_HINT, createBearerVerifier, createCredentials, ownerOfToke
 export { TicketStore, type TicketStoreOptions } from './tickets';
 export type { ActivityEvent, CallHop, AbortCause, ActivityBatch } from './activity/log';
 export type { StatsSample } from './activity/stats';
+export type { ActivityFeed } from './activity/feed';
+export { ClusterFeed, type ClusterFeedOptions } from './activity/cluster-feed';
 
 export type RouterInputs = inferRouterInputs<AppRouter>;
 export type RouterOutputs = inferRouterOutputs<AppRouter>;

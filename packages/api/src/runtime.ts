@@ -1,6 +1,9 @@
 import { setMaxListeners } from 'node:events';
+import { withTimeout } from '@asyncscope/concurrency';
+import type { CancelOutcome } from '@asyncscope/contract';
 import type { DbClient } from '@asyncscope/db';
-import { ActivityLog } from './activity/log';
+import type { ActivityFeed } from './activity/feed';
+import { ActivityLog, type ActivityEvent, type CallHop } from './activity/log';
 import { ServerStats } from './activity/stats';
 import { Admission } from './admission';
 import { CpuPool } from './cpu/pool';
@@ -10,8 +13,54 @@ import { UsersService } from './services/users';
 import { TicketStore } from './tickets';
 import { CallRegistry } from './calls/registry';
 
+/** One instance's gauges, as activity.stats lists them (this instance first, then the cluster's others). */
+export interface InstanceStats {
+  instance: string;
+  /** 'gone': no report for 3 s (or it said goodbye). */
+  state: 'up' | 'gone';
+  /** Since its last report (0 for this instance: it is now). */
+  ageMs: number;
+  inFlight: number;
+  queued: number;
+  shed: number;
+  maxInFlight: number;
+  maxQueue: number;
+  poolMax: number;
+  /** Statements running in its pool now. */
+  poolBusy: number;
+  /** p99 of the last sampled second, as ServerStats measures it. */
+  eventLoopDelayMs: number;
+}
+
+/** Where activity.events gets its hops: this process's log, or the broker. */
+export interface EventsStatus {
+  mode: 'local' | 'broker';
+  connected: boolean;
+  /** Hops published to the broker / dropped (broker down or its buffer full). */
+  published: number;
+  dropped: number;
+}
+
+/** How long calls.cancel waits for the instances that own the ids it does not hold. */
+export const REMOTE_CANCEL_MS = 2000;
+
 /** The settings the app reads from its environment; their defaults live there (apps/server/src/env.ts). */
 export interface RuntimeOptions {
+  /** Names this instance in every hop and in activity.stats (host:pid, or INSTANCE_ID). */
+  instanceId: string;
+  /** What activity.events reads; default this process's ActivityLog (the broker's ClusterFeed with several instances). */
+  feed?: ActivityFeed;
+  /** Called with every recorded hop (the broker's publisher). It must not throw; if it does, the call goes on and it is counted. */
+  onHop?: (event: ActivityEvent) => void;
+  /**
+   * Asks the instances that own these ids (those the local registry answered `unknown`) to cancel them,
+   * for caller `owner`; answers per id. Given a signal that aborts after REMOTE_CANCEL_MS.
+   */
+  remoteCancel?: (owner: string, callIds: string[], signal: AbortSignal) => Promise<CancelOutcome[]>;
+  /** The other instances of the cluster, for activity.stats. */
+  clusterInstances?: () => InstanceStats[];
+  /** How events travel, for activity.stats; default { mode: 'local', connected: true, published: 0, dropped: 0 }. */
+  eventsStatus?: () => EventsStatus;
   /** Calls that may run at once; more wait in the queue. */
   maxInFlight: number;
   /** Calls that may wait; more are refused with TOO_MANY_REQUESTS. */
@@ -51,7 +100,17 @@ export class Runtime {
   readonly users: UsersService;
   readonly lab: LabService;
   readonly faults: Faults;
+  /** This process's hops (tests and the server read it directly). */
   readonly activity: ActivityLog;
+  /** What activity.events follows: `activity`, or the cluster's feed. */
+  readonly feed: ActivityFeed;
+  readonly instanceId: string;
+  readonly clusterInstances: () => InstanceStats[];
+  readonly eventsStatus: () => EventsStatus;
+  /** onHop calls that threw (the hop was recorded; the call went on). */
+  hopErrors = 0;
+  readonly #onHop: ((event: ActivityEvent) => void) | undefined;
+  readonly #remoteCancel: RuntimeOptions['remoteCancel'];
   readonly admission: Admission;
   readonly stats: ServerStats;
   readonly cpu: CpuPool;
@@ -69,7 +128,13 @@ export class Runtime {
     this.users = new UsersService(db.orm);
     this.lab = new LabService(db);
     this.faults = new Faults(options.random);
-    this.activity = new ActivityLog(options.activityCapacity ?? 10_000);
+    this.instanceId = options.instanceId;
+    this.activity = new ActivityLog(options.activityCapacity ?? 10_000, options.instanceId);
+    this.feed = options.feed ?? this.activity;
+    this.#onHop = options.onHop;
+    this.#remoteCancel = options.remoteCancel;
+    this.clusterInstances = options.clusterInstances ?? (() => []);
+    this.eventsStatus = options.eventsStatus ?? (() => ({ mode: 'local', connected: true, published: 0, dropped: 0 }));
     this.admission = new Admission(options.maxInFlight, options.maxQueue, options.maxQueuePerClient);
     this.labEnabled = options.lab;
     this.readPoolConnections = options.poolConnections;
@@ -82,6 +147,57 @@ export class Runtime {
     this.databaseDownSignal = options.databaseDownSignal ?? (() => neverDown);
     // Every running call listens to it (removed when the call ends): thousands at once are expected.
     setMaxListeners(0, this.shutdownSignal);
+  }
+
+  /** Records one hop of a call, then hands it to onHop (whose failure never reaches the call). */
+  recordHop(callId: string, path: string, hop: CallHop): void {
+    const event = this.activity.record(callId, path, hop);
+    if (!this.#onHop) return;
+    try {
+      this.#onHop(event);
+    } catch {
+      this.hopErrors++;
+    }
+  }
+
+  /**
+   * calls.cancel: this instance's registry first; the ids it does not know go to remoteCancel (the instance
+   * that owns them), within REMOTE_CANCEL_MS. Answers in the order asked; an id no instance answered for
+   * (remoteCancel failed, timed out, or left it out) stays `unknown`.
+   */
+  async cancelCalls(owner: string, callIds: readonly string[], signal?: AbortSignal): Promise<CancelOutcome[]> {
+    const local = await this.calls.cancel(owner, callIds);
+    const remoteCancel = this.#remoteCancel;
+    const unknown = local.filter((o) => o.status === 'unknown').map((o) => o.callId);
+    if (!remoteCancel || unknown.length === 0) return local;
+    let remote: CancelOutcome[];
+    try {
+      remote = await withTimeout((s) => remoteCancel(owner, unknown, s), REMOTE_CANCEL_MS, signal ? { signal } : {});
+    } catch {
+      return local;
+    }
+    const answered = new Map<string, CancelOutcome['status']>();
+    const asked = new Set(unknown);
+    for (const o of Array.isArray(remote) ? remote : []) if (asked.has(o.callId)) answered.set(o.callId, o.status);
+    return local.map((o) => (o.status === 'unknown' ? { callId: o.callId, status: answered.get(o.callId) ?? 'unknown' } : o));
+  }
+
+  /** This instance's gauges now, as the cluster's presence reports them. */
+  instanceStats(): InstanceStats {
+    const last = this.stats.history().at(-1);
+    return {
+      instance: this.instanceId,
+      state: 'up',
+      ageMs: 0,
+      inFlight: this.admission.inFlight,
+      queued: this.admission.queued,
+      shed: this.admission.shed,
+      maxInFlight: this.admission.maxInFlight,
+      maxQueue: this.admission.maxQueue,
+      poolMax: this.db.config.poolMax,
+      poolBusy: this.db.statements().running,
+      eventLoopDelayMs: last?.eventLoopDelayP99Ms ?? 0,
+    };
   }
 
   timeoutFor(path: string): number {

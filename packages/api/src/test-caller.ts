@@ -6,7 +6,7 @@ import { createCaller } from './root';
 import { Runtime, type RuntimeOptions } from './runtime';
 
 /** The app's settings for a test Runtime: the server's defaults, but a queue per client as long as the whole queue (one test caller is one client). */
-export const TEST_RUNTIME_OPTIONS: RuntimeOptions = { maxInFlight: 100, maxQueue: 1000, maxQueuePerClient: 1000, lab: true, callTimeoutMs: 30_000 };
+export const TEST_RUNTIME_OPTIONS: RuntimeOptions = { maxInFlight: 100, maxQueue: 1000, maxQueuePerClient: 1000, lab: true, callTimeoutMs: 30_000, instanceId: 'test-instance' };
 
 export interface CallerFixture {
   t: TestDatabase;

@@ -15,7 +15,9 @@ export const cancelCallsInput = z.strictObject({
  * What became of one named call:
  * - `cancelled`: it was in flight (waiting for admission, for a connection, running, or in a transaction) and is stopped;
  * - `already-settled`: it had finished before the cancel arrived;
- * - `unknown`: no call of yours by that id (if it arrives within a few seconds, it is refused unstarted).
+ * - `unknown`: no call of yours by that id (if it arrives within a few seconds, it is refused unstarted);
+ * - `instance-gone`: the server instance that ran it (known from its hops) no longer answers: it stopped or
+ *   died, and its calls with it.
  */
-export type CancelStatus = 'cancelled' | 'already-settled' | 'unknown';
+export type CancelStatus = 'cancelled' | 'already-settled' | 'unknown' | 'instance-gone';
 export interface CancelOutcome { callId: string; status: CancelStatus }

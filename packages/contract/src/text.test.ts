@@ -33,6 +33,8 @@ describe('resume ids', () => {
 
   it('activity.events: "<bootId>:<sequence>", a sequence a number can hold', () => {
     expect(activityEventsInput.parse({ lastEventId: 'mabc-x1y2z3:42' }).lastEventId).toBe('mabc-x1y2z3:42');
+    // The cluster's id space: "js-" and the stream's creation time in base 36, then the stream sequence.
+    expect(activityEventsInput.parse({ lastEventId: `js-${Date.now().toString(36)}:123456` }).lastEventId).toMatch(/^js-[0-9a-z]+:123456$/);
     for (const id of ['boot:12345678901234567890123', '12345678901234567890123', 'boot:', ':1', 'a b:1']) {
       expect(activityEventsInput.safeParse({ lastEventId: id }).success, id).toBe(false);
     }

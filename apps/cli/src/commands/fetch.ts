@@ -116,7 +116,7 @@ function outcomeOf(error: unknown): string {
 
 /** Asks the server to stop these calls, and counts what it answered per call. */
 async function cancelOnServer(client: ApiClient, callIds: readonly string[]): Promise<CancelReport> {
-  const report: CancelReport = { cancelled: 0, 'already-settled': 0, unknown: 0 };
+  const report: CancelReport = { cancelled: 0, 'already-settled': 0, unknown: 0, 'instance-gone': 0 };
   // Watch the calls' hops first, so their last ones (statement ended, settled) are not missed.
   const stops = watchStops(client, callIds, 3000);
   await Promise.race([stops.ready, new Promise((resolve) => setTimeout(resolve, 1000))]);
@@ -308,7 +308,7 @@ function printSummary(config: Config, s: FetchSummary): void {
     lines.push(
       r?.failed
         ? `interrupted: ${s.stopped.inFlight} calls were in flight; asking the server to stop them failed (${r.failed}); they end at their deadline`
-        : `interrupted: ${s.stopped.inFlight} calls were in flight; the server stopped ${r?.cancelled ?? 0} (calls.cancel), ${r?.['already-settled'] ?? 0} had already finished, ${r?.unknown ?? 0} unknown to it`,
+        : `interrupted: ${s.stopped.inFlight} calls were in flight; the server stopped ${r?.cancelled ?? 0} (calls.cancel), ${r?.['already-settled'] ?? 0} had already finished, ${r?.unknown ?? 0} unknown to it${r?.['instance-gone'] ? `, ${r['instance-gone']} on a server instance that is gone` : ''}`,
     );
     if (r?.hops) {
       lines.push(`on the server (their hops): ${r.hops.sqlCancelled} statements cancelled inside Postgres (57014), ${r.hops.dequeued} taken out of the pool queue (never sent), ${r.hops.beforeSql} stopped before any SQL`);

@@ -2,7 +2,7 @@ import type { ActivityEvent, StatsSample } from '@asyncscope/api';
 import { describe, expect, it } from 'vitest';
 import { ActivityFeed, serverRestarted, type FeedHandlers, type FeedInput } from './feed';
 
-const event = (seq: number): ActivityEvent => ({ seq, at: seq, callId: `c${seq}`, path: 'users.byId', type: 'received', budgetMs: 1000 });
+const event = (seq: number): ActivityEvent => ({ seq, at: seq, callId: `c${seq}`, path: 'users.byId', instance: 'i1', type: 'received', budgetMs: 1000 });
 
 function harness() {
   const opened: { input: FeedInput; handlers: FeedHandlers; closed: boolean }[] = [];

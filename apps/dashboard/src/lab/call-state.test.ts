@@ -86,7 +86,7 @@ describe('reduceCall', () => {
 
   it('server hops and selection still arrive after the end; a hop delivered twice is kept once', () => {
     const done = run({ type: 'started', at: 1000 }, { type: 'attempt', at: 1000, attempt: 0 }, { type: 'cancelled', at: 1100 });
-    const hop = { seq: 9, at: 1105, callId: 'r1-1', path: 'users.byId', type: 'signal.fired' as const, reason: 'client-closed' as const, attempt: 0 };
+    const hop = { seq: 9, at: 1105, callId: 'r1-1', path: 'users.byId', instance: 'i1', type: 'signal.fired' as const, reason: 'client-closed' as const, attempt: 0 };
     const withHop = reduceCall(done, { type: 'hop', hop });
     expect(withHop.hops).toEqual([hop]);
     expect(reduceCall(withHop, { type: 'hop', hop: { ...hop } })).toBe(withHop);

@@ -52,10 +52,10 @@ describe('CallsStore', () => {
     const store = new CallsStore(frames.scheduler);
     store.beginRun('r1', config, [1]);
     const events = [
-      { seq: 1, at: 1, callId: 'r1-2', path: 'users.byId', type: 'received', budgetMs: 900 },
-      { seq: 2, at: 2, callId: 'r1-2~1', path: 'users.byId', type: 'statement.started', statement: 4, pid: 77 },
-      { seq: 3, at: 3, callId: 'abc-uuid#0', path: 'users.byId', type: 'received', budgetMs: 30000 },
-      { seq: 4, at: 4, callId: 'abc-uuid#0', path: 'users.byId', type: 'settled', code: 'OK', ms: 2001 },
+      { seq: 1, at: 1, callId: 'r1-2', path: 'users.byId', instance: 'i1', type: 'received', budgetMs: 900 },
+      { seq: 2, at: 2, callId: 'r1-2~1', path: 'users.byId', instance: 'i1', type: 'statement.started', statement: 4, pid: 77 },
+      { seq: 3, at: 3, callId: 'abc-uuid#0', path: 'users.byId', instance: 'i1', type: 'received', budgetMs: 30000 },
+      { seq: 4, at: 4, callId: 'abc-uuid#0', path: 'users.byId', instance: 'i1', type: 'settled', code: 'OK', ms: 2001 },
     ] satisfies ActivityEvent[];
     store.applyServerEvents(events, 5);
     frames.frame();

@@ -18,7 +18,8 @@ export type CallHop =
 /** Why a call's signal fired. */
 export type AbortCause = 'client-closed' | 'cancelled' | 'timeout' | 'shutdown' | 'database';
 
-export type ActivityEvent = CallHop & { seq: number; at: number; callId: string; path: string };
+/** `instance`: the server instance that produced the hop (Runtime option `instanceId`). */
+export type ActivityEvent = CallHop & { seq: number; at: number; callId: string; path: string; instance: string };
 
 export interface ActivityBatch {
   events: ActivityEvent[];
@@ -26,6 +27,7 @@ export interface ActivityBatch {
   missed: number;
 }
 
+/** One process's feed (it implements ActivityFeed, ./feed.ts; the Runtime checks that structurally). */
 export class ActivityLog {
   /**
    * Names this process's sequence: numbers restart at 1 when the server restarts, so a client resuming
@@ -36,7 +38,7 @@ export class ActivityLog {
   #nextSeq = 1;
   readonly #waiters = new Set<() => void>();
 
-  constructor(readonly capacity = 10_000) {
+  constructor(readonly capacity = 10_000, readonly instance = 'local') {
     this.#ring = new Array<ActivityEvent | undefined>(capacity);
   }
 
@@ -45,13 +47,16 @@ export class ActivityLog {
     return this.#nextSeq - 1;
   }
 
-  record(callId: string, path: string, hop: CallHop): void {
+  /** Adds a hop; returns the event as subscribers see it. */
+  record(callId: string, path: string, hop: CallHop): ActivityEvent {
     const seq = this.#nextSeq++;
-    this.#ring[seq % this.capacity] = { ...hop, seq, at: Date.now(), callId, path };
+    const event: ActivityEvent = { ...hop, seq, at: Date.now(), callId, path, instance: this.instance };
+    this.#ring[seq % this.capacity] = event;
     if (this.#waiters.size > 0) {
       for (const wake of this.#waiters) wake();
       this.#waiters.clear();
     }
+    return event;
   }
 
   /** Events after `after`, oldest first, at most `limit`. */
@@ -98,7 +103,7 @@ export class ActivityLog {
   }
 }
 
-function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+export function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {

@@ -73,10 +73,11 @@ export const activityRouter = {
   /**
    * Every call's hops, live, over SSE. Batches are `tracked` by their last sequence number, so a client
    * that reconnects resumes from where it was, without gaps while the server's ring still holds them
-   * (`missed` counts what it no longer does).
+   * (`missed` counts what it no longer does). It reads `runtime.feed`: this process's log, or with several
+   * instances the broker's stream, whose ids mean the same on every instance (resume on any of them).
    */
   events: protectedProcedure.input(validInput(activityEventsInput)).subscription(async function* ({ ctx, input, signal }) {
-    const log = ctx.runtime.activity;
+    const log = ctx.runtime.feed;
     const [boot, seq] = input.lastEventId?.includes(':') ? input.lastEventId.split(':') : [log.bootId, input.lastEventId];
     let start: number;
     if (seq == null) start = input.replay ? 0 : log.lastSeq;
@@ -117,6 +118,10 @@ export const activityRouter = {
       pool: [...(pool ?? [])],
       cpu: { threads: runtime.cpu.threads, queued: runtime.cpu.queued },
       history: runtime.stats.history(),
+      instance: runtime.instanceId,
+      // Admission limits are per instance: each reports its own, this one first.
+      instances: [runtime.instanceStats(), ...runtime.clusterInstances()],
+      events: runtime.eventsStatus(),
     };
   }),
 } satisfies TRPCRouterRecord;

@@ -8,8 +8,9 @@ export const callsRouter = {
    * connection (never sent), running (Postgres cancel), in a transaction (rolled back) — and answers per id.
    * Not admitted through the load shedder and needs no database: a cancel must get through when the
    * server is full or the database is away. Works for calls on any transport, batched HTTP included.
+   * Ids this instance does not hold go to the instance that owns them (Runtime option remoteCancel).
    */
   cancel: authorizedProcedure
     .input(validInput(cancelCallsInput))
-    .mutation(async ({ ctx, input }) => ({ results: await ctx.runtime.calls.cancel(ctx.owner, input.callIds) })),
+    .mutation(async ({ ctx, input, signal }) => ({ results: await ctx.runtime.cancelCalls(ctx.owner, input.callIds, signal) })),
 } satisfies TRPCRouterRecord;
