@@ -1,5 +1,5 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -28,6 +28,12 @@ describe('readEnv: the limits that keep one client from shutting out the others,
     // A secret is named, never echoed.
     expect(() => readEnv({ API_TOKEN: 'short-secret' })).toThrow(/API_TOKEN=\(hidden\)/);
     expect(() => readEnv({ API_TOKEN: 'short-secret' })).not.toThrow(/short-secret/);
+  });
+
+  it('names the instance by INSTANCE_ID, or host:pid by default', () => {
+    expect(readEnv({}).INSTANCE_ID).toBe(`${hostname()}:${process.pid}`);
+    expect(readEnv({ INSTANCE_ID: 'web-2.eu@rack:7' }).INSTANCE_ID).toBe('web-2.eu@rack:7');
+    expect(() => readEnv({ INSTANCE_ID: 'has space' })).toThrow(/INSTANCE_ID="has space": INSTANCE_ID must be 1 to 128 letters/);
   });
 
   it('resolves relative DATA_DIR and DASHBOARD_DIR from the checkout (pnpm runs the server in apps/server)', () => {
