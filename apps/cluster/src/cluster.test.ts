@@ -4,8 +4,9 @@
  * reaches the call's owner wherever it lands; a fault set through one instance holds on all.
  */
 import { apiErrorCode } from '@asyncscope/client';
+import type { CancelOutcome } from '@asyncscope/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { percentile, printFigure, sessionsOf, skipReason, startCluster, subscribe, until, type Cluster } from './cluster';
+import { percentile, printFigure, sessionsOf, skipReason, startCluster, subscribe, until, untilLive, type Cluster } from './cluster';
 
 describe.skipIf(skipReason !== false)('three instances behind HAProxy', () => {
   let cluster: Cluster;
@@ -22,11 +23,7 @@ describe.skipIf(skipReason !== false)('three instances behind HAProxy', () => {
     const { signal } = cluster;
     const watcher = subscribe(cluster.direct(nth(0)));
     try {
-      // Live first: a probe call's hops arrive (a subscription starts from now).
-      await until('the subscription is live', async () => {
-        await cluster.api.users.list.query({ limit: 1 }, { context: { transport: 'single', callId: `probe-${Date.now()}` } });
-        return watcher.events.some((e) => e.callId.startsWith('probe-'));
-      }, signal);
+      await untilLive(cluster, watcher);
       const ids = Array.from({ length: 200 }, (_, i) => `spread-${i}`);
       // 20 at a time: each a new request through the balancer (leastconn spreads connections).
       for (let i = 0; i < ids.length; i += 20) {
@@ -58,6 +55,7 @@ describe.skipIf(skipReason !== false)('three instances behind HAProxy', () => {
     const { signal } = cluster;
     const watcher = subscribe(cluster.direct(nth(1)));
     try {
+      await untilLive(cluster, watcher);
       const ids = Array.from({ length: 24 }, (_, i) => `sleeper-${i}`);
       const outcomes = ids.map((callId) =>
         cluster.api.lab.sleep.query({ ms: 20_000 }, { context: { transport: 'single', callId } }).then(
@@ -65,7 +63,8 @@ describe.skipIf(skipReason !== false)('three instances behind HAProxy', () => {
           (error: unknown) => ({ code: apiErrorCode(error), at: performance.now() }),
         ),
       );
-      await until('every sleeper runs its statement', () => ids.every((id) => watcher.of(id).some((h) => h.type === 'statement.started')), signal, 20_000);
+      await until('every sleeper runs its statement', () => ids.every((id) => watcher.of(id).some((h) => h.type === 'statement.started')), signal, 20_000, () =>
+        ids.filter((id) => !watcher.of(id).some((h) => h.type === 'statement.started')).map((id) => `${id}: ${watcher.of(id).map((h) => h.type).join(' ')}`).join('; '));
       const ownerOf = (id: string) => watcher.of(id)[0]?.instance;
       const running = async () => {
         const all = await Promise.all(cluster.instances.list().map((i) => sessionsOf(cluster.db.url, i.applicationName)));
@@ -76,17 +75,24 @@ describe.skipIf(skipReason !== false)('three instances behind HAProxy', () => {
       // Each cancel to an instance that does not own the call (the next one after its owner).
       const list = cluster.instances.list();
       const sentAt = new Map<string, number>();
-      const results = await Promise.all(ids.map(async (callId, k) => {
+      const answeredAt = new Map<string, number>();
+      // One at a time: the latency of one cancel, not of a burst's queue.
+      const results: (CancelOutcome | undefined)[] = [];
+      for (const [k, callId] of ids.entries()) results.push(await (async () => {
         const owner = list.findIndex((i) => i.id === ownerOf(callId));
         const via = list[(owner + 1 + (k % 2)) % list.length] ?? list[0];
         if (!via) throw new Error('no instance');
         sentAt.set(callId, performance.now());
-        return (await cluster.direct(via).calls.cancel.mutate({ callIds: [callId] })).results[0];
-      }));
+        const answer = (await cluster.direct(via).calls.cancel.mutate({ callIds: [callId] })).results[0];
+        answeredAt.set(callId, performance.now());
+        return answer;
+      })());
       expect(results.map((r) => r?.status)).toEqual(ids.map(() => 'cancelled'));
       const settled = await Promise.all(outcomes);
       for (const outcome of settled) expect(outcome).toMatchObject({ code: 'CLIENT_CLOSED_REQUEST' });
       const latencies = settled.map((o, k) => (typeof o === 'string' ? NaN : o.at - (sentAt.get(ids[k] ?? '') ?? NaN)));
+      const answered = ids.map((id) => (answeredAt.get(id) ?? NaN) - (sentAt.get(id) ?? NaN));
+      printFigure('cross-instance cancel answered (sent to a non-owner → its answer)', `p50 ${Math.round(percentile(answered, 50))} ms, p99 ${Math.round(percentile(answered, 99))} ms`);
       printFigure('cross-instance cancel latency (cancel sent to a non-owner → the call ended at its client)', `p50 ${Math.round(percentile(latencies, 50))} ms, p99 ${Math.round(percentile(latencies, 99))} ms (${latencies.length} calls)`);
       await until('no sleeper statement left in Postgres', async () => (await running()) === 0, signal, 5000);
     } finally {
@@ -122,10 +128,8 @@ describe.skipIf(skipReason !== false)('three instances behind HAProxy', () => {
     let b: ReturnType<typeof subscribe> | undefined;
     try {
       const call = (callId: string) => cluster.api.users.list.query({ limit: 1 }, { context: { transport: 'single', callId } });
-      await until('A and the reference are live', async () => {
-        await call(`resume-probe-${Date.now()}`);
-        return a.events.length > 0 && reference.events.length > 0;
-      }, signal);
+      await untilLive(cluster, reference);
+      await untilLive(cluster, a);
       await Promise.all(Array.from({ length: 20 }, (_, i) => call(`before-${i}`)));
       await until('A saw the first calls', () => Array.from({ length: 20 }, (_, i) => `before-${i}`).every((id) => a.of(id).some((h) => h.type === 'settled')), signal);
       a.close();

@@ -79,8 +79,8 @@ export async function startCluster(n: number, env: Record<string, string> = {}):
   }
 }
 
-/** A hop as the cluster's subscribers see it: with the id of the instance that produced it. */
-export type Hop = ActivityEvent & { instance: string };
+/** A hop as the cluster's subscribers see it (`instance`: the id of the instance that produced it). */
+export type Hop = ActivityEvent;
 
 export interface Subscriber {
   /** Every event received, in order, each with when it arrived (Date.now()). */
@@ -106,7 +106,7 @@ export function subscribe(api: ApiClient, options: { lastEventId?: string } = {}
       const seenAt = Date.now();
       lastId = id;
       missed += data.missed;
-      for (const event of data.events as Hop[]) {
+      for (const event of data.events) {
         events.push({ ...event, seenAt });
         let list = byCall.get(event.callId);
         if (!list) byCall.set(event.callId, (list = []));
@@ -126,6 +126,15 @@ export function subscribe(api: ApiClient, options: { lastEventId?: string } = {}
     of: (callId) => byCall.get(callId) ?? [],
     close: () => { sub.unsubscribe(); },
   };
+}
+
+/** Resolves once `watcher` receives events (a subscription starts from now: calls made before are not in it). */
+export async function untilLive(cluster: Cluster, watcher: Subscriber): Promise<void> {
+  const probe = `probe-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  await until('the subscription is live', async () => {
+    await cluster.api.users.list.query({ limit: 1 }, { context: { transport: 'single', callId: `${probe}-${Date.now()}` } });
+    return watcher.events.some((e) => e.callId.startsWith(probe));
+  }, cluster.signal);
 }
 
 /** Polls until `fn` returns true; fails naming `what` (and `detail()`) after `timeoutMs`. */
