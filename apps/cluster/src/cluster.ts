@@ -147,11 +147,14 @@ export async function until(what: string, fn: () => boolean | Promise<boolean>, 
   }
 }
 
-/** The sessions of one instance's pool in pg_stat_activity, by state (a short-lived observer connection). */
+/**
+ * The sessions of one instance in pg_stat_activity: its pool's (application_name = `applicationName`) and any
+ * other it opens under that name with a suffix (`<name>-listen`), through a short-lived observer connection.
+ */
 export async function sessionsOf(url: string, applicationName: string): Promise<{ state: string; query: string }[]> {
   const sql = postgres(url, { max: 1, onnotice: () => undefined, idle_timeout: 1, connection: { application_name: 'asyncscope-cluster-observer' } });
   try {
-    const rows = await sql<{ state: string | null; query: string }[]>`select state, query from pg_stat_activity where application_name = ${applicationName}`;
+    const rows = await sql<{ state: string | null; query: string }[]>`select state, query from pg_stat_activity where application_name = ${applicationName} or starts_with(application_name, ${`${applicationName}-`})`;
     return rows.map((r) => ({ state: r.state ?? 'unknown', query: r.query }));
   } finally {
     await sql.end({ timeout: 2 });
