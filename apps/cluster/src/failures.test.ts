@@ -33,9 +33,9 @@ describe.skipIf(skipReason !== false)('failures', () => {
       const settled = await Promise.all(outcomes);
       for (const [k, id] of ids.entries()) {
         const outcome = settled[k];
-        // The victim's calls fail at the client with a typed error (HAProxy's 502, never replayed elsewhere);
-        // every other call finishes.
-        if (victims.includes(id)) expect(outcome).toMatchObject({ ok: false, typed: true });
+        // The victim's calls fail at the client, typed: HAProxy's 502 in tRPC's error shape (deploy/haproxy.cfg),
+        // never replayed elsewhere; every other call finishes.
+        if (victims.includes(id)) expect(outcome).toMatchObject({ ok: false, typed: true, code: 'BAD_GATEWAY' });
         else expect(outcome).toEqual({ ok: true });
       }
 
