@@ -2,6 +2,10 @@
  * WORKERS=2: the built server as node:cluster's primary with two workers on one port, on a test database and
  * a real nats-server (EVENTS_URL), stopped with signals like a user's server.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createApiClient } from '@asyncscope/client';
 import { createTestDatabase } from '@asyncscope/db/testing';
 import { freePort } from '@asyncscope/db';
@@ -20,6 +24,10 @@ function readyWorkers(child: ServerProcess): number[] {
     .split('\n')
     .filter((line) => line.includes('"msg":"worker ready"'))
     .map((line) => (JSON.parse(line) as { pid: number }).pid);
+}
+
+function postmasters(dataDir: string): string[] {
+  return execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n').filter((line) => line.includes(dataDir) && /postgres/.test(line));
 }
 
 function alive(pid: number): boolean {
@@ -73,6 +81,27 @@ describe('WORKERS', () => {
       expect(workers.filter(alive)).toEqual([]);
       expect(child.stdout()).toContain('"msg":"stopping: workers drain"');
     }, 60_000);
+
+    it('without DATABASE_URL, starts the embedded PostgreSQL once for all workers, and stops it after them', async () => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'asyncscope-workers-'));
+      try {
+        const port = await freePort();
+        const child = launchServer({ WORKERS: '2', PORT: String(port), DATA_DIR: dataDir, EVENTS_URL: nats?.url ?? '' });
+        await until('the banner', () => (child.stdout().includes('asyncscope is running (2 workers)') ? true : undefined), child, 60_000);
+        await until('both workers ready', () => (readyWorkers(child).length === 2 ? true : undefined), child);
+        // One postmaster (the only process whose arguments name the data folder), the primary's.
+        expect(postmasters(dataDir)).toHaveLength(1);
+        const token = /Token\s+(\S+)/.exec(child.stdout())?.[1] ?? '';
+        const api = createApiClient({ url: `http://127.0.0.1:${port}/trpc`, token });
+        const created = await api.users.create.mutate({ name: 'Ada', email: 'ada@example.com' });
+        expect(created.name).toBe('Ada');
+        child.proc.kill('SIGTERM');
+        expect(await child.exited).toBe(0);
+        expect(postmasters(dataDir)).toEqual([]);
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    }, 90_000);
 
     it('replaces a worker that was killed (SIGKILL), and keeps serving meanwhile', async () => {
       await using db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'));
