@@ -6,7 +6,7 @@
 import { apiErrorCode } from '@asyncscope/client';
 import type { CancelOutcome } from '@asyncscope/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { percentile, printFigure, sessionsOf, skipReason, startCluster, subscribe, until, untilLive, type Cluster } from './cluster';
+import { percentile, printFigure, sessionsOf, skipReason, startCluster, subscribe, until, untilLive, type Cluster } from './test-cluster';
 
 describe.skipIf(skipReason !== false)('three instances behind HAProxy', () => {
   let cluster: Cluster;

@@ -5,7 +5,8 @@
 import { apiErrorCode, isApiError } from '@asyncscope/client';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { printFigure, sessionsOf, skipReason, startCluster, subscribe, until, untilLive, untilUp } from './cluster';
+import { printFigure, sessionsOf, skipReason, startCluster, subscribe, until, untilLive } from './test-cluster';
+import { untilUp } from './local';
 
 describe.skipIf(skipReason !== false)('failures', () => {
   it('an instance killed mid-run: its calls fail typed, the others go on, it is shown gone, its sessions end, a new one joins', async () => {

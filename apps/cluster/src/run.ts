@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { startEmbeddedPostgres } from '@asyncscope/db';
 import { runBench } from '@asyncscope/harness/children';
 import { missingBinaries, startHaproxy, startInstances, startNats } from '@asyncscope/harness/cluster';
-import { serverDir, untilUp } from './cluster';
+import { serverDir, untilUp } from './local';
 
 // eslint-disable-next-line no-restricted-properties -- a tool's settings, read here only
 const env = process.env;

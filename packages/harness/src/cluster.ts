@@ -172,8 +172,9 @@ export async function startHaproxy(options: { backends: readonly HaproxyBackend[
   };
   try {
     await waitForPort(child, port, 10_000, signal);
-    for (;;) {
-      if (existsSync(socket)) break;
+    // The runtime API's socket appears with the listeners; give it a moment, not forever.
+    for (let waited = 0; !existsSync(socket); waited += 20) {
+      if (waited > 5000) throw new Error(`haproxy: no runtime API socket at ${socket}:\n${child.tail()}`);
       await sleep(20, undefined, { signal });
     }
   } catch (error) {

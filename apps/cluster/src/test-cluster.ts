@@ -4,10 +4,7 @@
  * N built server instances (apps/server/dist, as `pnpm start` runs it) and HAProxy running deploy/haproxy.cfg in
  * front. Everything is stopped on dispose, each part even when another fails to stop.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { ActivityEvent } from '@asyncscope/api';
 import { createApiClient, type ApiClient } from '@asyncscope/client';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
@@ -15,16 +12,11 @@ import { missingBinaries, startHaproxy, startInstances, startNats, type Haproxy,
 import { EventSource } from 'eventsource';
 import postgres from 'postgres';
 import { inject } from 'vitest';
+import { serverDir, untilUp } from './local';
 
 /** Why this suite cannot run on this machine (a binary missing), or false. */
 export const skipReason: string | false = missingBinaries();
 if (skipReason) process.stdout.write(`cluster tests skipped: ${skipReason}\n`);
-
-export function serverDir(): string {
-  const dir = fileURLToPath(new URL('../../server', import.meta.url));
-  if (!existsSync(join(dir, 'dist', 'main.mjs'))) throw new Error(`no server build in ${dir}/dist: run \`npx --yes pnpm@10.34.8 --filter @asyncscope/server run build\``);
-  return dir;
-}
 
 export interface Cluster extends AsyncDisposable {
   db: TestDatabase;
@@ -36,18 +28,6 @@ export interface Cluster extends AsyncDisposable {
   /** A client of one instance, bypassing the balancer. */
   direct(instance: Instance): ApiClient;
   signal: AbortSignal;
-}
-
-/** Resolves once HAProxy sees every one of `names` UP (its health checks on /readyz passed). */
-export async function untilUp(haproxy: Haproxy, names: readonly string[], signal: AbortSignal, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const servers = await haproxy.servers();
-    const up = new Set(servers.filter((s) => s.status === 'UP').map((s) => s.name));
-    if (names.every((name) => up.has(name))) return;
-    if (Date.now() > deadline) throw new Error(`HAProxy does not see ${names.join(', ')} UP after ${timeoutMs} ms: ${JSON.stringify(servers)}`);
-    await sleep(100, undefined, { signal });
-  }
 }
 
 export async function startCluster(n: number, env: Record<string, string> = {}): Promise<Cluster> {
