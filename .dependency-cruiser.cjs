@@ -10,6 +10,7 @@ const TEST = '(\\.test\\.tsx?$|/test/|/e2e/|/test-[^/]*\\.ts$|/testing\\.ts$|/gl
 /** Each package and the workspace packages it may import (everything else under packages/ is forbidden). */
 const layers = {
   contract: [],
+  cluster: [],
   concurrency: [],
   db: [],
   api: ['contract', 'db', 'concurrency'],

@@ -67,6 +67,78 @@ async function seenAt(page: Page, locator: Locator): Promise<{ x: number; y: num
   return { x, y };
 }
 
+/** Two more instances for the cluster view: one up, one gone (SIGKILLed 5 s ago). */
+const OTHER_UP = 'e2e-web-b.internal:4102';
+const OTHER_GONE = 'e2e-web-c.internal:4103';
+
+type Json = Record<string, unknown>;
+/** A frame's JSON, or undefined (the socket's keep-alive PING/PONG are plain text). */
+const parsed = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The page's socket, with the server's answers rewritten as one instance of a 3-instance cluster would send
+ * them: activity.stats lists two more instances (one gone) and the broker's state, and the run's hops are
+ * spread over the three by row number. Once `gone.died` is set, the gone instance's rows get no hop past
+ * their statement's start and their cancels are answered `instance-gone`, as a killed owner's would be. One
+ * process cannot make a cluster (apps/cluster runs a real one behind HAProxy); this checks what the page
+ * makes of one, at the widths people use.
+ */
+async function asCluster(page: Page, broker: { connected: boolean; dropped: number }, gone: { died: boolean }): Promise<void> {
+  const rowOf = (callId: unknown): number => Number(/-(\d+)(?:[~#].*)?$/.exec(String(callId))?.[1] ?? 0);
+  await page.routeWebSocket(/\/trpc/, (ws) => {
+    const server = ws.connectToServer();
+    const statsIds = new Set<unknown>();
+    const cancelIds = new Set<unknown>();
+    let self = 'e2e-web-a.internal:4101';
+    ws.onMessage((message) => {
+      if (typeof message === 'string') {
+        for (const m of [parsed(message)].flat()) {
+          if (isObject(m) && isObject(m.params) && m.params.path === 'activity.stats') statsIds.add(m.id);
+          if (isObject(m) && isObject(m.params) && m.params.path === 'calls.cancel') cancelIds.add(m.id);
+        }
+      }
+      server.send(message);
+    });
+    server.onMessage((message) => {
+      const m = typeof message === 'string' ? parsed(message) : undefined;
+      if (!isObject(m) || !isObject(m.result)) {
+        ws.send(message);
+        return;
+      }
+      const data = m.result.data;
+      if (statsIds.delete(m.id) && isObject(data)) {
+        self = typeof data.instance === 'string' ? data.instance : self;
+        const one = { state: 'up', ageMs: 300, maxInFlight: data.maxInFlight, maxQueue: data.maxQueue, poolMax: data.poolMax, eventLoopDelayMs: 2.4 };
+        data.instance = self;
+        data.instances = [
+          { ...one, instance: self, inFlight: data.inFlight, queued: data.queued, shed: data.shed, poolBusy: isObject(data.statements) ? data.statements.running : 0 },
+          { ...one, instance: OTHER_UP, inFlight: 37, queued: 12, shed: 3, poolBusy: 2, eventLoopDelayMs: 18.6 },
+          { ...one, instance: OTHER_GONE, state: 'gone', ageMs: 5400, inFlight: 20, queued: 0, shed: 1250, poolBusy: 2, eventLoopDelayMs: 340 },
+        ];
+        data.events = { mode: 'broker', connected: broker.connected, published: 48_210, dropped: broker.dropped };
+      } else if (cancelIds.delete(m.id) && isObject(data) && Array.isArray(data.results) && gone.died) {
+        for (const r of data.results as Json[]) if (rowOf(r.callId) % 3 === 2) r.status = 'instance-gone';
+      } else if (isObject(data) && isObject(data.data) && Array.isArray(data.data.events)) {
+        // A batch of activity.events (tracked): the run's row n is served by instance n % 3.
+        const early = new Set(['received', 'queued', 'started', 'statement.started']);
+        data.data.events = (data.data.events as Json[]).filter((e) => {
+          const n = rowOf(e.callId);
+          e.instance = [self, OTHER_UP, OTHER_GONE][n % 3];
+          return !(gone.died && n % 3 === 2 && !early.has(String(e.type)));
+        });
+      }
+      ws.send(JSON.stringify(m));
+    });
+  });
+}
+
 describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, real server)', () => {
   let dash: Dashboard | undefined;
   let db: TestDatabase;
@@ -315,6 +387,77 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
     await other.close({ runBeforeUnload: true });
     await until('the server has no fault left', async () => Object.keys(await serverFaults()).length === 0, 10_000);
   });
+
+  for (const width of WIDTHS) {
+    it(`${width} px, a cluster of 3 (one gone): the instances table and the rows' instances fit, the gone one is shown gone`, async () => {
+      const cluster = await browser.context.newPage();
+      try {
+        await cluster.setViewportSize({ width, height: 800 });
+        // At 1024 px the broker is down: the panel warns (calls go on), it does not turn into an error page.
+        const gone = { died: false };
+        await asCluster(cluster, width === 1024 ? { connected: false, dropped: 1234 } : { connected: true, dropped: 0 }, gone);
+        await cluster.goto(`${server.url}/#token=${TOKEN}`);
+        await until('the event stream', async () => (await cluster.getByTestId('connection').textContent())?.includes('event stream live'), 20_000);
+        await setLab(cluster, { count: '9', concurrency: '9', timeout: '10000', retries: '0', latency: '400', 'error-rate': '0' });
+        await cluster.getByTestId('launch').click();
+        await runFinished(cluster);
+        const cells = cluster.locator('.tbody [data-testid="instance"]');
+        await until('every row names its instance', async () => (await cells.evaluateAll((els) => els.filter((el) => el.textContent !== '').length)) === 9, 10_000);
+        expect(await cluster.locator('.thead .c-inst').textContent()).toBe('inst.');
+        expect(await cluster.getByTestId('row-2').getByTestId('instance').textContent()).toBe('4103');
+        expect(await cluster.getByTestId('row-2').getByTestId('instance').getAttribute('title')).toContain(`${OTHER_GONE} (gone`);
+        expect(await cluster.getByTestId('row-2').locator('.inst-gone').count()).toBe(1);
+        expect(await cluster.getByTestId('row-1').getByTestId('instance').textContent()).toBe('4102');
+        expect(await clippedIn(cluster, '.thead .tr > div, .tbody .c-inst, .tbody .slot, .header, .tabs')).toEqual([]);
+        await cluster.getByTestId('row-2').getByRole('button', { name: '#2', exact: true }).click();
+        expect(await cluster.getByTestId('inspector-instance').textContent()).toBe(`served by ${OTHER_GONE} (gone)`);
+        expect(await clippedIn(cluster, '.inspector-head, .inspector-head *')).toEqual([]);
+        await screenshot(cluster, `ux-cluster-lab-${width}`);
+
+        const toggle = cluster.getByRole('button', { name: 'Server panel', exact: true });
+        if ((await toggle.getAttribute('aria-expanded')) === 'false') await toggle.click();
+        const table = cluster.getByTestId('instances');
+        await table.waitFor();
+        const states = await table.getByTestId('instance').evaluateAll((rows) => rows.map((r) => ({ state: r.getAttribute('data-state'), className: r.getAttribute('class') })));
+        expect(states.map((r) => r.state)).toEqual(['up', 'up', 'gone']);
+        expect(states[2]?.className).toBe('instance-gone');
+        expect(await table.getByTestId('instance').nth(2).textContent()).toContain('gone 5 s');
+        // Totals over the two that are up: the gone one's 1,250 shed left out.
+        const total = cluster.getByTestId('instances-total').locator('td');
+        expect(await total.first().textContent()).toBe('2 up');
+        const selfShed = Number(await table.getByTestId('instance').first().locator('td').nth(4).textContent());
+        expect(await total.nth(3).textContent()).toBe(String(selfShed + 3));
+        expect(await cluster.locator('.section-head', { hasText: 'Instances' }).textContent()).toBe('Instances (3, 1 gone)');
+        const events = cluster.getByTestId('events-status');
+        expect(await events.getAttribute('data-connected')).toBe(String(width !== 1024));
+        expect(await events.textContent()).toMatch(width === 1024 ? /^Broker disconnected.*1,234 dropped/ : /^Events: broker connected$/);
+        expect(await clippedIn(cluster, 'aside.server, aside.server *')).toEqual([]);
+        // The table fits the panel as it is: nothing to scroll to.
+        expect(await cluster.locator('.instances-x').evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
+        await screenshot(cluster, `ux-cluster-server-panel-${width}`);
+
+        // The gone instance died mid-statement: a cancel of its call says so on the row and in the inspector.
+        gone.died = true;
+        if (width === 1024) await toggle.click(); // the lab's table whole again
+        await setLab(cluster, { count: '3', concurrency: '3', timeout: '20000', retries: '0', latency: '5000', 'error-rate': '0' });
+        await cluster.getByTestId('launch').click();
+        const row2 = cluster.getByTestId('row-2');
+        await until('row 2 in SQL on the gone instance', async () => (await row2.locator('[data-slot="sql"]').textContent()) !== '' && (await row2.getByTestId('instance').textContent()) === '4103', 15_000);
+        await cluster.getByRole('button', { name: 'Cancel call #2', exact: true }).click();
+        const goneSlot = row2.locator('[data-slot="settled"][data-outcome="instance-gone"]');
+        await until('GONE on row 2', async () => (await goneSlot.count()) === 1, 10_000);
+        expect(await goneSlot.textContent()).toBe('GONE');
+        await row2.getByRole('button', { name: '#2', exact: true }).click();
+        expect(await cluster.getByTestId('inspector-cancel-outcome').textContent()).toMatch(/^calls\.cancel: instance-gone — the server instance that ran it is gone/);
+        expect(await clippedIn(cluster, '.tbody .slot, .inspector-head, .inspector-head *')).toEqual([]);
+        await screenshot(cluster, `ux-cluster-instance-gone-${width}`);
+        await cluster.getByTestId('cancel-all').click();
+        await runFinished(cluster);
+      } finally {
+        await cluster.close();
+      }
+    });
+  }
 
   it('with the server down, the Users tab says what happened instead of “Failed to fetch”', async () => {
     await page.getByRole('tab', { name: 'Users' }).click();

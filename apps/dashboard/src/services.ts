@@ -5,6 +5,7 @@
  * transport options is in `makeClient`, here.
  */
 import type { ApiClient, ConnectionState } from '@asyncscope/client';
+import type { CancelOutcome } from '@asyncscope/contract';
 import { closeApiClient, createApiClient } from '@asyncscope/client';
 import type { setFaultsInput } from '@asyncscope/contract';
 import { createContext, useContext } from 'react';
@@ -61,8 +62,11 @@ export function socketEvent(report: ConnectionState): SocketEvent {
   }
 }
 
-/** A client over `transport`, reporting its socket's state; the one place that knows the client package's options. */
-export function clientMaker(origin: string, tokens: TokenStore, now: () => number = Date.now): MakeClient {
+/**
+ * A client over `transport`, reporting its socket's state and the server's answers to the cancels it sends;
+ * the one place that knows the client package's options.
+ */
+export function clientMaker(origin: string, tokens: TokenStore, now: () => number = Date.now, onCancelOutcome?: (outcomes: CancelOutcome[]) => void): MakeClient {
   return (transport, onState) => {
     let state: SocketState = { status: transport === 'websocket' ? 'connecting' : 'open', attempt: 0, error: null, since: now() };
     onState(state);
@@ -74,13 +78,16 @@ export function clientMaker(origin: string, tokens: TokenStore, now: () => numbe
         state = nextSocketState(state, socketEvent(report), now());
         onState(state);
       },
+      ...(onCancelOutcome ? { onCancelOutcome } : {}),
     });
     return { api, close: () => { void closeApiClient(api).catch(() => undefined); } };
   };
 }
 
 export function createServices(tokens: TokenStore, origin: string, location: Pick<Location, 'protocol'> = { protocol: new URL(origin).protocol }): Services {
-  const make = clientMaker(origin, tokens);
+  const calls = new CallsStore();
+  // The lab's rows show what the server answered their cancel (cancelled, already settled, unknown, instance gone).
+  const make = clientMaker(origin, tokens, Date.now, (outcomes) => { calls.applyCancelOutcomes(outcomes); });
   const pageSocket = new SocketStateStore();
   // The page's client, made when first asked for, and made anew for a new token (a socket is authenticated
   // once, when it opens). Everything below reads it at call time, through `api()`.
@@ -105,7 +112,6 @@ export function createServices(tokens: TokenStore, origin: string, location: Pic
     const client = labClients.get(transport);
     return (id, opts) => client.users.byId.query({ id }, opts);
   };
-  const calls = new CallsStore();
   const labFaults = new LabFaults({
     set: (procedure, fault) => api().lab.setFaults.mutate({ procedure, fault }),
     list: () => api().lab.faults.query(),

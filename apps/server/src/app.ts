@@ -5,6 +5,7 @@ import { isDatabaseUnavailable, runInQueryScope } from '@asyncscope/db';
 import type { Logger } from 'pino';
 import { keptApiToken } from './api-token';
 import { openDatabase, type ServerDatabase } from './database';
+import { startEventsLink, type EventsConfig, type EventsLink } from './events-link';
 import { createHttpServer } from './http';
 import { attachWebSocketTransport } from './ws-transport';
 
@@ -57,6 +58,8 @@ export interface ServerConfig {
   wsMaxSocketsPerToken: number;
   /** Names this instance in every hop and in activity.stats (INSTANCE_ID; default host:pid). */
   instanceId: string;
+  /** EVENTS_URL and friends: hops, cancels and presence through the broker; absent, this process's own log. */
+  events?: EventsConfig | undefined;
   /** Built dashboard to serve at /, if any. */
   dashboardDir?: string | undefined;
   /** PEM certificate and key: serve HTTPS with HTTP/2 (and HTTP/1.1); plain HTTP when absent. */
@@ -72,6 +75,8 @@ export interface RunningServer {
   tokenFile: string | undefined;
   database: ServerDatabase;
   runtime: Runtime;
+  /** The broker link, with EVENTS_URL. */
+  events: EventsLink | undefined;
   /** Open WebSockets (/trpc). */
   webSockets(): number;
   /** Graceful stop: refuse new connections, let in-flight calls finish up to the deadline, close the pool, stop Postgres. */
@@ -96,10 +101,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     shutdown.signal,
   );
 
+  // Connects in the background: a broker that is down at start delays nothing (see events-link.ts).
+  const events = config.events ? startEventsLink(config.events, config.instanceId, log) : undefined;
   // Aborted when the shutdown deadline passes: calls still running are then stopped, statements cancelled.
   const stopCalls = new AbortController();
   const runtime = new Runtime(database.client, {
     instanceId: config.instanceId,
+    ...events?.runtimeOptions,
     maxInFlight: config.maxInFlight,
     maxQueue: config.maxQueue,
     maxQueuePerClient: config.maxQueuePerClient,
@@ -108,9 +116,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     shutdownSignal: stopCalls.signal,
     databaseDownSignal: () => database.downSignal(),
     poolConnections: () => database.poolConnections(),
+    onFaultsError: (error) => { log.warn({ err: error }, 'lab faults: could not load or follow the lab_faults table; retrying'); },
   }).start();
+  events?.attach(runtime);
+  // Lab faults are rows (lab_faults) the runtime loads once the table exists: no call is admitted, and the
+  // server is not ready, before they are loaded, or a first call could miss a fault another instance set.
+  const isServing = (): boolean => database.isReady() && runtime.faultStore.loaded;
+  const served: ServerDatabase = { ...database, isReady: isServing, ready: database.ready.then(() => runtime.faultStore.whenLoaded(shutdown.signal)) };
+  // Rejects only when a stop comes first (as database.ready does), which is expected.
+  served.ready.catch(() => undefined);
   const probeDatabase = async (signal: AbortSignal): Promise<void> => {
-    if (!database.isReady()) throw new Error('database unreachable');
+    if (!isServing()) throw new Error('database unreachable');
     // Through the pool (a wedged pool is not ready), in a query scope so the probe's timeout cancels it.
     // Again if it landed on a connection that had just been lost (each of the pool's may have been):
     // the pool replaces those at once.
@@ -135,7 +151,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     tls: config.tls,
     trpcAdapter: !config.fastPath ? 'standard' : 'fast',
     log,
-    isDatabaseReady: () => database.isReady(),
+    isDatabaseReady: isServing,
     isStopping: () => shutdown.signal.aborted,
     checkDatabase: () => {
       // /readyz needs no token: callers share the probe in flight, so a flood of probes costs the pool
@@ -149,7 +165,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Said at start, so that a log shows whether a problem was seen with the fast path ruled out.
   if (!config.fastPath) log.info('FAST_PATH=off: every tRPC request goes through tRPC’s own adapter');
   const { server } = http;
-  const ws = attachWebSocketTransport(server, { runtime, apiTokens: [apiToken, ...(config.extraApiTokens ?? [])], maxPayload: config.maxBodyBytes, maxCallsPerSocket: config.wsMaxCallsPerSocket, maxSocketsPerToken: config.wsMaxSocketsPerToken, log, isDatabaseReady: () => database.isReady() });
+  const ws = attachWebSocketTransport(server, { runtime, apiTokens: [apiToken, ...(config.extraApiTokens ?? [])], maxPayload: config.maxBodyBytes, maxCallsPerSocket: config.wsMaxCallsPerSocket, maxSocketsPerToken: config.wsMaxSocketsPerToken, log, isDatabaseReady: isServing });
   // A deep accept queue: thousands of clients connecting at once should wait for admission control
   // (which answers 429 when it must), not be dropped by the kernel.
   server.listen({ port: config.port, host: config.host, backlog: 4096 });
@@ -158,6 +174,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   } catch (error) {
     shutdown.abort();
     await runtime.stop();
+    await events?.close();
     await database.close(1);
     throw error;
   }
@@ -199,9 +216,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await closed;
     }
     await runtime.stop();
+    // After the calls: their last hops are flushed (bounded), and the others see this instance gone at once.
+    await events?.close();
     await database.close(Math.max(1, Math.ceil(config.shutdownTimeoutMs / 1000)));
     log.info('stopped');
   };
 
-  return { url, apiToken, tokenFile: kept?.file, database, runtime, webSockets: ws.sockets, close: () => (closing ??= close()) };
+  return { url, apiToken, tokenFile: kept?.file, database: served, runtime, events, webSockets: ws.sockets, close: () => (closing ??= close()) };
 }

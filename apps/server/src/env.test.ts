@@ -30,6 +30,21 @@ describe('readEnv: the limits that keep one client from shutting out the others,
     expect(() => readEnv({ API_TOKEN: 'short-secret' })).not.toThrow(/short-secret/);
   });
 
+  it('reads EVENTS_URL and friends, and never echoes the URL (it may carry credentials)', () => {
+    expect(readEnv({}).EVENTS_URL).toBeUndefined();
+    expect(readEnv({})).toMatchObject({ EVENTS_STREAM: 'ASYNCSCOPE_HOPS', EVENTS_MAX_EVENTS: 100_000, EVENTS_MAX_AGE_S: 3600 });
+    expect(readEnv({ EVENTS_URL: 'nats://u:p@127.0.0.1:4222', EVENTS_STREAM: 'HOPS_2', EVENTS_MAX_EVENTS: '5000', EVENTS_MAX_AGE_S: '60' })).toMatchObject({
+      EVENTS_URL: 'nats://u:p@127.0.0.1:4222',
+      EVENTS_STREAM: 'HOPS_2',
+      EVENTS_MAX_EVENTS: 5000,
+      EVENTS_MAX_AGE_S: 60,
+    });
+    expect(() => readEnv({ EVENTS_URL: 'redis://user:hunter2@host:6379' })).toThrow(/EVENTS_URL=\(hidden\): EVENTS_URL must be a nats:\/\/ URL/);
+    expect(() => readEnv({ EVENTS_URL: 'redis://user:hunter2@host:6379' })).not.toThrow(/hunter2/);
+    expect(() => readEnv({ EVENTS_STREAM: 'a.b' })).toThrow(/EVENTS_STREAM="a.b"/);
+    expect(() => readEnv({ EVENTS_MAX_EVENTS: '10' })).toThrow(/EVENTS_MAX_EVENTS must be between 1000 and 100000000/);
+  });
+
   it('names the instance by INSTANCE_ID, or host:pid by default', () => {
     expect(readEnv({}).INSTANCE_ID).toBe(`${hostname()}:${process.pid}`);
     expect(readEnv({ INSTANCE_ID: 'web-2.eu@rack:7' }).INSTANCE_ID).toBe('web-2.eu@rack:7');

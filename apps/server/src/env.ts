@@ -54,6 +54,14 @@ const envSchema = z.object({
   // PEM files; with both, the server speaks HTTPS (HTTP/2 and HTTP/1.1). Relative paths are from the checkout.
   TLS_CERT: z.string().min(1).optional(),
   TLS_KEY: z.string().min(1).optional(),
+  /** The broker (NATS JetStream) the instances of a cluster share events through; unset: this process's own log. */
+  EVENTS_URL: z
+    .string()
+    .refine((v) => /^(nats|tls):\/\//.test(v) && URL.canParse(v), { error: 'EVENTS_URL must be a nats:// URL (e.g. nats://127.0.0.1:4222)' })
+    .optional(),
+  EVENTS_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'EVENTS_STREAM must be 1 to 64 letters, digits, _ or -' }).default('ASYNCSCOPE_HOPS'),
+  EVENTS_MAX_EVENTS: intIn('EVENTS_MAX_EVENTS', 1_000, 100_000_000).default(100_000),
+  EVENTS_MAX_AGE_S: intIn('EVENTS_MAX_AGE_S', 10, 30 * 24 * 3600).default(3600),
   /** Names this instance in every hop and in the server panel; unique per instance of a cluster. */
   INSTANCE_ID: z
     .string()
@@ -75,7 +83,7 @@ export function readEnv(source: Record<string, string | undefined> = process.env
   const result = envSchema.safeParse(cleaned);
   if (!result.success) {
     // Secrets are named, never echoed: this message goes to the terminal and to logs.
-    const shown = (key: string) => (/(^|_)API_TOKENS?$/.test(key) ? '(hidden)' : JSON.stringify(cleaned[key] ?? ''));
+    const shown = (key: string) => (/(^|_)API_TOKENS?$|^EVENTS_URL$/.test(key) ? '(hidden)' : JSON.stringify(cleaned[key] ?? ''));
     const lines = result.error.issues.map((i) => `  ${i.path.join('.')}=${shown(String(i.path[0]))}: ${i.message}`);
     throw new EnvError(`Invalid configuration:\n${lines.join('\n')}`);
   }
@@ -85,7 +93,7 @@ export function readEnv(source: Record<string, string | undefined> = process.env
     throw new EnvError(`Invalid configuration:\n  ${set} is set but ${unset} is not: set both (PEM files) to serve HTTPS, or neither for plain HTTP`);
   }
   // Workers that each kept their own in-process event log would each show only their own calls' events.
-  if (env.WORKERS > 1 && cleaned.EVENTS_URL === undefined) {
+  if (env.WORKERS > 1 && env.EVENTS_URL === undefined) {
     throw new EnvError(`Invalid configuration:\n  WORKERS=${env.WORKERS} needs EVENTS_URL (a NATS JetStream server, e.g. nats://127.0.0.1:4222): without a broker each worker would show only its own calls' events and cancels could not reach the worker that runs the call. Set EVENTS_URL, or WORKERS=1`);
   }
   // Relative paths are from the checkout, like the defaults: `pnpm start` and `pnpm dev` run the server in

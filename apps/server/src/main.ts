@@ -62,6 +62,7 @@ const server = await startServer({
   fastPath: env.FAST_PATH === 'on',
   callTimeoutMs: env.CALL_TIMEOUT_MS,
   instanceId: env.INSTANCE_ID,
+  events: env.EVENTS_URL ? { url: env.EVENTS_URL, stream: env.EVENTS_STREAM, maxEvents: env.EVENTS_MAX_EVENTS, maxAgeS: env.EVENTS_MAX_AGE_S } : undefined,
   dashboardDir,
   tls,
   log,

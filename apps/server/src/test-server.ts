@@ -3,6 +3,7 @@ import pino, { type Logger } from 'pino';
 import { inject } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { startServer, type RunningServer } from './app';
+import type { EventsConfig } from './events-link';
 import { readEnv } from './env';
 
 export const TEST_TOKEN = 'test-token-0123456789abcdef';
@@ -39,6 +40,13 @@ export interface TestServerOptions {
   applicationName?: string;
   wsMaxCallsPerSocket?: number;
   wsMaxSocketsPerToken?: number;
+  /** EVENTS_URL and friends: the instance joins a cluster through that broker. */
+  events?: EventsConfig;
+  /**
+   * Serve this test database (another test server's, for two instances on one database) instead of a new one;
+   * it is left open on close (its creator disposes of it).
+   */
+  database?: TestDatabase;
   /** Names the instance in its hops and stats (default test-server). */
   instanceId?: string;
 }
@@ -47,7 +55,8 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
   // The server's own defaults, for the settings the test leaves alone and has no test value for.
   const defaults = readEnv({});
   const maxQueue = overrides.maxQueue ?? 1000;
-  const database = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'test-observer', poolMax: 2 });
+  const shared = overrides.database;
+  const database = shared ?? (await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'test-observer', poolMax: 2 }));
   const server = await startServer({
     port: 0,
     host: '127.0.0.1',
@@ -69,6 +78,7 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     lab: overrides.lab ?? defaults.LAB === 'on',
     callTimeoutMs: defaults.CALL_TIMEOUT_MS,
     instanceId: overrides.instanceId ?? 'test-server',
+    events: overrides.events,
     fastPath: overrides.fastPath ?? defaults.FAST_PATH === 'on',
     log: overrides.log ?? pino({ level: 'silent' }),
     dashboardDir: overrides.dashboardDir,
@@ -79,7 +89,7 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
   await server.database.ready;
   const close = async (): Promise<void> => {
     await server.close();
-    await database[Symbol.asyncDispose]();
+    if (!shared) await database[Symbol.asyncDispose]();
   };
   return { server, database, url: server.url, close, [Symbol.asyncDispose]: close };
 }

@@ -8,6 +8,7 @@ import { ServerStats } from './activity/stats';
 import { Admission } from './admission';
 import { CpuPool } from './cpu/pool';
 import { Faults } from './services/faults';
+import { FaultStore } from './services/faults-store';
 import { LabService } from './services/lab';
 import { UsersService } from './services/users';
 import { TicketStore } from './tickets';
@@ -87,6 +88,8 @@ export interface RuntimeOptions {
    * check's own connection). Without it, activity.stats reads them through the pool.
    */
   poolConnections?: () => Promise<{ state: string; count: number }[]>;
+  /** A background load of the lab faults (or their LISTEN) failed; it is retried (see FaultStore). */
+  onFaultsError?: (error: unknown) => void;
 }
 
 /** Procedures that may take longer than a call's usual limit: lab calls that are slow on purpose. */
@@ -100,6 +103,8 @@ export class Runtime {
   readonly users: UsersService;
   readonly lab: LabService;
   readonly faults: Faults;
+  /** The lab faults' rows (lab_faults), shared by every instance: fills and follows `faults`. */
+  readonly faultStore: FaultStore;
   /** This process's hops (tests and the server read it directly). */
   readonly activity: ActivityLog;
   /** What activity.events follows: `activity`, or the cluster's feed. */
@@ -128,6 +133,7 @@ export class Runtime {
     this.users = new UsersService(db.orm);
     this.lab = new LabService(db);
     this.faults = new Faults(options.random);
+    this.faultStore = new FaultStore(db, this.faults, { enabled: options.lab, onError: options.onFaultsError });
     this.instanceId = options.instanceId;
     this.activity = new ActivityLog(options.activityCapacity ?? 10_000, options.instanceId);
     this.feed = options.feed ?? this.activity;
@@ -204,13 +210,20 @@ export class Runtime {
     return PROCEDURE_TIMEOUTS[path] ?? this.callTimeoutMs;
   }
 
+  #faultsFollow: { stop: AbortController; done: Promise<void> } | undefined;
+
   start(): this {
     this.stats.start();
+    // In the background: the server admits no call before `faultStore.loaded` (apps/server app.ts).
+    const stop = new AbortController();
+    this.#faultsFollow ??= { stop, done: this.faultStore.follow(stop.signal) };
     return this;
   }
 
   async stop(): Promise<void> {
     this.stats.stop();
+    this.#faultsFollow?.stop.abort();
+    await this.#faultsFollow?.done;
     await this.cpu.close();
   }
 }

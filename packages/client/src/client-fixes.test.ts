@@ -5,7 +5,7 @@
 import type { AppRouter } from '@asyncscope/api';
 import { createTRPCClient, TRPCClientError, type TRPCLink } from '@trpc/client';
 import { observable } from '@trpc/server/observable';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { budgetMs, CancelBatcher, cancelByIdLink } from './cancel-by-id';
 import { apiErrorCode } from './errors';
 import { closeApiClient, createApiClient, type ApiTransport } from './links';
@@ -17,7 +17,7 @@ const user = { id: 1, name: 'Ada', email: 'ada@example.com', createdAt: '2026-01
 interface Sent { path: string; callIds: string | null; body: string | null }
 
 /** Answers like the server after `delayMs` (aborted with the request); records every request. */
-function recordingFetch(delayMs = 0): { fetch: typeof fetch; sent: Sent[] } {
+function recordingFetch(delayMs = 0, cancelResults: unknown[] = []): { fetch: typeof fetch; sent: Sent[] } {
   const sent: Sent[] = [];
   const fetchImpl: typeof fetch = (input, init) => {
     const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
@@ -26,7 +26,7 @@ function recordingFetch(delayMs = 0): { fetch: typeof fetch; sent: Sent[] } {
     sent.push({ path, callIds: headers.get('x-call-ids'), body: typeof init?.body === 'string' ? init.body : null });
     const batch = url.searchParams.get('batch') === '1';
     const n = batch ? path.split(',').length : 1;
-    const result = path.startsWith('calls.cancel') ? { results: [] } : user;
+    const result = path.startsWith('calls.cancel') ? { results: cancelResults } : user;
     const body = batch ? Array.from({ length: n }, () => ({ result: { data: result } })) : { result: { data: result } };
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => { resolve(new Response(JSON.stringify(body), { headers: { 'content-type': 'application/json' } })); }, delayMs);
@@ -118,6 +118,19 @@ describe('calls.cancel only for calls that were sent (http-batch)', () => {
     await aborted;
     await tick(60);
     expect(sent.filter((s) => s.path.startsWith('calls.cancel'))).toEqual([]);
+  });
+
+  it('the server\'s answer to that cancel goes to onCancelOutcome (an instance that is gone included)', async () => {
+    const { fetch } = recordingFetch(200, [{ callId: 'on-gone', status: 'instance-gone' }]);
+    const outcomes: unknown[] = [];
+    const api = createApiClient({ url: 'http://test.invalid/trpc', token: 't', transport: 'http-batch', fetch, onCancelOutcome: (o) => { outcomes.push(...o); } });
+    const controller = new AbortController();
+    const aborted = failure(api.users.byId.query({ id: 1 }, { signal: controller.signal, context: { callId: 'on-gone' } }));
+    await tick();
+    controller.abort();
+    await aborted;
+    // The cancel's own answer takes the fake server's 200 ms too.
+    await vi.waitFor(() => { expect(outcomes).toEqual([{ callId: 'on-gone', status: 'instance-gone' }]); }, { timeout: 2000 });
   });
 
   it('a call aborted after its batch left is cancelled by its id', async () => {

@@ -1,7 +1,7 @@
 import type { AppRouter } from '@asyncscope/api';
 import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink, TRPCClientError, type Operation, type TRPCClient, type TRPCLink } from '@trpc/client';
 import { observable } from '@trpc/server/observable';
-import { CALL_ID_MAX_LENGTH, isCallId, newCallId } from '@asyncscope/contract';
+import { CALL_ID_MAX_LENGTH, isCallId, newCallId, type CancelOutcome } from '@asyncscope/contract';
 import { budgetMs, CancelBatcher, cancelByIdLink } from './cancel-by-id';
 import { ticketedEventSource } from './ticketed-event-source';
 import { webSocketLinks, type ConnectionState, type WebSocketConstructor } from './ws';
@@ -35,6 +35,11 @@ export interface ApiClientOptions {
   onConnectionState?: (state: ConnectionState) => void;
   /** A `calls.cancel` that failed (the call itself has already failed with AbortError for its caller). */
   onCancelError?: (error: unknown, callIds: string[]) => void;
+  /**
+   * What the server answered, per call, to a `calls.cancel` the client sent for its aborted calls
+   * (cancelled, already-settled, unknown, instance-gone), for a caller that shows it. Must not throw.
+   */
+  onCancelOutcome?: (outcomes: CancelOutcome[]) => void;
 }
 
 export type ApiClient = TRPCClient<AppRouter>;
@@ -271,7 +276,8 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     life.close();
     await closeSocket();
   });
-  cancels.connect((callIds) => client.calls.cancel.mutate({ callIds }));
+  const { onCancelOutcome } = options;
+  cancels.connect((callIds) => client.calls.cancel.mutate({ callIds }).then((answer) => { onCancelOutcome?.(answer.results); }));
   return client;
 }
 

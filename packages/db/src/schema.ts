@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, integer, jsonb, pgTable, text, timestamp, uniqueIndex, varchar } from 'drizzle-orm/pg-core';
+import { bigint, check, doublePrecision, integer, jsonb, pgTable, text, timestamp, uniqueIndex, varchar } from 'drizzle-orm/pg-core';
 
 export const users = pgTable(
   'users',
@@ -38,5 +38,26 @@ export const idempotencyKeys = pgTable('idempotency_keys', {
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
 });
 
+/**
+ * The lab's injected faults (lab.setFaults), one row per procedure: shared by every server instance on this
+ * database. A change is one transaction that also sends pg_notify('asyncscope_lab_faults', ''); each
+ * instance LISTENs and reloads the table into its in-memory view (packages/api FaultStore).
+ */
+export const labFaults = pgTable(
+  'lab_faults',
+  {
+    procedure: text('procedure').primaryKey(),
+    latencyMs: integer('latency_ms').notNull(),
+    errorRate: doublePrecision('error_rate').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [
+    // The API refuses these already (contract's faultSchema); a row written by hand must not make every call fail oddly.
+    check('lab_faults_latency_ms_range', sql`${t.latencyMs} between 0 and 60000`),
+    check('lab_faults_error_rate_range', sql`${t.errorRate} between 0 and 1`),
+  ],
+);
+
+export type LabFaultRow = typeof labFaults.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type NewUserRow = typeof users.$inferInsert;

@@ -9,7 +9,7 @@ import { Header } from './Header';
 import { ServerPanel } from '../server/ServerPanel';
 import { TokenGate } from '../auth/TokenGate';
 import { UsersPanel } from '../users/UsersPanel';
-import { useServerStats } from '../server/use-server-stats';
+import { useClusterInfo, useServerStats } from '../server/use-server-stats';
 
 export function App({ services, queryClient }: { services: Services; queryClient: QueryClient }) {
   const token = useSyncExternalStore(services.tokens.subscribe, services.tokens.get);
@@ -52,6 +52,7 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
   const { feed, labFaults, pageSocket } = useServices();
   const [tab, setTab] = useState<Tab>('lab');
   const stats = useServerStats();
+  const cluster = useClusterInfo(stats.data);
   // The server panel takes 372 px: beside the main area on wide screens, behind a button below 1280 px
   // (where it would squeeze the lab's table), until the person says otherwise.
   const wide = useWideScreen();
@@ -128,7 +129,7 @@ function Dashboard({ onUnauthorized }: { onUnauthorized: (message: string) => vo
             </button>
           </div>
           <section id="panel-lab" role="tabpanel" aria-labelledby="tab-lab" className="panel" hidden={tab !== 'lab'}>
-            <FetchLab visible={tab === 'lab'} />
+            <FetchLab visible={tab === 'lab'} cluster={cluster} />
           </section>
           <section id="panel-users" role="tabpanel" aria-labelledby="tab-users" className="panel" hidden={tab !== 'users'}>
             {tab === 'users' && <UsersPanel />}

@@ -1,7 +1,9 @@
 import { memo } from 'react';
 import { isTerminal, runningMs, stateLabel, type CallRow } from './call-state';
 import { HopCells } from './HopCells';
-import { fmtMs, serverVerdict, shortCode } from './hops';
+import { fmtMs, servedBy, serverVerdict, shortCode } from './hops';
+import { instanceLabel } from '../server/cluster';
+import type { ClusterInfo } from '../server/use-server-stats';
 import type { LiveBars } from './live-bars';
 import { TimelineBar } from './TimelineBar';
 import type { TimeWindow } from './waterfall';
@@ -13,6 +15,8 @@ interface RowProps {
   /** For rows in flight: the clock in 100 ms steps (their elapsed time); 0 for finished rows. */
   now: number;
   live: LiveBars;
+  /** The cluster, when the row shows which instance served it (null: one process, no column). */
+  instances: ClusterInfo | null;
   inspected: boolean;
   onSelect: (selected: boolean) => void;
   onInspect: () => void;
@@ -20,7 +24,7 @@ interface RowProps {
 }
 
 export const CallRowView = memo(
-  function CallRowView({ row, top, window, now, live, inspected, onSelect, onInspect, onCancel }: RowProps) {
+  function CallRowView({ row, top, window, now, live, instances, inspected, onSelect, onInspect, onCancel }: RowProps) {
     const n = row.index + 1;
     const terminal = isTerminal(row.state);
     const elapsed = runningMs(row, now);
@@ -50,6 +54,7 @@ export const CallRowView = memo(
           </span>
         </div>
         <div className="c-time num" role="cell">{elapsed === undefined ? '' : fmtMs(elapsed)}</div>
+        {instances && <InstanceCell row={row} gone={instances.gone} />}
         <HopCells row={row} verdictText={verdict.text} />
         <div className="c-bar" role="cell">
           <TimelineBar row={row} window={window} live={terminal ? null : live} />
@@ -62,5 +67,20 @@ export const CallRowView = memo(
       </div>
     );
   },
-  (a, b) => a.row === b.row && a.top === b.top && a.window === b.window && a.now === b.now && a.inspected === b.inspected && a.live === b.live,
+  (a, b) => a.row === b.row && a.top === b.top && a.window === b.window && a.now === b.now && a.inspected === b.inspected && a.live === b.live && a.instances === b.instances,
 );
+
+/** The instance that served the row's call (its latest attempt): a short label, the full id in the title. */
+function InstanceCell({ row, gone }: { row: CallRow; gone: ReadonlySet<string> }) {
+  const served = servedBy(row.hops);
+  if (!served) return <div className="c-inst" role="cell" data-testid="instance" />;
+  const isGone = gone.has(served.instance);
+  const earlier = served.all.filter((i) => i !== served.instance);
+  const title = `Served by ${served.instance}${isGone ? ' (gone: it no longer reports)' : ''}${earlier.length > 0 ? `; earlier attempts on ${earlier.join(', ')}` : ''}`;
+  return (
+    <div className={`c-inst mono ${isGone ? 'inst-gone' : ''}`} role="cell" data-testid="instance" data-instance={served.instance} title={title}>
+      {instanceLabel(served.instance)}
+      {earlier.length > 0 && <span className="inst-more">+{earlier.length}</span>}
+    </div>
+  );
+}

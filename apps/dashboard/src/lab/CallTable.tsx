@@ -1,5 +1,6 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import type { ClusterInfo } from '../server/use-server-stats';
 import { useServices } from '../services';
 import { CallRowView } from './CallRowView';
 import { CallTableHead } from './CallTableHead';
@@ -24,7 +25,7 @@ function useWidth<T extends HTMLElement>(): [React.RefObject<T | null>, number] 
   return [ref, width];
 }
 
-export function CallTable({ snap }: { snap: CallsSnapshot }) {
+export function CallTable({ snap, cluster }: { snap: CallsSnapshot; cluster: ClusterInfo }) {
   const { calls, run: runRef } = useServices();
   const scrollRef = useRef<HTMLDivElement>(null);
   const [axisRef, axisWidth] = useWidth<HTMLDivElement>();
@@ -61,12 +62,15 @@ export function CallTable({ snap }: { snap: CallsSnapshot }) {
   const live = useLiveBars(nowPx);
   const nowTick = Math.floor(now / 100) * 100;
   const maxPan = zoom === 'fit' ? 0 : Math.max(0, latest - runStart - zoom);
+  // Which instance served each row: shown once there is more than one (in one process it would be noise).
+  const instances = cluster.size > 1 || snap.instances.length > 1 ? cluster : null;
   const allActiveSelected = snap.active > 0 && snap.selectedActive === snap.active;
 
   return (
     <div className="table-x">
-    <div className="table" role="table" aria-label="Calls" aria-rowcount={rows.length}>
+    <div className={`table ${instances ? 'table-instances' : ''}`} role="table" aria-label="Calls" aria-rowcount={rows.length}>
       <CallTableHead
+        showInstance={instances !== null}
         allActiveSelected={allActiveSelected}
         noneActive={snap.active === 0}
         axisRef={axisRef}
@@ -99,6 +103,7 @@ export function CallTable({ snap }: { snap: CallsSnapshot }) {
                   window={stableWindow}
                   now={active ? nowTick : 0}
                   live={live}
+                  instances={instances}
                   inspected={snap.inspected === item.index}
                   onSelect={(selected) => { calls.select(item.index, selected); }}
                   onInspect={() => { calls.inspect(item.index); }}

@@ -13,6 +13,8 @@ const ZOOMS: { value: Zoom; label: string }[] = [
 ];
 
 interface HeadProps {
+  /** The "inst." column: shown when more than one server instance is about. */
+  showInstance: boolean;
   allActiveSelected: boolean;
   noneActive: boolean;
   /** The timeline column's axis: CallTable measures its width. */
@@ -26,7 +28,7 @@ interface HeadProps {
 }
 
 /** The call table's column headers, the timeline's axis, its legend and its zoom and pan. */
-export function CallTableHead({ allActiveSelected, noneActive, axisRef, axisTicks, zoom, onZoom, panMs, maxPan, onPan }: HeadProps) {
+export function CallTableHead({ showInstance, allActiveSelected, noneActive, axisRef, axisTicks, zoom, onZoom, panMs, maxPan, onPan }: HeadProps) {
   const { calls } = useServices();
   return (
     <div className="thead" role="rowgroup">
@@ -44,6 +46,11 @@ export function CallTableHead({ allActiveSelected, noneActive, axisRef, axisTick
         <div className="c-user" role="columnheader">user</div>
         <div className="c-state" role="columnheader">client state</div>
         <div className="c-time" role="columnheader" title="From the first attempt to the end (queue wait excluded)">time</div>
+        {showInstance && (
+          <div className="c-inst" role="columnheader" title="The server instance that served the call (its latest attempt); the full id in the cell's tooltip">
+            inst.
+          </div>
+        )}
         <div className="c-hops" role="columnheader">
           <span className="slot-h" title="Server received the call (qN: waited in the server's admission queue)">recv</span>
           <span className="slot-h" title="SQL statement started, on this Postgres backend pid (pool: received, waiting for a pool connection)">pid</span>

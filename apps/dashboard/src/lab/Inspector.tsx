@@ -1,7 +1,8 @@
 import { attemptCallId } from '@asyncscope/contract';
 import type { CallRow, ServerHop } from './call-state';
 import type { CallsSnapshot } from './calls-store';
-import { fmtMs, serverVerdict, signalText } from './hops';
+import { cancelOutcomeText, fmtMs, servedBy, serverVerdict, signalText } from './hops';
+import { instanceLabel } from '../server/cluster';
 
 function describeHop(hop: ServerHop): string {
   switch (hop.type) {
@@ -54,7 +55,7 @@ function clientLines(row: CallRow, origin: number): { at: number; text: string }
   return lines.sort((a, b) => a.at - b.at).map((l) => ({ ...l, at: l.at - origin }));
 }
 
-export function Inspector({ snap }: { snap: CallsSnapshot }) {
+export function Inspector({ snap, gone }: { snap: CallsSnapshot; gone: ReadonlySet<string> }) {
   const row = snap.inspected !== null ? snap.rows[snap.inspected] : undefined;
   if (!row || !snap.run) {
     return (
@@ -68,6 +69,9 @@ export function Inspector({ snap }: { snap: CallsSnapshot }) {
   }
   const origin = snap.run.startedAt;
   const verdict = serverVerdict(row);
+  const served = servedBy(row.hops);
+  // Hops name their instance only when the call went through several (a retry on another instance).
+  const perHop = served !== undefined && served.all.length > 1;
   return (
     <aside className="inspector" aria-label="Call inspector" data-testid="inspector">
       <div className="inspector-head">
@@ -76,6 +80,23 @@ export function Inspector({ snap }: { snap: CallsSnapshot }) {
         <code>{row.callId}</code>
         <span className={`badge st-${row.state}`}>{row.state}</span>
         {verdict.text && <span className={`verdict verdict-${verdict.tone}`}>server: {verdict.text}</span>}
+        {row.cancelOutcome && (
+          <span className={row.cancelOutcome === 'instance-gone' ? 'verdict verdict-bad' : 'muted'} data-testid="inspector-cancel-outcome" data-outcome={row.cancelOutcome}>
+            calls.cancel: {row.cancelOutcome} — {cancelOutcomeText(row.cancelOutcome)}
+          </span>
+        )}
+        {served && (
+          <span className="muted" data-testid="inspector-instance">
+            served by{' '}
+            {served.all.map((id, i) => (
+              <span key={id}>
+                {i > 0 && ', '}
+                <code className={gone.has(id) ? 'inst-gone' : undefined} title={gone.has(id) ? `${id}: gone (it no longer reports)` : id}>{id}</code>
+                {gone.has(id) && ' (gone)'}
+              </span>
+            ))}
+          </span>
+        )}
         <span className="muted">times from the run’s start</span>
       </div>
       <div className="inspector-cols">
@@ -100,8 +121,9 @@ export function Inspector({ snap }: { snap: CallsSnapshot }) {
           ) : (
             <ol className="timeline timeline-server">
               {row.hops.map((h) => (
-                <li key={`${h.seq}-${h.type}`} title={describeHop(h)}>
+                <li key={`${h.seq}-${h.type}`} title={`${describeHop(h)} (on ${h.instance})`}>
                   <span className="num t">+{fmtMs(h.at - origin)}</span> {h.attempt > 0 && <span className="muted">try {h.attempt + 1}: </span>}
+                  {perHop && <span className="muted mono" title={h.instance}>[{instanceLabel(h.instance)}] </span>}
                   {describeHop(h)}
                 </li>
               ))}

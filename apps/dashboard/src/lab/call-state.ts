@@ -9,6 +9,7 @@
  */
 import type { ActivityEvent } from '@asyncscope/api';
 import { isApiError } from '@asyncscope/client';
+import type { CancelStatus } from '@asyncscope/contract';
 import { isAbortError, TimeoutError } from '@asyncscope/concurrency';
 import type { LabTransport } from './transport';
 
@@ -69,6 +70,8 @@ export interface CallRow {
   selected: boolean;
   /** Server events for this call's attempts, in arrival (sequence) order. */
   hops: readonly ServerHop[];
+  /** What the server answered the `calls.cancel` the client sent for it (WebSocket and batched transports). */
+  cancelOutcome?: CancelStatus;
 }
 
 export type CallEvent =
@@ -81,6 +84,7 @@ export type CallEvent =
   | { type: 'cancelled'; at: number; causeIndex?: number | undefined }
   | { type: 'cause' }
   | { type: 'hop'; hop: ServerHop }
+  | { type: 'cancel-outcome'; status: CancelStatus }
   | { type: 'select'; selected: boolean };
 
 export function newRow(index: number, callId: string, userId: number, transport: LabTransport, at: number): CallRow {
@@ -111,6 +115,9 @@ export function reduceCall(row: CallRow, event: CallEvent): CallRow {
       return row.selected === event.selected ? row : { ...row, selected: event.selected };
     case 'cause':
       return row.isCause ? row : { ...row, isCause: true };
+    case 'cancel-outcome':
+      // It arrives after the call ended on the client (the abort ends it at once): kept like a hop.
+      return row.cancelOutcome === event.status ? row : { ...row, cancelOutcome: event.status };
     default:
       break;
   }

@@ -116,7 +116,7 @@ describe('CallsStore', () => {
     const store = new CallsStore(() => undefined);
     store.beginRun('r9', config, [1], 1000);
     let seq = 100;
-    const ev = (callId: string, hop: Record<string, unknown>): ActivityEvent => ({ seq: ++seq, at: 2000, callId, path: 'users.byId', ...hop }) as ActivityEvent;
+    const ev = (callId: string, hop: Record<string, unknown>): ActivityEvent => ({ seq: ++seq, at: 2000, callId, path: 'users.byId', instance: 'solo:1', ...hop }) as ActivityEvent;
     const phases = () => {
       store.flushNow();
       const { server } = store.getSnapshot();
@@ -134,5 +134,33 @@ describe('CallsStore', () => {
     // A new run starts over.
     store.beginRun('r10', { ...config, count: 2 }, [1], 3000);
     expect(phases()).toEqual([2, 0, 0, 0]);
+  });
+
+  it('lists the instances that served the run’s calls (other calls’ instances aside), and starts over with a run', () => {
+    const store = new CallsStore(() => undefined);
+    store.beginRun('r1', config, [1], 1000);
+    let seq = 0;
+    const ev = (callId: string, instance: string): ActivityEvent => ({ seq: ++seq, at: 2000, callId, path: 'users.byId', instance, type: 'received', budgetMs: 900 });
+    store.flushNow();
+    expect(store.getSnapshot().instances).toEqual([]);
+    store.applyServerEvents([ev('r1-1', 'web-a:11'), ev('r1-2', 'web-b:22'), ev('r1-3', 'web-a:11'), ev('other-uuid', 'web-c:33')]);
+    store.flushNow();
+    const first = store.getSnapshot().instances;
+    expect(first).toEqual(['web-a:11', 'web-b:22']);
+    store.applyServerEvents([ev('r1-1~1', 'web-b:22')]);
+    store.flushNow();
+    expect(store.getSnapshot().instances).toBe(first); // nothing new: the same array
+    store.beginRun('r2', config, [1], 3000);
+    store.flushNow();
+    expect(store.getSnapshot().instances).toEqual([]);
+  });
+
+  it('keeps what the server answered a cancel on the call\'s row (attempt ids too), and ignores ids not of this run', () => {
+    const store = new CallsStore(() => undefined);
+    store.beginRun('r1', config, [1], 1000);
+    store.dispatch(0, { type: 'cancelled', at: 1100 });
+    store.applyCancelOutcomes([{ callId: 'r1-1', status: 'instance-gone' }, { callId: 'r1-2~1', status: 'already-settled' }, { callId: 'zz-9', status: 'unknown' }]);
+    store.flushNow();
+    expect(store.getSnapshot().rows.map((r) => r.cancelOutcome)).toEqual(['instance-gone', 'already-settled', undefined]);
   });
 });

@@ -4,6 +4,7 @@
  * per animation frame through `subscribe`/`getSnapshot` (useSyncExternalStore).
  */
 import type { ActivityEvent } from '@asyncscope/api';
+import { parseCallId, type CancelOutcome } from '@asyncscope/contract';
 import { CALL_STATES, isTerminal, newRow, reduceCall, type CallEvent, type CallRow, type CallState, type ErrorInfo } from './call-state';
 import { joinEvents, SERVER_PHASES, serverPhase, type ServerPhase } from './hops';
 import type { LabTransport } from './transport';
@@ -66,12 +67,16 @@ export interface CallsSnapshot {
   others: readonly OtherCall[];
   /** Activity events the server's ring dropped before we read them. */
   missedEvents: number;
+  /** The server instances that served this run's calls (their hops' `instance`), in order of first hop. */
+  instances: readonly string[];
   /** Time of this frame (for bars that are still growing). */
   now: number;
   inspected: number | null;
 }
 
 const OTHERS_KEPT = 60;
+/** Instances remembered per run: more than a balancer would ever have in front of one lab. */
+const INSTANCES_KEPT = 64;
 
 function zeroPhases(): Record<ServerPhase, number> {
   return Object.fromEntries(SERVER_PHASES.map((p) => [p, 0])) as Record<ServerPhase, number>;
@@ -98,6 +103,7 @@ export class CallsStore {
   #othersList: readonly OtherCall[] = [];
   #othersChanged = false;
   #missed = 0;
+  #instances: readonly string[] = [];
   #inspected: number | null = null;
   #dirty = true;
   #snapshot: CallsSnapshot;
@@ -135,6 +141,7 @@ export class CallsStore {
     this.#selected = 0;
     this.#selectedActive = 0;
     this.#siblingsCancelled = 0;
+    this.#instances = [];
     this.#inspected = null;
     for (let i = 0; i < config.count; i++) {
       const callId = `${id}-${i + 1}`;
@@ -191,10 +198,22 @@ export class CallsStore {
   applyServerEvents(events: readonly ActivityEvent[], missed = 0): void {
     this.#missed += missed;
     const { hops, others } = joinEvents(events, (base) => this.#byCallId.get(base));
-    for (const { index, hop } of hops) this.dispatch(index, { type: 'hop', hop });
+    for (const { index, hop } of hops) {
+      this.dispatch(index, { type: 'hop', hop });
+      // A new array only when an instance is new, so readers can compare by identity.
+      if (!this.#instances.includes(hop.instance) && this.#instances.length < INSTANCES_KEPT) this.#instances = [...this.#instances, hop.instance];
+    }
     for (const event of others) this.#noteOther(event);
     if (others.length > 0) this.#othersChanged = true;
     if (others.length > 0 || missed > 0) this.#changed();
+  }
+
+  /** What the server answered the client's `calls.cancel` for this run's calls (other ids are not ours). */
+  applyCancelOutcomes(outcomes: readonly CancelOutcome[]): void {
+    for (const { callId, status } of outcomes) {
+      const index = this.#byCallId.get(parseCallId(callId).base);
+      if (index !== undefined) this.dispatch(index, { type: 'cancel-outcome', status });
+    }
   }
 
   /** A person's selection: published at once (see FrameBatcher.publishNow), not at the next frame. */
@@ -292,6 +311,7 @@ export class CallsStore {
       siblingsCancelled: this.#siblingsCancelled,
       others: this.#othersList,
       missedEvents: this.#missed,
+      instances: this.#instances,
       now: this.clock(),
       inspected: this.#inspected,
     };

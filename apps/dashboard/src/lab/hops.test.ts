@@ -2,11 +2,11 @@ import type { ActivityEvent } from '@asyncscope/api';
 import { describe, expect, it } from 'vitest';
 import { newRow, reduceCall, type CallEvent, type CallRow } from './call-state';
 import { parseCallId } from '@asyncscope/contract';
-import { hopSlots, joinEvents, serverVerdict, signalLabel, waitsForPoolConnection, WAITING_FOR_POOL } from './hops';
+import { cancelOutcomeText, hopSlots, joinEvents, servedBy, serverVerdict, signalLabel, waitsForPoolConnection, WAITING_FOR_POOL } from './hops';
 
 let seq = 0;
 const ev = (callId: string, hop: Record<string, unknown> & { type: ActivityEvent['type'] }, at = 2000): ActivityEvent =>
-  ({ seq: ++seq, at, callId, path: 'users.byId', ...hop }) as ActivityEvent;
+  ({ seq: ++seq, at, callId, path: 'users.byId', instance: 'host-a:101', ...hop }) as ActivityEvent;
 
 describe('parseCallId (@asyncscope/contract)', () => {
   it('strips the attempt (~n) and batch (#n) suffixes', () => {
@@ -128,5 +128,52 @@ describe('hopSlots and serverVerdict', () => {
 
   it('labels every signal reason for the narrow column', () => {
     expect(['client-closed', 'cancelled', 'timeout', 'shutdown', 'database'].map(signalLabel)).toEqual(['client', 'by id', 'deadline', 'shutdown', 'database']);
+  });
+});
+
+describe('servedBy', () => {
+  it('is undefined before the server\'s first hop', () => {
+    expect(servedBy([])).toBeUndefined();
+  });
+
+  it('names the instance of the latest attempt, and every instance the call went through', () => {
+    const hops = [
+      ev('r1-1', { type: 'received', budgetMs: 5000, instance: 'host-a:101' }),
+      ev('r1-1', { type: 'settled', code: 'SERVICE_UNAVAILABLE', ms: 3, instance: 'host-a:101' }),
+      ev('r1-1~1', { type: 'received', budgetMs: 4000, instance: 'host-b:202' }),
+      ev('r1-1~1', { type: 'statement.started', statement: 1, pid: 7, instance: 'host-b:202' }),
+    ];
+    const row = rowWith(started, hops, (e) => parseCallId(e.callId).attempt);
+    expect(servedBy(row.hops)).toEqual({ instance: 'host-b:202', all: ['host-a:101', 'host-b:202'] });
+  });
+
+  it('keeps the latest attempt\'s instance when an earlier attempt\'s hop arrives late', () => {
+    const hops = [
+      ev('r1-1~1', { type: 'received', budgetMs: 4000, instance: 'host-b:202' }),
+      ev('r1-1', { type: 'settled', code: 'CLIENT_CLOSED_REQUEST', ms: 3, instance: 'host-a:101' }),
+    ];
+    const row = rowWith(started, hops, (e) => parseCallId(e.callId).attempt);
+    expect(servedBy(row.hops)?.instance).toBe('host-b:202');
+  });
+});
+
+describe('a cancel whose call\'s instance is gone', () => {
+  const cancelled: CallEvent[] = [...started, { type: 'cancel-requested', by: 'you' }, { type: 'cancelled', at: 1500 }];
+
+  it('says "instance gone" instead of "still working" (no settle will ever come)', () => {
+    const hops = [ev('r1-1', { type: 'received', budgetMs: 5000 }), ev('r1-1', { type: 'statement.started', statement: 1, pid: 9 })];
+    expect(serverVerdict(rowWith(cancelled, hops)).text).toBe('still working');
+    expect(serverVerdict(rowWith([...cancelled, { type: 'cancel-outcome', status: 'instance-gone' }], hops))).toEqual({ tone: 'bad', text: 'instance gone' });
+    expect(serverVerdict(rowWith([...cancelled, { type: 'cancel-outcome', status: 'instance-gone' }], []))).toEqual({ tone: 'bad', text: 'instance gone' });
+  });
+
+  it('a settle seen before the instance went wins: that is what happened', () => {
+    const hops = [ev('r1-1', { type: 'received', budgetMs: 5000 }), ev('r1-1', { type: 'settled', code: 'CLIENT_CLOSED_REQUEST', ms: 400 })];
+    expect(serverVerdict(rowWith([...cancelled, { type: 'cancel-outcome', status: 'instance-gone' }], hops)).text).toBe('stopped before SQL');
+  });
+
+  it('words every outcome', () => {
+    expect(cancelOutcomeText('instance-gone')).toMatch(/instance .* is gone/);
+    expect(new Set((['cancelled', 'already-settled', 'unknown', 'instance-gone'] as const).map(cancelOutcomeText)).size).toBe(4);
   });
 });

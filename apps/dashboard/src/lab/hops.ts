@@ -5,7 +5,7 @@
  * @asyncscope/contract's call-id module). Stripping both gives the row; the `~n` gives the attempt.
  */
 import type { ActivityEvent } from '@asyncscope/api';
-import { parseCallId } from '@asyncscope/contract';
+import { parseCallId, type CancelStatus } from '@asyncscope/contract';
 import { isTerminal, type CallRow, type ServerHop } from './call-state';
 
 /** Splits a batch of events into hops for known rows (by index) and events of calls that are not ours. */
@@ -22,6 +22,26 @@ export function joinEvents(
     else hops.push({ index, hop: { ...event, attempt } });
   }
   return { hops, others };
+}
+
+/** Which instance served a call: its latest attempt's, and every instance its hops name (in order of first hop). */
+export interface ServedBy {
+  instance: string;
+  all: readonly string[];
+}
+
+/**
+ * Behind a balancer each attempt of a call (a retry is a new request) can land on another instance: the
+ * row shows the latest attempt's, the inspector every one. Undefined until the server's first hop.
+ */
+export function servedBy(hops: readonly ServerHop[]): ServedBy | undefined {
+  let latest: ServerHop | undefined;
+  const all: string[] = [];
+  for (const hop of hops) {
+    if (!latest || hop.attempt >= latest.attempt) latest = hop;
+    if (!all.includes(hop.instance)) all.push(hop.instance);
+  }
+  return latest ? { instance: latest.instance, all } : undefined;
 }
 
 /** The hops of one attempt, one slot per kind: the fixed columns of a row. */
@@ -146,6 +166,7 @@ export function serverVerdict(row: CallRow): Verdict {
   const slots = hopSlots(row.hops);
   const clientStopped = row.state === 'cancelled' || row.state === 'timed-out';
   if (row.hops.length === 0) {
+    if (row.cancelOutcome === 'instance-gone') return { tone: 'bad', text: 'instance gone' };
     if (row.transport === 'http-batch' && row.state !== 'queued') return { tone: 'idle', text: 'batched: not received yet' };
     if (row.state === 'queued') return { tone: 'idle', text: '' };
     if (row.state === 'cancelled' && row.startedAt === undefined) return { tone: 'ok', text: 'never sent' };
@@ -153,6 +174,8 @@ export function serverVerdict(row: CallRow): Verdict {
     return { tone: 'idle', text: 'not received yet' };
   }
   const { settled } = slots;
+  // Its instance no longer answers: no settle hop will come, and nothing is left to stop.
+  if (!settled && row.cancelOutcome === 'instance-gone') return { tone: 'bad', text: 'instance gone' };
   if (!settled) {
     if (clientStopped) return slots.signal ? { tone: 'busy', text: 'stopping…' } : { tone: 'warn', text: 'still working' };
     if (slots.statement) return { tone: 'busy', text: `SQL on pid ${slots.statement.pid}` };
@@ -168,6 +191,20 @@ export function serverVerdict(row: CallRow): Verdict {
     return { tone: 'ok', text: settled.code === 'TIMEOUT' ? `deadline: ${where}` : where };
   }
   return { tone: 'bad', text: settled.code };
+}
+
+/** What the server's answer to `calls.cancel` means for the call, in words. */
+export function cancelOutcomeText(status: CancelStatus): string {
+  switch (status) {
+    case 'cancelled':
+      return 'stopped on the server';
+    case 'already-settled':
+      return 'it had already finished on the server';
+    case 'unknown':
+      return 'unknown to the server (not received yet, or forgotten)';
+    case 'instance-gone':
+      return 'the server instance that ran it is gone (stopped or died), and its work with it';
+  }
 }
 
 export function fmtMs(ms: number): string {

@@ -4,6 +4,8 @@ import { FaultCode } from '../lab/FaultsBanner';
 import { fmtLatency } from './chart';
 import { Gauge } from './Gauge';
 import { HistoryChart, type Series } from './HistoryChart';
+import { instanceLabel } from './cluster';
+import { EventsLine, InstancesTable } from './Instances';
 import { OtherCalls } from './OtherCalls';
 import type { ServerStatsView } from './use-server-stats';
 
@@ -63,13 +65,38 @@ export function ServerPanel({ stats, hidden }: { stats: ServerStatsView; hidden:
   const poolAgeMs = data?.database.poolConnectionsAgeMs ?? null;
   const other = pool.filter((p) => !POOL_STATES.some((s) => s.state === p.state));
   const faultEntries = Object.entries(faults.data ?? {});
+  // Behind a balancer: every instance and their totals; the gauges and charts below are this instance's.
+  const instances = data?.instances ?? [];
+  const cluster = instances.length > 1;
+  const goneCount = instances.filter((i) => i.state === 'gone').length;
 
   return (
     <aside className="server" id="server-panel" aria-label="Server" hidden={hidden}>
       <div className="server-head">
-        <h2>Server</h2>
+        <h2>
+          Server
+          {data && (
+            <span className="instance-id mono" data-testid="instance-id" title={`Instance ${data.instance}: the one this page's socket reached`}>
+              {instanceLabel(data.instance)}
+            </span>
+          )}
+        </h2>
         <span className="muted" data-testid="server-updated" data-updated-at={stats.updatedAt || undefined} data-latency-ms={stats.updatedAt ? stats.latencyMs : undefined} title={stats.updatedAt ? `answered in ${stats.latencyMs} ms` : undefined}>{stats.updatedAt ? `updated ${new Date(stats.updatedAt).toLocaleTimeString('en-GB')}` : 'waiting…'}</span>
       </div>
+      {data && <EventsLine events={data.events} />}
+      {cluster && data && (
+        <>
+          <div className="section-head">
+            Instances <span className="muted">({instances.length}{goneCount > 0 && <>, <span className="instance-state-gone">{goneCount} gone</span></>})</span>
+          </div>
+          <div className="instances-x">
+            <InstancesTable instances={instances} self={data.instance} />
+          </div>
+          <div className="section-head">
+            This instance <span className="muted mono" title={data.instance}>{instanceLabel(data.instance)}</span>
+          </div>
+        </>
+      )}
       <div className={`gauges ${stats.offlineSince !== null ? 'stale' : ''}`}>
         <Gauge label="in flight" value={data?.inFlight} max={data?.maxInFlight} testId="inflight" />
         <Gauge label="queued" value={data?.queued} max={data?.maxQueue} testId="queued" />
@@ -112,7 +139,7 @@ export function ServerPanel({ stats, hidden }: { stats: ServerStatsView; hidden:
       </div>
 
       <div className="charts-head">
-        <span>History</span>
+        <span>History{cluster && <span className="muted"> · this instance</span>}</span>
         <div className="seg-buttons" role="group" aria-label="Chart span">
           {SPANS.map((s) => (
             <button key={s.ms} type="button" className={spanMs === s.ms ? 'on' : ''} aria-pressed={spanMs === s.ms} onClick={() => { setSpanMs(s.ms); }}>

@@ -1,6 +1,6 @@
 import type { RouterOutputs } from '@asyncscope/api';
 import { apiErrorCode } from '@asyncscope/client';
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { serverRestarted } from '../activity/feed';
 import { useServices } from '../services';
 
@@ -102,4 +102,17 @@ export function useServerStats(): ServerStatsView {
     dbUnavailable: code === 'SERVICE_UNAVAILABLE',
     errorMessage: polled.error ? (polled.error instanceof Error ? polled.error.message : 'request failed') : null,
   };
+}
+
+/** What the lab's rows need to know of the cluster: how many instances, and which are gone. */
+export interface ClusterInfo {
+  size: number;
+  gone: ReadonlySet<string>;
+}
+
+/** The cluster from the stats, the same object while its size and gone instances stay the same (rows compare it by identity). */
+export function useClusterInfo(data: ServerStats | undefined): ClusterInfo {
+  const size = data?.instances.length ?? 1;
+  const goneKey = data?.instances.filter((i) => i.state === 'gone').map((i) => i.instance).join('\n') ?? '';
+  return useMemo(() => ({ size, gone: new Set(goneKey === '' ? [] : goneKey.split('\n')) }), [size, goneKey]);
 }

@@ -21,6 +21,7 @@ export interface ClusterFeedOptions {
 type Slot = ActivityEvent | { gap: number } | undefined;
 
 export class ClusterFeed implements ActivityFeed {
+  readonly mayLag = true;
   #bootId: string;
   readonly capacity: number;
   readonly #ownersKept: number;

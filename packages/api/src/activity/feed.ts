@@ -10,6 +10,12 @@ export interface ActivityFeed {
   readonly bootId: string;
   /** Sequence number of the newest event (0 before the first). */
   readonly lastSeq: number;
+  /**
+   * True for a feed filled from a stream other instances also read: an instance may be milliseconds behind
+   * the one a client just left, so an id ahead of it is waited for (its events are on their way), not
+   * refused as a wrong id.
+   */
+  readonly mayLag?: boolean;
   /** Events after `after`, oldest first, at most `limit`; `missed` counts those no longer (or never) held. */
   read(after: number, limit?: number): ActivityBatch;
   /** Live batches after `after` until `signal` aborts; `pauseMs` coalesces bursts. */

@@ -82,7 +82,7 @@ export const activityRouter = {
     let start: number;
     if (seq == null) start = input.replay ? 0 : log.lastSeq;
     else start = boot === log.bootId ? Number(seq) : 0; // a resume from before a restart replays what this boot has
-    if (start > log.lastSeq) {
+    if (start > log.lastSeq && !(log.mayLag && boot === log.bootId)) {
       // This boot has not sent that id: with its boot id, the id is wrong (it would wait for events that never
       // come); a bare number may be from before a restart (the dashboard resumes so), so it replays this boot's.
       if (boot === log.bootId && input.lastEventId?.includes(':')) {

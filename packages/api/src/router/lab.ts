@@ -1,6 +1,10 @@
 import { TRPCError, type TRPCRouterRecord } from '@trpc/server';
-import { labCpuInput, labSleepInput, labSlowWriteInput, setFaultsInput } from '@asyncscope/contract';
+import { type Fault, labCpuInput, labSleepInput, labSlowWriteInput, setFaultsInput } from '@asyncscope/contract';
+import { deadline } from '@asyncscope/concurrency';
+import { abortCause } from '../call-scope';
+import type { Context } from '../context';
 import type { Runtime } from '../runtime';
+import { abortError, edgeError } from '../trpc-errors';
 import { callProcedure, protectedProcedure, validInput } from '../trpc';
 
 /**
@@ -22,6 +26,24 @@ const labSetting = protectedProcedure.use(({ ctx, next }) => {
   return next();
 });
 
+/**
+ * A read or change of the lab faults' rows (FaultStore), stopped by the client going away, shutdown, the
+ * database going away, or the call's usual time limit; its errors typed like a call's (database away →
+ * SERVICE_UNAVAILABLE).
+ */
+async function faultsCall(ctx: Context, signal: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<Record<string, Fault>>): Promise<Record<string, Fault>> {
+  const { runtime } = ctx;
+  const scope = deadline(runtime.callTimeoutMs, { signal: [signal, runtime.shutdownSignal, runtime.databaseDownSignal()] });
+  try {
+    return await run(scope.signal);
+  } catch (error) {
+    if (scope.signal.aborted) throw abortError(abortCause(scope.signal.reason), runtime.callTimeoutMs, error);
+    throw edgeError(error);
+  } finally {
+    scope.dispose();
+  }
+}
+
 /** Procedures that exist to demonstrate and test cancellation, deadlines and faults. */
 export const labRouter = {
   sleep: labCall.input(validInput(labSleepInput)).query(({ ctx, input }) => ctx.runtime.lab.sleep(input.ms)),
@@ -30,13 +52,10 @@ export const labRouter = {
   cpu: labCall
     .input(validInput(labCpuInput))
     .query(({ ctx, input }) => ctx.runtime.cpu.digest(ctx.call.callId, input.rounds, ctx.call.signal)),
-  setFaults: labSetting.input(validInput(setFaultsInput)).mutation(({ ctx, input }) => {
-    ctx.runtime.faults.set(input.procedure, input.fault);
-    return ctx.runtime.faults.all();
-  }),
-  faults: labSetting.query(({ ctx }) => ctx.runtime.faults.all()),
-  clearFaults: labSetting.mutation(({ ctx }) => {
-    ctx.runtime.faults.clear();
-    return ctx.runtime.faults.all();
-  }),
+  // Faults are rows shared by every instance (FaultStore): a change is answered once this instance applies it.
+  setFaults: labSetting
+    .input(validInput(setFaultsInput))
+    .mutation(({ ctx, input, signal }) => faultsCall(ctx, signal, (s) => ctx.runtime.faultStore.set(input.procedure, input.fault, s))),
+  faults: labSetting.query(({ ctx, signal }) => faultsCall(ctx, signal, (s) => ctx.runtime.faultStore.load(s))),
+  clearFaults: labSetting.mutation(({ ctx, signal }) => faultsCall(ctx, signal, (s) => ctx.runtime.faultStore.clear(s))),
 } satisfies TRPCRouterRecord;

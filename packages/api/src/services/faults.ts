@@ -1,6 +1,11 @@
 import type { Fault, FaultTarget } from '@asyncscope/contract';
 
-/** Faults injected at run time, per procedure (see lab.setFaults). */
+/**
+ * Faults injected at run time, per procedure (see lab.setFaults): the in-memory view the call path reads,
+ * synchronously. The rows live in Postgres (lab_faults); FaultStore (./faults-store.ts) fills this view from
+ * them and keeps it current. `set` and `clear` change this view only (tests use them to inject a fault
+ * without the table); the next reload replaces it with the table's rows.
+ */
 export class Faults {
   readonly #faults = new Map<string, Fault>();
 
@@ -26,5 +31,13 @@ export class Faults {
 
   clear(): void {
     this.#faults.clear();
+  }
+
+  /** Everything at once, as the table holds it (rows with no effect are left out, like `set` does). */
+  replace(faults: Iterable<readonly [string, Fault]>): void {
+    this.#faults.clear();
+    for (const [procedure, fault] of faults) {
+      if (fault.latencyMs !== 0 || fault.errorRate !== 0) this.#faults.set(procedure, fault);
+    }
   }
 }
