@@ -56,9 +56,9 @@ describe('WORKERS', () => {
       await nats?.stop();
     });
 
-    async function startWorkers(databaseUrl: string): Promise<{ child: ServerProcess; url: string }> {
+    async function startWorkers(databaseUrl: string, env: Record<string, string> = {}): Promise<{ child: ServerProcess; url: string }> {
       const port = await freePort();
-      const child = launchServer({ WORKERS: '2', PORT: String(port), DATABASE_URL: databaseUrl, EVENTS_URL: nats?.url ?? '', API_TOKEN: TOKEN, SHUTDOWN_TIMEOUT_MS: '3000' });
+      const child = launchServer({ WORKERS: '2', PORT: String(port), DATABASE_URL: databaseUrl, EVENTS_URL: nats?.url ?? '', API_TOKEN: TOKEN, SHUTDOWN_TIMEOUT_MS: '3000', ...env });
       await until('the banner', () => (child.stdout().includes('asyncscope is running (2 workers)') ? true : undefined), child);
       // The primary's log lines may come after its banner (pino writes asynchronously).
       await until('both workers ready', () => (readyWorkers(child).length === 2 ? true : undefined), child);
@@ -121,19 +121,31 @@ describe('WORKERS', () => {
       expect([survivor, replaced].filter(alive)).toEqual([]);
     }, 60_000);
 
+    /** The instance ids that answer activity.stats, each call on a connection of its own (node:cluster hands them out round-robin). */
+    async function answeringInstances(url: string): Promise<string[]> {
+      const seen = new Set<string>();
+      for (let i = 0; i < 20 && seen.size < 2; i++) {
+        const res = await fetch(`${url}/trpc/activity.stats`, { headers: { authorization: `Bearer ${TOKEN}`, connection: 'close' } });
+        const body = (await res.json()) as { result: { data: { instance: string } } };
+        seen.add(body.result.data.instance);
+      }
+      return [...seen].sort();
+    }
+
     it('both workers answer: calls on new connections are served by both (activity.stats instance ids differ)', async () => {
       await using db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'));
       const { child, url } = await startWorkers(db.url);
       const workers = readyWorkers(child);
-      const seen = new Set<string>();
-      // One connection per call (connection: close): node:cluster's primary hands connections out round-robin.
-      for (let i = 0; i < 20 && seen.size < 2; i++) {
-        const res = await fetch(`${url}/trpc/activity.stats`, { headers: { authorization: `Bearer ${TOKEN}`, connection: 'close' } });
-        const body = (await res.json()) as { result: { data: { instance?: string } } };
-        seen.add(String(body.result.data.instance));
-      }
       // INSTANCE_ID's default is `${hostname}:${pid}`: one per worker.
-      expect([...seen].map((id) => Number(id.split(':').at(-1))).sort()).toEqual([...workers].sort());
+      expect((await answeringInstances(url)).map((id) => Number(id.split(':').at(-1))).sort()).toEqual([...workers].sort());
+      child.proc.kill('SIGTERM');
+      expect(await child.exited).toBe(0);
+    }, 60_000);
+
+    it('a configured INSTANCE_ID names the workers <id>-w1, <id>-w2 (ids stay unique)', async () => {
+      await using db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'));
+      const { child, url } = await startWorkers(db.url, { INSTANCE_ID: 'web' });
+      expect(await answeringInstances(url)).toEqual(['web-w1', 'web-w2']);
       child.proc.kill('SIGTERM');
       expect(await child.exited).toBe(0);
     }, 60_000);
