@@ -8,11 +8,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ActivityEvent } from '@asyncscope/api';
 import { createApiClient, type ApiClient } from '@asyncscope/client';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
+import { killAllNow } from '@asyncscope/harness/children';
 import { missingBinaries, startHaproxy, startInstances, startNats, type Haproxy, type Instance, type Instances, type Nats } from '@asyncscope/harness/cluster';
 import { EventSource } from 'eventsource';
 import postgres from 'postgres';
 import { inject } from 'vitest';
 import { serverDir, untilUp } from './local';
+
+// A test that times out leaves its `await using` undisposed until the file ends: whatever it started (in their own
+// process groups) is killed when this test process exits, however it exits short of SIGKILL.
+process.once('exit', killAllNow);
 
 /** Why this suite cannot run on this machine (a binary missing), or false. */
 export const skipReason: string | false = missingBinaries();
