@@ -152,6 +152,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     trpcAdapter: !config.fastPath ? 'standard' : 'fast',
     log,
     isDatabaseReady: isServing,
+    isStopping: () => shutdown.signal.aborted,
     checkDatabase: () => {
       // /readyz needs no token: callers share the probe in flight, so a flood of probes costs the pool
       // one statement at a time. Nothing is kept once it settles: a cached answer would be stale the

@@ -66,6 +66,35 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
   }
 }
 
+export interface EmbeddedDatabase {
+  /** The application database's URL, password included (never for logs). */
+  url: string;
+  description: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The embedded PostgreSQL with the application's database created: what a server without DATABASE_URL
+ * runs on. With WORKERS > 1 the cluster's primary starts it once and hands its URL to the workers.
+ */
+export async function startEmbeddedDatabase(dataDir: string, log: Logger): Promise<EmbeddedDatabase> {
+  const embedded: EmbeddedPostgresHandle = await startEmbeddedPostgres({
+    dataDir,
+    onLog: (line) => { log.debug({ postgres: line }, 'embedded postgres'); },
+  });
+  try {
+    await ensureDatabase(embedded.url, EMBEDDED_DATABASE);
+  } catch (error) {
+    await embedded.stop();
+    throw error;
+  }
+  return {
+    url: withDatabase(embedded.url, EMBEDDED_DATABASE),
+    description: `embedded PostgreSQL 18 (data in ${embedded.dataDir}, port ${embedded.port})`,
+    stop: () => embedded.stop(),
+  };
+}
+
 /**
  * Opens the database: starts the embedded server when no URL is given (a failure there is fatal: retrying
  * would not fix a permission or disk problem), then connects and migrates in the background, retrying
@@ -73,19 +102,15 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
  */
 export async function openDatabase(options: DatabaseOptions, shutdown: AbortSignal): Promise<ServerDatabase> {
   const { log } = options;
-  let embedded: EmbeddedPostgresHandle | undefined;
+  let embedded: EmbeddedDatabase | undefined;
   let url = options.databaseUrl;
   let description: string;
   if (url) {
     description = describeUrl(url);
   } else {
-    embedded = await startEmbeddedPostgres({
-      dataDir: options.dataDir,
-      onLog: (line) => { log.debug({ postgres: line }, 'embedded postgres'); },
-    });
-    await ensureDatabase(embedded.url, EMBEDDED_DATABASE);
-    url = withDatabase(embedded.url, EMBEDDED_DATABASE);
-    description = `embedded PostgreSQL 18 (data in ${embedded.dataDir}, port ${embedded.port})`;
+    embedded = await startEmbeddedDatabase(options.dataDir, log);
+    url = embedded.url;
+    description = embedded.description;
   }
 
   let health: DbHealth | undefined;

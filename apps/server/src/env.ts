@@ -67,6 +67,8 @@ const envSchema = z.object({
     .string()
     .regex(/^[\w.:@-]{1,128}$/, { error: 'INSTANCE_ID must be 1 to 128 letters, digits or . _ : @ -' })
     .default(() => `${hostname()}:${process.pid}`),
+  /** 1: one process. N>1: node:cluster, N worker processes serving one port (needs EVENTS_URL). */
+  WORKERS: intIn('WORKERS', 1, 64).default(1),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -89,6 +91,10 @@ export function readEnv(source: Record<string, string | undefined> = process.env
   if ((env.TLS_CERT === undefined) !== (env.TLS_KEY === undefined)) {
     const [set, unset] = env.TLS_CERT === undefined ? ['TLS_KEY', 'TLS_CERT'] : ['TLS_CERT', 'TLS_KEY'];
     throw new EnvError(`Invalid configuration:\n  ${set} is set but ${unset} is not: set both (PEM files) to serve HTTPS, or neither for plain HTTP`);
+  }
+  // Workers that each kept their own in-process event log would each show only their own calls' events.
+  if (env.WORKERS > 1 && env.EVENTS_URL === undefined) {
+    throw new EnvError(`Invalid configuration:\n  WORKERS=${env.WORKERS} needs EVENTS_URL (a NATS JetStream server, e.g. nats://127.0.0.1:4222): without a broker each worker would show only its own calls' events and cancels could not reach the worker that runs the call. Set EVENTS_URL, or WORKERS=1`);
   }
   // Relative paths are from the checkout, like the defaults: `pnpm start` and `pnpm dev` run the server in
   // apps/server, a folder the person never chose.

@@ -31,6 +31,8 @@ export interface HttpOptions {
   dashboardDir?: string | undefined;
   /** Answers /readyz: resolves if the database answers now. */
   checkDatabase: (signal: AbortSignal) => Promise<void>;
+  /** True once shutdown began: /readyz answers 503 then, so a load balancer stops sending while this one drains. */
+  isStopping?: (() => boolean) | undefined;
   /** tRPC under /trpc/: our fast path with tRPC's adapter behind it (default), or tRPC's adapter alone (FAST_PATH=off; tests compare them). */
   trpcAdapter?: 'fast' | 'standard' | undefined;
   /** PEM certificate and key: HTTPS, HTTP/2 with HTTP/1.1 beside it (ALPN); plain HTTP/1.1 when absent. */
@@ -172,6 +174,8 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       sendJson(res, 405, { error: { message: `Only GET and HEAD are served here, not ${req.method ?? 'this method'}.` } });
     } else if (path === '/healthz') {
       sendJson(res, 200, { status: 'ok' });
+    } else if (path === '/readyz' && options.isStopping?.()) {
+      sendJson(res, 503, { status: 'stopping', reason: 'the server is shutting down' });
     } else if (path === '/readyz') {
       const signal = AbortSignal.timeout(2000);
       options.checkDatabase(signal).then(

@@ -1,8 +1,11 @@
+import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from './app';
 import { EnvError, readEnv, readTls } from './env';
 import { createLogger } from './log-redaction';
+import { runPrimary, type WorkerReady } from './workers';
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);
@@ -20,6 +23,21 @@ try {
 
 const log = createLogger({ level: env.LOG_LEVEL });
 const dashboardDir = existsSync(join(env.DASHBOARD_DIR, 'index.html')) ? env.DASHBOARD_DIR : undefined;
+
+if (env.WORKERS > 1 && cluster.isPrimary) {
+  // The primary forks the workers (which run this file from here on as single servers) and exits with them.
+  await runPrimary({
+    workers: env.WORKERS,
+    databaseUrl: env.DATABASE_URL,
+    dataDir: env.DATA_DIR,
+    apiToken: env.API_TOKEN,
+    // The default names this (primary) process; each worker's own default names the worker.
+    instanceId: env.INSTANCE_ID === `${hostname()}:${process.pid}` ? undefined : env.INSTANCE_ID,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    dashboard: dashboardDir !== undefined,
+    log,
+  }).catch((error: unknown) => fail(`Could not start: ${error instanceof Error ? error.message : String(error)}`));
+}
 
 const server = await startServer({
   port: env.PORT,
@@ -77,7 +95,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 // (Meanwhile the log says why not, and /readyz answers 503.) It rejects only when a stop comes first.
 const ready = await server.database.ready.then(() => true, () => false);
 
-if (ready) {
+if (ready && cluster.isWorker) {
+  // The primary prints one banner for all workers.
+  const message: WorkerReady = { type: 'asyncscope:ready', url: server.url, database: server.database.description };
+  process.send?.(message);
+} else if (ready) {
   const banner = [
     '',
     `  asyncscope is running`,

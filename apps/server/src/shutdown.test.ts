@@ -41,6 +41,30 @@ describe('graceful shutdown', () => {
     expect(events.find((e) => e.type === 'statement.ended')).toMatchObject({ sqlstate: '57014' });
   });
 
+  it('answers /readyz 503 once it is stopping, so a load balancer stops sending while it drains', async () => {
+    await using t = await startTestServer({ shutdownTimeoutMs: 5000 });
+    expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+    // A load balancer's kept-alive connection, busy with a call when the stop begins (so it stays open), on
+    // which a health check arrives during the drain.
+    const socket = connect({ host: '127.0.0.1', port: Number(new URL(t.url).port) });
+    await once(socket, 'connect');
+    let received = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => { received += chunk; });
+    const input = encodeURIComponent(JSON.stringify({ ms: 400 }));
+    socket.write(`GET /trpc/lab.sleep?input=${input} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_TOKEN}\r\nx-request-id: sleeping-at-stop\r\n\r\n`);
+    await until('the call started', () => hop(t, 'sleeping-at-stop', 'started'));
+    const closing = t.server.close();
+    socket.write('GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await closing;
+    const answers = () => received.split(/(?=HTTP\/1\.1 \d{3} )/).filter((part) => part.length > 0);
+    await until('both answered', () => answers().length >= 2 || undefined);
+    socket.destroy();
+    const [call, readyz] = answers();
+    expect(call).toMatch(/^HTTP\/1\.1 200 /);
+    expect(readyz).toMatch(/^HTTP\/1\.1 503 /);
+    expect(readyz).toContain('"status":"stopping"');
+  });
+
   it.each([
     ['HTTP', false],
     ['HTTPS (TLS handshake done, no request)', true],

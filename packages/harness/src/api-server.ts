@@ -36,6 +36,8 @@ export interface ApiServerOptions {
   nodeArgs?: readonly string[];
   readyTimeoutMs?: number;
   tls?: boolean;
+  /** The bearer token (instances behind one load balancer share one); a random one when absent. */
+  token?: string;
 }
 
 /** Starts the built server against `databaseUrl`, and waits until /readyz answers 200. */
@@ -48,7 +50,7 @@ export async function startApiServer(
   const { serverDir } = options;
   const serve = serveArgs(serverDir);
   const port = await freePort();
-  const token = randomBytes(18).toString('hex');
+  const token = options.token ?? randomBytes(18).toString('hex');
   // HTTPS (HTTP/2 and HTTP/1.1) with a certificate made now for 127.0.0.1.
   const tlsDir = options.tls ? await mkdtemp(join(tmpdir(), 'asyncscope-bench-tls-')) : undefined;
   let ca: string | undefined;

@@ -22,6 +22,10 @@ export interface SpawnOptions {
   name: string;
   /** Arguments after the node executable, e.g. ['--import', 'tsx', 'src/main.ts']. */
   args: string[];
+  /** Another program than node (nats-server, haproxy), given `args`. */
+  command?: string;
+  /** Which of its lines are echoed (default: stderr lines and JSON log lines on stdout). */
+  echo?: (line: string) => boolean;
   cwd: string;
   env: NodeJS.ProcessEnv;
 }
@@ -32,7 +36,7 @@ export interface SpawnOptions {
  * there; at LOG_LEVEL=warn every one is a warning or worse), are echoed with the child's name.
  */
 export function spawnChild(options: SpawnOptions): Child {
-  const child = spawn(process.execPath, options.args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(options.command ?? process.execPath, options.args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const lines: string[] = [];
   let echoed = 0;
   const remember = (stream: NodeJS.ReadableStream, echo: (line: string) => boolean) => {
@@ -45,8 +49,8 @@ export function spawnChild(options: SpawnOptions): Child {
       else if (echoed === MAX_ECHOED + 1) process.stderr.write(`[${options.name}] (more output not shown)\n`);
     });
   };
-  remember(child.stdout, (line) => line.startsWith('{'));
-  remember(child.stderr, () => true);
+  remember(child.stdout, options.echo ?? ((line) => line.startsWith('{')));
+  remember(child.stderr, options.echo ?? (() => true));
 
   const exited = new Promise<number | string>((resolve) => {
     child.once('exit', (code, signal) => { resolve(code ?? signal ?? 'unknown'); });
