@@ -185,6 +185,9 @@ describe.skipIf(missing !== null)('the dashboard through HAProxy in front of 3 i
       await page.setViewportSize({ width, height: 1000 });
       await sleep(200); // one frame of layout after the resize, for the screenshot
       await screenshot(page, `e2e-cluster-lab-${width}`);
+      // The labels tell the instances apart on screen: none is cut by its cell (10 characters once were).
+      const cut = await page.locator('.tbody .c-inst').evaluateAll((cells) => cells.filter((c) => c.scrollWidth > c.clientWidth).map((c) => c.textContent));
+      expect(cut, `inst. labels cut at ${width} px`).toEqual([]);
     }
   });
 

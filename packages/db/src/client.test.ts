@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './testing';
+import postgres from 'postgres';
+import { createDbClient } from './client';
+import { createTestDatabase, databaseUrl, dropDatabase, type TestDatabase } from './testing';
 import { runMigrations } from './migrate';
 import { users } from './schema';
 
@@ -35,5 +37,30 @@ describe('createDbClient', () => {
 
   it('rejects blank names below the API', async () => {
     await expect(t.orm.insert(users).values({ name: '   ', email: 'blank@example.com' })).rejects.toMatchObject({ cause: { code: '23514' } });
+  });
+});
+
+describe('migrations from several instances at once', () => {
+  it('four instances starting together on a fresh database all migrate it, and it is migrated once', async () => {
+    // Instances behind a balancer start together: drizzle's CREATE SCHEMA / CREATE TABLE IF NOT EXISTS race
+    // (23505 on the catalog), and two may apply the same migration (42P07). Each must end up started.
+    const admin = postgres(inject('pgAdminUrl'), { max: 1, onnotice: () => undefined });
+    const name = `${inject('pgTemplate')}_race_${Date.now().toString(36)}`;
+    await admin.unsafe(`create database "${name}"`);
+    const clients = Array.from({ length: 4 }, (_, i) => createDbClient({ url: databaseUrl(inject('pgAdminUrl'), name), poolMax: 2, statementTimeoutMs: 10_000, applicationName: `migrate-race-${i}` }));
+    try {
+      const results = await Promise.allSettled(clients.map((c) => runMigrations(c.orm)));
+      expect(results.map((r) => (r.status === 'rejected' ? String((r.reason as Error).cause ?? r.reason) : 'ok'))).toEqual(['ok', 'ok', 'ok', 'ok']);
+      const first = clients[0];
+      if (!first) throw new Error('no client');
+      const applied = await first.sql<{ n: number }[]>`select count(*)::int n from drizzle.__drizzle_migrations`;
+      const files = await first.sql<{ n: number }[]>`select count(*)::int n from information_schema.tables where table_name = 'lab_faults'`;
+      expect(applied[0]?.n).toBeGreaterThanOrEqual(3);
+      expect(files[0]?.n).toBe(1);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await admin.end();
+      await dropDatabase(inject('pgAdminUrl'), name);
+    }
   });
 });

@@ -136,13 +136,21 @@ export function haproxyConfig(sample: string, options: { port: number; backends:
 
 /** Sends one command to HAProxy's runtime API and returns its answer. */
 async function runtimeApi(socket: string, command: string, signal: AbortSignal): Promise<string> {
+  signal.throwIfAborted();
   return new Promise((resolve, reject) => {
-    const client = connect({ path: socket, signal });
+    // The abort listener by hand: Node 20's connect({ signal }) leaves one on the signal per socket, closed
+    // or not (MaxListenersExceededWarning when a test polls).
+    const client = connect({ path: socket });
+    const onAbort = (): void => { client.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted')); };
+    signal.addEventListener('abort', onAbort, { once: true });
     let answer = '';
     client.setEncoding('utf8');
     client.on('data', (chunk: string) => { answer += chunk; });
     client.once('error', reject);
-    client.once('close', () => { resolve(answer); });
+    client.once('close', () => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(answer);
+    });
     client.end(`${command}\n`);
   });
 }
