@@ -14,10 +14,10 @@ export const migrationsFolder = join(dirname(createRequire(import.meta.url).reso
 
 /**
  * What instances that migrate one database at once run into: drizzle's CREATE SCHEMA / TABLE IF NOT EXISTS
- * race on the catalog (23505), and two may apply the same migration (42P06/42P07/42710). The loser's
+ * race on the catalog (23505), and two may apply the same migration (42P06/42P07/42701/42710). The loser's
  * transaction rolls back; once the winner has committed, a retry finds everything applied.
  */
-const RACE_SQLSTATES = new Set(['23505', '42P06', '42P07', '42710']);
+const RACE_SQLSTATES = new Set(['23505', '42P06', '42P07', '42701', '42710']);
 const RACE_ATTEMPTS = 6;
 
 /**
