@@ -6,6 +6,7 @@
  */
 import { ownerOfToken, type ActivityEvent } from '@asyncscope/api';
 import { createApiClient, type ApiClient } from '@asyncscope/client';
+import { connectBroker } from '@asyncscope/cluster';
 import { startNatsServer, type TestNatsServer } from '@asyncscope/cluster/testing';
 import { until } from '@asyncscope/concurrency/testing';
 import { EventSource } from 'eventsource';
@@ -258,6 +259,30 @@ async function restartAndCheck(onA: Subscription, dropped: number): Promise<void
   const seqs = onA.events.map((e) => e.seq);
   expect(new Set(seqs).size).toBe(seqs.length);
 }
+
+describe('an owner that does not answer', () => {
+  it('while presence still lists it up, is unknown — not instance-gone (a blip of its link is not a death)', async () => {
+    // A real cluster member, up in presence, whose hops name a call of ours, but that serves no cancels.
+    const mute = connectBroker({ url: nats.url, instanceId: 'node-mute', stream: 'TEST_HOPS', subjectPrefix: 'asyncscope', maxEvents: 100_000, maxAgeMs: 3_600_000, maxBuffered: 100 });
+    try {
+      await until('linked', () => mute.status().connected, 10_000);
+      const hop: ActivityEvent = { seq: 1, at: Date.now(), callId: 'muted-call', path: 'lab.sleep', instance: 'node-mute', type: 'received', budgetMs: 15_000 };
+      mute.publish({ ...hop, owner: OWNER });
+      await until('A knows the owner', () => a.server.events?.feed.instanceOf(OWNER, 'muted-call') === 'node-mute', 5_000);
+      await until('A lists it up', () => {
+        mute.announce({});
+        return a.server.events?.broker.instances().some((p) => p.instance === 'node-mute' && p.state === 'up');
+      }, 5_000);
+      expect(await cancelOn(a, ['muted-call'])).toEqual([{ callId: 'muted-call', status: 'unknown' }]);
+      // Gone from presence too: now it is instance-gone.
+      await mute.withdraw(AbortSignal.timeout(2_000));
+      await until('A lists it gone', () => a.server.events?.broker.instances().every((p) => p.instance !== 'node-mute' || p.state === 'gone'), 5_000);
+      expect(await cancelOn(a, ['muted-call'])).toEqual([{ callId: 'muted-call', status: 'instance-gone' }]);
+    } finally {
+      await mute.close(AbortSignal.timeout(2_000));
+    }
+  });
+});
 
 describe('an instance that vanished', () => {
   it('a cancel for a call it was running answers instance-gone', async () => {
