@@ -4,8 +4,9 @@
  * other's statement; a cancel for the call of an instance that vanished says so; a broker that stops leaves
  * calls and /readyz alone, and the events resume after it with the gap reported as `missed`.
  */
-import type { ActivityEvent } from '@asyncscope/api';
+import { ownerOfToken, type ActivityEvent } from '@asyncscope/api';
 import { createApiClient, type ApiClient } from '@asyncscope/client';
+import { connectBroker } from '@asyncscope/cluster';
 import { startNatsServer, type TestNatsServer } from '@asyncscope/cluster/testing';
 import { until } from '@asyncscope/concurrency/testing';
 import { EventSource } from 'eventsource';
@@ -13,6 +14,10 @@ import pino from 'pino';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
+
+/** Another caller (another token): its call ids are its own, even when they spell the same as TEST_TOKEN's. */
+const OTHER_TOKEN = 'other-token-0123456789abcdef';
+const OWNER = ownerOfToken(TEST_TOKEN);
 
 let nats: TestNatsServer;
 let a: TestServer;
@@ -24,8 +29,8 @@ let observer: postgres.Sql;
 beforeAll(async () => {
   nats = await startNatsServer();
   const events = { url: nats.url, stream: 'TEST_HOPS', maxEvents: 100_000, maxAgeS: 3600 };
-  a = await startTestServer({ instanceId: 'node-a', applicationName: 'test-server-a', events });
-  b = await startTestServer({ instanceId: 'node-b', applicationName: 'test-server-b', events, database: a.database });
+  a = await startTestServer({ instanceId: 'node-a', applicationName: 'test-server-a', events, extraApiTokens: [OTHER_TOKEN] });
+  b = await startTestServer({ instanceId: 'node-b', applicationName: 'test-server-b', events, database: a.database, extraApiTokens: [OTHER_TOKEN] });
   apiA = createApiClient({ url: `${a.url}/trpc`, token: TEST_TOKEN, EventSource });
   apiB = createApiClient({ url: `${b.url}/trpc`, token: TEST_TOKEN, EventSource });
   observer = postgres(a.database.url, { max: 1, onnotice: () => undefined });
@@ -70,10 +75,10 @@ const settled = (s: Subscription, callId: string) => s.events.some((e) => e.call
 const sleepingPids = async (applicationName: string) =>
   (await observer<{ pid: number }[]>`select pid from pg_stat_activity where application_name = ${applicationName} and state = 'active' and query like '%pg_sleep%'`).map((r) => r.pid);
 
-function cancelOn(t: TestServer, callIds: string[]) {
+function cancelOn(t: TestServer, callIds: string[], token = TEST_TOKEN) {
   return fetch(`${t.url}/trpc/calls.cancel`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ callIds }),
     signal: AbortSignal.timeout(5000),
   }).then(async (res) => ((await res.json()) as { result?: { data: { results: unknown } } }).result?.data.results);
@@ -129,7 +134,7 @@ describe('one event stream for the cluster', () => {
       const pids = await sleepingPids('test-server-b');
       return pids.length === 1 && pids;
     }, 10_000);
-    await until('A knows the owner', () => a.server.events?.feed.instanceOf('sleep-on-b') === 'node-b', 5_000);
+    await until('A knows the owner', () => a.server.events?.feed.instanceOf(OWNER, 'sleep-on-b') === 'node-b', 5_000);
     const t0 = performance.now();
     expect(await cancelOn(a, ['sleep-on-b'])).toEqual([{ callId: 'sleep-on-b', status: 'cancelled' }]);
     const ms = performance.now() - t0;
@@ -146,6 +151,37 @@ describe('one event stream for the cluster', () => {
     ]);
     console.log(`FIGURES cross-instance cancel answered in ${ms.toFixed(1)} ms`);
   });
+
+  it('owners are per caller: another caller’s call with the same id elsewhere does not redirect the cancel', async () => {
+    const apiOtherA = createApiClient({ url: `${a.url}/trpc`, token: OTHER_TOKEN, EventSource });
+    const outcome = (p: Promise<unknown>) => p.then(() => 'finished', (error: unknown) => (error as { data?: { code?: string } }).data?.code ?? String(error));
+    const mine = outcome(apiB.lab.sleep.query({ ms: 15_000 }, { context: { callId: 'same-id', transport: 'single' } }));
+    await until('A knows mine is on B', () => a.server.events?.feed.instanceOf(OWNER, 'same-id') === 'node-b', 10_000);
+    // Then the other caller's call with that id, on A itself: its hops are the newest for 'same-id'.
+    const theirs = outcome(apiOtherA.lab.sleep.query({ ms: 15_000 }, { context: { callId: 'same-id', transport: 'single' } }));
+    await until('A has seen theirs', () => a.server.events?.feed.instanceOf(ownerOfToken(OTHER_TOKEN), 'same-id') === 'node-a', 10_000);
+    expect(await cancelOn(a, ['same-id'])).toEqual([{ callId: 'same-id', status: 'cancelled' }]);
+    expect(await mine).toBe('CLIENT_CLOSED_REQUEST');
+    expect(await cancelOn(a, ['same-id'], OTHER_TOKEN)).toEqual([{ callId: 'same-id', status: 'cancelled' }]);
+    expect(await theirs).toBe('CLIENT_CLOSED_REQUEST');
+  });
+
+  it('a cancel sent to a non-owner before the call’s hops can have reached it still stops the call', async () => {
+    const outcome = (p: Promise<unknown>) => p.then(() => 'finished', (error: unknown) => (error as { data?: { code?: string } }).data?.code ?? String(error));
+    // Back to back: the call to B, the cancel to A at once (A cannot know the owner yet).
+    const call = outcome(apiB.lab.sleep.query({ ms: 15_000 }, { context: { callId: 'race-1', transport: 'single' } }));
+    const answer = await cancelOn(a, ['race-1']);
+    expect([[{ callId: 'race-1', status: 'cancelled' }], [{ callId: 'race-1', status: 'unknown' }]]).toContainEqual(answer);
+    const t0 = performance.now();
+    expect(await call).toBe('CLIENT_CLOSED_REQUEST');
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    // The cancel first, then the call within a second: remembered by B's registry as an early cancel.
+    expect(await cancelOn(a, ['race-2'])).toEqual([{ callId: 'race-2', status: 'unknown' }]);
+    const t1 = performance.now();
+    expect(await outcome(apiB.lab.sleep.query({ ms: 15_000 }, { context: { callId: 'race-2', transport: 'single' } }))).toBe('CLIENT_CLOSED_REQUEST');
+    expect(performance.now() - t1).toBeLessThan(5_000);
+    await until('no statement of theirs left', async () => (await sleepingPids('test-server-b')).length === 0, 3_000);
+  });
 });
 
 describe('the broker down', () => {
@@ -153,6 +189,8 @@ describe('the broker down', () => {
     const onA = subscribe(apiA);
     await apiB.users.list.query(undefined, { context: { callId: 'before-stop', transport: 'single' } });
     await until('seen', () => settled(onA, 'before-stop'), 10_000);
+    const resumeId = onA.lastId ?? '';
+    const resumeSeq = Number(resumeId.split(':')[1]);
     const droppedBefore = (a.server.events?.broker.status().dropped ?? 0) + (b.server.events?.broker.status().dropped ?? 0);
     await nats.stop();
     await until('both see it down', () => !a.server.events?.broker.status().connected && !b.server.events?.broker.status().connected, 10_000);
@@ -185,10 +223,17 @@ describe('the broker down', () => {
       expect((await fetch(`${c.url}/readyz`)).status).toBe(200);
       const apiC = createApiClient({ url: `${c.url}/trpc`, token: TEST_TOKEN, EventSource });
       await apiC.users.list.query(undefined, { context: { callId: 'on-c-down', transport: 'single' } });
+      // A client resuming with A's id on C, which has not learned its stream yet: it waits for it, then resumes.
+      const onC = subscribe(apiC, resumeId);
       await until('C says the broker is unreachable', () => lines.some((l) => l.includes('"level":40') && l.includes('events broker unreachable')), 5_000);
       await restartAndCheck(onA, dropped + (c.server.events?.broker.status().dropped ?? 0));
       await until('C linked', () => c.server.events?.broker.status().connected, 10_000);
       await until('C follows the stream', () => c.server.runtime.feed.read(0, 100_000).events.some((e) => e.callId === 'after-restart'), 10_000);
+      await until('the subscriber on C gets the call after the restart', () => settled(onC, 'after-restart'), 10_000);
+      onC.stop();
+      const seqsOnC = onC.events.map((e) => e.seq);
+      expect(seqsOnC.filter((seq) => seq <= resumeSeq)).toEqual([]);
+      expect(new Set(seqsOnC).size).toBe(seqsOnC.length);
       expect(lines.some((l) => l.includes('"level":30') && l.includes('events broker connected'))).toBe(true);
       expect(lines.join('\n')).not.toContain('s3cret-pass');
       expect(lines.join('\n')).toContain(`nats://127.0.0.1:${nats.port}`);
@@ -215,16 +260,43 @@ async function restartAndCheck(onA: Subscription, dropped: number): Promise<void
   expect(new Set(seqs).size).toBe(seqs.length);
 }
 
+describe('an owner that does not answer', () => {
+  it('while presence still lists it up, is unknown — not instance-gone (a blip of its link is not a death)', async () => {
+    // A real cluster member, up in presence, whose hops name a call of ours, but that serves no cancels.
+    const mute = connectBroker({ url: nats.url, instanceId: 'node-mute', stream: 'TEST_HOPS', subjectPrefix: 'asyncscope', maxEvents: 100_000, maxAgeMs: 3_600_000, maxBuffered: 100 });
+    try {
+      await until('linked', () => mute.status().connected, 10_000);
+      const hop: ActivityEvent = { seq: 1, at: Date.now(), callId: 'muted-call', path: 'lab.sleep', instance: 'node-mute', type: 'received', budgetMs: 15_000 };
+      mute.publish({ ...hop, owner: OWNER });
+      await until('A knows the owner', () => a.server.events?.feed.instanceOf(OWNER, 'muted-call') === 'node-mute', 5_000);
+      await until('A lists it up', () => {
+        mute.announce({});
+        return a.server.events?.broker.instances().some((p) => p.instance === 'node-mute' && p.state === 'up');
+      }, 5_000);
+      expect(await cancelOn(a, ['muted-call'])).toEqual([{ callId: 'muted-call', status: 'unknown' }]);
+      // Gone from presence too: now it is instance-gone.
+      await mute.withdraw(AbortSignal.timeout(2_000));
+      await until('A lists it gone', () => a.server.events?.broker.instances().every((p) => p.instance !== 'node-mute' || p.state === 'gone'), 5_000);
+      expect(await cancelOn(a, ['muted-call'])).toEqual([{ callId: 'muted-call', status: 'instance-gone' }]);
+    } finally {
+      await mute.close(AbortSignal.timeout(2_000));
+    }
+  });
+});
+
 describe('an instance that vanished', () => {
   it('a cancel for a call it was running answers instance-gone', async () => {
     // In-process, B's link to the cluster dies (as with SIGKILL, nobody answers for B any more) while its call
     // still runs here; the real SIGKILL is in the cluster integration test (apps/cluster).
     const call = apiB.lab.sleep.query({ ms: 15_000 }, { context: { callId: 'orphan', transport: 'single' } }).catch(() => 'stopped');
     await until('running', async () => (await sleepingPids('test-server-b')).length === 1, 10_000);
-    await until('A knows the owner', () => a.server.events?.feed.instanceOf('orphan') === 'node-b', 5_000);
+    await until('A knows the owner', () => a.server.events?.feed.instanceOf(OWNER, 'orphan') === 'node-b', 5_000);
     await b.server.events?.broker.close();
+    // Gone once presence agrees (a graceful close says goodbye at once; a kill takes 3 s of silence).
+    await until('A lists B gone', async () => (await apiA.activity.stats.query()).instances.every((i) => i.instance !== 'node-b' || i.state === 'gone'), 5_000);
     expect(await cancelOn(a, ['orphan'])).toEqual([{ callId: 'orphan', status: 'instance-gone' }]);
-    await until('A lists B gone', async () => (await apiA.activity.stats.query()).instances.some((i) => i.instance === 'node-b' && i.state === 'gone'), 5_000);
+    // Another caller asking for the same id learns nothing of it: not its call.
+    expect(await cancelOn(a, ['orphan'], OTHER_TOKEN)).toEqual([{ callId: 'orphan', status: 'unknown' }]);
     // Stop it here for the cleanup (B's own registry still has it).
     expect(await cancelOn(b, ['orphan'])).toEqual([{ callId: 'orphan', status: 'cancelled' }]);
     await call;

@@ -7,7 +7,7 @@
  * Nothing here blocks the start or /readyz: a broker that is down means hops are counted as dropped and the
  * feed waits; both resume on their own when it comes back.
  */
-import { ClusterFeed, REMOTE_CANCEL_MS, type ActivityEvent, type EventsStatus, type InstanceStats, type Runtime, type RuntimeOptions } from '@asyncscope/api';
+import { ClusterFeed, REMOTE_CANCEL_MS, type ActivityEvent, type EventsStatus, type InstanceStats, type OwnedEvent, type Runtime, type RuntimeOptions } from '@asyncscope/api';
 import { NO_RESPONDERS, connectBroker, type Broker } from '@asyncscope/cluster';
 import type { CancelOutcome, CancelStatus } from '@asyncscope/contract';
 import type { Logger } from 'pino';
@@ -30,6 +30,8 @@ const ANNOUNCE_MS = 1_000;
 /** Most call ids one cancel request may carry to another instance. */
 const MAX_REMOTE_IDS = 1_000;
 const STATUSES: readonly CancelStatus[] = ['cancelled', 'already-settled', 'unknown', 'instance-gone'];
+/** Merging the answers of every instance asked about an id with no known owner: one that holds it wins. */
+const RANK: Partial<Record<CancelStatus, number>> = { cancelled: 2, 'already-settled': 1, unknown: 0 };
 
 export interface EventsLink {
   readonly broker: Broker;
@@ -70,7 +72,7 @@ export function startEventsLink(config: EventsConfig, instanceId: string, log: L
   });
   log.info({ broker: describeBroker(config.url), stream: config.stream, instance: instanceId }, 'events: through the broker');
   // Its real id space is known once the broker answers (onStream resets it then, before any event).
-  const feed = new ClusterFeed('js-pending', { capacity: FEED_CAPACITY });
+  const feed = new ClusterFeed('js-pending', { capacity: FEED_CAPACITY, pending: true });
   const stop = new AbortController();
   const following = follow(broker, feed, stop.signal);
   let announcer: NodeJS.Timeout | undefined;
@@ -79,36 +81,65 @@ export function startEventsLink(config: EventsConfig, instanceId: string, log: L
   const remoteCancel = async (owner: string, callIds: string[], signal: AbortSignal): Promise<CancelOutcome[]> => {
     const answers = new Map<string, CancelStatus>();
     const byInstance = new Map<string, string[]>();
+    /** Ids no hop has named an owner for (for this caller): the call may not have reached this feed yet. */
+    const unplaced: string[] = [];
     for (const id of callIds) {
-      const instance = feed.instanceOf(id);
-      // Unknown owner, or this instance (whose registry already said unknown): nobody else to ask.
-      if (instance === undefined || instance === instanceId) continue;
+      const instance = feed.instanceOf(owner, id);
+      // This instance (whose registry already said unknown): nobody else to ask.
+      if (instance === instanceId) continue;
+      if (instance === undefined) {
+        if (unplaced.length < MAX_REMOTE_IDS) unplaced.push(id);
+        continue;
+      }
       const ids = byInstance.get(instance) ?? [];
       if (ids.length < MAX_REMOTE_IDS) ids.push(id);
       byInstance.set(instance, ids);
     }
-    await Promise.all(
-      [...byInstance].map(async ([instance, ids]) => {
-        try {
-          const answer = await broker.request(instance, 'cancel', { owner, callIds: ids }, signal, REMOTE_CANCEL_MS);
-          if (answer === NO_RESPONDERS) {
-            for (const id of ids) answers.set(id, 'instance-gone');
-            return;
-          }
-          for (const outcome of resultsOf(answer)) if (ids.includes(outcome.callId)) answers.set(outcome.callId, outcome.status);
-        } catch (error) {
-          // Broker down, timed out, or the owner failed: those ids stay 'unknown', as with one process.
-          log.debug({ err: error, instance }, 'remote cancel failed');
+    const ask = async (instance: string, ids: string[]): Promise<CancelOutcome[] | typeof NO_RESPONDERS | undefined> => {
+      try {
+        const answer = await broker.request(instance, 'cancel', { owner, callIds: ids }, signal, REMOTE_CANCEL_MS);
+        return answer === NO_RESPONDERS ? NO_RESPONDERS : resultsOf(answer).filter((o) => ids.includes(o.callId));
+      } catch (error) {
+        // Broker down, timed out, or the owner failed: those ids stay 'unknown', as with one process.
+        log.debug({ err: error, instance }, 'remote cancel failed');
+        return undefined;
+      }
+    };
+    const presence = broker.instances();
+    const up = presence.filter((p) => p.state === 'up' && p.instance !== instanceId).map((p) => p.instance);
+    await Promise.all([
+      ...[...byInstance].map(async ([instance, ids]) => {
+        const answer = await ask(instance, ids);
+        if (answer === NO_RESPONDERS) {
+          // Gone only when presence agrees (or no longer lists it): a brief blip of its connection is not a death.
+          const seen = presence.find((p) => p.instance === instance);
+          const status: CancelStatus = seen === undefined || seen.state === 'gone' ? 'instance-gone' : 'unknown';
+          for (const id of ids) answers.set(id, status);
+          return;
         }
+        for (const outcome of answer ?? []) answers.set(outcome.callId, outcome.status);
       }),
-    );
+      // An owner not known yet: every instance that is up is asked the same; each registry cancels the call
+      // or remembers the early cancel for (owner, id) — the call may be on its way there.
+      ...(unplaced.length === 0
+        ? []
+        : up.map(async (instance) => {
+            const answer = await ask(instance, unplaced);
+            if (answer === NO_RESPONDERS || answer === undefined) return;
+            for (const outcome of answer) {
+              const rank = RANK[outcome.status] ?? 0;
+              if (rank > (RANK[answers.get(outcome.callId) ?? 'unknown'] ?? 0)) answers.set(outcome.callId, outcome.status);
+            }
+          })),
+    ]);
     return callIds.map((callId) => ({ callId, status: answers.get(callId) ?? 'unknown' }));
   };
 
   const runtimeOptions: EventsLink['runtimeOptions'] = {
     feed,
-    onHop: (event: ActivityEvent) => {
-      broker.publish(event);
+    // The owner travels with the hop (for cancel routing by (owner, id)); the feed strips it before any reader.
+    onHop: (event: ActivityEvent, owner: string) => {
+      broker.publish({ ...event, owner });
     },
     remoteCancel,
     clusterInstances: () =>
@@ -173,10 +204,10 @@ async function follow(broker: Broker, feed: ClusterFeed, signal: AbortSignal): P
       feed.reset(bootId);
     },
     onRecords: (batch) => {
-      const events: ActivityEvent[] = [];
+      const events: OwnedEvent[] = [];
       for (const { seq, record } of batch) {
         // The stream's seq is the event's id everywhere; the publisher's local one is dropped.
-        if (isEvent(record)) events.push({ ...record, seq });
+        if (isEvent(record)) events.push({ ...record, seq, owner: typeof record.owner === 'string' ? record.owner : undefined });
       }
       feed.ingest(events);
     },
@@ -187,7 +218,7 @@ async function follow(broker: Broker, feed: ClusterFeed, signal: AbortSignal): P
   });
 }
 
-function isEvent(record: unknown): record is ActivityEvent {
+function isEvent(record: unknown): record is ActivityEvent & { owner?: unknown } {
   if (typeof record !== 'object' || record === null) return false;
   const r = record as Record<string, unknown>;
   return typeof r.type === 'string' && typeof r.callId === 'string' && typeof r.path === 'string' && typeof r.instance === 'string' && typeof r.at === 'number';

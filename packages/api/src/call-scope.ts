@@ -67,6 +67,8 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
   readonly signal: AbortSignal;
   readonly deadlineAt: number;
   readonly #runtime: Context['runtime'];
+  /** The caller's registry key: published with each hop so a cancel elsewhere finds this call by (owner, id). */
+  readonly #owner: string;
   readonly #scope: SignalScope;
   #settle: (() => void) | undefined;
   #slots: CallSlots | undefined;
@@ -77,8 +79,10 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
     readonly path: string,
     readonly budgetMs: number,
     requestSignal: AbortSignal | undefined,
+    owner: string,
   ) {
     this.#runtime = runtime;
+    this.#owner = owner;
     this.#scope = deadline(budgetMs, { signal: [requestSignal, runtime.shutdownSignal, runtime.databaseDownSignal()] });
     this.signal = this.#scope.signal;
     this.deadlineAt = Date.now() + budgetMs;
@@ -104,7 +108,7 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
   }
 
   emit(hop: CallHop): void {
-    this.#runtime.recordHop(this.callId, this.path, hop);
+    this.#runtime.recordHop(this.callId, this.path, hop, this.#owner);
   }
 
   /** QueryScope: a statement-level hop of this call. */
@@ -158,7 +162,7 @@ export function openCallScope(ctx: Context, path: string, requestSignal: AbortSi
   if (slots && !slots.tryAcquire()) {
     throw new OverloadedError('This connection has as many calls in flight as it may; wait for some to finish, or open another connection.');
   }
-  const scope = new OpenCallScope(runtime, callId, path, budgetMs, meta?.signal ?? requestSignal);
+  const scope = new OpenCallScope(runtime, callId, path, budgetMs, meta?.signal ?? requestSignal, ctx.owner);
   scope.register(ctx.owner, slots);
   return scope;
 }

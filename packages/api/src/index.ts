@@ -13,7 +13,7 @@ export { TicketStore, type TicketStoreOptions } from './tickets';
 export type { ActivityEvent, CallHop, AbortCause, ActivityBatch } from './activity/log';
 export type { StatsSample } from './activity/stats';
 export type { ActivityFeed } from './activity/feed';
-export { ClusterFeed, type ClusterFeedOptions } from './activity/cluster-feed';
+export { ClusterFeed, type ClusterFeedOptions, type OwnedEvent } from './activity/cluster-feed';
 
 export type RouterInputs = inferRouterInputs<AppRouter>;
 export type RouterOutputs = inferRouterOutputs<AppRouter>;

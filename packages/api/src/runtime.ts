@@ -51,8 +51,12 @@ export interface RuntimeOptions {
   instanceId: string;
   /** What activity.events reads; default this process's ActivityLog (the broker's ClusterFeed with several instances). */
   feed?: ActivityFeed;
-  /** Called with every recorded hop (the broker's publisher). It must not throw; if it does, the call goes on and it is counted. */
-  onHop?: (event: ActivityEvent) => void;
+  /**
+   * Called with every recorded hop (the broker's publisher), and the owner (caller's key in the registry) of its
+   * call, so another instance routes a cancel by (owner, call id). It must not throw; if it does, the call goes
+   * on and it is counted.
+   */
+  onHop?: (event: ActivityEvent, owner: string) => void;
   /**
    * Asks the instances that own these ids (those the local registry answered `unknown`) to cancel them,
    * for caller `owner`; answers per id. Given a signal that aborts after REMOTE_CANCEL_MS.
@@ -114,7 +118,7 @@ export class Runtime {
   readonly eventsStatus: () => EventsStatus;
   /** onHop calls that threw (the hop was recorded; the call went on). */
   hopErrors = 0;
-  readonly #onHop: ((event: ActivityEvent) => void) | undefined;
+  readonly #onHop: ((event: ActivityEvent, owner: string) => void) | undefined;
   readonly #remoteCancel: RuntimeOptions['remoteCancel'];
   readonly admission: Admission;
   readonly stats: ServerStats;
@@ -156,11 +160,11 @@ export class Runtime {
   }
 
   /** Records one hop of a call, then hands it to onHop (whose failure never reaches the call). */
-  recordHop(callId: string, path: string, hop: CallHop): void {
+  recordHop(callId: string, path: string, hop: CallHop, owner = ''): void {
     const event = this.activity.record(callId, path, hop);
     if (!this.#onHop) return;
     try {
-      this.#onHop(event);
+      this.#onHop(event, owner);
     } catch {
       this.hopErrors++;
     }

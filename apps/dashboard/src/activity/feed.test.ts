@@ -68,6 +68,27 @@ describe('ActivityFeed', () => {
     expect(h.received).toEqual([900, 1, 2]);
   });
 
+  it('a batch of a new id space (recreated stream) starts the count over and drops none of its events', () => {
+    const h = harness();
+    h.feed.start();
+    h.opened[0]?.handlers.onData({ bootId: 'js-old', events: [event(900), event(901)], missed: 0 });
+    h.opened[0]?.handlers.onData({ bootId: 'js-new', events: [event(1), event(2)], missed: 0 });
+    expect(h.received).toEqual([900, 901, 1, 2]);
+    expect(h.feed.state).toMatchObject({ bootId: 'js-new', lastSeq: 2 });
+    // The same id space goes on as before: overlap is dropped.
+    h.opened[0]?.handlers.onData({ bootId: 'js-new', events: [event(2), event(3)], missed: 0 });
+    expect(h.received).toEqual([900, 901, 1, 2, 3]);
+  });
+
+  it('resubscribes with the full boot:seq id, not a bare number', () => {
+    const h = harness();
+    h.feed.start();
+    h.opened[0]?.handlers.onData({ bootId: 'js-abc', events: [event(41), event(42)], missed: 0 });
+    h.opened[0]?.handlers.onError(new Error('stream refused'));
+    h.runTimers();
+    expect(h.opened[1]?.input).toEqual({ lastEventId: 'js-abc:42' });
+  });
+
   it('stop closes the stream and cancels a pending retry', () => {
     const h = harness();
     h.feed.start();
@@ -88,6 +109,12 @@ describe('serverRestarted', () => {
     expect(serverRestarted(samples(0, 3), samples(0, 4))).toBe(false);
     expect(serverRestarted(samples(0, 300), samples(1000, 300))).toBe(false);
     expect(serverRestarted(samples(0, 299), samples(1000, 300))).toBe(false); // a missed poll while it filled up
+  });
+
+  it('with the broker, another instance’s (younger) history is not a restart', () => {
+    expect(serverRestarted(samples(0, 30), samples(60_000, 2), 'broker')).toBe(false);
+    expect(serverRestarted(samples(0, 5), samples(60_000, 40), 'broker')).toBe(false);
+    expect(serverRestarted(samples(0, 30), samples(60_000, 2), 'local')).toBe(true);
   });
 
   it('a shorter history, or one that starts after what we saw, is a new process', () => {

@@ -1,9 +1,10 @@
 /**
  * The one activity stream of the dashboard (activity.events over SSE). Batches are tracked by their last
  * sequence number: while the server lives, the link (EventSource's Last-Event-ID) and our own
- * resubscription after an error both resume from the last event we got, so there are no gaps and no
- * duplicates. A restarted server numbers its events from 1 again; `serverRestarted()` starts over from
- * the oldest event it holds.
+ * resubscription after an error both resume from the last event we got (`boot:seq`), so there are no gaps
+ * and no duplicates. A new id space (a restarted server, or a recreated broker stream) numbers its events
+ * from 1 again: a batch with another bootId starts our count over, and `serverRestarted()` re-reads a
+ * restarted single server from the oldest event it holds.
  */
 import type { ActivityEvent } from '@asyncscope/api';
 import type { StatsSample } from '@asyncscope/api';
@@ -14,7 +15,8 @@ export interface FeedInput {
 }
 
 export interface FeedHandlers {
-  onData: (batch: { events: ActivityEvent[]; missed: number }) => void;
+  /** `bootId` names the batch's id space (absent: an older server; the count goes on). */
+  onData: (batch: { bootId?: string; events: ActivityEvent[]; missed: number }) => void;
   onError: (error: unknown) => void;
   /** 'connecting' with an error: the link lost the stream and is reconnecting by itself. */
   onConnectionStateChange: (state: { state: 'idle' | 'connecting' | 'pending'; error: unknown }) => void;
@@ -26,8 +28,10 @@ export type FeedStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 
 export interface FeedState {
   status: FeedStatus;
-  /** Last event sequence number received. */
+  /** Last event sequence number received, in id space `bootId`. */
   lastSeq: number;
+  /** The id space of `lastSeq` (null before the first batch that names one). */
+  bootId: string | null;
   /** Events the server's ring dropped before we read them. */
   missed: number;
   /** Streams opened (1 + reconnections we did ourselves). */
@@ -44,7 +48,7 @@ export interface FeedOptions {
 }
 
 export class ActivityFeed {
-  #state: FeedState = { status: 'stopped', lastSeq: 0, missed: 0, subscriptions: 0, lastError: null };
+  #state: FeedState = { status: 'stopped', lastSeq: 0, bootId: null, missed: 0, subscriptions: 0, lastError: null };
   #sub: { unsubscribe(): void } | null = null;
   #retryTimer: unknown = null;
   #retryDelay: number;
@@ -94,7 +98,7 @@ export class ActivityFeed {
     this.#cancelRetry();
     this.#sub?.unsubscribe();
     this.#sub = null;
-    this.#set({ lastSeq: 0 });
+    this.#set({ lastSeq: 0, bootId: null });
     this.#open({ replay: true }, 'reconnecting');
   }
 
@@ -107,6 +111,8 @@ export class ActivityFeed {
         if (!isCurrent()) return;
         this.#retryDelay = this.#retryMs;
         if (this.#state.status !== 'live') this.#set({ status: 'live', lastError: null });
+        // Another id space (a restarted server, a recreated stream): its numbers start again, so does our count.
+        if (batch.bootId !== undefined && batch.bootId !== this.#state.bootId) this.#set({ bootId: batch.bootId, lastSeq: this.#state.bootId === null ? this.#state.lastSeq : 0 });
         const fresh = batch.events.filter((e) => e.seq > this.#state.lastSeq);
         const last = fresh.at(-1);
         if (last) this.#set({ lastSeq: last.seq });
@@ -141,7 +147,9 @@ export class ActivityFeed {
     this.#retryTimer = this.#setTimeout(() => {
       this.#retryTimer = null;
       if (this.#state.status === 'stopped') return;
-      this.#open(this.#state.lastSeq > 0 ? { lastEventId: String(this.#state.lastSeq) } : {}, 'reconnecting');
+      // The full id: a bare number would be read in whatever id space the server has now.
+      const { lastSeq, bootId } = this.#state;
+      this.#open(lastSeq > 0 ? { lastEventId: bootId === null ? String(lastSeq) : `${bootId}:${lastSeq}` } : {}, 'reconnecting');
     }, delay);
   }
 
@@ -165,9 +173,12 @@ function errorText(error: unknown): string {
 /**
  * Whether two consecutive answers of activity.stats come from different server processes. The history
  * holds one sample a second since the process started (the newest 300): while the process lives it never
- * shrinks, and its oldest sample is never newer than the newest one we saw before.
+ * shrinks, and its oldest sample is never newer than the newest one we saw before. With the broker
+ * (`mode` 'broker') consecutive answers may come from different instances, and ids are the stream's, the
+ * same on every instance: a new id space shows in the events' bootId instead, so this is never a restart.
  */
-export function serverRestarted(previous: readonly StatsSample[] | undefined, next: readonly StatsSample[]): boolean {
+export function serverRestarted(previous: readonly StatsSample[] | undefined, next: readonly StatsSample[], mode: 'local' | 'broker' = 'local'): boolean {
+  if (mode === 'broker') return false;
   const lastSeen = previous?.at(-1);
   if (!previous || !lastSeen) return false;
   if (next.length < previous.length) return true;

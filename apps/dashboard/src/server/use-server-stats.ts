@@ -89,7 +89,7 @@ export function useServerStats(): ServerStatsView {
   useEffect(() => {
     const history = polled.data?.history;
     if (!history) return;
-    if (serverRestarted(previousHistory.current, history)) feed.serverRestarted();
+    if (serverRestarted(previousHistory.current, history, polled.data?.events.mode)) feed.serverRestarted();
     previousHistory.current = history;
   }, [polled.data, feed]);
 

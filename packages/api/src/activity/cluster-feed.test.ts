@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ClusterFeed } from './cluster-feed';
+import { ClusterFeed, type OwnedEvent } from './cluster-feed';
 import type { ActivityEvent } from './log';
 
 /** A hop as the broker delivers it: `seq` is the stream's. */
 const hop = (seq: number, instance = 'a', callId = `c${seq}`): ActivityEvent => ({ seq, at: seq, callId, path: 'users.byId', instance, type: 'started' });
+const owned = (seq: number, instance = 'a', callId = `c${seq}`, owner = 'alice'): OwnedEvent => ({ ...hop(seq, instance, callId), owner });
 const seqs = (events: readonly ActivityEvent[]) => events.map((e) => e.seq);
 
 describe('ClusterFeed', () => {
@@ -66,21 +67,48 @@ describe('ClusterFeed', () => {
 
   it('knows the owner of recent calls, and forgets the oldest beyond its bound', () => {
     const feed = new ClusterFeed('js-abc', { capacity: 10, ownersKept: 3 });
-    feed.ingest([hop(1, 'a', 'x'), hop(2, 'b', 'y'), hop(3, 'a', 'z')]);
-    expect(feed.instanceOf('y')).toBe('b');
-    feed.ingest([hop(4, 'a', 'x')]); // x is refreshed: y is now the oldest
-    feed.ingest([hop(5, 'c', 'w')]);
-    expect(feed.instanceOf('y')).toBeUndefined();
-    expect([feed.instanceOf('x'), feed.instanceOf('z'), feed.instanceOf('w')]).toEqual(['a', 'a', 'c']);
-    expect(feed.instanceOf('never')).toBeUndefined();
+    feed.ingest([owned(1, 'a', 'x'), owned(2, 'b', 'y'), owned(3, 'a', 'z')]);
+    expect(feed.instanceOf('alice', 'y')).toBe('b');
+    feed.ingest([owned(4, 'a', 'x')]); // x is refreshed: y is now the oldest
+    feed.ingest([owned(5, 'c', 'w')]);
+    expect(feed.instanceOf('alice', 'y')).toBeUndefined();
+    expect([feed.instanceOf('alice', 'x'), feed.instanceOf('alice', 'z'), feed.instanceOf('alice', 'w')]).toEqual(['a', 'a', 'c']);
+    expect(feed.instanceOf('alice', 'never')).toBeUndefined();
+  });
+
+  it('keys owners by (caller, call id): another caller reusing an id redirects nothing; readers never see the owner', () => {
+    const feed = new ClusterFeed('js-abc', { capacity: 10 });
+    feed.ingest([owned(1, 'a', 'same', 'alice'), owned(2, 'b', 'same', 'bob')]);
+    expect(feed.instanceOf('alice', 'same')).toBe('a');
+    expect(feed.instanceOf('bob', 'same')).toBe('b');
+    expect(feed.instanceOf('carol', 'same')).toBeUndefined();
+    for (const event of feed.read(0).events) expect(event).not.toHaveProperty('owner');
+  });
+
+  it('whenBound: a pending feed waits for its stream (reset); an abort ends the wait', async () => {
+    expect(new ClusterFeed('js-abc').bound).toBe(true);
+    const feed = new ClusterFeed('js-pending', { pending: true });
+    expect(feed.bound).toBe(false);
+    const aborted = new AbortController();
+    const giveUp = feed.whenBound(aborted.signal);
+    aborted.abort();
+    await giveUp;
+    expect(feed.bound).toBe(false);
+    let bound = false;
+    const waiting = feed.whenBound(new AbortController().signal).then(() => { bound = true; });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(bound).toBe(false);
+    feed.reset('js-real');
+    await waiting;
+    expect(bound).toBe(true);
   });
 
   it('stays bounded: a long stream keeps capacity events and ownersKept owners', () => {
     const feed = new ClusterFeed('js-abc', { capacity: 100, ownersKept: 1000 });
-    for (let seq = 1; seq <= 200_000; seq++) feed.ingest([hop(seq)]);
+    for (let seq = 1; seq <= 200_000; seq++) feed.ingest([owned(seq)]);
     expect(feed.read(0, 1_000_000).events).toHaveLength(100);
-    expect(feed.instanceOf('c199001')).toBe('a');
-    expect(feed.instanceOf('c199000')).toBeUndefined();
+    expect(feed.instanceOf('alice', 'c199001')).toBe('a');
+    expect(feed.instanceOf('alice', 'c199000')).toBeUndefined();
   });
 
   it('reset: a new stream is a new id space; its followers start over', async () => {

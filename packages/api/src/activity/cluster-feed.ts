@@ -16,7 +16,15 @@ export interface ClusterFeedOptions {
   capacity?: number;
   /** Call ids whose owner is remembered for cross-instance cancel (oldest forgotten first). */
   ownersKept?: number;
+  /** The real id space is not known yet (the broker has not answered): `whenBound` waits for the first `reset`. */
+  pending?: boolean;
 }
+
+/**
+ * A hop as the broker carries it: the event and the owner (caller's registry key) of its call. The owner
+ * routes cancels by (owner, call id) and never reaches the ring (subscribers must not see it).
+ */
+export type OwnedEvent = ActivityEvent & { owner?: string };
 
 type Slot = ActivityEvent | { gap: number } | undefined;
 
@@ -30,8 +38,14 @@ export class ClusterFeed implements ActivityFeed {
   #first = 0;
   #last = 0;
   readonly #waiters = new Set<() => void>();
-  /** Call id → instance that produced its hops; a Map keeps insertion order, so the oldest goes first. */
+  /**
+   * owner + "\n" + call id → instance that produced its hops (ids are unique per caller only, so another
+   * caller's call with the same id must not redirect this one's cancel); a Map keeps insertion order, so the
+   * oldest goes first.
+   */
   readonly #owners = new Map<string, string>();
+  #bound: boolean;
+  readonly #boundWaiters = new Set<() => void>();
 
   constructor(bootId: string, options: ClusterFeedOptions = {}) {
     this.#bootId = bootId;
@@ -39,6 +53,26 @@ export class ClusterFeed implements ActivityFeed {
     this.#ownersKept = options.ownersKept ?? 50_000;
     if (!(this.capacity >= 1) || !(this.#ownersKept >= 1)) throw new RangeError('ClusterFeed: capacity and ownersKept must be at least 1');
     this.#ring = new Array<Slot>(this.capacity);
+    this.#bound = !options.pending;
+  }
+
+  /** False until the feed has learned its stream's id space (constructed `pending`, not reset yet). */
+  get bound(): boolean {
+    return this.#bound;
+  }
+
+  /** Resolves once the feed is bound to its stream, or when `signal` aborts (the caller checks which). */
+  async whenBound(signal: AbortSignal): Promise<void> {
+    if (this.#bound || signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        this.#boundWaiters.delete(done);
+        resolve();
+      };
+      this.#boundWaiters.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   get bootId(): string {
@@ -50,14 +84,17 @@ export class ClusterFeed implements ActivityFeed {
   }
 
   /** Events in ascending stream sequence; any at or below lastSeq (a consumer's redelivery) are ignored. */
-  ingest(events: readonly ActivityEvent[]): void {
+  ingest(events: readonly OwnedEvent[]): void {
     let added = false;
-    for (const event of events) {
+    for (const owned of events) {
+      const { owner, ...event } = owned;
       if (!this.#put(event.seq, event)) continue;
       added = true;
-      // Refreshed on every hop: a long call stays among the newest.
-      this.#owners.delete(event.callId);
-      this.#owners.set(event.callId, event.instance);
+      // Refreshed on every hop: a long call stays among the newest. A hop with no owner routes nothing.
+      if (owner === undefined) continue;
+      const key = ownerKey(owner, event.callId);
+      this.#owners.delete(key);
+      this.#owners.set(key, event.instance);
       if (this.#owners.size > this.#ownersKept) this.#owners.delete(this.#owners.keys().next().value as string);
     }
     if (added) this.#wake();
@@ -68,9 +105,9 @@ export class ClusterFeed implements ActivityFeed {
     if (this.#put(afterSeq + 1, { gap: Math.max(0, n) })) this.#wake();
   }
 
-  /** The instance that served a recent call (seen in its hops), if still remembered. */
-  instanceOf(callId: string): string | undefined {
-    return this.#owners.get(callId);
+  /** The instance that served caller `owner`'s recent call `callId` (seen in its hops), if still remembered. */
+  instanceOf(owner: string, callId: string): string | undefined {
+    return this.#owners.get(ownerKey(owner, callId));
   }
 
   /** The stream was recreated: a new id space. Followers start over from its first event. */
@@ -80,6 +117,11 @@ export class ClusterFeed implements ActivityFeed {
     this.#first = 0;
     this.#last = 0;
     this.#wake();
+    if (!this.#bound) {
+      this.#bound = true;
+      for (const done of this.#boundWaiters) done();
+      this.#boundWaiters.clear();
+    }
   }
 
   read(after: number, limit = 1000): ActivityBatch {
@@ -155,4 +197,8 @@ export class ClusterFeed implements ActivityFeed {
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
   }
+}
+
+function ownerKey(owner: string, callId: string): string {
+  return `${owner}\n${callId}`;
 }

@@ -16,6 +16,11 @@ export interface ActivityFeed {
    * refused as a wrong id.
    */
   readonly mayLag?: boolean;
+  /**
+   * Resolves once the feed knows its id space (a ClusterFeed before the broker first answers does not), or when
+   * `signal` aborts. Absent: always bound.
+   */
+  whenBound?(signal: AbortSignal): Promise<void>;
   /** Events after `after`, oldest first, at most `limit`; `missed` counts those no longer (or never) held. */
   read(after: number, limit?: number): ActivityBatch;
   /** Live batches after `after` until `signal` aborts; `pauseMs` coalesces bursts. */

@@ -78,6 +78,11 @@ export const activityRouter = {
    */
   events: protectedProcedure.input(validInput(activityEventsInput)).subscription(async function* ({ ctx, input, signal }) {
     const log = ctx.runtime.feed;
+    const done = signal ?? new AbortController().signal;
+    // An instance that has not learned its stream yet would read every resumed id as from another id space
+    // (start over: duplicates), so it waits — as long as the subscriber does — for its real one.
+    await log.whenBound?.(done);
+    if (done.aborted) return;
     const [boot, seq] = input.lastEventId?.includes(':') ? input.lastEventId.split(':') : [log.bootId, input.lastEventId];
     let start: number;
     if (seq == null) start = input.replay ? 0 : log.lastSeq;
@@ -90,7 +95,6 @@ export const activityRouter = {
       }
       start = 0;
     }
-    const done = signal ?? new AbortController().signal;
     for await (const batch of log.follow(start, done, 50)) {
       yield tracked(`${log.bootId}:${batch.lastSeq}`, { bootId: log.bootId, events: batch.events, missed: batch.missed });
     }
