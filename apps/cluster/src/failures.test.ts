@@ -4,9 +4,20 @@
  */
 import { apiErrorCode, isApiError } from '@asyncscope/client';
 import { setTimeout as sleep } from 'node:timers/promises';
+import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { printFigure, sessionsOf, skipReason, startCluster, subscribe, until, untilLive } from './test-cluster';
 import { untilUp } from './local';
+
+/** Runs `query` on a short-lived observer connection (not one of the instances'). */
+async function observe<T>(url: string, query: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(url, { max: 1, onnotice: () => undefined, idle_timeout: 1, connection: { application_name: 'asyncscope-cluster-observer' } });
+  try {
+    return await query(sql);
+  } finally {
+    await sql.end({ timeout: 2 });
+  }
+}
 
 describe.skipIf(skipReason !== false)('failures', () => {
   it('an instance killed mid-run: its calls fail typed, the others go on, it is shown gone, its sessions end, a new one joins', async () => {
@@ -26,7 +37,34 @@ describe.skipIf(skipReason !== false)('failures', () => {
       );
       const ownerOf = (id: string) => watcher.of(id)[0]?.instance;
       await until('every call runs somewhere', () => ids.every((id) => watcher.of(id).some((h) => h.type === 'statement.started')), signal, 20_000);
+      // A write the victim acknowledged, and one it holds open when it dies: a lab.slowWrite inserts its first row,
+      // then sleeps 20 s inside the transaction (its session holds the row lock and the transaction all that time).
+      const label = `killed-${Date.now().toString(36)}`;
+      const victimApi = cluster.direct(victim);
+      expect(await victimApi.lab.slowWrite.mutate({ label: `${label}-acked`, ms: 0 }, { context: { transport: 'single' } })).toEqual({ rows: 2 });
+      const open = victimApi.lab.slowWrite.mutate({ label: `${label}-open`, ms: 20_000 }, { context: { transport: 'single' } }).then(
+        () => 'answered',
+        () => 'failed',
+      );
+      const inTransaction = () => observe(cluster.db.url, async (sql) => (await sql<{ n: number }[]>`
+        select count(*)::int as n from pg_stat_activity
+        where application_name = ${victim.applicationName} and backend_xid is not null and query like '%pg_sleep%'`)[0]?.n ?? 0);
+      await until('the slow write holds its transaction', async () => (await inTransaction()) === 1, signal, 10_000);
       await cluster.instances.kill(victim);
+      const killedAt = Date.now();
+      // Its Postgres sessions end within seconds of the SIGKILL, well before the slow write's statement would
+      // have ended by itself (20 s): none left — so none `idle in transaction`, none still running a statement for
+      // a client that is gone, holding its locks. The pool's client_connection_check_interval is what makes
+      // Postgres notice the closed socket mid-statement; without it the session runs on to the end of its sleep.
+      let left: { state: string; query: string }[] = [];
+      await until('its sessions ended', async () => (left = await sessionsOf(cluster.db.url, victim.applicationName)).length === 0, signal, 5_000,
+        () => `sessions left: ${JSON.stringify(left)}`);
+      printFigure('the killed instance\'s sessions gone after (ms)', String(Date.now() - killedAt));
+      expect(await open).toBe('failed');
+      // The transaction rolled back: the acknowledged write is there, whole; nothing of the open one remains.
+      const rows = await observe(cluster.db.url, (sql) => sql<{ label: string; n: number }[]>`
+        select label, count(*)::int as n from lab_writes where label in (${`${label}-acked`}, ${`${label}-open`}) group by label`);
+      expect(rows).toEqual([{ label: `${label}-acked`, n: 2 }]);
       // In flight on the victim when it died: its calls not settled before (a slow start can let a few finish).
       const victims = ids.filter((id) => ownerOf(id) === victim.id && !watcher.of(id).some((h) => h.type === 'settled'));
       expect(victims.length).toBeGreaterThan(0);
@@ -52,9 +90,6 @@ describe.skipIf(skipReason !== false)('failures', () => {
         const stats = await cluster.direct(watched).activity.stats.query();
         return stats.instances.some((i) => i.instance === victim.id && i.state === 'gone');
       }, signal, 10_000);
-      // Its Postgres sessions end (the sleeps it started end by themselves, their client gone): none left, none idle in transaction.
-      await until('its sessions ended', async () => (await sessionsOf(cluster.db.url, victim.applicationName)).length === 0, signal, 10_000, () => 'sessions left');
-
       // New calls through the balancer still succeed (HAProxy took it out of rotation).
       const after = await Promise.all(Array.from({ length: 20 }, () => cluster.api.users.list.query({ limit: 1 }, { context: { transport: 'single' } }).then(() => 'ok', (e: unknown) => apiErrorCode(e) ?? String(e))));
       expect(after).toEqual(after.map(() => 'ok'));

@@ -8,6 +8,7 @@ export { ShutdownError } from './call-scope';
 export { CallRegistry, CancelledError, type CallRegistryOptions } from './calls/registry';
 export { runWithCallMeta, currentCallMeta, type CallMeta, type CallSlots } from './calls/call-meta';
 export { admittedProcedures } from './shedding';
+export { SSE_PING_INTERVAL_MS } from './trpc';
 export { BEARER_TOKEN_HINT, createBearerVerifier, createCredentials, ownerOfToken, unauthorizedMessage, type Credentials } from './auth';
 export { TicketStore, type TicketStoreOptions } from './tickets';
 export type { ActivityEvent, CallHop, AbortCause, ActivityBatch } from './activity/log';

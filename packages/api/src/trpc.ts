@@ -48,9 +48,17 @@ export function validInput<S extends z.ZodType>(schema: S) {
   };
 }
 
+/**
+ * How often a quiet SSE stream (activity.events with no calls) gets tRPC's `ping` event. Proxies cut a response
+ * that sends nothing for their idle timeout (HAProxy's `timeout server`/`timeout client`, nginx's
+ * proxy_read_timeout: 60 s by default); a ping well within it keeps the stream open. tRPC's clients ignore pings.
+ */
+export const SSE_PING_INTERVAL_MS = 15_000;
+
 const t = initTRPC.context<Context>().create({
   // Never put stack traces in responses, whatever NODE_ENV says.
   isDev: false,
+  sse: { ping: { enabled: true, intervalMs: SSE_PING_INTERVAL_MS } },
   errorFormatter({ shape, error }) {
     const zodError = error.cause instanceof InputValidationError ? error.cause.zodError : null;
     let message = shape.message;

@@ -76,6 +76,10 @@ export function createDbClient(config: DbConfig): DbClient {
     connection: {
       application_name: resolved.applicationName,
       statement_timeout: resolved.statementTimeoutMs,
+      // A client that dies mid-statement (a SIGKILLed instance) is noticed within 1 s: without this, Postgres
+      // runs the statement to its end (a pg_sleep, a lock wait: up to the statement timeout) before it finds the
+      // socket closed, and the transaction holds its locks all that time. PostgreSQL 14+.
+      client_connection_check_interval: 1000,
     },
   };
   const pool = postgres(resolved.url, options);

@@ -81,7 +81,8 @@ export function eventsView(events: EventsStatus): EventsView | null {
   const dropped = events.dropped > 0 ? ` · ${events.dropped.toLocaleString('en-US')} dropped` : '';
   const detail = `${events.published.toLocaleString('en-US')} events published through the broker, ${events.dropped.toLocaleString('en-US')} dropped (not published: broker away or its buffer full)`;
   if (!events.connected) {
-    return { tone: 'warn', text: `Broker disconnected: other instances' events are not shown until it is back${dropped}`, detail: `Calls are still served; this instance publishes again once the broker is back. ${detail}` };
+    // Every instance's events reach the dashboard through the broker, this one's too: with it away, none do.
+    return { tone: 'warn', text: `Broker disconnected: no new events are shown until it is back${dropped}`, detail: `Calls are still served, but their events are not published meanwhile (counted as dropped) and reach no dashboard; once the broker is back, events flow again and subscribers are told how many they missed. ${detail}` };
   }
   return { tone: dropped ? 'warn' : 'ok', text: `Events: broker connected${dropped}`, detail };
 }
