@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerUnavailableError, NO_RESPONDERS, connectBroker, type Broker, type BrokerOptions, type FollowedRecord, type MissedReason } from './broker.ts';
 import { startNatsServer, type TestNatsServer } from './test-nats-server.ts';
@@ -264,6 +266,70 @@ describe('broker down and back', () => {
   }, 60_000);
 });
 
+describe('a stream deleted while connected', () => {
+  let monitored: TestNatsServer;
+  beforeAll(async () => {
+    monitored = await startNatsServer({ monitor: true });
+  });
+  afterAll(async () => {
+    await monitored.dispose();
+  });
+
+  /** Messages clients sent to the server so far (every publish attempt is one, stored or not). */
+  async function inMsgs(): Promise<number> {
+    const varz = (await (await fetch(`${monitored.monitorUrl ?? ''}/varz`, { signal: AbortSignal.timeout(2_000) })).json()) as { in_msgs: number };
+    return varz.in_msgs;
+  }
+
+  async function deleteAndResume(opts: { silentSubscriber: boolean }): Promise<{ attemptsInFirstSecond: number }> {
+    const s = names();
+    const b = broker(s, { url: monitored.url });
+    await until('connected', () => b.status().connected);
+    for (let i = 0; i < 5; i++) b.publish({ i });
+    const c = collect(b, 0);
+    await until('5', () => c.records.length === 5);
+    const firstBoot = b.bootId();
+    const nc = await connect({ servers: monitored.url });
+    // A plain subscriber on the subject keeps the 503 from coming: the publish times out instead.
+    const sub = opts.silentSubscriber ? nc.subscribe(`${s.subjectPrefix}.hops.>`) : undefined;
+    await nc.flush();
+    let i = 5;
+    const timer = setInterval(() => {
+      b.publish({ i: i++ });
+    }, 50);
+    try {
+      const jsm = await jetstreamManager(nc);
+      const before = await inMsgs();
+      await jsm.streams.delete(s.stream);
+      await new Promise((r) => setTimeout(r, 1_000));
+      const attemptsInFirstSecond = (await inMsgs()) - before;
+      await until('reset', () => c.resets.length === 1, 15_000, () => b.status());
+      expect(b.status().connected).toBe(true);
+      expect(b.bootId()).not.toBe(firstBoot);
+      expect(c.resets[0]).toBe(b.bootId());
+      const atReset = c.records.length;
+      await until('records in the new stream', () => c.records.length > atReset + 5, 10_000);
+      expect((await jsm.streams.info(s.stream)).state.messages).toBeGreaterThan(5);
+      return { attemptsInFirstSecond };
+    } finally {
+      clearInterval(timer);
+      sub?.unsubscribe();
+      await nc.close();
+      await c.stop();
+    }
+  }
+
+  it('a publish answered "no stream" creates it again, publishing resumes, and failures do not spin', async () => {
+    const { attemptsInFirstSecond } = await deleteAndResume({ silentSubscriber: false });
+    // ~20 records in that second, each tried at most 3 times, plus the link's own requests (a spinning marker: thousands).
+    expect(attemptsInFirstSecond).toBeLessThan(300);
+  }, 30_000);
+
+  it('a publish that times out (a plain subscriber on the subject) looks at the stream and creates it again', async () => {
+    await deleteAndResume({ silentSubscriber: true });
+  }, 40_000);
+});
+
 describe('presence', () => {
   it('shows an instance up, gone after silence, gone at once on withdraw', async () => {
     const s = names();
@@ -293,6 +359,29 @@ describe('presence', () => {
   });
 });
 
+describe('instance ids that differ only in punctuation', () => {
+  it('get their own presence key and their own subject', async () => {
+    const s = names();
+    const colon = broker(s, { instanceId: 'a:1' });
+    const underscore = broker(s, { instanceId: 'a_1' });
+    const observer = broker(s, { instanceId: 'observer:1' });
+    colon.serve('who', () => Promise.resolve('a:1'));
+    underscore.serve('who', () => Promise.resolve('a_1'));
+    await until('connected', () => colon.status().connected && underscore.status().connected && observer.status().connected);
+    colon.announce({ n: 1 });
+    underscore.announce({ n: 2 });
+    await until('both up', () => observer.instances().filter((x) => x.state === 'up').length === 2, 5_000, () => observer.instances());
+    expect(observer.instances().map((x) => [x.instance, x.stats]).sort()).toEqual([
+      ['a:1', { n: 1 }],
+      ['a_1', { n: 2 }],
+    ]);
+    for (let k = 0; k < 5; k++) {
+      await expect(observer.request('a:1', 'who', null, AbortSignal.timeout(3_000))).resolves.toBe('a:1');
+      await expect(observer.request('a_1', 'who', null, AbortSignal.timeout(3_000))).resolves.toBe('a_1');
+    }
+  });
+});
+
 describe('request/reply', () => {
   it('answers from a live instance, NO_RESPONDERS for a gone one, a typed error when the broker is down', async () => {
     const s = names();
@@ -316,6 +405,24 @@ describe('request/reply', () => {
     await until('back', () => asker.status().connected, 15_000);
   }, 30_000);
 
+  it('serving a suffix again replaces the handler (one subscription per suffix)', async () => {
+    const s = names();
+    const owner = broker(s, { instanceId: 'owner:again' });
+    const asker = broker(s, { instanceId: 'asker:again' });
+    await until('connected', () => owner.status().connected && asker.status().connected);
+    owner.serve('v', () => Promise.resolve('old'));
+    owner.serve('v', async () => {
+      await new Promise((r) => setTimeout(r, 50)); // slower: a leftover old subscription would answer first
+      return 'new';
+    });
+    // The owner's SUB reaches the server after its UNSUB: until it does, the subject has no responders.
+    const deadline = Date.now() + 3_000;
+    while ((await asker.request('owner:again', 'v', null, AbortSignal.timeout(3_000))) === NO_RESPONDERS && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (let k = 0; k < 3; k++) await expect(asker.request('owner:again', 'v', null, AbortSignal.timeout(3_000))).resolves.toBe('new');
+  });
+
   it('a served subject set up before the broker came back is served after it', async () => {
     const s = names();
     const owner = broker(s, { instanceId: 'owner:late' });
@@ -324,6 +431,28 @@ describe('request/reply', () => {
     await until('connected', () => owner.status().connected && asker.status().connected);
     await expect(asker.request('owner:late', 'ping', null, AbortSignal.timeout(3_000))).resolves.toBe('pong');
   });
+});
+
+describe('withdraw', () => {
+  it('a presence put still in flight does not bring the key back', async () => {
+    const s = names();
+    const observer = broker(s, { instanceId: 'observer:w', presenceGoneMs: 3_000 });
+    await until('observer connected', () => observer.status().connected);
+    for (let round = 0; round < 5; round++) {
+      const a = broker(s, { instanceId: `withdrawer:${round}` });
+      await until('connected', () => a.status().connected);
+      a.announce({ round: 0 });
+      await until('up', () => observer.instances().some((x) => x.instance === `withdrawer:${round}` && x.state === 'up'));
+      a.announce({ round: 1 }); // in flight when withdraw starts
+      await a.withdraw();
+      await until('gone', () => observer.instances().find((x) => x.instance === `withdrawer:${round}`)?.state === 'gone', 2_000);
+      const t0 = Date.now();
+      while (Date.now() - t0 < 300) {
+        expect(observer.instances().find((x) => x.instance === `withdrawer:${round}`)?.state).toBe('gone');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }, 30_000);
 });
 
 describe('close', () => {
@@ -387,4 +516,65 @@ describe('figures', () => {
     );
     expect(rate).toBeGreaterThan(1_000);
   }, 60_000);
+});
+
+describe('a broker without JetStream (connects, never ready)', () => {
+  let plain: TestNatsServer;
+  beforeAll(async () => {
+    plain = await startNatsServer({ jetstream: false });
+  });
+  afterAll(async () => {
+    await plain.dispose();
+  });
+
+  it('says why once, counts the drops, and closes within its bound', async () => {
+    const changes: { connected: boolean; reason: string }[] = [];
+    const b = connectBroker({ url: plain.url, instanceId: 'nojs:1', ...names(), maxEvents: 100, maxAgeMs: 60_000, maxBuffered: 100, onStatus: (c) => changes.push(c) });
+    await until('told', () => changes.length > 0, 5_000);
+    expect(changes[0]?.connected).toBe(false);
+    expect(changes[0]?.reason).toMatch(/jetstream|no responders|503/i);
+    await new Promise((r) => setTimeout(r, 1_500)); // several more attempts: still told once
+    expect(changes).toHaveLength(1);
+    for (let i = 0; i < 10; i++) b.publish({ i });
+    expect(b.status()).toMatchObject({ connected: false, dropped: 10, buffered: 0 });
+    const t0 = performance.now();
+    await b.close(AbortSignal.timeout(1_000));
+    expect(performance.now() - t0).toBeLessThan(1_500);
+  }, 15_000);
+
+  it('a process using it exits by itself after close', async () => {
+    const script = fileURLToPath(new URL('./test-close-script.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', script, plain.url, 'nojs'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(-1);
+      }, 15_000);
+      child.once('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(out).toContain('closed');
+    expect(code, out).toBe(0);
+  }, 20_000);
+
+  it('tls:// requires TLS: never falls back to clear text', async () => {
+    const changes: { connected: boolean; reason: string }[] = [];
+    // A server with JetStream but without TLS: clear text would connect and become ready.
+    const b = broker(names(), { url: nats.url.replace('nats://', 'tls://user:secret@'), onStatus: (c) => changes.push(c) });
+    await until('told', () => changes.length > 0, 5_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(b.status().connected).toBe(false);
+    expect(changes.every((c) => !c.connected)).toBe(true);
+    expect(changes[0]?.reason).toMatch(/tls/i);
+    expect(JSON.stringify(changes)).not.toContain('secret');
+  });
+
+  it('refuses a URL scheme it does not know', () => {
+    expect(() => connectBroker({ url: 'ws://127.0.0.1:1', instanceId: 'x', ...names(), maxEvents: 1, maxAgeMs: 1, maxBuffered: 1 })).toThrow(/nats:\/\/ or tls:\/\//);
+  });
 });

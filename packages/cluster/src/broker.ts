@@ -14,10 +14,13 @@ import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { connect, headers } from '@nats-io/transport-node';
 import type { NatsConnection, QueuedIterator, Subscription } from '@nats-io/transport-node';
 import { BoundedQueue } from './bounded-queue.ts';
-import { abortableSleep, Notifier, redactUrl, sanitizeToken } from './util.ts';
+import { abortableSleep, encodeToken, Notifier, redactUrl } from './util.ts';
 
 export interface BrokerOptions {
-  /** `nats://[user:pass@]host:port` (credentials are taken out of it and never reported). */
+  /**
+   * `nats://[user:pass@]host:port`, or `tls://…` to require TLS (verified against the system's CAs); credentials
+   * are taken out of it and never reported. Any other scheme throws.
+   */
   url: string;
   /** This instance's id: names its subjects, its presence key and its gap markers. */
   instanceId: string;
@@ -159,10 +162,22 @@ class NatsBroker implements Broker {
   /** Fires on every change of `#session`/readiness: followers and watchers restart on it. */
   readonly #changed = new Notifier();
   readonly #served = new Map<string, (payload: unknown, signal: AbortSignal) => Promise<unknown>>();
-  readonly #subs: Subscription[] = [];
+  /** The served subscriptions of the current connection, one per suffix (replaced on every new connection). */
+  readonly #subs = new Map<string, Subscription>();
   readonly #presence = new Map<string, { instance: string; stats: unknown; at: number; deleted: boolean }>();
   readonly #background: Promise<void>[] = [];
   #session: Session | undefined;
+  /** The connection being made ready or in use (also before `#session` is set): close() closes it. */
+  #nc: NatsConnection | undefined;
+  /** Whether TLS is required (`tls://`). */
+  readonly #tls: boolean;
+  /** Delay before the pump runs again after a failed publish (0: at once); doubles up to 1 s, reset by an ack. */
+  #backoffMs = 0;
+  #pumpTimer: NodeJS.Timeout | undefined;
+  /** Whether #becomeReady runs (after a publish found the stream gone), so it is started once. */
+  #recovering = false;
+  /** Whether a failed publish is being followed by a look at the stream (one at a time). */
+  #probing = false;
   #ready = false;
   /** Whether the current outage was reported (once per outage, also when the broker is down at start). */
   #downReported = false;
@@ -179,7 +194,8 @@ class NatsBroker implements Broker {
   #nextMsg = 0;
   #pumpScheduled = false;
   #lastError: string | undefined;
-  #announcing = false;
+  /** The presence put in flight: withdraw waits for it, so it cannot recreate the key after the delete. */
+  #announcing: Promise<void> | undefined;
   #withdrawn = false;
   #closed = false;
 
@@ -192,6 +208,8 @@ class NatsBroker implements Broker {
       ...options,
     };
     const url = new URL(options.url);
+    if (url.protocol !== 'nats:' && url.protocol !== 'tls:') throw new Error(`broker URL must be nats:// or tls://, not ${url.protocol}//`);
+    this.#tls = url.protocol === 'tls:';
     this.#server = `${url.hostname}:${url.port || '4222'}`;
     this.#auth =
       url.username && url.password
@@ -199,7 +217,7 @@ class NatsBroker implements Broker {
         : url.username
           ? { token: decodeURIComponent(url.username) }
           : {};
-    this.#token = sanitizeToken(options.instanceId);
+    this.#token = encodeToken(options.instanceId);
     this.#subject = `${options.subjectPrefix}.hops.${this.#token}`;
     this.#queue = new BoundedQueue(options.maxBuffered);
     this.#background.push(this.#connectLoop());
@@ -217,6 +235,8 @@ class NatsBroker implements Broker {
         nc = await connect({
           servers: this.#server,
           ...this.#auth,
+          // tls:// must never fall back to clear text (the credentials travel in the CONNECT).
+          ...(this.#tls ? { tls: {} } : {}),
           name: this.#o.instanceId,
           timeout: 2_000,
           maxReconnectAttempts: -1,
@@ -240,9 +260,13 @@ class NatsBroker implements Broker {
         await nc.close();
         return;
       }
+      this.#nc = nc;
       const watching = this.#watchStatus(nc);
       await this.#becomeReady(nc, 'connected');
+      // Closing while it never became ready (no JetStream, say): nobody else closes this connection.
+      if (isAborted(signal) && !nc.isClosed()) await nc.close();
       await nc.closed();
+      if (this.#nc === nc) this.#nc = undefined;
       this.#session = undefined;
       this.#setReady(false, 'connection closed');
       await watching;
@@ -261,6 +285,7 @@ class NatsBroker implements Broker {
   async #becomeReady(nc: NatsConnection, reason: string): Promise<void> {
     const signal = this.#closing.signal;
     let delay = 200;
+    let reported = false;
     while (!signal.aborted && !nc.isClosed()) {
       try {
         const jsm = await jetstreamManager(nc, { timeout: 2_000 });
@@ -274,13 +299,22 @@ class NatsBroker implements Broker {
         });
         if (this.#session?.nc !== nc) {
           this.#session = { nc, js, jsm, kv };
+          // The old connection's subscriptions went with it: replace them, so the map stays one per suffix.
+          this.#subs.clear();
           for (const [suffix, handler] of this.#served) this.#subscribe(nc, suffix, handler);
         } else this.#session = { nc, js, jsm, kv };
+        this.#backoffMs = 0;
         this.#setReady(true, reason);
         return;
       } catch (error) {
         this.#noteError(error, false);
         if (nc.isClosed()) return;
+        // Connected but not usable (no JetStream, subjects taken by another stream, limits): say why, once.
+        if (!reported && !this.#downReported) {
+          reported = true;
+          this.#downReported = true;
+          this.#tell({ connected: false, reason: this.#lastError ?? 'stream not available' });
+        }
         await abortableSleep(delay, signal);
         delay = Math.min(delay * 2, 2_000);
       }
@@ -363,7 +397,15 @@ class NatsBroker implements Broker {
   }
 
   #schedulePump(): void {
-    if (this.#pumpScheduled) return;
+    if (this.#pumpScheduled || this.#pumpTimer) return;
+    if (this.#backoffMs > 0) {
+      // After a failure: what failed is not sent again at once (a marker that keeps failing would spin).
+      this.#pumpTimer = setTimeout(() => {
+        this.#pumpTimer = undefined;
+        this.#pump();
+      }, this.#backoffMs);
+      return;
+    }
     this.#pumpScheduled = true;
     // Off the caller's path: the caller is recording a hop inside a call.
     setImmediate(() => {
@@ -414,16 +456,55 @@ class NatsBroker implements Broker {
     void session.js.publish(this.#subject, out.data, { msgID: out.msgId, timeout: 5_000, ...(h ? { headers: h } : {}) }).then(
       () => {
         this.#inFlight--;
+        this.#backoffMs = 0;
         if (out.gap === 0) this.#published++;
         this.#afterAck();
       },
       (error: unknown) => {
         this.#inFlight--;
         this.#noteError(error, false);
+        this.#backoffMs = Math.min(1_000, Math.max(50, this.#backoffMs * 2));
         this.#failed(out);
+        this.#checkStream(session, isNoStream(error));
         this.#afterAck();
       },
     );
+  }
+
+  /**
+   * After a failed publish on a live connection: is the stream gone (deleted, or the broker lost it)? A 503 says so;
+   * a timeout may too (a plain subscriber on the subject keeps the 503 from coming), so that one is asked.
+   */
+  #checkStream(session: Session, gone: boolean): void {
+    if (this.#recovering || this.#probing || this.#closing.signal.aborted || session.nc.isClosed() || this.#session !== session) return;
+    if (gone) {
+      this.#streamLost(session.nc);
+      return;
+    }
+    this.#probing = true;
+    void session.jsm.streams.info(this.#o.stream).then(
+      () => {
+        this.#probing = false;
+      },
+      (error: unknown) => {
+        this.#probing = false;
+        if (isStreamNotFound(error) && this.#session === session) this.#streamLost(session.nc);
+      },
+    );
+  }
+
+  /** The stream is gone under a live connection: not ready until #becomeReady has created it again (followers see a reset). */
+  #streamLost(nc: NatsConnection): void {
+    if (this.#recovering || this.#closing.signal.aborted || nc.isClosed() || this.#session?.nc !== nc) return;
+    this.#recovering = true;
+    this.#setReady(false, 'stream lost');
+    // In #background while it runs (close waits for it), removed once settled so the list stays bounded.
+    const recovering: Promise<void> = this.#becomeReady(nc, 'stream recreated').finally(() => {
+      this.#recovering = false;
+      const i = this.#background.indexOf(recovering);
+      if (i >= 0) void this.#background.splice(i, 1);
+    });
+    this.#background.push(recovering);
   }
 
   /**
@@ -573,13 +654,12 @@ class NatsBroker implements Broker {
   announce(stats: unknown): void {
     const session = this.#ready ? this.#session : undefined;
     if (!session || this.#announcing || this.#withdrawn || this.#closed) return;
-    this.#announcing = true;
-    void session.kv.put(this.#token, JSON.stringify({ instance: this.#o.instanceId, stats })).then(
+    this.#announcing = session.kv.put(this.#token, JSON.stringify({ instance: this.#o.instanceId, stats })).then(
       () => {
-        this.#announcing = false;
+        this.#announcing = undefined;
       },
       (error: unknown) => {
-        this.#announcing = false;
+        this.#announcing = undefined;
         this.#noteError(error, false);
       },
     );
@@ -601,10 +681,13 @@ class NatsBroker implements Broker {
 
   async withdraw(signal?: AbortSignal): Promise<void> {
     this.#withdrawn = true;
+    const bound = signal ?? AbortSignal.timeout(2_000);
+    // A put in flight could land after the delete and bring the key back (shown up for presenceGoneMs).
+    if (this.#announcing) await raceAbort(this.#announcing, bound);
     const session = this.#ready ? this.#session : undefined;
-    if (!session) return;
+    if (!session || bound.aborted) return;
     try {
-      await raceAbort(session.kv.delete(this.#token), signal ?? AbortSignal.timeout(2_000));
+      await raceAbort(session.kv.delete(this.#token), bound);
     } catch (error) {
       this.#noteError(error, false);
     }
@@ -658,6 +741,9 @@ class NatsBroker implements Broker {
 
   serve(subjectSuffix: string, handler: (payload: unknown, signal: AbortSignal) => Promise<unknown>): void {
     this.#served.set(subjectSuffix, handler);
+    // Serving a suffix again replaces its handler, not adds a second subscription.
+    this.#subs.get(subjectSuffix)?.unsubscribe();
+    this.#subs.delete(subjectSuffix);
     const session = this.#session;
     if (session) this.#subscribe(session.nc, subjectSuffix, handler);
   }
@@ -698,14 +784,14 @@ class NatsBroker implements Broker {
         );
       },
     });
-    this.#subs.push(sub);
+    this.#subs.set(suffix, sub);
   }
 
   async request(instanceId: string, subjectSuffix: string, payload: unknown, signal: AbortSignal, timeoutMs = 2_000): Promise<unknown> {
     const session = this.#ready ? this.#session : undefined;
     if (!session) throw new BrokerUnavailableError(`broker not connected${this.#lastError ? `: ${this.#lastError}` : ''}`);
     signal.throwIfAborted();
-    const subject = `${this.#o.subjectPrefix}.${subjectSuffix}.${sanitizeToken(instanceId)}`;
+    const subject = `${this.#o.subjectPrefix}.${subjectSuffix}.${encodeToken(instanceId)}`;
     let reply;
     try {
       reply = await raceAbort(session.nc.request(subject, JSON.stringify(payload), { timeout: timeoutMs }), signal);
@@ -748,16 +834,31 @@ class NatsBroker implements Broker {
     this.#dropped += lost;
     this.#closing.abort();
     this.#changed.notify();
-    const session = this.#session;
-    if (session && !session.nc.isClosed()) {
-      try {
-        await raceAbort(session.nc.drain(), signal);
-      } catch {
-        // draining failed or timed out: close below
+    clearTimeout(this.#pumpTimer);
+    this.#pumpTimer = undefined;
+    // An AbortSignal.timeout does not keep the process alive: without this, a wait below that nothing else keeps
+    // alive would end the process with an unsettled close() instead of ending at the bound.
+    const hold = setInterval(() => undefined, 1_000);
+    try {
+      // The connection in use, or one still trying to become ready (#session is not set then): that one has
+      // nothing of ours to drain, and draining it would wait for its pending JetStream requests.
+      const session = this.#session;
+      const nc = session?.nc ?? this.#nc;
+      if (nc && !nc.isClosed()) {
+        if (session?.nc === nc) {
+          try {
+            await raceAbort(nc.drain(), signal);
+          } catch {
+            // draining failed or timed out: close below
+          }
+        }
+        if (!nc.isClosed()) await nc.close();
       }
-      if (!session.nc.isClosed()) await session.nc.close();
+      // Bounded too: a loop that does not end in time must not hold the process's shutdown.
+      await raceAbort(Promise.allSettled(this.#background), signal);
+    } finally {
+      clearInterval(hold);
     }
-    await Promise.allSettled(this.#background);
   }
 }
 
@@ -829,6 +930,15 @@ function errorChain(error: unknown): unknown[] {
 
 function isNoResponders(error: unknown): boolean {
   return errorChain(error).some((e) => e instanceof Error && (e.name === 'NoRespondersError' || /no responders/i.test(e.message)));
+}
+
+/** A publish that no stream took: the stream is gone (JetStream answers 503 / no responders for its subject). */
+function isNoStream(error: unknown): boolean {
+  return (
+    isNoResponders(error) ||
+    isStreamNotFound(error) ||
+    errorChain(error).some((e) => e instanceof Error && (e.name === 'JetStreamNotEnabled' || /jetstream is not enabled|\b503\b/i.test(e.message)))
+  );
 }
 
 function isStreamNotFound(error: unknown): boolean {

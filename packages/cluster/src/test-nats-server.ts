@@ -13,6 +13,8 @@ const BINARY = '/usr/sbin/nats-server';
 export interface TestNatsServer {
   readonly url: string;
   readonly port: number;
+  /** `http://127.0.0.1:<port>` when started with `monitor`. */
+  readonly monitorUrl?: string;
   /** Starts it again (same port and storage) after `stop`. */
   start(): Promise<void>;
   /** SIGTERM (SIGKILL with `hard`), and waits for the exit. */
@@ -37,13 +39,22 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startNatsServer(): Promise<TestNatsServer> {
+export interface NatsServerOptions {
+  /** Start it with JetStream (default true); false: a broker the link connects to but cannot use. */
+  jetstream?: boolean;
+  /** Also serve the monitoring endpoint (`monitorUrl`/varz: the server's own message counts). */
+  monitor?: boolean;
+}
+
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<TestNatsServer> {
   const port = await freePort();
+  const monitorPort = options.monitor ? await freePort() : undefined;
   const dir = await mkdtemp(join(tmpdir(), 'asyncscope-nats-'));
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
-    const proc = spawn(BINARY, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const args = ['-a', '127.0.0.1', '-p', String(port), ...(options.jetstream === false ? [] : ['-js', '-sd', dir]), ...(monitorPort ? ['-m', String(monitorPort)] : [])];
+    const proc = spawn(BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
     await new Promise<void>((resolve, reject) => {
       let log = '';
@@ -85,6 +96,7 @@ export async function startNatsServer(): Promise<TestNatsServer> {
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    ...(monitorPort ? { monitorUrl: `http://127.0.0.1:${monitorPort}` } : {}),
     start,
     stop,
     wipe: async () => {
