@@ -10,6 +10,7 @@
  */
 import type { ActivityFeed } from './feed';
 import { sleepUnlessAborted, type ActivityBatch, type ActivityEvent } from './log';
+import { Wakeups } from './wakeups';
 
 export interface ClusterFeedOptions {
   /** Stream sequences held (events and gap markers). */
@@ -37,7 +38,7 @@ export class ClusterFeed implements ActivityFeed {
   /** Lowest and highest sequence held (0, 0 while empty). */
   #first = 0;
   #last = 0;
-  readonly #waiters = new Set<() => void>();
+  readonly #wakeups = new Wakeups();
   /**
    * owner + "\n" + call id → instance that produced its hops (ids are unique per caller only, so another
    * caller's call with the same id must not redirect this one's cancel); a Map keeps insertion order, so the
@@ -132,15 +133,7 @@ export class ClusterFeed implements ActivityFeed {
   /** Resolves when a sequence newer than `after` is held, the feed is reset, or `signal` aborts. */
   async waitForNewer(after: number, signal: AbortSignal): Promise<void> {
     if (this.#last > after || signal.aborted) return;
-    await new Promise<void>((resolve) => {
-      const wake = (): void => {
-        signal.removeEventListener('abort', wake);
-        this.#waiters.delete(wake);
-        resolve();
-      };
-      this.#waiters.add(wake);
-      signal.addEventListener('abort', wake, { once: true });
-    });
+    await this.#wakeups.wait(signal);
   }
 
   async *follow(after: number, signal: AbortSignal, pauseMs = 0): AsyncGenerator<ActivityBatch & { lastSeq: number }> {
@@ -193,9 +186,7 @@ export class ClusterFeed implements ActivityFeed {
   }
 
   #wake(): void {
-    if (this.#waiters.size === 0) return;
-    for (const wake of this.#waiters) wake();
-    this.#waiters.clear();
+    this.#wakeups.wakeAll();
   }
 }
 

@@ -1,3 +1,5 @@
+import { Wakeups } from './wakeups';
+
 /**
  * The hops of every call, as events in one bounded ring: memory stays flat whatever the load, every
  * subscriber reads the same ring by sequence number (so a reconnecting client resumes from its last id),
@@ -36,7 +38,7 @@ export class ActivityLog {
   readonly bootId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   readonly #ring: (ActivityEvent | undefined)[];
   #nextSeq = 1;
-  readonly #waiters = new Set<() => void>();
+  readonly #wakeups = new Wakeups();
 
   constructor(readonly capacity = 10_000, readonly instance = 'local') {
     this.#ring = new Array<ActivityEvent | undefined>(capacity);
@@ -52,10 +54,7 @@ export class ActivityLog {
     const seq = this.#nextSeq++;
     const event: ActivityEvent = { ...hop, seq, at: Date.now(), callId, path, instance: this.instance };
     this.#ring[seq % this.capacity] = event;
-    if (this.#waiters.size > 0) {
-      for (const wake of this.#waiters) wake();
-      this.#waiters.clear();
-    }
+    this.#wakeups.wakeAll();
     return event;
   }
 
@@ -76,15 +75,7 @@ export class ActivityLog {
   /** Resolves when an event newer than `after` exists, or when `signal` aborts (then it resolves too). */
   async waitForNewer(after: number, signal: AbortSignal): Promise<void> {
     if (this.lastSeq > after || signal.aborted) return;
-    await new Promise<void>((resolve) => {
-      const wake = (): void => {
-        signal.removeEventListener('abort', wake);
-        this.#waiters.delete(wake);
-        resolve();
-      };
-      this.#waiters.add(wake);
-      signal.addEventListener('abort', wake, { once: true });
-    });
+    await this.#wakeups.wait(signal);
   }
 
   /** Live batches after `after`, until `signal` aborts; `pauseMs` coalesces bursts into fewer messages. */
