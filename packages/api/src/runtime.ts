@@ -134,7 +134,7 @@ export class Runtime {
   readonly readPoolConnections: (() => Promise<{ state: string; count: number }[]>) | undefined;
 
   constructor(readonly db: DbClient, options: RuntimeOptions) {
-    this.users = new UsersService(db.orm);
+    this.users = new UsersService(db);
     this.lab = new LabService(db);
     this.faults = new Faults(options.random);
     this.faultStore = new FaultStore(db, this.faults, { enabled: options.lab, onError: options.onFaultsError });

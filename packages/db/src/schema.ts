@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, doublePrecision, integer, jsonb, pgTable, text, timestamp, uniqueIndex, varchar } from 'drizzle-orm/pg-core';
+import { bigint, check, doublePrecision, integer, jsonb, pgTable, smallint, text, timestamp, uniqueIndex, varchar } from 'drizzle-orm/pg-core';
 
 export const users = pgTable(
   'users',
@@ -17,6 +17,21 @@ export const users = pgTable(
     check('users_name_not_blank', sql`length(btrim(${t.name})) between 1 and 100`),
   ],
 );
+
+/**
+ * How many rows `users` has, kept by triggers in the transaction of every write (migration 0003), so that
+ * `users.list` reports an exact total without counting the table. Spread over USER_COUNT_SLOTS rows: each
+ * writing backend adds to slot `pg_backend_pid() % USER_COUNT_SLOTS`, so concurrent writers rarely wait on
+ * one another's row lock; the total is `sum(n)`. Statement-level AFTER INSERT / DELETE triggers add the
+ * size of their transition table (one update per statement, however many rows); AFTER TRUNCATE zeroes all.
+ */
+export const userCountSlots = pgTable('user_count_slots', {
+  slot: smallint('slot').primaryKey(),
+  n: bigint('n', { mode: 'number' }).notNull(),
+});
+
+/** Rows in `user_count_slots`; the triggers' `% 16` in migration 0003 must match. */
+export const USER_COUNT_SLOTS = 16;
 
 /** Rows written by the lab's slow transaction, so a test can see that a cancelled one left nothing. */
 export const labWrites = pgTable('lab_writes', {

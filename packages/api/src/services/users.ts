@@ -1,8 +1,41 @@
-import { count, eq, gt, sql } from 'drizzle-orm';
-import { type Orm, PG_UNIQUE_VIOLATION, sqlState, users, type UserRow } from '@asyncscope/db';
+import { eq, sql } from 'drizzle-orm';
+import { PG_UNIQUE_VIOLATION, sqlState, users, type DbClient, type Orm, type UserRow } from '@asyncscope/db';
 import type { User, UserPage } from '@asyncscope/contract';
 import { ConflictError, NotFoundError } from './errors';
 import { idempotentWrite } from './idempotency';
+
+/**
+ * A timestamptz as the API writes it: `Date#toISOString()` (UTC, milliseconds, truncated). Postgres sends
+ * text (drizzle sets postgres.js's timestamp parsers to pass it through): with the usual settings (DateStyle
+ * ISO, TimeZone UTC) that is `2026-12-01 06:28:00.123456+00`, turned into `2026-12-01T06:28:00.123Z` here by
+ * slicing — a Date and toISOString per value cost more than the rest of a row. Anything else (another zone,
+ * a year before 1000 or after 9999, BC, a Date) goes through Date as before.
+ */
+export function isoTimestamp(value: string | Date): string {
+  if (typeof value !== 'string') return value.toISOString();
+  const n = value.length;
+  // "YYYY-MM-DD HH:MM:SS" + optional ".f{1,6}" + "+00"
+  if (
+    n >= 22 &&
+    n <= 29 &&
+    n !== 23 &&
+    value.charCodeAt(0) >= 0x31 && // '1'..'9': a year of four digits that Date reads the same way
+    value.charCodeAt(4) === 0x2d &&
+    value.charCodeAt(10) === 0x20 &&
+    value.charCodeAt(19) === (n === 22 ? 0x2b : 0x2e) &&
+    value.charCodeAt(n - 3) === 0x2b &&
+    value.charCodeAt(n - 2) === 0x30 &&
+    value.charCodeAt(n - 1) === 0x30
+  ) {
+    const date = value.slice(0, 10);
+    const time = value.slice(11, 19);
+    if (n === 22) return `${date}T${time}.000Z`;
+    const digits = n - 23; // after the "." and before "+00": 1..6
+    const ms = digits >= 3 ? value.slice(20, 23) : digits === 2 ? `${value.slice(20, 22)}0` : `${value.charAt(20)}00`;
+    return `${date}T${time}.${ms}Z`;
+  }
+  return new Date(value).toISOString();
+}
 
 /** The row as the API returns it: plain JSON, so timestamps become ISO strings here, once. */
 export function toUser(row: UserRow): User {
@@ -14,6 +47,35 @@ export function toUser(row: UserRow): User {
     updatedAt: row.updatedAt.toISOString(),
   };
 }
+
+/** A row of USER_COLUMNS as postgres.js returns it with `.values()`. */
+type UserValues = [id: number, name: string, email: string, createdAt: string, updatedAt: string];
+
+/** The columns every read of USER_COLUMNS gets, in UserValues' order. */
+const USER_COLUMNS = 'id, name, email, created_at, updated_at';
+
+function userFromValues(row: readonly unknown[]): User {
+  const [id, name, email, createdAt, updatedAt] = row as UserValues;
+  return { id, name, email, createdAt: isoTimestamp(createdAt), updatedAt: isoTimestamp(updatedAt) };
+}
+
+/**
+ * The reads, in SQL: prepared (postgres.js names them per connection: parsed and planned once) and read
+ * with `.values()`, straight into the API's shape — no drizzle row, no Date.
+ */
+const BY_ID_SQL = `select ${USER_COLUMNS} from users where id = $1`;
+/**
+ * A page and the table's size in ONE statement, so in one snapshot: the total is the sum of the counter
+ * slots that triggers keep in each write's transaction (migration 0003), so it is exact for the page it
+ * comes with, without counting the table. The page is joined to the total (not the other way round) so
+ * an empty page still brings it: one row of nulls and the total.
+ */
+const PAGE_SQL = `select u.id, u.name, u.email, u.created_at, u.updated_at, t.total
+from (select coalesce(sum(n), 0)::int as total from user_count_slots) t
+left join lateral (select ${USER_COLUMNS} from users order by id limit $1 offset $2) u on true
+order by u.id`;
+const TOTAL_SQL = 'select coalesce(sum(n), 0)::int as total from user_count_slots';
+const KEYSET_SQL = `select ${USER_COLUMNS} from users where id > $1 order by id limit $2`;
 
 /** Where a database error becomes a domain error: the one unique column a user write can hit is the email. */
 function conflictOr(error: unknown, email: string | undefined): never {
@@ -30,39 +92,42 @@ async function insertUser(tx: Pick<Orm, 'insert'>, values: { name: string; email
 }
 
 /**
- * The users service: what the procedures do, callable without HTTP. Reads use prepared statements
- * (parsed and planned once per connection); every write is one transaction, rolled back on any error.
+ * The users service: what the procedures do, callable without HTTP. Reads are prepared statements (parsed
+ * and planned once per connection); every write is one transaction, rolled back on any error.
  */
 export class UsersService {
-  readonly #byId;
-  readonly #page;
-  readonly #total;
+  readonly #db;
+  readonly #sql;
 
-  constructor(private readonly db: Orm) {
-    this.#byId = db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare('users_by_id');
-    this.#page = db.select().from(users).orderBy(users.id).limit(sql.placeholder('limit')).offset(sql.placeholder('offset')).prepare('users_page');
-    this.#total = db.select({ total: count() }).from(users).prepare('users_total');
+  /** `sql` may be a transaction's (a test reads a page in the snapshot of its own transaction). */
+  constructor(client: { orm: Orm; sql: Pick<DbClient['sql'], 'unsafe'> }) {
+    this.#db = client.orm;
+    this.#sql = client.sql;
+  }
+
+  /** A prepared read whose rows come as arrays (cheaper than postgres.js's row objects). */
+  #read(text: string, params: readonly number[]) {
+    return this.#sql.unsafe(text, params as number[], { prepare: true }).values();
   }
 
   async byId(id: number): Promise<User> {
-    const [row] = await this.#byId.execute({ id });
+    const [row] = await this.#read(BY_ID_SQL, [id]);
     if (!row) throw new NotFoundError('user', id);
-    return toUser(row);
+    return userFromValues(row);
   }
 
   async list(input: { limit: number; offset: number }): Promise<UserPage> {
-    // allSettled, not all: if one query fails the call must not return while the other still runs.
-    const [rows, totals] = await Promise.allSettled([this.#page.execute(input), this.#total.execute()]);
-    if (rows.status === 'rejected') throw rows.reason;
-    if (totals.status === 'rejected') throw totals.reason;
-    return { items: rows.value.map(toUser), total: totals.value[0]?.total ?? 0 };
+    const rows = await this.#read(PAGE_SQL, [input.limit, input.offset]);
+    const items: User[] = [];
+    for (const row of rows) if (row[0] !== null) items.push(userFromValues(row));
+    return { items, total: (rows[0]?.[5] as number | undefined) ?? 0 };
   }
 
   /** Creates a user; with an idempotency key, a retry returns the first response (see idempotentWrite). */
   async create(input: { name: string; email: string; idempotencyKey?: string | undefined }): Promise<User> {
     const { idempotencyKey, ...values } = input;
     try {
-      return await idempotentWrite(this.db, { procedure: 'users.create', key: idempotencyKey, request: values }, async (tx) => toUser(await insertUser(tx, values)));
+      return await idempotentWrite(this.#db, { procedure: 'users.create', key: idempotencyKey, request: values }, async (tx) => toUser(await insertUser(tx, values)));
     } catch (error) {
       return conflictOr(error, values.email);
     }
@@ -70,17 +135,31 @@ export class UsersService {
 
   /**
    * Every user, in pages by keyset (id > last), so memory stays flat whatever the table's size and a
-   * resumed stream continues after the last id it delivered.
+   * resumed stream continues after the last id it delivered. The next page's query is sent before this
+   * page is handed on, so Postgres reads it while this one is serialised and written: two pages at most.
+   * It ends at the first empty page, as a stream that read page by page would.
+   * `total` is the table's size when the stream started (the counter slots, not a count).
    */
   async *stream(opts: { pageSize: number; afterId: number; signal: AbortSignal }): AsyncGenerator<{ items: User[]; lastId: number; total: number }> {
-    const totals = await this.#total.execute();
-    const total = totals[0]?.total ?? 0;
-    let after = opts.afterId;
-    while (!opts.signal.aborted) {
-      const rows = await this.db.select().from(users).where(gt(users.id, after)).orderBy(users.id).limit(opts.pageSize);
-      if (rows.length === 0) return;
-      after = rows[rows.length - 1]?.id ?? after;
-      yield { items: rows.map(toUser), lastId: after, total };
+    const [totals] = await this.#read(TOTAL_SQL, []);
+    const total = (totals?.[0] as number | undefined) ?? 0;
+    const fetchAfter = (id: number) => this.#read(KEYSET_SQL, [id, opts.pageSize]).execute();
+    let next: ReturnType<typeof fetchAfter> | undefined = fetchAfter(opts.afterId);
+    try {
+      while (!opts.signal.aborted) {
+        const pending: ReturnType<typeof fetchAfter> = next;
+        next = undefined;
+        const rows = await pending;
+        if (rows.length === 0) return;
+        const lastId = (rows[rows.length - 1] as UserValues)[0];
+        next = fetchAfter(lastId);
+        const items: User[] = [];
+        for (const row of rows) items.push(userFromValues(row));
+        yield { items, lastId, total };
+      }
+    } finally {
+      // Stopped early: the page read ahead is cancelled with the signal (or finishes); either way it is settled here.
+      if (next) await next.then(() => undefined, () => undefined);
     }
   }
 
@@ -88,7 +167,7 @@ export class UsersService {
     const { idempotencyKey, ...request } = input;
     const { id, ...changes } = request;
     try {
-      return await idempotentWrite(this.db, { procedure: 'users.update', key: idempotencyKey, request }, async (tx) => {
+      return await idempotentWrite(this.#db, { procedure: 'users.update', key: idempotencyKey, request }, async (tx) => {
         const [row] = await tx
           .update(users)
           .set({ ...changes, updatedAt: sql`now()` })
@@ -105,7 +184,7 @@ export class UsersService {
   /** Deletes a user and returns it; with an idempotency key, a retry gets that answer again, not NOT_FOUND. */
   async delete(input: { id: number; idempotencyKey?: string | undefined }): Promise<User> {
     const { idempotencyKey, id } = input;
-    return idempotentWrite(this.db, { procedure: 'users.delete', key: idempotencyKey, request: { id } }, async (tx) => {
+    return idempotentWrite(this.#db, { procedure: 'users.delete', key: idempotencyKey, request: { id } }, async (tx) => {
       const [row] = await tx.delete(users).where(eq(users.id, id)).returning();
       if (!row) throw new NotFoundError('user', id);
       return toUser(row);

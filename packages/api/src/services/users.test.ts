@@ -1,0 +1,174 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
+import { runInQueryScope } from '@asyncscope/db';
+import { seedUsers } from '../testing';
+import { isoTimestamp, UsersService } from './users';
+
+let t: TestDatabase;
+let service: UsersService;
+beforeAll(async () => {
+  t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { poolMax: 16 });
+  service = new UsersService(t);
+});
+afterAll(async () => { await t[Symbol.asyncDispose](); });
+beforeEach(async () => { await t.sql`truncate users restart identity`; });
+
+/** Writers on their own connections, inserting and deleting (some in transactions that roll back) until stopped. */
+function startWriters(count: number): { stop(): Promise<number> } {
+  let stopped = false;
+  let writes = 0;
+  const writer = async (w: number) => {
+    for (let i = 0; !stopped; i++) {
+      const tag = `w${w}-${i}`;
+      await t.sql
+        .begin(async (tx) => {
+          await tx`insert into users (name, email) select ${tag}, ${tag} || '-' || g || '@example.com' from generate_series(1, ${1 + (i % 3)}::int) g`;
+          if (i % 2 === 1) await tx`delete from users where id = (select min(id) from users)`;
+          if (i % 5 === 4) throw new Error('roll back');
+        })
+        .catch((error: unknown) => {
+          if (!(error instanceof Error && error.message === 'roll back')) throw error;
+        });
+      writes++;
+    }
+  };
+  const running = Promise.all(Array.from({ length: count }, (_, w) => writer(w)));
+  return {
+    async stop() {
+      stopped = true;
+      await running;
+      return writes;
+    },
+  };
+}
+
+describe('UsersService.list', () => {
+  it('reports the total of the same snapshot as its page while writers run (one statement, not page + count)', async () => {
+    const writers = startWriters(6);
+    try {
+      for (let i = 0; i < 150; i++) {
+        // While the table holds fewer rows than the limit, a page from offset 0 IS the table: its length is the total.
+        const page = await service.list({ limit: 100, offset: 0 });
+        expect(page.items.length, `read ${i}`).toBe(page.total);
+        if (page.total > 60) await t.sql`delete from users where id in (select id from users order by id limit 30)`;
+      }
+    } finally {
+      expect(await writers.stop()).toBeGreaterThan(0);
+    }
+  });
+
+  it('reports count(*) of its own snapshot (compared inside one REPEATABLE READ transaction)', async () => {
+    await seedUsers(t.sql, 300);
+    const writers = startWriters(6);
+    try {
+      for (let i = 0; i < 40; i++) {
+        const [counted, listed] = await t.sql.begin('isolation level repeatable read', async (tx) => {
+          const [row] = await tx<{ n: number }[]>`select count(*)::int as n from users`;
+          const page = await new UsersService({ orm: t.orm, sql: tx }).list({ limit: 50, offset: 10 });
+          return [row?.n, page] as const;
+        });
+        expect(listed.total, `read ${i}`).toBe(counted);
+        expect(listed.items).toHaveLength(50);
+      }
+    } finally {
+      await writers.stop();
+    }
+  });
+
+  it('reports the total with an empty page, and items in id order', async () => {
+    expect(await service.list({ limit: 10, offset: 0 })).toEqual({ items: [], total: 0 });
+    await seedUsers(t.sql, 25);
+    expect(await service.list({ limit: 10, offset: 100 })).toEqual({ items: [], total: 25 });
+    const page = await service.list({ limit: 10, offset: 20 });
+    expect(page.total).toBe(25);
+    expect(page.items.map((u) => u.id)).toEqual([21, 22, 23, 24, 25]);
+  });
+
+  it('returns users exactly as byId does (same shape, same ISO timestamps)', async () => {
+    await seedUsers(t.sql, 3);
+    await t.sql`update users set created_at = '2024-02-29 23:59:59.9999+00', updated_at = '2031-01-01 00:00:00+00' where id = 2`;
+    const page = await service.list({ limit: 10, offset: 0 });
+    expect(page.items).toEqual([await service.byId(1), await service.byId(2), await service.byId(3)]);
+    expect(page.items[1]).toMatchObject({ createdAt: '2024-02-29T23:59:59.999Z', updatedAt: '2031-01-01T00:00:00.000Z' });
+  });
+});
+
+describe('isoTimestamp', () => {
+  it('equals Date#toISOString for what Postgres sends, in any session time zone', async () => {
+    const rows = await t.sql<{ ts: string; zone: string }[]>`
+      select (timestamptz '2026-12-01 06:28:00+00' + (g * interval '1 second' * 7919.123457) + (g % 7) * interval '1 microsecond' * 10 ^ (g % 6))::text as ts,
+             current_setting('TimeZone') as zone
+      from generate_series(-2000, 2000) g`;
+    for (const { ts } of rows) expect(isoTimestamp(ts), ts).toBe(new Date(ts).toISOString());
+    await t.sql.begin(async (tx) => {
+      await tx`set local time zone 'Asia/Kolkata'`;
+      const [row] = await tx<{ ts: string }[]>`select timestamptz '2026-12-01 06:28:00.5+00' :: text as ts`;
+      expect(row?.ts).toMatch(/\+05:30$/);
+      expect(isoTimestamp(row?.ts ?? '')).toBe('2026-12-01T06:28:00.500Z');
+    });
+  });
+
+  it('takes every fraction length, and leaves odd years to Date', () => {
+    for (const [text, iso] of [
+      ['2026-12-01 06:28:00+00', '2026-12-01T06:28:00.000Z'],
+      ['2026-12-01 06:28:00.1+00', '2026-12-01T06:28:00.100Z'],
+      ['2026-12-01 06:28:00.12+00', '2026-12-01T06:28:00.120Z'],
+      ['2026-12-01 06:28:00.123+00', '2026-12-01T06:28:00.123Z'],
+      ['2026-12-01 06:28:00.1239+00', '2026-12-01T06:28:00.123Z'],
+      ['2026-12-01 06:28:00.12399+00', '2026-12-01T06:28:00.123Z'],
+      ['2026-12-01 06:28:00.123999+00', '2026-12-01T06:28:00.123Z'],
+    ] as const) {
+      expect(isoTimestamp(text), text).toBe(iso);
+      expect(isoTimestamp(text), text).toBe(new Date(text).toISOString());
+    }
+    for (const text of ['0999-12-01 06:28:00+00', '12026-12-01 06:28:00+00', '2026-12-01 06:28:00+01']) {
+      expect(isoTimestamp(text), text).toBe(new Date(text).toISOString());
+    }
+    expect(isoTimestamp(new Date(0))).toBe('1970-01-01T00:00:00.000Z');
+  });
+});
+
+/** The last id of the page a stream's next() gives, or 'done'. */
+async function nextLastId(pages: AsyncGenerator<{ lastId: number }>): Promise<number | 'done'> {
+  const step = await pages.next();
+  return step.done ? 'done' : step.value.lastId;
+}
+
+describe('UsersService.stream', () => {
+  it('resumes after an id without duplicates or gaps, and ends at the first empty page', async () => {
+    await seedUsers(t.sql, 1050);
+    await t.sql`delete from users where id in (7, 500, 501, 1000)`;
+    const controller = new AbortController();
+    const seen: number[] = [];
+    let lastIds: number[] = [];
+    for await (const page of service.stream({ pageSize: 100, afterId: 3, signal: controller.signal })) {
+      expect(page.total).toBe(1046);
+      seen.push(...page.items.map((u) => u.id));
+      lastIds = [...lastIds, page.lastId];
+    }
+    const expected = Array.from({ length: 1047 }, (_, i) => i + 4).filter((id) => ![7, 500, 501, 1000].includes(id));
+    expect(seen).toEqual(expected);
+    expect(lastIds.at(-1)).toBe(1050);
+    expect(lastIds).toHaveLength(11);
+  });
+
+  it('an early return settles the page read ahead; an abort cancels it and ends the generator', async () => {
+    await seedUsers(t.sql, 500);
+    const controller = new AbortController();
+    const pages = service.stream({ pageSize: 100, afterId: 0, signal: controller.signal });
+    expect(await nextLastId(pages)).toBe(100);
+    await pages.return(undefined);
+    expect(await pages.next()).toEqual({ done: true, value: undefined });
+
+    const scoped = new AbortController();
+    await runInQueryScope({ signal: scoped.signal }, async () => {
+      const stream = service.stream({ pageSize: 100, afterId: 0, signal: scoped.signal });
+      expect(await nextLastId(stream)).toBe(100);
+      scoped.abort();
+      // The read-ahead was cancelled (or had finished): the generator ends quietly, as before.
+      expect(await stream.next()).toEqual({ done: true, value: undefined });
+    });
+    const [active] = await t.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = current_database() and state = 'active' and pid <> pg_backend_pid()`;
+    expect(active?.n).toBe(0);
+  });
+});
