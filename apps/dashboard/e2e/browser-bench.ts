@@ -13,6 +13,7 @@
  * 2. frames: a FRAME_CALLS-call run (concurrency FRAME_CONCURRENCY, no fault): requestAnimationFrame deltas
  *    over the whole run (p50/p95/max), long tasks (> 50 ms) and the run's total time.
  *
+ * BENCH_DASHBOARD_DIR=<dir> serves another build of the dashboard (the server's DASHBOARD_DIR) instead of dist/.
  * Set PROFILE=<dir> to also record a CPU profile of the page (Chrome DevTools' format, .cpuprofile) per phase
  * and print its top self-time functions (build with `vite build --minify false` for readable names).
  */
@@ -24,7 +25,7 @@ import postgres from 'postgres';
 import { createDbClient, runMigrations, startEmbeddedPostgres } from '@asyncscope/db';
 import { databaseUrl, dropDatabase } from '@asyncscope/db/testing';
 import type { CDPSession, Page } from 'playwright-core';
-import { browserMissing, percentile, screenshot, startDashboard, until } from '../e2e/harness';
+import { browserMissing, percentile, screenshot, startDashboard, until } from './harness';
 
 // A benchmark is an app's entry point: its settings come from the environment.
 /* eslint-disable no-restricted-properties */
@@ -35,6 +36,8 @@ const FRAME_CONCURRENCY = Number(env.FRAME_CONCURRENCY ?? 20);
 const TRANSPORT = env.LAB_TRANSPORT ?? 'websocket';
 const PROFILE_DIR = env.PROFILE;
 const ADMIN_URL = env.BENCH_DATABASE_URL;
+/** Another build of the dashboard to serve (e.g. the previous commit's, for a before/after in one sitting). */
+const DASHBOARD_DIR = env.BENCH_DASHBOARD_DIR;
 /* eslint-enable no-restricted-properties */
 
 const TOKEN = `bench-${randomBytes(9).toString('hex')}`;
@@ -143,6 +146,26 @@ function parseShownMs(text: string): number {
   return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
 }
 
+/** requestAnimationFrame deltas over `ms` while nothing runs: what the machine allows the page at all. */
+function idleFrames(page: Page, ms: number): Promise<number[]> {
+  return page.evaluate(
+    (duration) =>
+      new Promise<number[]>((resolve) => {
+        const out: number[] = [];
+        let last = 0;
+        const end = performance.now() + duration;
+        const frame = (t: number): void => {
+          if (last > 0) out.push(t - last);
+          last = t;
+          if (t < end) requestAnimationFrame(frame);
+          else resolve(out);
+        };
+        requestAnimationFrame(frame);
+      }),
+    ms,
+  );
+}
+
 async function startProfile(cdp: CDPSession | null): Promise<void> {
   if (!cdp) return;
   await cdp.send('Profiler.enable');
@@ -190,6 +213,7 @@ async function main(): Promise<void> {
       applicationName: 'browser-bench',
       poolMax: 10,
       database: { adminUrl: db.adminUrl, template: db.template },
+      ...(DASHBOARD_DIR ? { env: { DASHBOARD_DIR } } : {}),
       seed: async (d) => { await d.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 1000) i`; },
     });
     try {
@@ -199,7 +223,7 @@ async function main(): Promise<void> {
       // that the page does not have.
       await page.evaluate('globalThis.__name = (f) => f');
       const cdp = PROFILE_DIR ? await page.context().newCDPSession(page) : null;
-      console.log(`browser bench: ${db.where}; the built server (pool 10) and dashboard; Chromium ${page.context().browser()?.version() ?? ''} at 1440 px; lab transport ${TRANSPORT}`);
+      console.log(`browser bench: ${db.where}; the built server (pool 10) and dashboard; Chromium ${page.context().browser()?.version() ?? ''} at 1440 px; lab transport ${TRANSPORT}${DASHBOARD_DIR ? `; dashboard from ${DASHBOARD_DIR}` : ''}`);
 
       // Warm-up: the lab's socket opens, the server's statements get prepared, the page's code gets compiled.
       await setLab(page, { count: '200', concurrency: '4', timeout: '10000', retries: '0', latency: '0', 'error-rate': '0' });
@@ -255,10 +279,12 @@ async function main(): Promise<void> {
       });
       await stopProfile(cdp, 'frames');
       const frames = stats(measured.frames);
+      const idle = stats(await idleFrames(page, 3000));
       const succeeded = await page.getByTestId('count-succeeded').locator('.legend-count').textContent();
       console.log(`\n2. fetch lab, ${FRAME_CALLS.toLocaleString('en-US')} calls at concurrency ${FRAME_CONCURRENCY}, no fault: ${succeeded ?? '?'} succeeded in ${(frameRunMs / 1000).toFixed(1)} s`);
       console.log(`  frame times (requestAnimationFrame deltas, ${frames.n} frames): p50 ${f1(frames.p50)} ms, p95 ${f1(frames.p95)} ms, max ${f1(frames.max)} ms`);
       console.log(`  long tasks (> 50 ms): ${measured.longTasks.length}, ${f1(measured.longTasks.reduce((a, b) => a + b, 0))} ms in all, longest ${f1(Math.max(0, ...measured.longTasks))} ms`);
+      console.log(`  the same page idle afterwards, 3 s (what this machine's load leaves it): p50 ${f1(idle.p50)} ms, p95 ${f1(idle.p95)} ms, max ${f1(idle.max)} ms`);
       console.log(`  goal: frame p95 ≤ ${GOAL_FRAME_P95} ms: ${verdict(frames.p95 <= GOAL_FRAME_P95)}; max ≤ ${GOAL_FRAME_MAX} ms: ${verdict(frames.max <= GOAL_FRAME_MAX)}`);
 
       for (const width of [1024, 1440]) {
