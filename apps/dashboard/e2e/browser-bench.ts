@@ -27,8 +27,7 @@ import { databaseUrl, dropDatabase } from '@asyncscope/db/testing';
 import type { CDPSession, Page } from 'playwright-core';
 import { browserMissing, percentile, screenshot, startDashboard, until } from './harness';
 
-// A benchmark is an app's entry point: its settings come from the environment.
-/* eslint-disable no-restricted-properties */
+// Its settings come from the environment (it is a script, like the e2e tests it borrows from).
 const env = process.env;
 const LATENCY_CALLS = Number(env.LATENCY_CALLS ?? 400);
 const FRAME_CALLS = Number(env.FRAME_CALLS ?? 10_000);
@@ -38,7 +37,6 @@ const PROFILE_DIR = env.PROFILE;
 const ADMIN_URL = env.BENCH_DATABASE_URL;
 /** Another build of the dashboard to serve (e.g. the previous commit's, for a before/after in one sitting). */
 const DASHBOARD_DIR = env.BENCH_DASHBOARD_DIR;
-/* eslint-enable no-restricted-properties */
 
 const TOKEN = `bench-${randomBytes(9).toString('hex')}`;
 const GOAL_EXTRA_MS = 5;

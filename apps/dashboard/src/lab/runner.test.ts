@@ -139,8 +139,9 @@ describe('startRun', () => {
     try {
       const s = store();
       const run = startRun(s, { ...base, count: 10_000, concurrency: 3 }, [1], fakeFetch(() => ({ ms: 5000 })));
-      expect(spawn).toHaveBeenCalledTimes(3);
+      expect(spawn).toHaveBeenCalledTimes(0); // the first calls go out after the rows were rendered
       await until(() => s.row(2)?.state === 'running');
+      expect(spawn).toHaveBeenCalledTimes(3);
       run.cancel(1); // a running call: its slot goes to the next row
       run.cancel(3); // the next row, still queued in the browser: never sent, the slot goes past it
       await until(() => s.row(4)?.state === 'running');
@@ -155,5 +156,16 @@ describe('startRun', () => {
     } finally {
       spawn.mockRestore();
     }
+  });
+
+  it('cancel all before the first call went out: every row cancelled, none sent, the run ends', async () => {
+    const s = store();
+    const seen: CallContext[] = [];
+    const run = startRun(s, { ...base, count: 5 }, [1], fakeFetch(() => ({}), seen));
+    run.cancelAll();
+    await run.done;
+    expect(states(s)).toEqual(Array(5).fill('cancelled'));
+    expect(seen).toHaveLength(0);
+    expect(s.run?.endedAt).toBeDefined();
   });
 });

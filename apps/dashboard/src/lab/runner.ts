@@ -148,12 +148,22 @@ export function startRun(store: CallsStore, config: RunConfig, userIds: readonly
     }
   };
   group.signal.addEventListener('abort', dropRest, { once: true });
-  feed();
 
-  const done = group.wait().then(
-    () => undefined,
-    () => undefined, // fail-fast: the cause is already on the run; cancelled: every row says so
-  ).finally(() => {
+  // The first calls go out in a task of their own, after the rows were rendered (beginRun publishes at once,
+  // and React renders that in a microtask): started in the same task, a 10,000-row run's first calls would
+  // count that render (tens of ms) as theirs. wait() comes after the first feed: with nothing pending it
+  // would resolve at once.
+  const done = new Promise<void>((resolve) => {
+    setTimeout(() => {
+      feed();
+      resolve(
+        group.wait().then(
+          () => undefined,
+          () => undefined, // fail-fast: the cause is already on the run; cancelled: every row says so
+        ),
+      );
+    }, 0);
+  }).finally(() => {
     group.signal.removeEventListener('abort', dropRest);
     store.endRun();
   });
