@@ -204,6 +204,8 @@ export interface Session {
 
 export interface DashboardOptions {
   token: string;
+  /** The PostgreSQL server and migrated template to clone (default: vitest's globalSetup, via inject). */
+  database?: { adminUrl: string; template: string };
   /** The server's DB_APPLICATION_NAME, by which its connections are found in pg_stat_activity. */
   applicationName: string;
   poolMax: number;
@@ -250,7 +252,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     if (failures.length > 0) throw new AggregateError(failures, `${failures.length} cleanup(s) failed`);
   };
   try {
-    const db = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: `${options.applicationName}-observer`, poolMax: 2 });
+    const { adminUrl, template } = options.database ?? { adminUrl: inject('pgAdminUrl'), template: inject('pgTemplate') };
+    const db = await createTestDatabase(adminUrl, template, { applicationName: `${options.applicationName}-observer`, poolMax: 2 });
     cleanups.push(() => db[Symbol.asyncDispose]());
     await options.seed?.(db);
     const port = await freePort();

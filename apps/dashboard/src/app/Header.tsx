@@ -1,4 +1,5 @@
-import { useSyncExternalStore } from 'react';
+import { useCallback, useSyncExternalStore } from 'react';
+import { FrameBatcher } from '../lib/frame-batcher';
 import type { FeedState } from '../activity/feed';
 import { useServices } from '../services';
 import { headerStatus } from '../transport/status';
@@ -6,9 +7,26 @@ import { usePageSocket } from '../transport/use-page-socket';
 import { useTicking } from '../ui/use-ticking';
 import type { ServerStatsView } from '../server/use-server-stats';
 
+/**
+ * The feed's state, re-read at most once per animation frame: it changes with every batch of events (the
+ * header shows the last sequence number), which during a lab run is hundreds of times a second, and each
+ * change heard directly was a synchronous render inside the socket's message task.
+ */
 function useFeedState(): FeedState {
   const { feed } = useServices();
-  return useSyncExternalStore((listener) => feed.onState(listener), () => feed.state);
+  const subscribe = useCallback(
+    (listener: () => void) => {
+      const frames = new FrameBatcher(() => undefined);
+      const unlisten = frames.subscribe(listener);
+      const stop = feed.onState(() => { frames.schedule(); });
+      return () => {
+        stop();
+        unlisten();
+      };
+    },
+    [feed],
+  );
+  return useSyncExternalStore(subscribe, () => feed.state);
 }
 
 export function Header({ stats }: { stats: ServerStatsView }) {

@@ -1,5 +1,6 @@
 import type { CallContext } from '@asyncscope/client';
 import { TRPCClientError } from '@trpc/client';
+import { TaskGroup } from '@asyncscope/concurrency';
 import { describe, expect, it, vi } from 'vitest';
 import { CallsStore, type RunConfig } from './calls-store';
 import { startRun, type FetchUser } from './runner';
@@ -131,5 +132,40 @@ describe('startRun', () => {
     const seen: CallContext[] = [];
     await startRun(store(), { ...base, count: 2, transport: 'http-batch' }, [1], fakeFetch(() => ({ ms: 1 }), seen)).done;
     expect(seen.map((c) => c.transport)).toEqual(['batch', 'batch']);
+  });
+
+  it('hands the group a call only when a slot is free: the queue is the rows, not 10,000 tasks made at the start', async () => {
+    const spawn = vi.spyOn(TaskGroup.prototype, 'spawn');
+    try {
+      const s = store();
+      const run = startRun(s, { ...base, count: 10_000, concurrency: 3 }, [1], fakeFetch(() => ({ ms: 5000 })));
+      expect(spawn).toHaveBeenCalledTimes(0); // the first calls go out after the rows were rendered
+      await until(() => s.row(2)?.state === 'running');
+      expect(spawn).toHaveBeenCalledTimes(3);
+      run.cancel(1); // a running call: its slot goes to the next row
+      run.cancel(3); // the next row, still queued in the browser: never sent, the slot goes past it
+      await until(() => s.row(4)?.state === 'running');
+      expect(spawn).toHaveBeenCalledTimes(4);
+      expect(s.row(3)).toMatchObject({ state: 'cancelled', cancelledBy: 'you' });
+      expect(s.row(3)?.startedAt).toBeUndefined();
+      run.cancelAll();
+      await run.done;
+      // Every row the group never got is cancelled too, by "cancel all".
+      expect(s.getSnapshot().counts.cancelled).toBe(10_000);
+      expect(s.row(9_999)?.cancelledBy).toBe('cancel-all');
+    } finally {
+      spawn.mockRestore();
+    }
+  });
+
+  it('cancel all before the first call went out: every row cancelled, none sent, the run ends', async () => {
+    const s = store();
+    const seen: CallContext[] = [];
+    const run = startRun(s, { ...base, count: 5 }, [1], fakeFetch(() => ({}), seen));
+    run.cancelAll();
+    await run.done;
+    expect(states(s)).toEqual(Array(5).fill('cancelled'));
+    expect(seen).toHaveLength(0);
+    expect(s.run?.endedAt).toBeDefined();
   });
 });

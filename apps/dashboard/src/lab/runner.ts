@@ -80,48 +80,105 @@ export function startRun(store: CallsStore, config: RunConfig, userIds: readonly
     }
   };
 
-  const group = new TaskGroup({ mode: config.mode, concurrency: config.concurrency, onEvent });
-  const handles: TaskHandle<unknown>[] = [];
-  for (let i = 0; i < config.count; i++) {
+  const group = new TaskGroup({ mode: config.mode, concurrency: config.concurrency, onEvent: (event) => {
+    onEvent(event);
+    // A slot frees as a task settles: hand the group the next call (at once, so the group never looks idle).
+    if (event.type === 'settled' || event.type === 'cancelled') {
+      handedOver--;
+      feed();
+    }
+  } });
+  const handles: (TaskHandle<unknown> | undefined)[] = [];
+  /** Rows cancelled before the group was handed their task: never handed over. */
+  const dropped = new Set<number>();
+  let next = 0;
+  /** Tasks the group holds and has not settled (its own count drops only after this event). */
+  let handedOver = 0;
+  const count = Math.min(config.count, store.run?.config.count ?? 0);
+
+  const spawn = (i: number): void => {
     const row = store.row(i);
-    if (!row) break;
+    if (!row) return;
     const { callId, userId } = row;
     rowOf.set(callId, i);
-    handles.push(
-      group.spawn(
-        (signal) =>
-          callWithPolicy(
-            ({ signal: attemptSignal, context, attempt }) => {
-              store.dispatch(i, { type: 'attempt', at: Date.now(), attempt });
-              return stopWaitingOnAbort(fetchUser(userId, { signal: attemptSignal, context: { ...context, transport } }), attemptSignal);
+    handedOver++;
+    handles[i] = group.spawn(
+      (signal) =>
+        callWithPolicy(
+          ({ signal: attemptSignal, context, attempt }) => {
+            store.dispatch(i, { type: 'attempt', at: Date.now(), attempt });
+            return stopWaitingOnAbort(fetchUser(userId, { signal: attemptSignal, context: { ...context, transport } }), attemptSignal);
+          },
+          {
+            callId,
+            timeoutMs: config.timeoutMs,
+            retries: config.retries,
+            minDelayMs: config.minDelayMs,
+            maxDelayMs: config.maxDelayMs,
+            signal,
+            onRetry: (info) => {
+              store.dispatch(i, { type: 'retrying', at: Date.now(), attempt: info.attempt, delayMs: info.delayMs, error: describeError(info.error) });
             },
-            {
-              callId,
-              timeoutMs: config.timeoutMs,
-              retries: config.retries,
-              minDelayMs: config.minDelayMs,
-              maxDelayMs: config.maxDelayMs,
-              signal,
-              onRetry: (info) => {
-                store.dispatch(i, { type: 'retrying', at: Date.now(), attempt: info.attempt, delayMs: info.delayMs, error: describeError(info.error) });
-              },
-            },
-          ),
-        { id: callId },
-      ),
+          },
+        ),
+      { id: callId },
     );
+  };
+
+  /**
+   * The group gets a call when it has a free slot, not all of them up front: spawning 10,000 tasks at once
+   * (a signal, a scope and a semaphore waiter each) was one 150 ms task at the run's start, and memory
+   * held for the whole run. The queue is the store's rows; the order and the concurrency are the same.
+   */
+  function feed(): void {
+    while (next < count && handedOver < config.concurrency && !group.signal.aborted) {
+      const i = next++;
+      if (!dropped.has(i)) spawn(i);
+    }
   }
 
-  const done = group.wait().then(
-    () => undefined,
-    () => undefined, // fail-fast: the cause is already on the run; cancelled: every row says so
-  ).finally(() => { store.endRun(); });
+  /** Rows never handed to the group when it is cancelled (cancel all, a fail-fast failure): never sent. */
+  const dropRest = (): void => {
+    const at = Date.now();
+    const cause = store.run?.cause;
+    for (; next < count; next++) {
+      if (dropped.has(next)) continue;
+      dropped.add(next);
+      store.dispatch(next, { type: 'cancelled', at, causeIndex: cause && cause.index !== next ? cause.index : undefined });
+    }
+  };
+  group.signal.addEventListener('abort', dropRest, { once: true });
+
+  // The first calls go out in a task of their own, after the rows were rendered (beginRun publishes at once,
+  // and React renders that in a microtask): started in the same task, a 10,000-row run's first calls would
+  // count that render (tens of ms) as theirs. wait() comes after the first feed: with nothing pending it
+  // would resolve at once.
+  const done = new Promise<void>((resolve) => {
+    setTimeout(() => {
+      feed();
+      resolve(
+        group.wait().then(
+          () => undefined,
+          () => undefined, // fail-fast: the cause is already on the run; cancelled: every row says so
+        ),
+      );
+    }, 0);
+  }).finally(() => {
+    group.signal.removeEventListener('abort', dropRest);
+    store.endRun();
+  });
 
   const cancel = (index: number, by: 'you' | 'cancel-all'): void => {
     const row = store.row(index);
     if (!row || row.state === 'succeeded' || row.state === 'failed' || row.state === 'timed-out' || row.state === 'cancelled') return;
     store.dispatch(index, { type: 'cancel-requested', by });
-    handles[index]?.cancel(new AbortError(by === 'you' ? 'Cancelled by you' : 'Cancelled by you (cancel all)'));
+    const handle = handles[index];
+    if (handle) handle.cancel(new AbortError(by === 'you' ? 'Cancelled by you' : 'Cancelled by you (cancel all)'));
+    else if (index >= next && !dropped.has(index)) {
+      // Still waiting for a slot in the browser: it never starts (as a queued task of the group would not).
+      dropped.add(index);
+      store.dispatch(index, { type: 'cancelled', at: Date.now() });
+    }
   };
 
   return {

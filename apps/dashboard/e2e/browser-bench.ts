@@ -1,0 +1,302 @@
+/**
+ * The dashboard in a browser, measured: prints figures (and PASS/FAIL against issue 12's goals); not a test.
+ *
+ *   npx pnpm --filter @asyncscope/dashboard bench:browser
+ *
+ * Starts what the e2e tests start (e2e/harness.ts): the built server as `pnpm start` runs it, serving the built
+ * dashboard (dist/), on its own database cloned from a migrated template on an embedded PostgreSQL (or on
+ * BENCH_DATABASE_URL's server), and Chromium at 1440 px. Then, in the fetch lab over its default transport:
+ *
+ * 1. latency: LATENCY_CALLS `users.byId` calls at concurrency 4, no fault: per call, the time the dashboard
+ *    shows on its row (client: attempt sent → answer) against the server's own time for the same call (its
+ *    `settled` hop: received → answered), p50/p95 of both and of the difference;
+ * 2. frames: a FRAME_CALLS-call run (concurrency FRAME_CONCURRENCY, no fault): requestAnimationFrame deltas
+ *    over the whole run (p50/p95/max), long tasks (> 50 ms) and the run's total time.
+ *
+ * BENCH_DASHBOARD_DIR=<dir> serves another build of the dashboard (the server's DASHBOARD_DIR) instead of dist/.
+ * Set PROFILE=<dir> to also record a CPU profile of the page (Chrome DevTools' format, .cpuprofile) per phase
+ * and print its top self-time functions (build with `vite build --minify false` for readable names).
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { createDbClient, runMigrations, startEmbeddedPostgres } from '@asyncscope/db';
+import { databaseUrl, dropDatabase } from '@asyncscope/db/testing';
+import type { CDPSession, Page } from 'playwright-core';
+import { browserMissing, percentile, screenshot, startDashboard, until } from './harness';
+
+// Its settings come from the environment (it is a script, like the e2e tests it borrows from).
+const env = process.env;
+const LATENCY_CALLS = Number(env.LATENCY_CALLS ?? 400);
+const FRAME_CALLS = Number(env.FRAME_CALLS ?? 10_000);
+const FRAME_CONCURRENCY = Number(env.FRAME_CONCURRENCY ?? 20);
+const TRANSPORT = env.LAB_TRANSPORT ?? 'websocket';
+const PROFILE_DIR = env.PROFILE;
+const ADMIN_URL = env.BENCH_DATABASE_URL;
+/** Another build of the dashboard to serve (e.g. the previous commit's, for a before/after in one sitting). */
+const DASHBOARD_DIR = env.BENCH_DASHBOARD_DIR;
+
+const TOKEN = `bench-${randomBytes(9).toString('hex')}`;
+const GOAL_EXTRA_MS = 5;
+const GOAL_FRAME_P95 = 20;
+const GOAL_FRAME_MAX = 100;
+
+interface Database {
+  adminUrl: string;
+  template: string;
+  where: string;
+  close(): Promise<void>;
+}
+
+/** What vitest's globalSetup gives the e2e tests: a PostgreSQL server and a migrated template database. */
+async function openDatabase(): Promise<Database> {
+  let adminUrl = ADMIN_URL;
+  let stopEmbedded = (): Promise<void> => Promise.resolve();
+  let where = `PostgreSQL at ${ADMIN_URL ? new URL(ADMIN_URL).host : ''} (BENCH_DATABASE_URL)`;
+  if (!adminUrl) {
+    const dir = await mkdtemp(join(tmpdir(), 'asyncscope-browser-bench-'));
+    await chmod(dir, 0o755); // as root the cluster runs as `postgres`, which must enter the folder
+    const pg = await startEmbeddedPostgres({ dataDir: dir, ephemeral: true });
+    adminUrl = pg.url;
+    where = 'embedded PostgreSQL';
+    stopEmbedded = async () => {
+      await pg.stop();
+      await rm(dir, { recursive: true, force: true });
+    };
+  }
+  const template = `browser_bench_${randomBytes(3).toString('hex')}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => undefined });
+  try {
+    await admin.unsafe(`create database "${template}"`);
+  } finally {
+    await admin.end();
+  }
+  const db = createDbClient({ url: databaseUrl(adminUrl, template), poolMax: 1, statementTimeoutMs: 0, applicationName: 'asyncscope-browser-bench-setup' });
+  try {
+    await runMigrations(db.orm);
+  } finally {
+    await db.close();
+  }
+  const url = adminUrl;
+  return {
+    adminUrl,
+    template,
+    where,
+    close: async () => {
+      await dropDatabase(url, template);
+      await stopEmbedded();
+    },
+  };
+}
+
+function stats(values: readonly number[]): { n: number; p50: number; p95: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { n: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), max: sorted.at(-1) ?? Number.NaN };
+}
+
+const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '–');
+const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
+
+async function setLab(page: Page, values: Record<string, string>): Promise<void> {
+  for (const [field, value] of Object.entries(values)) await page.getByTestId(`lab-${field}`).fill(value);
+  await page.getByLabel('settled', { exact: true }).check();
+  await page.getByTestId(`transport-${TRANSPORT}`).check();
+}
+
+async function runToEnd(page: Page, timeoutMs: number): Promise<void> {
+  await page.getByTestId('launch').click();
+  // Polled in the page, a few times a second: the harness's `until` (20 locator reads a second) would itself
+  // cost the page's main thread what is measured here.
+  const launchReads = (idle: boolean, polling: number, timeout: number) =>
+    page.waitForFunction((want) => (document.querySelector('[data-testid="launch"]')?.textContent === 'Launch') === want, idle, { polling, timeout });
+  await launchReads(false, 20, 10_000);
+  await launchReads(true, 250, timeoutMs);
+}
+
+/** Every row's shown time and its server-settled time, read from the (virtualised) table by scrolling it. */
+function readRows(page: Page): Promise<{ n: number; client: string; server: string | null }[]> {
+  return page.evaluate(async () => {
+    const body = document.querySelector<HTMLElement>('.tbody');
+    if (!body) throw new Error('no table');
+    const out = new Map<number, { n: number; client: string; server: string | null }>();
+    const frame = (): Promise<void> => new Promise((r) => requestAnimationFrame(() => { requestAnimationFrame(() => { r(); }); }));
+    for (let top = 0; ; top += Math.max(100, body.clientHeight - 60)) {
+      body.scrollTop = top;
+      await frame();
+      for (const el of Array.from(document.querySelectorAll<HTMLElement>('[data-testid^="row-"]'))) {
+        const n = Number(el.dataset.testid?.slice(4));
+        out.set(n, { n, client: el.querySelector('.c-time')?.textContent ?? '', server: el.querySelector('[data-slot="settled"]')?.getAttribute('title') ?? null });
+      }
+      if (top + body.clientHeight >= body.scrollHeight) break;
+    }
+    body.scrollTop = 0;
+    return [...out.values()];
+  });
+}
+
+/** "12 ms" / "<1 ms" / "1.20 s" → ms. */
+function parseShownMs(text: string): number {
+  if (text.startsWith('<1')) return 0.5;
+  const m = /([\d.]+)\s*(ms|s)/.exec(text);
+  if (!m) return Number.NaN;
+  return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+}
+
+/** requestAnimationFrame deltas over `ms` while nothing runs: what the machine allows the page at all. */
+function idleFrames(page: Page, ms: number): Promise<number[]> {
+  return page.evaluate(
+    (duration) =>
+      new Promise<number[]>((resolve) => {
+        const out: number[] = [];
+        let last = 0;
+        const end = performance.now() + duration;
+        const frame = (t: number): void => {
+          if (last > 0) out.push(t - last);
+          last = t;
+          if (t < end) requestAnimationFrame(frame);
+          else resolve(out);
+        };
+        requestAnimationFrame(frame);
+      }),
+    ms,
+  );
+}
+
+async function startProfile(cdp: CDPSession | null): Promise<void> {
+  if (!cdp) return;
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+  await cdp.send('Profiler.start');
+}
+
+interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number }; hitCount?: number }
+
+/** Stops the profiler, saves the profile, prints the functions with the most self time. */
+async function stopProfile(cdp: CDPSession | null, name: string): Promise<void> {
+  if (!cdp || !PROFILE_DIR) return;
+  const { profile } = await cdp.send('Profiler.stop');
+  await mkdir(PROFILE_DIR, { recursive: true });
+  const file = join(PROFILE_DIR, `${name}.cpuprofile`);
+  await writeFile(file, JSON.stringify(profile));
+  const nodes = profile.nodes as ProfileNode[];
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  const self = new Map<string, number>();
+  let total = 0;
+  samples.forEach((id, i) => {
+    const node = byId.get(id);
+    if (!node) return;
+    const dt = deltas[i] ?? 0;
+    total += dt;
+    const { functionName, url, lineNumber, columnNumber } = node.callFrame;
+    const key = `${functionName || '(anonymous)'} ${url ? `${url.split('/').pop() ?? ''}:${lineNumber + 1}:${columnNumber + 1}` : ''}`.trim();
+    self.set(key, (self.get(key) ?? 0) + dt);
+  });
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25);
+  console.log(`  CPU profile ${file}: ${(total / 1000).toFixed(0)} ms sampled; top self time:`);
+  for (const [key, us] of top) console.log(`    ${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %  ${key}`);
+}
+
+async function main(): Promise<void> {
+  const missing = browserMissing();
+  if (missing) throw new Error(`cannot run: ${missing}`);
+  const started = Date.now();
+  const db = await openDatabase();
+  try {
+    const dash = await startDashboard({
+      token: TOKEN,
+      applicationName: 'browser-bench',
+      poolMax: 10,
+      database: { adminUrl: db.adminUrl, template: db.template },
+      ...(DASHBOARD_DIR ? { env: { DASHBOARD_DIR } } : {}),
+      seed: async (d) => { await d.sql`insert into users (name, email) select 'User ' || i, 'user' || i || '@example.com' from generate_series(1, 1000) i`; },
+    });
+    try {
+      const { page } = dash;
+      await page.setViewportSize({ width: 1440, height: 900 });
+      // tsx (esbuild, keepNames) wraps the named functions of the page.evaluate bodies below in a `__name` helper
+      // that the page does not have.
+      await page.evaluate('globalThis.__name = (f) => f');
+      const cdp = PROFILE_DIR ? await page.context().newCDPSession(page) : null;
+      console.log(`browser bench: ${db.where}; the built server (pool 10) and dashboard; Chromium ${page.context().browser()?.version() ?? ''} at 1440 px; lab transport ${TRANSPORT}${DASHBOARD_DIR ? `; dashboard from ${DASHBOARD_DIR}` : ''}`);
+
+      // Warm-up: the lab's socket opens, the server's statements get prepared, the page's code gets compiled.
+      await setLab(page, { count: '200', concurrency: '4', timeout: '10000', retries: '0', latency: '0', 'error-rate': '0' });
+      await runToEnd(page, 60_000);
+
+      // 1. Per-call latency at concurrency 4.
+      await setLab(page, { count: String(LATENCY_CALLS), concurrency: '4', timeout: '10000', retries: '0', latency: '0', 'error-rate': '0' });
+      await startProfile(cdp);
+      const t0 = Date.now();
+      await runToEnd(page, 120_000);
+      const latencyRunMs = Date.now() - t0;
+      await stopProfile(cdp, 'latency');
+      // The last hops arrive over the event stream just after the run ends.
+      await until('every row with its server hop', async () => (await readRows(page)).filter((r) => r.server !== null).length >= LATENCY_CALLS, 10_000);
+      const rows = await readRows(page);
+      const pairs = rows
+        .map((r) => ({ client: parseShownMs(r.client), server: parseShownMs(/after (.+?)( —|$)/.exec(r.server ?? '')?.[1] ?? '') }))
+        .filter((p) => Number.isFinite(p.client) && Number.isFinite(p.server));
+      const client = stats(pairs.map((p) => p.client));
+      const server = stats(pairs.map((p) => p.server));
+      const extra = stats(pairs.map((p) => p.client - p.server));
+      console.log(`\n1. users.byId, ${LATENCY_CALLS} calls at concurrency 4 (${pairs.length} rows read; run took ${latencyRunMs} ms, ${f1((LATENCY_CALLS * 1000) / latencyRunMs)} calls/s)`);
+      console.log('                         p50      p95      max   (ms, as the rows show them: whole ms)');
+      console.log(`  dashboard (browser) ${f1(client.p50).padStart(7)}  ${f1(client.p95).padStart(7)}  ${f1(client.max).padStart(7)}`);
+      console.log(`  server (settled hop) ${f1(server.p50).padStart(6)}  ${f1(server.p95).padStart(7)}  ${f1(server.max).padStart(7)}`);
+      console.log(`  browser − server    ${f1(extra.p50).padStart(7)}  ${f1(extra.p95).padStart(7)}  ${f1(extra.max).padStart(7)}`);
+      console.log(`  goal: browser ≤ server + ${GOAL_EXTRA_MS} ms (p50 of the difference): ${verdict(extra.p50 <= GOAL_EXTRA_MS)}`);
+
+      // 2. Frames during a long run.
+      await setLab(page, { count: String(FRAME_CALLS), concurrency: String(FRAME_CONCURRENCY), timeout: '10000', retries: '0', latency: '0', 'error-rate': '0' });
+      await page.evaluate(() => {
+        const w = window as unknown as { benchFrames: number[]; benchLongTasks: number[]; benchStop: boolean };
+        w.benchFrames = [];
+        w.benchLongTasks = [];
+        w.benchStop = false;
+        new PerformanceObserver((list) => { for (const e of list.getEntries()) w.benchLongTasks.push(e.duration); }).observe({ type: 'longtask' });
+        let last = 0;
+        const frame = (t: number): void => {
+          if (last > 0) w.benchFrames.push(t - last);
+          last = t;
+          if (!w.benchStop) requestAnimationFrame(frame);
+        };
+        requestAnimationFrame(frame);
+      });
+      await startProfile(cdp);
+      const t1 = Date.now();
+      await runToEnd(page, 600_000);
+      const frameRunMs = Date.now() - t1;
+      const measured = await page.evaluate(() => {
+        const w = window as unknown as { benchFrames: number[]; benchLongTasks: number[]; benchStop: boolean };
+        w.benchStop = true;
+        return { frames: w.benchFrames, longTasks: w.benchLongTasks };
+      });
+      await stopProfile(cdp, 'frames');
+      const frames = stats(measured.frames);
+      const idle = stats(await idleFrames(page, 3000));
+      const succeeded = await page.getByTestId('count-succeeded').locator('.legend-count').textContent();
+      console.log(`\n2. fetch lab, ${FRAME_CALLS.toLocaleString('en-US')} calls at concurrency ${FRAME_CONCURRENCY}, no fault: ${succeeded ?? '?'} succeeded in ${(frameRunMs / 1000).toFixed(1)} s`);
+      console.log(`  frame times (requestAnimationFrame deltas, ${frames.n} frames): p50 ${f1(frames.p50)} ms, p95 ${f1(frames.p95)} ms, max ${f1(frames.max)} ms`);
+      console.log(`  long tasks (> 50 ms): ${measured.longTasks.length}, ${f1(measured.longTasks.reduce((a, b) => a + b, 0))} ms in all, longest ${f1(Math.max(0, ...measured.longTasks))} ms`);
+      console.log(`  the same page idle afterwards, 3 s (what this machine's load leaves it): p50 ${f1(idle.p50)} ms, p95 ${f1(idle.p95)} ms, max ${f1(idle.max)} ms`);
+      console.log(`  goal: frame p95 ≤ ${GOAL_FRAME_P95} ms: ${verdict(frames.p95 <= GOAL_FRAME_P95)}; max ≤ ${GOAL_FRAME_MAX} ms: ${verdict(frames.max <= GOAL_FRAME_MAX)}`);
+
+      for (const width of [1024, 1440]) {
+        await page.setViewportSize({ width, height: 900 });
+        await new Promise((r) => setTimeout(r, 300));
+        await screenshot(page, `bench-lab-${FRAME_CALLS}-calls-${width}`);
+      }
+      console.log(`\nmachine: load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} CPUs (server, PostgreSQL and Chromium share them); ${((Date.now() - started) / 1000).toFixed(0)} s in all`);
+    } finally {
+      await dash.close();
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+await main();
