@@ -110,10 +110,11 @@ describe('barChartSvg', () => {
   });
 
   it('ends the axis on a round number at or above the tallest bar', () => {
-    expect(niceMax(12924)).toBe(20000);
+    expect(niceMax(12924)).toBe(15000);
+    expect(niceMax(5755)).toBe(6000);
     expect(niceMax(2262)).toBe(2500);
     expect(niceMax(100)).toBe(100);
     expect(niceMax(0)).toBe(1);
-    expect(svg).toContain('>20,000</text>');
+    expect(svg).toContain('>15,000</text>');
   });
 });

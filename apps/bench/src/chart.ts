@@ -43,11 +43,11 @@ export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] ?? c);
 }
 
-/** A round number ≥ max, so the axis ends on a tick: 1, 2, 2.5 or 5 times a power of ten. */
+/** A round number ≥ max whose fifths are round too, so the axis ends on a tick and no bar gets too short. */
 export function niceMax(max: number): number {
   if (!(max > 0)) return 1;
   const power = 10 ** Math.floor(Math.log10(max));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= max) return step * power;
+  for (const step of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 7.5, 8, 10]) if (step * power >= max) return step * power;
   return 10 * power;
 }
 

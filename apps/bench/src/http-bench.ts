@@ -13,8 +13,9 @@
  * Scenarios: users.byId; users.list {limit:50} with its `total` (the baselines count the table); and the
  * baselines' plain list, one page without a count, which the issue's list goal is measured against.
  * Each scenario runs its targets interleaved (A, B, C, A, B, C, …), a warm-up before every run, and reports
- * the median of the repetitions. Then the soak (users.byId, one continuous load cut into windows, for the
- * server and the patched baseline), then users.byId through the typed client per transport.
+ * the median of the repetitions. Then the soak (users.byId, one continuous load cut into windows, per
+ * target; the goal is for the server and the patched baseline), then users.byId through the typed client
+ * per transport (transport-bench.ts).
  *
  *   BENCH_DATABASE_URL        a PostgreSQL server to create the bench database on (default: embedded, in a temp dir)
  *   BENCH_SECONDS             measured seconds per run (default 10)
@@ -114,7 +115,8 @@ function median(values: number[]): number {
 /**
  * Soak drift: the least-squares line through the windows' CPU per call, its change from the first window
  * to the last, relative to its value at the first. One noisy window (other work on the machine) moves it
- * far less than it moves a plain last/first ratio, which the report prints too.
+ * far less than it moves a plain last/first ratio, which the report prints too. The goal is on growth
+ * (what a leak or a queue that keeps growing does); a fall is reported, not failed.
  */
 export function fittedDrift(values: number[]): number {
   const n = values.length;
@@ -197,7 +199,7 @@ async function main(signal: AbortSignal): Promise<number> {
   const uptimeBefore = uptime();
 
   const runs = scenarios.reduce((n, s) => n + s.targets.length * repetitions, 0);
-  const planned = runs * (warmupSeconds + seconds) + 2 * (warmupSeconds + soakWindows * soakWindowSeconds) + 3 * (warmupSeconds + seconds);
+  const planned = runs * (warmupSeconds + seconds) + 3 * (warmupSeconds + soakWindows * soakWindowSeconds) + 3 * (warmupSeconds + seconds);
   log(uptimeBefore);
   log(`plan: ${runs} runs of ${warmupSeconds} + ${seconds} s, a soak of ${soakWindows} × ${soakWindowSeconds} s per target, 3 transports: about ${Math.ceil(planned / 60)} min of load`);
 
@@ -282,10 +284,11 @@ async function main(signal: AbortSignal): Promise<number> {
       }
       const peakRssMB = Object.fromEntries(running.map((t) => [t.key, peakRssBytes(t.child.pid) / 2 ** 20]));
 
-      // The soak: one continuous users.byId load per target, CPU per call window by window.
+      // The soak: one continuous users.byId load per target, CPU per call window by window. The driver as
+      // shipped has no goal here; it shows the soak sees the drift it is for (its queue grows under saturation).
       const soak: SoakResult[] = [];
       const byId = scenarios[0];
-      for (const target of running.filter((t) => t.key === 'server' || t.key === 'patched')) {
+      for (const target of running) {
         if (!byId) break;
         const load = { url: target.url, path: byId.path, headers, connections, signal };
         log(`soak ${target.key}: warm-up ${warmupSeconds} s, then ${soakWindows} × ${soakWindowSeconds} s`);
@@ -406,7 +409,7 @@ export function goals(r: Pick<Results, 'cells' | 'soak' | 'transports'>): Goal[]
     const s = r.soak.find((x) => x.target === key);
     const name = key === 'server' ? 'this server' : 'node:http + postgres.js, queue fixed';
     out.push(s
-      ? { goal: `soak: server CPU per call drifts < 5 %, ${name}`, figure: `${pct(s.drift)} (first → last window ${pct(s.firstToLast)})`, pass: Math.abs(s.drift) < 0.05, how: 'fitted line over the windows, first → last' }
+      ? { goal: `soak: server CPU per call drifts < 5 %, ${name}`, figure: `${pct(s.drift)} (first → last window ${pct(s.firstToLast)})`, pass: s.drift < 0.05, how: 'growth of the fitted line over the windows, first → last' }
       : { goal: `soak: server CPU per call drifts < 5 %, ${name}`, figure: 'not measured', pass: null, how: '' });
   }
   out.push(
@@ -448,7 +451,7 @@ function report(r: Results, transports: TransportRow[]): string {
     out.push(`| ${label(x.target)}, server CPU µs/call | ${x.windows.map((w) => fixed(w.cpuUsPerCall, 0)).join(' | ')} | ${pct(x.drift)} | ${pct(x.firstToLast)} | ${pct(x.maxDeviationFromMedian).replace('+', '')} |`);
     out.push(`| ${label(x.target)}, req/s | ${x.windows.map((w) => fixed(w.reqPerSec, 0)).join(' | ')} | | | |`);
   }
-  out.push('', 'Drift: the least-squares line through the windows\' CPU per call, its change from the first window to the last, relative to the first.');
+  out.push('', 'Drift: the least-squares line through the windows\' CPU per call, its change from the first window to the last, relative to the first; the goal is growth < 5 % (a fall passes). The driver as shipped has no goal here: it shows that the soak sees a queue that keeps growing.');
   out.push(transportReport(transports, `${s.seconds} s, ${s.connections} calls in flight, ${s.warmupSeconds} s warm-up, load generator in this process`));
 
   out.push('### Goals (issue 12)', '', '| goal | figure | verdict |', '| --- | --- | --- |');
