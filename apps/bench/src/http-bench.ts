@@ -220,9 +220,15 @@ async function main(signal: AbortSignal): Promise<number> {
   try {
     log(`database: ${database.description}`);
     // PostgreSQL's processes: the postmaster of a backend of ours, if that server runs on this machine.
+    // Read while the connection is open: its backend exits with it.
     const probe = postgres(database.url, { max: 1, onnotice: () => undefined });
-    const [backend] = await probe<{ pid: number }[]>`select pg_backend_pid() as pid`.finally(() => probe.end({ timeout: 5 }));
-    const postmaster = backend ? postmasterOf(backend.pid) : undefined;
+    let postmaster: number | undefined;
+    try {
+      const [backend] = await probe<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      postmaster = backend ? postmasterOf(backend.pid) : undefined;
+    } finally {
+      await probe.end({ timeout: 5 });
+    }
     log(postmaster ? `PostgreSQL postmaster: pid ${postmaster}` : 'PostgreSQL is not a process of this machine: its CPU is not measured');
     const pgCpu = () => (postmaster ? postgresCpuMicros(postmaster) : NaN);
 
