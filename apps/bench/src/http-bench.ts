@@ -246,7 +246,19 @@ async function main(signal: AbortSignal): Promise<number> {
 
       const failures: string[] = [];
       const checkAlive = (t: Target) => {
-        if (t.child.process.exitCode !== null) throw new Error(`${t.key} exited during the run:\n${t.child.tail()}`);
+        const { exitCode, signalCode } = t.child.process;
+        if (exitCode !== null || signalCode !== null) throw new Error(`${t.key} (pid ${t.child.pid}) exited during the run (${signalCode ?? `code ${exitCode ?? '?'}`}); its last lines:\n${t.child.tail()}`);
+      };
+      // After the matrix, a target that dies (other work on a shared machine has killed servers by name) costs
+      // its own figures, not the run's: the failure is reported and the rest is still written.
+      const orFailure = async (what: string, work: () => Promise<void>) => {
+        try {
+          await work();
+        } catch (error) {
+          signal.throwIfAborted();
+          failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+          log(`${what} failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
       };
 
       // Scenario by scenario, targets interleaved, so the figures compared are measured close together in time.
@@ -296,24 +308,34 @@ async function main(signal: AbortSignal): Promise<number> {
       const byId = scenarios[0];
       for (const target of running) {
         if (!byId) break;
-        const load = { url: target.url, path: byId.path, headers, connections, signal };
-        log(`soak ${target.key}: warm-up ${warmupSeconds} s, then ${soakWindows} × ${soakWindowSeconds} s`);
-        await runLoad({ ...load, seconds: warmupSeconds });
-        // A little past the last window, so its boundary is read before the load ends.
-        const result = await runLoad({ ...load, seconds: soakWindows * soakWindowSeconds + 0.5, windows: { seconds: soakWindowSeconds, sample: () => cpuMicros(target.child.pid) } });
-        checkAlive(target);
-        const errors = result.non2xx + result.errors;
-        if (errors > 0) failures.push(`soak ${target.key}: ${result.problems.join('; ')}`);
-        const windows = result.windows.slice(0, soakWindows).map((w) => ({ seconds: w.seconds, reqPerSec: w.responses / w.seconds, cpuUsPerCall: w.sampled / Math.max(1, w.responses) }));
-        const perCall = windows.map((w) => w.cpuUsPerCall);
-        const mid = median(perCall);
-        soak.push({
-          target: target.key,
-          windows,
-          drift: fittedDrift(perCall),
-          firstToLast: (perCall.at(-1) ?? NaN) / (perCall[0] ?? NaN) - 1,
-          maxDeviationFromMedian: Math.max(...perCall.map((v) => Math.abs(v - mid) / mid)),
-          errors,
+        await orFailure(`soak ${target.key}`, async () => {
+          const load = { url: target.url, path: byId.path, headers, connections, signal };
+          log(`soak ${target.key}: warm-up ${warmupSeconds} s, then ${soakWindows} × ${soakWindowSeconds} s`);
+          await runLoad({ ...load, seconds: warmupSeconds });
+          checkAlive(target);
+          // A little past the last window, so its boundary is read before the load ends.
+          const sample = () => {
+            try {
+              return cpuMicros(target.child.pid);
+            } catch {
+              return NaN; // gone: checkAlive says so below
+            }
+          };
+          const result = await runLoad({ ...load, seconds: soakWindows * soakWindowSeconds + 0.5, windows: { seconds: soakWindowSeconds, sample } });
+          checkAlive(target);
+          const errors = result.non2xx + result.errors;
+          if (errors > 0) failures.push(`soak ${target.key}: ${result.problems.join('; ')}`);
+          const windows = result.windows.slice(0, soakWindows).map((w) => ({ seconds: w.seconds, reqPerSec: w.responses / w.seconds, cpuUsPerCall: w.sampled / Math.max(1, w.responses) }));
+          const perCall = windows.map((w) => w.cpuUsPerCall);
+          const mid = median(perCall);
+          soak.push({
+            target: target.key,
+            windows,
+            drift: fittedDrift(perCall),
+            firstToLast: (perCall.at(-1) ?? NaN) / (perCall[0] ?? NaN) - 1,
+            maxDeviationFromMedian: Math.max(...perCall.map((v) => Math.abs(v - mid) / mid)),
+            errors,
+          });
         });
       }
 
@@ -322,18 +344,24 @@ async function main(signal: AbortSignal): Promise<number> {
       const patched = running.find((t) => t.key === 'patched');
       let transports: TransportRow[] = [];
       if (server && patched) {
-        transports = await measureTransports({
-          trpc: { url: server.url, pid: server.child.pid },
-          baseline: { url: patched.url, pid: patched.child.pid },
-          token,
-          userId: (i) => (i % USERS) + 1,
-          concurrency: connections,
-          seconds,
-          warmupSeconds,
-          signal,
-          log,
+        await orFailure('transports', async () => {
+          checkAlive(server);
+          checkAlive(patched);
+          transports = await measureTransports({
+            trpc: { url: server.url, pid: server.child.pid },
+            baseline: { url: patched.url, pid: patched.child.pid },
+            token,
+            userId: (i) => (i % USERS) + 1,
+            concurrency: connections,
+            seconds,
+            warmupSeconds,
+            signal,
+            log,
+          });
+          checkAlive(server);
+          checkAlive(patched);
+          for (const t of transports) if (t.load.errors > 0) failures.push(`${t.name}: ${t.load.errors} errors (${t.load.firstError ?? ''})`);
         });
-        for (const t of transports) if (t.load.errors > 0) failures.push(`${t.name}: ${t.load.errors} errors (${t.load.firstError ?? ''})`);
       }
 
       const cpu = cpus();
