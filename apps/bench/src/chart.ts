@@ -61,7 +61,8 @@ function panelSvg(input: ChartInput, panel: Panel, top: number): string[] {
   const plotTop = top + MARGIN.top;
   const plotHeight = PANEL_HEIGHT - MARGIN.top - MARGIN.bottom;
   const baseY = plotTop + plotHeight;
-  const max = niceMax(Math.max(0, ...panel.bars.map((b) => b.value + (b.stacked ?? 0))));
+  // Some headroom, so the tallest bar's label stays clear of the panel's title.
+  const max = niceMax(1.06 * Math.max(0, ...panel.bars.map((b) => b.value + (b.stacked ?? 0))));
   const scale = plotHeight / max;
 
   out.push(`<text x="${px(plotLeft)}" y="${px(top + 20)}" font-size="14" font-weight="600" ${FONT}>${escapeXml(panel.title)}</text>`);
