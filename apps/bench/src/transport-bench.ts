@@ -56,7 +56,7 @@ export async function measureTransports(options: TransportBenchOptions): Promise
   return rows;
 }
 
-const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a');
 
 export function transportReport(rows: TransportRow[], settings: string): string {
   const out = [
