@@ -20,6 +20,12 @@ function rssMb(pid: number): number {
   return match ? Number(match[1]) / 1024 : NaN;
 }
 
+/** The process's CPU time (user + system) in µs, from /proc (clock ticks of 10 ms): steadier than rows/s on a shared machine. */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 async function main(signal: AbortSignal): Promise<void> {
   log(`seeding ${USERS} users`);
   const db = await openBenchDatabase({ adminUrl: env.BENCH_DATABASE_URL, users: USERS, signal });
@@ -32,6 +38,7 @@ async function main(signal: AbortSignal): Promise<void> {
     const samples: number[] = [rssMb(child.pid)];
     const sampler = setInterval(() => { samples.push(rssMb(child.pid)); }, 100);
     const started = performance.now();
+    const cpuStarted = cpuMicros(child.pid);
     let rows = 0;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -52,6 +59,7 @@ async function main(signal: AbortSignal): Promise<void> {
       clearInterval(sampler);
     }
     const seconds = (performance.now() - started) / 1000;
+    const cpuPerRow = (cpuMicros(child.pid) - cpuStarted) / rows;
     const sorted = samples.filter(Number.isFinite).sort((a, b) => a - b);
     const first10 = samples.slice(0, Math.max(1, Math.floor(samples.length / 10)));
 
@@ -84,9 +92,9 @@ async function main(signal: AbortSignal): Promise<void> {
         '',
         `## Streaming benchmark (node ${process.version}, ${db.description})`,
         '',
-        '| rows | pages of | seconds | rows/s | server RSS at start MB | median MB | max MB |',
-        '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-        `| ${rows} | ${PAGE} | ${seconds.toFixed(1)} | ${Math.round(rows / seconds)} | ${Math.round(Math.max(...first10))} | ${Math.round(sorted[Math.floor(sorted.length / 2)] ?? NaN)} | ${Math.round(sorted.at(-1) ?? NaN)} |`,
+        '| rows | pages of | seconds | rows/s | server CPU µs/row | server RSS at start MB | median MB | max MB |',
+        '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        `| ${rows} | ${PAGE} | ${seconds.toFixed(1)} | ${Math.round(rows / seconds)} | ${cpuPerRow.toFixed(2)} | ${Math.round(Math.max(...first10))} | ${Math.round(sorted[Math.floor(sorted.length / 2)] ?? NaN)} | ${Math.round(sorted.at(-1) ?? NaN)} |`,
         '',
         `A stream cancelled after 5 pages: the server's generator ended ${settledMs.toFixed(1)} ms after the client unsubscribed.`,
         '',
