@@ -17,6 +17,20 @@ describe('createDbClient', () => {
     expect(row).toEqual({ app: 'db-test', timeout: '1s' });
   });
 
+  it('reads timestamps as UTC ISO text whatever the database says (TimeZone and DateStyle set per connection)', async () => {
+    await t.sql.unsafe(`alter database "${t.name}" set timezone = 'Asia/Kolkata'`);
+    await t.sql.unsafe(`alter database "${t.name}" set datestyle = 'SQL, DMY'`);
+    const other = createDbClient({ url: t.url, poolMax: 1, statementTimeoutMs: 1000, applicationName: 'db-test-zone' });
+    try {
+      const [row] = await other.sql<{ tz: string; style: string; at: string }[]>`select current_setting('TimeZone') tz, current_setting('DateStyle') style, '2026-12-01 10:00:00+00'::timestamptz::text at`;
+      expect(row).toEqual({ tz: 'UTC', style: 'ISO, MDY', at: '2026-12-01 10:00:00+00' });
+    } finally {
+      await other.close(1);
+      await t.sql.unsafe(`alter database "${t.name}" reset timezone`);
+      await t.sql.unsafe(`alter database "${t.name}" reset datestyle`);
+    }
+  });
+
   it('enforces the statement timeout inside Postgres', async () => {
     await expect(t.sql`select pg_sleep(3)`).rejects.toMatchObject({ code: '57014' });
   });

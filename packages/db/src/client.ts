@@ -80,6 +80,10 @@ export function createDbClient(config: DbConfig): DbClient {
       // runs the statement to its end (a pg_sleep, a lock wait: up to the statement timeout) before it finds the
       // socket closed, and the transaction holds its locks all that time. PostgreSQL 14+.
       client_connection_check_interval: 1000,
+      // Timestamps come back as UTC ISO text whatever the server's or role's defaults, so the reads' ISO slicing
+      // (packages/api isoTimestamp) applies and no other DateStyle (e.g. "SQL, DMY") is ever misread.
+      TimeZone: 'UTC',
+      DateStyle: 'ISO, MDY',
     },
   };
   const pool = postgres(resolved.url, options);

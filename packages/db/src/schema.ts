@@ -24,6 +24,10 @@ export const users = pgTable(
  * writing backend adds to slot `pg_backend_pid() % USER_COUNT_SLOTS`, so concurrent writers rarely wait on
  * one another's row lock; the total is `sum(n)`. Statement-level AFTER INSERT / DELETE triggers add the
  * size of their transition table (one update per statement, however many rows); AFTER TRUNCATE zeroes all.
+ * The price: a transaction that inserts or deletes users holds its slot's row lock until it commits, so two such
+ * transactions on the same slot queue behind each other (a transaction that then waits for a lock the other
+ * holds is a deadlock, 40P01), and a REPEATABLE READ / SERIALIZABLE one can get 40001 from a slot updated after
+ * its snapshot. The API's own writes are one users statement per transaction, which cannot close such a cycle.
  */
 export const userCountSlots = pgTable('user_count_slots', {
   slot: smallint('slot').primaryKey(),

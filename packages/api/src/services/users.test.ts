@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
-import { runInQueryScope } from '@asyncscope/db';
+import { createDbClient, runInQueryScope } from '@asyncscope/db';
+import { until } from '@asyncscope/concurrency/testing';
 import { seedUsers } from '../testing';
 import { isoTimestamp, UsersService } from './users';
 
@@ -23,7 +24,9 @@ function startWriters(count: number): { stop(): Promise<number> } {
       await t.sql
         .begin(async (tx) => {
           await tx`insert into users (name, email) select ${tag}, ${tag} || '-' || g || '@example.com' from generate_series(1, ${1 + (i % 3)}::int) g`;
-          if (i % 2 === 1) await tx`delete from users where id = (select min(id) from users)`;
+          // Each writer deletes only its own rows: the counter slot a writer's insert locks until commit would
+          // otherwise close a deadlock cycle with the test's own deletes of the lowest ids.
+          if (i % 2 === 1) await tx`delete from users where id = (select min(id) from users where name = ${tag})`;
           if (i % 5 === 4) throw new Error('roll back');
         })
         .catch((error: unknown) => {
@@ -170,5 +173,49 @@ describe('UsersService.stream', () => {
     });
     const [active] = await t.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = current_database() and state = 'active' and pid <> pg_backend_pid()`;
     expect(active?.n).toBe(0);
+  });
+
+  it('a read-ahead that fails while the stream waits for its consumer is no unhandled rejection', async () => {
+    await seedUsers(t.sql, 300);
+    // One connection, so a statement can be made to wait in the driver's queue behind another.
+    const solo = createDbClient({ url: t.url, poolMax: 1, statementTimeoutMs: 30_000, applicationName: 'asyncscope-test-solo' });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => { unhandled.push(reason); };
+    process.on('unhandledRejection', onUnhandled);
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => { release = resolve; });
+    let locked = (): void => undefined;
+    const isLocked = new Promise<void>((resolve) => { locked = resolve; });
+    const locker = t.sql.begin(async (tx) => {
+      await tx`lock table users in access exclusive mode`;
+      locked();
+      await released;
+    });
+    try {
+      await isLocked;
+      const scope = new AbortController();
+      const stream = new UsersService(solo).stream({ pageSize: 100, afterId: 0, signal: scope.signal });
+      const first = runInQueryScope({ signal: scope.signal }, () => stream.next());
+      // Page 1 waits for the lock; behind it, on the pool's one connection, someone else's statement.
+      await until('page 1 waiting for the lock', async () => {
+        const [row] = await t.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where application_name = 'asyncscope-test-solo' and wait_event_type = 'Lock'`;
+        return (row?.n ?? 0) > 0;
+      }, 10_000);
+      const other = solo.sql`select pg_sleep(0.3)`.execute();
+      release();
+      await locker;
+      expect((await first).done).toBe(false);
+      // The page read ahead now waits in the driver behind pg_sleep, and the stream at its yield: a cancel
+      // refuses the read-ahead at once, with nobody awaiting it yet.
+      scope.abort();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(unhandled).toEqual([]);
+      await other;
+      expect(await runInQueryScope({ signal: scope.signal }, () => stream.next())).toEqual({ done: true, value: undefined });
+    } finally {
+      release();
+      process.off('unhandledRejection', onUnhandled);
+      await solo.close(1);
+    }
   });
 });

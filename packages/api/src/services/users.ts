@@ -143,7 +143,14 @@ export class UsersService {
   async *stream(opts: { pageSize: number; afterId: number; signal: AbortSignal }): AsyncGenerator<{ items: User[]; lastId: number; total: number }> {
     const [totals] = await this.#read(TOTAL_SQL, []);
     const total = (totals?.[0] as number | undefined) ?? 0;
-    const fetchAfter = (id: number) => this.#read(KEYSET_SQL, [id, opts.pageSize]).execute();
+    const fetchAfter = (id: number) => {
+      const page = this.#read(KEYSET_SQL, [id, opts.pageSize]).execute();
+      // The read-ahead can fail while the stream waits at \`yield\` for its consumer (a cancel by id, the
+      // database going away): handled here, it is no unhandled rejection that ends the process; awaiting it
+      // below still throws the error.
+      page.catch(() => undefined);
+      return page;
+    };
     let next: ReturnType<typeof fetchAfter> | undefined = fetchAfter(opts.afterId);
     try {
       while (!opts.signal.aborted) {
