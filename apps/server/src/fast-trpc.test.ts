@@ -365,7 +365,9 @@ describe('cancellation through the fast path', () => {
       const access = await until('the access line', () => m.lines.find((l) => l.requestId === callId && l.msg === 'request'));
       expect(access).toMatchObject({ status: 499, aborted: true });
       expect(m.lines.find((l) => l.requestId === callId && l.msg === 'procedure refused')).toMatchObject({ code: 'CLIENT_CLOSED_REQUEST' });
-      hops.push(events(callId).map((e) => e.type));
+      // Each kind once, in order of first appearance: under load a CancelRequest is repeated (cancel.sent,
+      // attempt 2) when the statement has not ended yet, on either path; what must match is the story.
+      hops.push([...new Set(events(callId).map((e) => e.type))]);
     }
     expect(hops[0]).toEqual(hops[1]);
     expect(t.server.runtime.admission.inFlight).toBe(0);
