@@ -17,9 +17,13 @@ export interface DbConfig {
   /** Seconds to wait for a new connection before failing. */
   connectTimeoutS?: number;
   /**
-   * Statements postgres.js may queue on a busy connection (pipelining). Default 0: one statement per
-   * connection at a time, so a waiting statement stays in our queue — where a cancel removes it before
-   * Postgres sees it — and a CancelRequest cannot land on a statement pipelined behind the one it meant.
+   * Statements a busy connection may take behind the one it runs (pipelining), counting only statements
+   * run with `PIPELINED_READ` (short reads); every other statement (writes, transactions, drizzle queries,
+   * pg_sleep) waits for a free connection, as with 0. Default 100. Cancels stay exact either way (our
+   * postgres.js patch, row 12 of patches/README.md): a CancelRequest goes only to a statement alone on its
+   * connection, which then takes nothing behind it until the cancel is delivered; a read cancelled with
+   * another before or behind it is abandoned (its caller gets 57014 at once; Postgres finishes it and the
+   * answer is dropped). 0: one statement per connection.
    */
   maxPipeline?: number;
   /**
@@ -30,6 +34,13 @@ export interface DbConfig {
 }
 
 export type Orm = PostgresJsDatabase<typeof schema>;
+
+/**
+ * Options for `sql.unsafe` that mark a statement as a short read which may be pipelined (see
+ * `DbConfig.maxPipeline`): prepared, and `pipeline: true` (our patch's mark; postgres.js's types leave it out).
+ * Only for reads that finish quickly: a cancelled one may be abandoned rather than stopped inside Postgres.
+ */
+export const PIPELINED_READ = { prepare: true, pipeline: true } as postgres.UnsafeQueryOptions;
 
 export interface DbClient {
   /** drizzle, typed with the schema. */
@@ -56,15 +67,16 @@ export function createDbClient(config: DbConfig): DbClient {
     applicationName: config.applicationName,
     idleTimeoutS: config.idleTimeoutS ?? 30,
     connectTimeoutS: config.connectTimeoutS ?? 10,
-    maxPipeline: config.maxPipeline ?? 0,
+    maxPipeline: config.maxPipeline ?? 100,
   };
   const counts = createPoolStatements(config.onConnectionLost);
-  // max_pipeline is a postgres.js option its type definitions leave out.
-  const options: postgres.Options<Record<string, never>> & { max_pipeline: number } = {
+  // max_pipeline is a postgres.js option its type definitions leave out; pipeline_marked_only is our patch's.
+  const options: postgres.Options<Record<string, never>> & { max_pipeline: number; pipeline_marked_only: boolean } = {
     max: resolved.poolMax,
     idle_timeout: resolved.idleTimeoutS,
     connect_timeout: resolved.connectTimeoutS,
     max_pipeline: resolved.maxPipeline,
+    pipeline_marked_only: true,
     // Reconnect quickly once Postgres is back. postgres.js backs off up to 20 s after repeated failed
     // attempts; a server that is gated by a health check (no calls reach the pool while the database is
     // down) needs no long backoff, and waiting would delay recovery well past the health check's.

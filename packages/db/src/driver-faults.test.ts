@@ -398,3 +398,196 @@ describe('postgres.js behaviours our patch adds or fixes (no fault needed)', () 
     }
   });
 });
+
+// Row 12 of patches/README.md: pipelining only the statements marked `pipeline: true` (the API's short
+// reads), with cancels that stay exact: a CancelRequest goes only to a statement alone on its connection;
+// one with another before or behind it is abandoned (its caller is answered at once, its result dropped).
+describe('postgres.js pipelining of marked statements only (our patch)', () => {
+  type Backend = { pid: number; secret: number };
+  const pipelined = { max_pipeline: 100, pipeline_marked_only: true } as ClientOptions;
+
+  /** A statement with params (the extended protocol, as the API's prepared reads), marked for pipelining or not. */
+  function statement(sql: postgres.Sql, text: string, params: (string | number)[], marked: boolean) {
+    const options: postgres.UnsafeQueryOptions & { pipeline?: true } = { prepare: true, ...(marked ? { pipeline: true } : {}) };
+    return sql.unsafe<{ name: string }[]>(text, params, options);
+  }
+
+  const SLEEP = 'select pg_sleep($1), $2::text as name';
+  const ECHO = 'select $1::text as name';
+  /**
+   * Connected, with both statements prepared: postgres.js describes a statement before its first run and
+   * pipelines nothing behind that (the API's reads are prepared once per connection, then pipelined).
+   */
+  async function ready(sql: postgres.Sql): Promise<void> {
+    await statement(sql, SLEEP, [0, 'warm'], true);
+    await statement(sql, ECHO, ['warm'], true);
+  }
+
+  /**
+   * Records when each statement is given to a connection (our ondispatch hook, row 10) and when the driver
+   * settles it (its resolve / reject, wrapped as scope.ts does: a promise's callbacks run a turn later, after
+   * the connection may have sent the next statement). Only the first settle counts: an abandoned
+   * statement's answer, which the driver drops, comes later.
+   */
+  function recorder() {
+    const order: string[] = [];
+    return {
+      order,
+      watch: (query: Promise<unknown>, name: string): Promise<string> => {
+        const q = query as unknown as { ondispatch?: (backend: Backend) => void; resolve: (x: unknown) => void; reject: (e: unknown) => void };
+        const { resolve, reject } = q;
+        let settled = false;
+        const settle = (what: string): void => {
+          if (!settled) order.push(`${what} ${name}`);
+          settled = true;
+        };
+        q.ondispatch = () => { order.push(`sent ${name}`); };
+        q.resolve = (x) => { settle('done'); resolve(x); };
+        q.reject = (e) => { settle('failed'); reject(e); };
+        return query.then(() => 'answered', (e: unknown) => (e as { code?: string }).code ?? String(e));
+      },
+    };
+  }
+
+  it('sends a marked statement behind a busy one, and an unmarked one only to a free connection, in order', async () => {
+    const sql = client(t.url, pipelined);
+    try {
+      await ready(sql);
+      const { order, watch } = recorder();
+      const a = watch(statement(sql, SLEEP, [0.3, 'a'], true), 'a');
+      const b = watch(statement(sql, ECHO, ['b'], true), 'b');
+      const c = watch(statement(sql, ECHO, ['c'], false), 'c');
+      // Marked, but sent after c is waiting: it must not overtake c.
+      const d = watch(statement(sql, ECHO, ['d'], true), 'd');
+      expect(await within(5000, 'the statements', Promise.all([a, b, c, d]))).toEqual(['answered', 'answered', 'answered', 'answered']);
+      expect(order).toEqual(['sent a', 'sent b', 'done a', 'done b', 'sent c', 'done c', 'sent d', 'done d']);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it('a connection that frees up takes the marked statements at the head of the queue together, and stops at the first unmarked one', async () => {
+    const sql = client(t.url, pipelined);
+    try {
+      await ready(sql);
+      const { order, watch } = recorder();
+      const a = watch(statement(sql, SLEEP, [0.2, 'a'], false), 'a'); // unmarked: the connection takes nothing behind it
+      const x1 = watch(statement(sql, ECHO, ['x1'], true), 'x1');
+      const x2 = watch(statement(sql, ECHO, ['x2'], true), 'x2');
+      const y = watch(statement(sql, ECHO, ['y'], false), 'y');
+      expect(await within(5000, 'the statements', Promise.all([a, x1, x2, y]))).toEqual(['answered', 'answered', 'answered', 'answered']);
+      expect(order).toEqual(['sent a', 'done a', 'sent x1', 'sent x2', 'done x1', 'done x2', 'sent y', 'done y']);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it('runs marked statements of a transaction one at a time', async () => {
+    const sql = client(t.url, { ...pipelined, max: 1 });
+    try {
+      await ready(sql);
+      const { order, watch } = recorder();
+      const answers = await within(5000, 'the transaction', sql.begin(async (tx) => {
+        const x = watch(statement(tx as unknown as postgres.Sql, SLEEP, [0.1, 'x'], true), 'x');
+        const y = watch(statement(tx as unknown as postgres.Sql, ECHO, ['y'], true), 'y');
+        return Promise.all([x, y]);
+      }));
+      expect(answers).toEqual(['answered', 'answered']);
+      expect(order).toEqual(['sent x', 'done x', 'sent y', 'done y']);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  // Unpatched (every statement pipelined, max_pipeline 100), cancelling a statement queued behind another on
+  // its connection sends a CancelRequest when it starts: it may land on whatever runs after it.
+  it('a cancelled statement waiting behind another on its connection is answered at once, and no CancelRequest is sent', async () => {
+    const proxy: TcpProxy = await startTcpProxy(t.url);
+    const sql = client(proxy.url, pipelined);
+    try {
+      await ready(sql);
+      const { order, watch } = recorder();
+      const aQuery = statement(sql, SLEEP, [0.4, 'a'], true);
+      const a = watch(aQuery, 'a');
+      const bQuery = statement(sql, SLEEP, [0.4, 'b'], true);
+      const b = watch(bQuery, 'b');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(order).toEqual(['sent a', 'sent b']);
+      bQuery.cancel();
+      expect(await within(3000, 'the cancelled statement', b)).toBe('57014');
+      expect(order).toEqual(['sent a', 'sent b', 'failed b']); // before a ended: answered at once
+      expect(await within(3000, 'the statement ahead', a)).toBe('answered');
+      // b's own answer arrives later and is dropped; the connection goes on.
+      const [row] = await within(3000, 'the next statement', statement(sql, ECHO, ['next'], true));
+      expect(row?.name).toBe('next');
+      expect(proxy.cancelsForwarded).toBe(0);
+    } finally {
+      await sql.end({ timeout: 1 });
+      await proxy.close();
+    }
+  });
+
+  // Unpatched, the running statement gets a CancelRequest; held back by the proxy it arrives after the
+  // statement ended, and cancels the one pipelined behind it (someone else's).
+  it('a cancelled statement running with another pipelined behind it is abandoned: the one behind is untouched', async () => {
+    const proxy: TcpProxy = await startTcpProxy(t.url);
+    const sql = client(proxy.url, pipelined);
+    try {
+      await ready(sql);
+      proxy.cancelDelayMs = 1200;
+      const { order, watch } = recorder();
+      const aQuery = statement(sql, SLEEP, [0.2, 'a'], true);
+      const a = watch(aQuery, 'a');
+      const b = watch(statement(sql, SLEEP, [2, 'b'], true), 'b');
+      await new Promise((r) => setTimeout(r, 50));
+      aQuery.cancel();
+      expect(await within(3000, 'the cancelled statement', a)).toBe('57014');
+      expect(order).toEqual(['sent a', 'sent b', 'failed a']);
+      expect(await within(5000, 'the statement behind', b)).toBe('answered');
+      expect(proxy.cancelsForwarded).toBe(0);
+    } finally {
+      await sql.end({ timeout: 1 });
+      await proxy.close();
+    }
+  });
+
+  // Row 7's fence covers a connection that takes its next statement after the cancel; with pipelining the
+  // next statement could be sent behind the cancelled one while its CancelRequest travels.
+  it('a cancelled statement running alone gets its CancelRequest, and nothing is pipelined behind it until the cancel is delivered', async () => {
+    const proxy: TcpProxy = await startTcpProxy(t.url);
+    const sql = client(proxy.url, pipelined);
+    try {
+      await ready(sql);
+      proxy.cancelDelayMs = 1200; // the statement ends before its cancel arrives
+      const { order, watch } = recorder();
+      const aQuery = statement(sql, SLEEP, [0.2, 'a'], true);
+      const a = watch(aQuery, 'a');
+      await new Promise((r) => setTimeout(r, 50));
+      aQuery.cancel();
+      const b = watch(statement(sql, SLEEP, [2, 'b'], true), 'b');
+      expect(await within(3000, 'the cancelled statement', a)).toBe('answered'); // it ended before its cancel came
+      expect(await within(6000, 'the next statement', b)).toBe('answered');
+      expect(order).toEqual(['sent a', 'done a', 'sent b', 'done b']);
+      expect(proxy.cancelsForwarded).toBe(1);
+    } finally {
+      await sql.end({ timeout: 1 });
+      await proxy.close();
+    }
+  });
+
+  it('a cancelled statement running alone is cancelled inside Postgres (57014 from the server)', async () => {
+    const sql = client(t.url, pipelined);
+    try {
+      await ready(sql);
+      const query = statement(sql, SLEEP, [5, 'a'], true);
+      const done = query.then(() => 'answered', (e: unknown) => e as postgres.PostgresError);
+      await new Promise((r) => setTimeout(r, 100));
+      query.cancel();
+      const error = await within(3000, 'the cancelled statement', done);
+      expect(error).toBeInstanceOf(postgres.PostgresError); // Postgres's own error, not one made up by the driver
+      expect((error as postgres.PostgresError).code).toBe('57014');
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+});

@@ -4,7 +4,10 @@
  * A *query scope* (AsyncLocalStorage) carries the signal of the call that is running. `cancellable(sql)`
  * wraps the postgres.js client so every statement started inside a scope is tied to that signal:
  *   - aborted before it reached a connection: removed from the queue, never sent to Postgres;
- *   - aborted while running: a protocol CancelRequest (SQLSTATE 57014), the connection stays usable;
+ *   - aborted while running: a protocol CancelRequest (SQLSTATE 57014), the connection stays usable — or,
+ *     for a short read pipelined with others on its connection (`PIPELINED_READ`), abandoned: the call gets
+ *     57014 at once, Postgres finishes the read and its answer is dropped (a CancelRequest there could hit
+ *     the statement behind it);
  *   - inside a transaction: the failed statement makes postgres.js roll back and release the connection.
  * drizzle queries are lazy, so the scope must be active where the query is awaited — `runInQueryScope`
  * around the procedure's body does that.

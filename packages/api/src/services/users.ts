@@ -1,5 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
-import { PG_UNIQUE_VIOLATION, sqlState, users, type DbClient, type Orm, type UserRow } from '@asyncscope/db';
+import { PG_UNIQUE_VIOLATION, PIPELINED_READ, sqlState, users, type DbClient, type Orm, type UserRow } from '@asyncscope/db';
 import type { User, UserPage } from '@asyncscope/contract';
 import { ConflictError, NotFoundError } from './errors';
 import { idempotentWrite } from './idempotency';
@@ -105,9 +105,12 @@ export class UsersService {
     this.#sql = client.sql;
   }
 
-  /** A prepared read whose rows come as arrays (cheaper than postgres.js's row objects). */
+  /**
+   * A prepared read whose rows come as arrays (cheaper than postgres.js's row objects), pipelined on a busy
+   * connection (each is one short statement; a cancelled one may be abandoned, see `PIPELINED_READ`).
+   */
   #read(text: string, params: readonly number[]) {
-    return this.#sql.unsafe(text, params as number[], { prepare: true }).values();
+    return this.#sql.unsafe(text, params as number[], PIPELINED_READ).values();
   }
 
   async byId(id: number): Promise<User> {
