@@ -60,8 +60,10 @@ export interface CallScope {
 
 /**
  * A server holds one of these per call in flight (10,000 in the burst benchmark), so it is one object
- * with prototype methods: one AbortController (request, shutdown and deadline linked into it by
- * `deadline`), itself as the signal's listener and as the query scope its statements are bound to.
+ * with prototype methods: one AbortController (the request and the deadline linked into it by `deadline`;
+ * shutdown and the database going away through the call registry), itself as the signal's listener and as
+ * the query scope its statements are bound to. It must be registered (`register`) in the same turn as it is
+ * made: from then on the registry stops it.
  */
 class OpenCallScope implements CallScope, QueryScope, CancellableCall {
   readonly signal: AbortSignal;
@@ -83,8 +85,14 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
   ) {
     this.#runtime = runtime;
     this.#owner = owner;
-    this.#scope = deadline(budgetMs, { signal: [requestSignal, runtime.shutdownSignal, runtime.databaseDownSignal()] });
+    // Linked to the request only: shutdown and the database going away reach running calls through the
+    // registry (Runtime.calls.abortAll), which costs a call no listener on those process-wide signals.
+    this.#scope = deadline(budgetMs, { signal: requestSignal });
     this.signal = this.#scope.signal;
+    if (!this.signal.aborted) {
+      const stopped = runtime.shutdownSignal.aborted ? runtime.shutdownSignal : runtime.watchDatabaseDown();
+      if (stopped.aborted) this.#scope.abort(stopped.reason);
+    }
     this.deadlineAt = Date.now() + budgetMs;
     this.emit({ type: 'received', budgetMs });
     if (this.signal.aborted) this.handleEvent();
@@ -97,8 +105,8 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
     this.#settle = this.#runtime.calls.register(owner, this.callId, this);
   }
 
-  /** CancellableCall: calls.cancel named this call. */
-  cancel(reason: CancelledError): void {
+  /** CancellableCall: calls.cancel named this call, or the server stops every call (shutdown, the database gone). */
+  cancel(reason: unknown): void {
     this.#scope.abort(reason);
   }
 

@@ -155,8 +155,25 @@ export class Runtime {
     const neverDown = new AbortController().signal;
     setMaxListeners(0, neverDown);
     this.databaseDownSignal = options.databaseDownSignal ?? (() => neverDown);
-    // Every running call listens to it (removed when the call ends): thousands at once are expected.
-    setMaxListeners(0, this.shutdownSignal);
+    // Calls do not listen to it one by one (see CallRegistry.abortAll): one listener stops them all.
+    const shutdown = this.shutdownSignal;
+    if (!shutdown.aborted) shutdown.addEventListener('abort', () => { this.calls.abortAll(shutdown.reason); }, { once: true });
+  }
+
+  #watchedDown: AbortSignal | undefined;
+
+  /**
+   * The database-down signal of now (a new one after each recovery), with one listener of ours on it that
+   * stops every call in flight when it fires. Read as each call opens; an aborted one means the database is
+   * away right now.
+   */
+  watchDatabaseDown(): AbortSignal {
+    const down = this.databaseDownSignal();
+    if (down !== this.#watchedDown) {
+      this.#watchedDown = down;
+      if (!down.aborted) down.addEventListener('abort', () => { this.calls.abortAll(down.reason); }, { once: true });
+    }
+    return down;
   }
 
   /** Records one hop of a call, then hands it to onHop (whose failure never reaches the call). */

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { CallRegistry, CancelledError, DuplicateCallIdError } from './registry';
 
 function recorder() {
-  const reasons: CancelledError[] = [];
-  return { reasons, call: { cancel: (reason: CancelledError) => { reasons.push(reason); } } };
+  const reasons: unknown[] = [];
+  return { reasons, call: { cancel: (reason: unknown) => { reasons.push(reason); } } };
 }
 
 describe('CallRegistry', () => {
@@ -19,6 +19,20 @@ describe('CallRegistry', () => {
     expect(registry.size).toBe(0);
     expect(await registry.cancel('alice', ['c1'])).toEqual([{ callId: 'c1', status: 'already-settled' }]);
     expect(a.reasons).toHaveLength(1);
+  });
+
+  it('abortAll stops every call in flight of every caller with the reason given, and none that settled', () => {
+    const registry = new CallRegistry();
+    const [a, b, c] = [recorder(), recorder(), recorder()];
+    registry.register('alice', 'c1', a.call);
+    registry.register('bob', 'c1', b.call);
+    const settleC = registry.register('bob', 'c2', c.call);
+    settleC();
+    const reason = new Error('shutting down');
+    registry.abortAll(reason);
+    expect(a.reasons).toEqual([reason]);
+    expect(b.reasons).toEqual([reason]);
+    expect(c.reasons).toEqual([]);
   });
 
   it('namespaces ids per owner: another caller cannot reach a call, and may use the same id', async () => {
@@ -48,7 +62,7 @@ describe('CallRegistry', () => {
     expect(await registry.cancel('alice', ['late', 'later'])).toEqual([{ callId: 'late', status: 'unknown' }, { callId: 'later', status: 'unknown' }]);
     const late = recorder();
     registry.register('alice', 'late', late.call);
-    expect(late.reasons[0]?.beforeArrival).toBe(true);
+    expect((late.reasons[0] as CancelledError | undefined)?.beforeArrival).toBe(true);
     now += 501;
     const later = recorder();
     registry.register('alice', 'later', later.call);

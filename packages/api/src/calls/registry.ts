@@ -28,7 +28,8 @@ export class DuplicateCallIdError extends ConflictError {
 }
 
 export interface CancellableCall {
-  cancel(reason: CancelledError): void;
+  /** Stops the call with `reason`: a CancelledError (calls.cancel), or the server's reason to stop every call (`abortAll`). */
+  cancel(reason: unknown): void;
 }
 
 export interface CallRegistryOptions {
@@ -93,6 +94,15 @@ export class CallRegistry {
       this.#settled.set(key, true);
       if (this.#settled.size > this.#settledMemory) this.#settled.delete(this.#settled.keys().next().value as string);
     };
+  }
+
+  /**
+   * Stops every call in flight with `reason` (shutdown, the database gone). The server signals these through
+   * here rather than with one listener per call on its process-wide signals: an EventTarget walks its whole
+   * listener list on every add and remove, so with thousands of calls in flight each call paid for all the others.
+   */
+  abortAll(reason: unknown): void {
+    for (const call of [...this.#live.values()]) call.cancel(reason);
   }
 
   /** Cancels the caller's named calls wherever they are; answers what became of each, in the order asked. */
