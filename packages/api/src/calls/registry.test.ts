@@ -82,6 +82,22 @@ describe('CallRegistry', () => {
     expect(z.reasons).toHaveLength(1);
   });
 
+  it('forgets settled ids oldest first, counting an id settled again from its last settle', async () => {
+    const registry = new CallRegistry({ settledMemory: 3 });
+    const settle = (id: string): void => { registry.register('o', id, recorder().call)(); };
+    const statuses = async (ids: string[]) => (await registry.cancel('o', ids)).map((r) => r.status);
+    for (const id of ['a', 'b', 'c']) settle(id);
+    settle('a'); // a again: now the newest
+    settle('d'); // pushes out b (the oldest), not a
+    expect(await statuses(['a', 'b', 'c', 'd'])).toEqual(['already-settled', 'unknown', 'already-settled', 'already-settled']);
+    settle('e');
+    settle('f');
+    expect(await statuses(['a', 'c', 'd', 'e', 'f'])).toEqual(['unknown', 'unknown', 'already-settled', 'already-settled', 'already-settled']);
+    // 20,000 more: still bounded, and the last three are the ones remembered.
+    for (let i = 0; i < 20_000; i++) settle(`n${i}`);
+    expect(await statuses(['n19996', 'n19997', 'n19998', 'n19999'])).toEqual(['unknown', 'already-settled', 'already-settled', 'already-settled']);
+  });
+
   it('keeps early cancels per caller: one flooding caller cannot push out another’s', async () => {
     const registry = new CallRegistry({ earlyCancelMemory: 2 });
     await registry.cancel('alice', ['mine']);
