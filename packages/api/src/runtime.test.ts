@@ -64,4 +64,29 @@ describe('Runtime: stopping every call in flight', () => {
       await runtime.stop();
     }
   });
+
+  // The lab's fault settings (lab.faults, setFault, clearFaults) are not registered calls: each listens to
+  // the shutdown signal itself, so a dozen dashboards reading them at once must not trip Node's leak warning.
+  it('a dozen lab fault reads waiting at once put no MaxListenersExceededWarning on the shutdown signal, and shutdown stops them', async () => {
+    const shutdown = new AbortController();
+    const runtime = new Runtime(t, { ...TEST_RUNTIME_OPTIONS, shutdownSignal: shutdown.signal });
+    const caller = createCaller(createInnerContext({ runtime, authorized: true }));
+    const codeOf = (call: Promise<unknown>) => call.then(() => 'OK', (e: unknown) => (e as TRPCError).code);
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => { warnings.push(w.name); };
+    process.on('warning', onWarning);
+    try {
+      const holder = codeOf(caller.lab.sleep({ ms: 20_000 })); // takes the pool's one connection
+      await vi.waitFor(() => { expect(runtime.calls.size).toBe(1); });
+      const reads = Array.from({ length: 12 }, () => codeOf(caller.lab.faults()));
+      await vi.waitFor(() => { expect(getEventListeners(shutdown.signal, 'abort').length).toBeGreaterThanOrEqual(13); });
+      await new Promise((r) => setImmediate(r)); // a warning is emitted on the next tick
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+      shutdown.abort(new ShutdownError());
+      expect(new Set(await Promise.all([holder, ...reads]))).toEqual(new Set(['SERVICE_UNAVAILABLE']));
+    } finally {
+      process.off('warning', onWarning);
+      await runtime.stop();
+    }
+  });
 });

@@ -157,6 +157,8 @@ export class Runtime {
     this.databaseDownSignal = options.databaseDownSignal ?? (() => neverDown);
     // Calls do not listen to it one by one (see CallRegistry.abortAll): one listener stops them all.
     const shutdown = this.shutdownSignal;
+    // The lab's fault settings (router/lab.ts) still listen to it one by one: any number may wait at once.
+    setMaxListeners(0, shutdown);
     if (!shutdown.aborted) shutdown.addEventListener('abort', () => { this.calls.abortAll(shutdown.reason); }, { once: true });
   }
 

@@ -22,8 +22,9 @@ export interface DbConfig {
    * pg_sleep) waits for a free connection, as with 0. Default 100. Cancels stay exact either way (our
    * postgres.js patch, row 12 of patches/README.md): a CancelRequest goes only to a statement alone on its
    * connection, which then takes nothing behind it until the cancel is delivered; a read cancelled with
-   * another before or behind it is abandoned (its caller gets 57014 at once; Postgres finishes it and the
-   * answer is dropped). 0: one statement per connection.
+   * another before or behind it is abandoned (its caller gets 57014 at once; its connection takes nothing
+   * more behind it, and once it runs alone it gets its CancelRequest; an answer that comes first is dropped).
+   * 0: one statement per connection.
    */
   maxPipeline?: number;
   /**
@@ -41,6 +42,8 @@ export type Orm = PostgresJsDatabase<typeof schema>;
  * Only for reads that finish quickly: a cancelled one may be abandoned rather than stopped inside Postgres.
  */
 export const PIPELINED_READ = { prepare: true, pipeline: true } as postgres.UnsafeQueryOptions;
+/** The same prepared read, not pipelined: for one that may run long (its cancel stops it inside Postgres at once). */
+export const PREPARED_READ: postgres.UnsafeQueryOptions = { prepare: true };
 
 export interface DbClient {
   /** drizzle, typed with the schema. */

@@ -500,8 +500,9 @@ describe('postgres.js pipelining of marked statements only (our patch)', () => {
   });
 
   // Unpatched (every statement pipelined, max_pipeline 100), cancelling a statement queued behind another on
-  // its connection sends a CancelRequest when it starts: it may land on whatever runs after it.
-  it('a cancelled statement waiting behind another on its connection is answered at once, and no CancelRequest is sent', async () => {
+  // its connection answers its caller only when it has run, and sends a CancelRequest when it starts, whatever
+  // was pipelined behind it meanwhile: the cancel may land on that.
+  it('a cancelled statement waiting behind another on its connection is answered at once, and gets its CancelRequest only once it runs alone', async () => {
     const proxy: TcpProxy = await startTcpProxy(t.url);
     const sql = client(proxy.url, pipelined);
     try {
@@ -517,10 +518,11 @@ describe('postgres.js pipelining of marked statements only (our patch)', () => {
       expect(await within(3000, 'the cancelled statement', b)).toBe('57014');
       expect(order).toEqual(['sent a', 'sent b', 'failed b']); // before a ended: answered at once
       expect(await within(3000, 'the statement ahead', a)).toBe('answered');
-      // b's own answer arrives later and is dropped; the connection goes on.
+      // b now runs alone: its CancelRequest is sent (it could hit nothing else), and its answer is dropped;
+      // the connection goes on once the cancel is through.
       const [row] = await within(3000, 'the next statement', statement(sql, ECHO, ['next'], true));
       expect(row?.name).toBe('next');
-      expect(proxy.cancelsForwarded).toBe(0);
+      expect(proxy.cancelsForwarded).toBe(1);
     } finally {
       await sql.end({ timeout: 1 });
       await proxy.close();
@@ -568,6 +570,60 @@ describe('postgres.js pipelining of marked statements only (our patch)', () => {
       expect(await within(3000, 'the cancelled statement', a)).toBe('answered'); // it ended before its cancel came
       expect(await within(6000, 'the next statement', b)).toBe('answered');
       expect(order).toEqual(['sent a', 'done a', 'sent b', 'done b']);
+      expect(proxy.cancelsForwarded).toBe(1);
+    } finally {
+      await sql.end({ timeout: 1 });
+      await proxy.close();
+    }
+  });
+
+  // An abandoned statement still runs in Postgres. Unpatched by these two hunks, its connection kept taking reads
+  // behind it, and it ran to its end even once nothing was behind it: a slow read cancelled behind a fast one
+  // held its connection, and every read sent there, for as long as it ran (up to statement_timeout).
+  it('takes nothing behind an abandoned statement, and cancels it in Postgres once it runs alone', async () => {
+    const proxy: TcpProxy = await startTcpProxy(t.url);
+    const sql = client(proxy.url, { ...pipelined, max: 1 });
+    try {
+      await ready(sql);
+      const { order, watch } = recorder();
+      const a = watch(statement(sql, SLEEP, [0.3, 'a'], true), 'a');
+      const bQuery = statement(sql, SLEEP, [30, 'b'], true);
+      const b = watch(bQuery, 'b');
+      await new Promise((r) => setTimeout(r, 50));
+      bQuery.cancel();
+      expect(await within(3000, 'the abandoned statement', b)).toBe('57014');
+      // Sent while a still runs: unpatched it is pipelined behind b, and b, never alone, runs its 30 s.
+      const c = watch(statement(sql, ECHO, ['c'], true), 'c');
+      expect(await within(5000, 'the statement after the abandoned one', c)).toBe('answered');
+      expect(await a).toBe('answered');
+      expect(order).toEqual(['sent a', 'sent b', 'failed b', 'done a', 'sent c', 'done c']);
+      expect(proxy.cancelsForwarded).toBe(1);
+      // Postgres stopped b: nothing of it is still running.
+      const running = await t.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = current_database() and query like 'select pg_sleep($1), $2::text%' and state = 'active'`;
+      expect(running[0]?.n).toBe(0);
+    } finally {
+      await sql.end({ timeout: 1 });
+      await proxy.close();
+    }
+  });
+
+  it('an abandoned statement that ends before its CancelRequest arrives: the next statement waits for the cancel and is untouched', async () => {
+    const proxy: TcpProxy = await startTcpProxy(t.url);
+    const sql = client(proxy.url, { ...pipelined, max: 1 });
+    try {
+      await ready(sql);
+      proxy.cancelDelayMs = 1000; // b ends (at ~0.5 s) long before its cancel arrives
+      const { order, watch } = recorder();
+      const a = watch(statement(sql, SLEEP, [0.2, 'a'], true), 'a');
+      const bQuery = statement(sql, SLEEP, [0.3, 'b'], true);
+      const b = watch(bQuery, 'b');
+      await new Promise((r) => setTimeout(r, 50));
+      bQuery.cancel();
+      expect(await within(3000, 'the abandoned statement', b)).toBe('57014');
+      const c = watch(statement(sql, SLEEP, [0.5, 'c'], true), 'c');
+      expect(await within(6000, 'the next statement', c)).toBe('answered');
+      expect(await a).toBe('answered');
+      expect(order).toEqual(['sent a', 'sent b', 'failed b', 'done a', 'sent c', 'done c']);
       expect(proxy.cancelsForwarded).toBe(1);
     } finally {
       await sql.end({ timeout: 1 });

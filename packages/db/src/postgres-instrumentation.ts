@@ -128,8 +128,10 @@ class TrackedStatement implements RunningStatement {
     this.#cancels++;
     this.scope.onEvent?.({ type: 'cancel.sent', statement: this.statement, pid: this.pid, queued: this.pid === null, attempt: this.#cancels });
     this.#canceller(this.query).then(undefined, ignore);
-    // A queued statement is removed at once; a running one is watched until it ends.
-    if (this.pid !== null) {
+    // A queued statement is removed at once; a running one is watched until it ends. One the driver abandoned
+    // (pipelined, patch row 12) was settled by the canceller just now: nothing to repeat.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the canceller can settle it (TS cannot see that)
+    if (this.pid !== null && !this.settled) {
       const delay = CANCEL_RETRY_MS[Math.min(this.#cancels, CANCEL_RETRY_MS.length) - 1] ?? 1000;
       this.#retry = setTimeout(retryCancel, delay, this);
       this.#retry.unref();

@@ -1,10 +1,11 @@
 import { sql as dsql } from 'drizzle-orm';
 import postgres from 'postgres';
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './testing';
 import { runInQueryScope, type DbEvent } from './scope';
 import { CommitOutcomeUnknownError, isDatabaseUnavailable, sqlState } from './errors';
 import { users } from './schema';
+import { PIPELINED_READ } from './client';
 
 let t: TestDatabase;
 let observer: postgres.Sql;
@@ -114,6 +115,34 @@ describe('query scope cancellation', () => {
   it('leaves statements outside any scope alone', async () => {
     expect((await t.sql`select 2 as two`)[0]?.two).toBe(2);
     expect(t.statements()).toEqual({ queued: 0, running: 0 });
+  });
+});
+
+describe('a pipelined read cancelled behind another (abandoned)', () => {
+  it('is answered at once and reported ended, with no cancel left to repeat', async () => {
+    const own = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'scope-pipelined', poolMax: 1 });
+    try {
+      const read = (seconds: number, name: string) => own.sql.unsafe('select pg_sleep($1), $2::text as name', [seconds, name], PIPELINED_READ);
+      await read(0, 'prepared'); // a statement's first run is described first, with nothing pipelined behind it
+      const a = scoped(() => read(0.3, 'a'));
+      const b = scoped(() => read(0.3, 'b'));
+      await until('b is sent behind a', () => Promise.resolve(b.events.some((e) => e.type === 'statement.started')));
+      // The driver abandons b inside the abort itself; a retry timer armed after that would only keep the
+      // settled statement alive for nothing.
+      const timers = vi.spyOn(globalThis, 'setTimeout');
+      try {
+        b.controller.abort(new Error('user left'));
+        expect(timers).not.toHaveBeenCalled();
+      } finally {
+        timers.mockRestore();
+      }
+      await expect(b.promise).rejects.toMatchObject({ code: '57014' });
+      expect(b.events.map((e) => e.type)).toEqual(['statement.queued', 'statement.started', 'cancel.sent', 'statement.ended']);
+      expect((await a.promise)[0]?.name).toBe('a');
+      expect(own.statements()).toEqual({ queued: 0, running: 0 });
+    } finally {
+      await own[Symbol.asyncDispose]();
+    }
   });
 });
 

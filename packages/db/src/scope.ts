@@ -6,8 +6,9 @@
  *   - aborted before it reached a connection: removed from the queue, never sent to Postgres;
  *   - aborted while running: a protocol CancelRequest (SQLSTATE 57014), the connection stays usable — or,
  *     for a short read pipelined with others on its connection (`PIPELINED_READ`), abandoned: the call gets
- *     57014 at once, Postgres finishes the read and its answer is dropped (a CancelRequest there could hit
- *     the statement behind it);
+ *     57014 at once, its connection takes nothing more behind it, and the read gets its CancelRequest once
+ *     it runs alone (before that, a CancelRequest could hit the statement next to it); an answer that comes
+ *     first is dropped;
  *   - inside a transaction: the failed statement makes postgres.js roll back and release the connection.
  * drizzle queries are lazy, so the scope must be active where the query is awaited — `runInQueryScope`
  * around the procedure's body does that.

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
-import { createDbClient, runInQueryScope } from '@asyncscope/db';
+import { createDbClient, PIPELINED_READ, runInQueryScope, type DbEvent } from '@asyncscope/db';
 import { until } from '@asyncscope/concurrency/testing';
 import { seedUsers } from '../testing';
-import { isoTimestamp, UsersService } from './users';
+import { isoTimestamp, PIPELINED_OFFSET_MAX, UsersService } from './users';
 
 let t: TestDatabase;
 let service: UsersService;
@@ -93,6 +93,36 @@ describe('UsersService.list', () => {
     const page = await service.list({ limit: 10, offset: 0 });
     expect(page.items).toEqual([await service.byId(1), await service.byId(2), await service.byId(3)]);
     expect(page.items[1]).toMatchObject({ createdAt: '2024-02-29T23:59:59.999Z', updatedAt: '2031-01-01T00:00:00.000Z' });
+  });
+});
+
+describe('UsersService.list: which pages are pipelined', () => {
+  // A far page scans and skips its offset's rows; pipelined, the reads sent behind it would wait it out, and
+  // a cancel could only abandon it (patches/README.md row 12), leaving Postgres to run it to its end.
+  it('sends a near page behind a busy connection, and a far page only to a free one', async () => {
+    const own = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { poolMax: 1 });
+    try {
+      const users = new UsersService(own);
+      const sleep = (seconds: number) => own.sql.unsafe('select pg_sleep($1)::text', [seconds], PIPELINED_READ);
+      await sleep(0); // prepared: a statement's first run pipelines nothing behind it
+      await users.list({ limit: 5, offset: 0 });
+      await users.list({ limit: 5, offset: PIPELINED_OFFSET_MAX + 1 });
+      const sentAt = new Map<string, number>();
+      const scoped = <T>(name: string, run: () => Promise<T>) =>
+        runInQueryScope({ signal: new AbortController().signal, onEvent: (e: DbEvent) => { if (e.type === 'statement.started') sentAt.set(name, performance.now()); } }, run);
+      for (const [name, offset] of [['near', PIPELINED_OFFSET_MAX], ['far', PIPELINED_OFFSET_MAX + 1]] as const) {
+        sentAt.clear();
+        const slow = scoped('slow', () => sleep(0.5));
+        await until('the slow read runs', () => sentAt.has('slow'));
+        await Promise.all([scoped(name, () => users.list({ limit: 5, offset })), slow]);
+        // A near page goes behind the running read at once; a far one waits for the connection to be free.
+        const after = (sentAt.get(name) ?? NaN) - (sentAt.get('slow') ?? NaN);
+        if (name === 'near') expect(after).toBeLessThan(300);
+        else expect(after).toBeGreaterThanOrEqual(450);
+      }
+    } finally {
+      await own[Symbol.asyncDispose]();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
-import { PG_UNIQUE_VIOLATION, PIPELINED_READ, sqlState, users, type DbClient, type Orm, type UserRow } from '@asyncscope/db';
+import { PG_UNIQUE_VIOLATION, PIPELINED_READ, PREPARED_READ, sqlState, users, type DbClient, type Orm, type UserRow } from '@asyncscope/db';
 import type { User, UserPage } from '@asyncscope/contract';
 import { ConflictError, NotFoundError } from './errors';
 import { idempotentWrite } from './idempotency';
@@ -74,6 +74,12 @@ const PAGE_SQL = `select u.id, u.name, u.email, u.created_at, u.updated_at, t.to
 from (select coalesce(sum(n), 0)::int as total from user_count_slots) t
 left join lateral (select ${USER_COLUMNS} from users order by id limit $1 offset $2) u on true
 order by u.id`;
+/**
+ * A page further than this reads (and skips) that many rows: not a short read any more. It is not pipelined,
+ * so a cancel reaches it inside Postgres at once and no other read waits behind it (an offset is the
+ * caller's to choose, up to 2^31 - 1).
+ */
+export const PIPELINED_OFFSET_MAX = 10_000;
 const TOTAL_SQL = 'select coalesce(sum(n), 0)::int as total from user_count_slots';
 const KEYSET_SQL = `select ${USER_COLUMNS} from users where id > $1 order by id limit $2`;
 
@@ -109,8 +115,8 @@ export class UsersService {
    * A prepared read whose rows come as arrays (cheaper than postgres.js's row objects), pipelined on a busy
    * connection (each is one short statement; a cancelled one may be abandoned, see `PIPELINED_READ`).
    */
-  #read(text: string, params: readonly number[]) {
-    return this.#sql.unsafe(text, params as number[], PIPELINED_READ).values();
+  #read(text: string, params: readonly number[], pipelined = true) {
+    return this.#sql.unsafe(text, params as number[], pipelined ? PIPELINED_READ : PREPARED_READ).values();
   }
 
   async byId(id: number): Promise<User> {
@@ -120,7 +126,7 @@ export class UsersService {
   }
 
   async list(input: { limit: number; offset: number }): Promise<UserPage> {
-    const rows = await this.#read(PAGE_SQL, [input.limit, input.offset]);
+    const rows = await this.#read(PAGE_SQL, [input.limit, input.offset], input.offset <= PIPELINED_OFFSET_MAX);
     const items: User[] = [];
     for (const row of rows) if (row[0] !== null) items.push(userFromValues(row));
     return { items, total: (rows[0]?.[5] as number | undefined) ?? 0 };
