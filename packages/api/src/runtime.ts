@@ -180,10 +180,11 @@ export class Runtime {
 
   /** Records one hop of a call, then hands it to onHop (whose failure never reaches the call). */
   recordHop(callId: string, path: string, hop: CallHop, owner = ''): void {
-    const event = this.activity.record(callId, path, hop);
+    const seq = this.activity.record(callId, path, hop);
     if (!this.#onHop) return;
     try {
-      this.#onHop(event, owner);
+      const event = this.activity.event(seq);
+      if (event) this.#onHop(event, owner);
     } catch {
       this.hopErrors++;
     }

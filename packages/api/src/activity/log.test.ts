@@ -11,6 +11,18 @@ describe('ActivityLog', () => {
     expect(log.read(2)).toEqual({ events: [], missed: 0 });
   });
 
+  it('gives each event the hop, its call and its place, the same object on every read; an overwritten one is gone', () => {
+    const log = new ActivityLog(2, 'instance-a');
+    const seq = log.record('a', 'users.byId', { type: 'statement.started', statement: 7, pid: 42 });
+    const event = log.event(seq);
+    expect(event).toEqual({ type: 'statement.started', statement: 7, pid: 42, seq: 1, at: expect.any(Number) as number, callId: 'a', path: 'users.byId', instance: 'instance-a' });
+    expect(log.read(0).events[0]).toBe(event);
+    log.record('b', 'p', { type: 'started' });
+    log.record('c', 'p', { type: 'started' });
+    expect(log.event(seq)).toBeUndefined();
+    expect(log.event(3)?.callId).toBe('c');
+  });
+
   it('stays bounded and tells a slow reader how much it missed', () => {
     const log = new ActivityLog(5);
     for (let i = 0; i < 12; i++) log.record(`c${i}`, 'p', { type: 'started' });

@@ -87,6 +87,24 @@ describe('UsersService.list', () => {
     expect(page.items.map((u) => u.id)).toEqual([21, 22, 23, 24, 25]);
   });
 
+  // The page statement has no outer ORDER BY (see PAGE_SQL): its order is the page's own, whichever way
+  // PostgreSQL reads the table. Rows are stored out of id order here, and read by index and by seq scan + sort.
+  it('returns each page in id order, read by index or by a sort of the table stored out of order', async () => {
+    await seedUsers(t.sql, 300);
+    await t.sql`update users set name = name || '.' where id % 3 = 0`; // these rows move to the end of the heap
+    for (const plan of ['index', 'sort'] as const) {
+      const pages = await t.sql.begin(async (tx) => {
+        if (plan === 'sort') await tx`set local enable_indexscan = off; set local enable_bitmapscan = off; set local enable_indexonlyscan = off`.simple();
+        else await tx`set local enable_seqscan = off; set local enable_sort = off`.simple();
+        const shown = await tx.unsafe<{ 'QUERY PLAN': string }[]>(`explain select id, name from users order by id limit 50 offset 40`);
+        expect(shown.map((row) => row['QUERY PLAN']).join('\n')).toContain(plan === 'index' ? 'Index Scan' : 'Sort');
+        const service = new UsersService({ orm: t.orm, sql: tx });
+        return Promise.all([0, 40, 250, 290].map((offset) => service.list({ limit: 50, offset })));
+      });
+      expect(pages.map((p) => p.items.map((u) => u.id)), plan).toEqual([0, 40, 250, 290].map((offset) => Array.from({ length: Math.min(50, 300 - offset) }, (_, i) => offset + i + 1)));
+    }
+  });
+
   it('returns users exactly as byId does (same shape, same ISO timestamps)', async () => {
     await seedUsers(t.sql, 3);
     await t.sql`update users set created_at = '2024-02-29 23:59:59.9999+00', updated_at = '2031-01-01 00:00:00+00' where id = 2`;

@@ -69,11 +69,16 @@ const BY_ID_SQL = `select ${USER_COLUMNS} from users where id = $1`;
  * slots that triggers keep in each write's transaction (migration 0003), so it is exact for the page it
  * comes with, without counting the table. The page is joined to the total (not the other way round) so
  * an empty page still brings it: one row of nulls and the total.
+ *
+ * No outer ORDER BY: sorting the joined rows again cost PostgreSQL ~7 % of the statement (pgbench,
+ * 82 → 76 µs). The join can only run as a nested loop with the one total row outside (`on true` gives
+ * hash and merge joins nothing to join on, and the null-filled side of a LEFT JOIN cannot be the outer
+ * one), which returns the page in the order of its own ORDER BY; `list` checks that and sorts if it is
+ * ever not so.
  */
 const PAGE_SQL = `select u.id, u.name, u.email, u.created_at, u.updated_at, t.total
 from (select coalesce(sum(n), 0)::int as total from user_count_slots) t
-left join lateral (select ${USER_COLUMNS} from users order by id limit $1 offset $2) u on true
-order by u.id`;
+left join lateral (select ${USER_COLUMNS} from users order by id limit $1 offset $2) u on true`;
 /**
  * A page further than this reads (and skips) that many rows: not a short read any more. It is not pipelined,
  * so a cancel reaches it inside Postgres at once and no other read waits behind it (an offset is the
@@ -128,7 +133,14 @@ export class UsersService {
   async list(input: { limit: number; offset: number }): Promise<UserPage> {
     const rows = await this.#read(PAGE_SQL, [input.limit, input.offset], input.offset <= PIPELINED_OFFSET_MAX);
     const items: User[] = [];
-    for (const row of rows) if (row[0] !== null) items.push(userFromValues(row));
+    let ordered = true;
+    for (const row of rows) {
+      if (row[0] === null) continue;
+      const user = userFromValues(row);
+      if (items.length > 0 && (items[items.length - 1] as User).id > user.id) ordered = false;
+      items.push(user);
+    }
+    if (!ordered) items.sort((a, b) => a.id - b.id);
     return { items, total: (rows[0]?.[5] as number | undefined) ?? 0 };
   }
 
