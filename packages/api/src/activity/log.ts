@@ -64,7 +64,7 @@ export class ActivityLog {
     return this.#nextSeq - 1;
   }
 
-  /** Adds a hop; returns its sequence number. */
+  /** Adds a hop; returns its sequence number. The hop is kept as given (not copied): never change it after. */
   record(callId: string, path: string, hop: CallHop): number {
     const seq = this.#nextSeq++;
     this.#ring[seq % this.capacity] = new RecordedHop(seq, Date.now(), callId, path, hop);

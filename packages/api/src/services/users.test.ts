@@ -3,7 +3,7 @@ import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { createDbClient, PIPELINED_READ, runInQueryScope, type DbEvent } from '@asyncscope/db';
 import { until } from '@asyncscope/concurrency/testing';
 import { seedUsers } from '../testing';
-import { isoTimestamp, PIPELINED_OFFSET_MAX, UsersService } from './users';
+import { isoTimestamp, PAGE_SQL, PIPELINED_OFFSET_MAX, UsersService } from './users';
 
 let t: TestDatabase;
 let service: UsersService;
@@ -87,21 +87,28 @@ describe('UsersService.list', () => {
     expect(page.items.map((u) => u.id)).toEqual([21, 22, 23, 24, 25]);
   });
 
-  // The page statement has no outer ORDER BY (see PAGE_SQL): its order is the page's own, whichever way
-  // PostgreSQL reads the table. Rows are stored out of id order here, and read by index and by seq scan + sort.
-  it('returns each page in id order, read by index or by a sort of the table stored out of order', async () => {
+  // The page statement has no outer ORDER BY (see PAGE_SQL): its rows must come in the page's own order,
+  // whichever way PostgreSQL reads the table. Rows are stored out of id order here, and the page statement
+  // itself is read by index and by seq scan + sort; its rows are checked as PostgreSQL sends them (`list`
+  // would sort them).
+  it('the page statement sends its rows in id order, read by index or by a sort of the table stored out of order', async () => {
     await seedUsers(t.sql, 300);
     await t.sql`update users set name = name || '.' where id % 3 = 0`; // these rows move to the end of the heap
+    const offsets = [0, 40, 250, 290];
+    const expected = offsets.map((offset) => Array.from({ length: Math.min(50, 300 - offset) }, (_, i) => offset + i + 1));
     for (const plan of ['index', 'sort'] as const) {
-      const pages = await t.sql.begin(async (tx) => {
+      const [sent, listed] = await t.sql.begin(async (tx) => {
         if (plan === 'sort') await tx`set local enable_indexscan = off; set local enable_bitmapscan = off; set local enable_indexonlyscan = off`.simple();
         else await tx`set local enable_seqscan = off; set local enable_sort = off`.simple();
-        const shown = await tx.unsafe<{ 'QUERY PLAN': string }[]>(`explain select id, name from users order by id limit 50 offset 40`);
-        expect(shown.map((row) => row['QUERY PLAN']).join('\n')).toContain(plan === 'index' ? 'Index Scan' : 'Sort');
+        const shown = await tx.unsafe<{ 'QUERY PLAN': string }[]>(`explain ${PAGE_SQL}`, [50, 40]);
+        const text = shown.map((row) => row['QUERY PLAN']).join('\n');
+        expect(text, plan).toContain(plan === 'index' ? 'Index Scan' : 'Seq Scan on users');
+        const raw = await Promise.all(offsets.map((offset) => tx.unsafe(PAGE_SQL, [50, offset]).values()));
         const service = new UsersService({ orm: t.orm, sql: tx });
-        return Promise.all([0, 40, 250, 290].map((offset) => service.list({ limit: 50, offset })));
+        return [raw.map((rows) => rows.map((row) => row[0] as number)), await Promise.all(offsets.map((offset) => service.list({ limit: 50, offset })))] as const;
       });
-      expect(pages.map((p) => p.items.map((u) => u.id)), plan).toEqual([0, 40, 250, 290].map((offset) => Array.from({ length: Math.min(50, 300 - offset) }, (_, i) => offset + i + 1)));
+      expect(sent, plan).toEqual(expected);
+      expect(listed.map((p) => p.items.map((u) => u.id)), plan).toEqual(expected);
     }
   });
 

@@ -74,9 +74,9 @@ const BY_ID_SQL = `select ${USER_COLUMNS} from users where id = $1`;
  * 82 → 76 µs). The join can only run as a nested loop with the one total row outside (`on true` gives
  * hash and merge joins nothing to join on, and the null-filled side of a LEFT JOIN cannot be the outer
  * one), which returns the page in the order of its own ORDER BY; `list` checks that and sorts if it is
- * ever not so.
+ * ever not so. Exported for its test, which reads its rows as PostgreSQL sends them.
  */
-const PAGE_SQL = `select u.id, u.name, u.email, u.created_at, u.updated_at, t.total
+export const PAGE_SQL = `select u.id, u.name, u.email, u.created_at, u.updated_at, t.total
 from (select coalesce(sum(n), 0)::int as total from user_count_slots) t
 left join lateral (select ${USER_COLUMNS} from users order by id limit $1 offset $2) u on true`;
 /**
