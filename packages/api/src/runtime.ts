@@ -236,21 +236,11 @@ export class Runtime {
 
   #faultsFollow: { stop: AbortController; done: Promise<void> } | undefined;
 
-  /**
-   * Starts sampling stats, and following the lab's fault rows in the background (the server admits no call
-   * before `faultStore.loaded`, apps/server app.ts). `followFaultsAfter`: begin that only once it resolves —
-   * the server's migrations, which create the table (before them every load fails, and says so in the log);
-   * if it rejects, or `stop()` comes first, the faults are not followed.
-   */
-  start(options: { followFaultsAfter?: Promise<unknown> } = {}): this {
+  start(): this {
     this.stats.start();
-    if (this.#faultsFollow) return this;
+    // In the background: the server admits no call before `faultStore.loaded` (apps/server app.ts).
     const stop = new AbortController();
-    const after = options.followFaultsAfter;
-    const begin = after
-      ? Promise.race([after, new Promise<void>((resolve) => { stop.signal.addEventListener('abort', () => { resolve(); }, { once: true }); })])
-      : Promise.resolve();
-    this.#faultsFollow = { stop, done: begin.then(() => this.faultStore.follow(stop.signal), () => undefined) };
+    this.#faultsFollow ??= { stop, done: this.faultStore.follow(stop.signal) };
     return this;
   }
 
