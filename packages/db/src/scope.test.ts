@@ -19,9 +19,9 @@ afterAll(async () => {
 });
 beforeEach(async () => { await t.sql`truncate users restart identity`; });
 
-interface Activity { pid: number; state: string; query: string }
+interface Activity { pid: number; state: string; query: string; wait_event: string | null }
 const activity = () =>
-  observer<Activity[]>`select pid, state, query from pg_stat_activity where application_name = 'scope-test' and datname = current_database()`;
+  observer<Activity[]>`select pid, state, query, wait_event from pg_stat_activity where application_name = 'scope-test' and datname = current_database()`;
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<number> {
   const start = performance.now();
@@ -156,7 +156,10 @@ describe('when a cancel does not take effect, or the connection dies at COMMIT',
         perform pg_sleep(5);
       end $$`),
     );
-    await until('the statement runs', async () => (await activity()).some((a) => a.state === 'active' && a.query.includes('query_canceled')));
+    // 'active' is set before plpgsql enters the exception block; a cancel then would stop it at once.
+    // Sleeping (wait event PgSleep) means it is inside the block, where the first cancel is swallowed.
+    await until('the statement sleeps in its first block', async () =>
+      (await activity()).some((a) => a.state === 'active' && a.query.includes('query_canceled') && a.wait_event === 'PgSleep'));
     const aborted = performance.now();
     call.controller.abort();
     await expect(call.promise).rejects.toMatchObject({ code: '57014' });
