@@ -622,6 +622,9 @@ describe('postgres.js pipelining of marked statements only (our patch)', () => {
     try {
       await ready(sql);
       await statement(sql, SWALLOW, [0], true);
+      // The first cancel goes out the moment b runs alone: arriving before b is inside its exception block, it
+      // would stop b at once. Held back 300 ms, every cancel lands while b sleeps, so the first is swallowed.
+      proxy.cancelDelayMs = 300;
       const { order, watch } = recorder();
       const a = watch(statement(sql, SLEEP, [0.3, 'a'], true), 'a');
       const bQuery = sql.unsafe<{ name: string }[]>(SWALLOW, [5], { prepare: true, pipeline: true } as postgres.UnsafeQueryOptions);
