@@ -333,9 +333,18 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
     await until('2 statements sleeping', async () => (await sleeping()) === 2, 15_000);
     // A call the server received that waits for one of the two connections: its row says so ("pool…").
     // The row number of such a call, if any.
+    // Only once the page shows both sleeping statements running (a pid in their SQL slot): a row shown waiting
+    // before that may be one whose start has not reached the page yet (it waited a moment behind the fault
+    // store's reload, say), already running, whose cancel is then "sent".
     const waitingForConnection = () =>
       page.evaluate(() => {
-        const row = Array.from(document.querySelectorAll('[data-testid^="row-"]')).find((r) => {
+        const rows = Array.from(document.querySelectorAll('[data-testid^="row-"]'));
+        const running = rows.filter((r) => {
+          const sql = r.querySelector('[data-testid="hops"] [data-slot="sql"]');
+          return sql !== null && sql.getAttribute('data-wait') !== 'pool' && (sql.textContent ?? '') !== '';
+        });
+        if (running.length !== 2) return undefined;
+        const row = rows.find((r) => {
           const hops = r.querySelector('[data-testid="hops"]');
           return (hops?.querySelector('[data-slot="recv"]')?.textContent ?? '') !== '' && hops?.querySelector('[data-slot="sql"]')?.getAttribute('data-wait') === 'pool';
         });

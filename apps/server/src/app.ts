@@ -117,7 +117,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     databaseDownSignal: () => database.downSignal(),
     poolConnections: () => database.poolConnections(),
     onFaultsError: (error) => { log.warn({ err: error }, 'lab faults: could not load or follow the lab_faults table; retrying'); },
-  }).start();
+    // Not before the migrations: on a new database the table does not exist yet (a warning on every first start).
+  }).start({ followFaultsAfter: database.ready });
   events?.attach(runtime);
   // Lab faults are rows (lab_faults) the runtime loads once the table exists: no call is admitted, and the
   // server is not ready, before they are loaded, or a first call could miss a fault another instance set.

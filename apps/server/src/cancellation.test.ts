@@ -130,21 +130,34 @@ describe('streaming', () => {
   it('streams every user of a table in pages, resuming after the last id', async () => {
     await seedUsers(t.database.sql, 1234);
     const ids: number[] = [];
+    const states: string[] = [];
     await new Promise<void>((resolve, reject) => {
+      // Done at the last id, not at a `sent` count: a reconnect resumes after the last id delivered (no gap, no
+      // duplicate, checked below) but counts `sent` afresh. If it does not finish, say where it stood.
+      const stuck = setTimeout(() => {
+        subscription.unsubscribe();
+        void sessions().then(
+          (s) => { reject(new Error(`stream stuck after ${ids.length} users (last id ${ids.at(-1) ?? 'none'}); connection states ${states.join(' > ')}; sessions ${JSON.stringify(s)}`)); },
+          reject,
+        );
+      }, 20_000);
       const subscription = api.users.stream.subscribe({ pageSize: 500, lastEventId: '100' }, {
+        onConnectionStateChange: (state) => { states.push(state.state + (state.error ? ` (${state.error.message})` : '')); },
         onData: (page) => {
           ids.push(...page.data.items.map((u) => u.id));
-          if (page.data.sent === 1134) {
+          if (ids.at(-1) === 1234) {
+            clearTimeout(stuck);
             subscription.unsubscribe();
             resolve();
           }
         },
-        onError: reject,
+        onError: (error) => { clearTimeout(stuck); reject(error); },
       });
     });
     expect(ids).toHaveLength(1134);
     expect(ids[0]).toBe(101);
     expect(ids.at(-1)).toBe(1234);
+    expect(new Set(ids).size).toBe(1134);
   });
 });
 

@@ -236,11 +236,21 @@ export class Runtime {
 
   #faultsFollow: { stop: AbortController; done: Promise<void> } | undefined;
 
-  start(): this {
+  /**
+   * Starts sampling stats, and following the lab's fault rows in the background (the server admits no call
+   * before `faultStore.loaded`, apps/server app.ts). `followFaultsAfter`: begin that only once it resolves —
+   * the server's migrations, which create the table (before them every load fails, and says so in the log);
+   * if it rejects, or `stop()` comes first, the faults are not followed.
+   */
+  start(options: { followFaultsAfter?: Promise<unknown> } = {}): this {
     this.stats.start();
-    // In the background: the server admits no call before `faultStore.loaded` (apps/server app.ts).
+    if (this.#faultsFollow) return this;
     const stop = new AbortController();
-    this.#faultsFollow ??= { stop, done: this.faultStore.follow(stop.signal) };
+    const after = options.followFaultsAfter;
+    const begin = after
+      ? Promise.race([after, new Promise<void>((resolve) => { stop.signal.addEventListener('abort', () => { resolve(); }, { once: true }); })])
+      : Promise.resolve();
+    this.#faultsFollow = { stop, done: begin.then(() => this.faultStore.follow(stop.signal), () => undefined) };
     return this;
   }
 

@@ -208,6 +208,28 @@ describe('lab faults shared through Postgres', () => {
     }
   });
 
+  it('follows the faults only once followFaultsAfter resolves (the migrations), and stops at once when stopped before', async () => {
+    const errors: unknown[] = [];
+    let migrated!: () => void;
+    const runtime = new Runtime(t, { ...TEST_RUNTIME_OPTIONS, onFaultsError: (error) => { errors.push(error); } }).start({ followFaultsAfter: new Promise<void>((resolve) => { migrated = resolve; }) });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect(runtime.faultStore.loaded).toBe(false);
+      expect(runtime.faultStore.counters.listens).toBe(0);
+      migrated();
+      await runtime.faultStore.whenLoaded(AbortSignal.timeout(5_000));
+      expect(errors).toEqual([]);
+    } finally {
+      await runtime.stop();
+    }
+    // Stopped while still waiting: stop() ends at once, nothing is followed.
+    const waiting = new Runtime(t, { ...TEST_RUNTIME_OPTIONS }).start({ followFaultsAfter: new Promise<void>(() => undefined) });
+    let stopped = false;
+    void waiting.stop().then(() => { stopped = true; });
+    await within(1_000, 'stop() while waiting for the migrations', () => stopped);
+    expect(waiting.faultStore.loaded).toBe(false);
+  });
+
   it('an instance that starts while the database is unreachable loads and follows the faults once it is back', async () => {
     // A port with nothing on it, then a plain TCP relay to the database on that same port.
     const target = new URL(t.url);
