@@ -341,7 +341,7 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
         const rows = Array.from(document.querySelectorAll('[data-testid^="row-"]'));
         const running = rows.filter((r) => {
           const sql = r.querySelector('[data-testid="hops"] [data-slot="sql"]');
-          return sql !== null && sql.getAttribute('data-wait') !== 'pool' && (sql.textContent ?? '') !== '';
+          return sql !== null && sql.getAttribute('data-wait') !== 'pool' && sql.textContent !== '';
         });
         if (running.length !== 2) return undefined;
         const row = rows.find((r) => {
