@@ -53,4 +53,44 @@ describe('a shared AbortSignal over many calls', () => {
     await expect(call).rejects.toThrow(/abort/i);
     expect(getEventListeners(controller.signal, 'abort').length).toBe(0);
   });
+
+  it('12 calls in flight under one signal: one listener on it, no MaxListenersExceededWarning, all aborted at once', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => { warnings.push(warning); };
+    process.on('warning', onWarning);
+    try {
+      const controller = new AbortController();
+      const hanging: typeof fetch = (_input, init) =>
+        new Promise((_, reject) => {
+          const fail = (): void => { reject(new DOMException('aborted', 'AbortError')); };
+          if (init?.signal?.aborted) fail();
+          else init?.signal?.addEventListener('abort', fail);
+        });
+      const api = createApiClient({ url: 'http://test.invalid/trpc', token: 't', fetch: hanging });
+      const calls = Array.from({ length: 12 }, (_, i) =>
+        api.users.byId.query({ id: 1 }, { signal: controller.signal, context: { callId: `w-${i}` } }).then(() => 'answered', (e: unknown) => e));
+      await new Promise((r) => setTimeout(r, 20));
+      // Unfixed: 12 listeners, and Node warns at the 11th.
+      expect(getEventListeners(controller.signal, 'abort').length).toBe(1);
+      controller.abort();
+      const outcomes = await Promise.all(calls);
+      expect(outcomes.every((o) => o instanceof Error && /abort/i.test(o.message))).toBe(true);
+      expect(getEventListeners(controller.signal, 'abort').length).toBe(0);
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('the listener goes with the last of the calls sharing the signal, and a later call adds it again', async () => {
+    const shared = new AbortController().signal;
+    const api = createApiClient({ url: 'http://test.invalid/trpc', token: 't', fetch: fakeFetch });
+    await Promise.all(Array.from({ length: 12 }, (_, i) => api.users.byId.query({ id: 1 }, { signal: shared, context: { callId: `a-${i}` } })));
+    expect(getEventListeners(shared, 'abort').length).toBe(0);
+    const later = api.users.byId.query({ id: 1 }, { signal: shared });
+    expect(getEventListeners(shared, 'abort').length).toBe(1);
+    expect(await later).toEqual(user);
+    expect(getEventListeners(shared, 'abort').length).toBe(0);
+  });
 });
