@@ -21,6 +21,14 @@ const fakeFetch: typeof fetch = (input) => {
   return Promise.resolve(new Response(JSON.stringify(body), { headers: { 'content-type': 'application/json' } }));
 };
 
+/** Never answers; fails with an AbortError when its request's signal fires. */
+const hangingFetch: typeof fetch = (_input, init) =>
+  new Promise((_, reject) => {
+    const fail = (): void => { reject(new DOMException('aborted', 'AbortError')); };
+    if (init?.signal?.aborted) fail();
+    else init?.signal?.addEventListener('abort', fail);
+  });
+
 const CALLS = 200;
 
 describe('a shared AbortSignal over many calls', () => {
@@ -41,13 +49,7 @@ describe('a shared AbortSignal over many calls', () => {
 
   it('still aborts the call when the shared signal fires', async () => {
     const controller = new AbortController();
-    const hanging: typeof fetch = (_input, init) =>
-      new Promise((_, reject) => {
-        const fail = (): void => { reject(new DOMException('aborted', 'AbortError')); };
-        if (init?.signal?.aborted) fail();
-        else init?.signal?.addEventListener('abort', fail);
-      });
-    const api = createApiClient({ url: 'http://test.invalid/trpc', token: 't', fetch: hanging });
+    const api = createApiClient({ url: 'http://test.invalid/trpc', token: 't', fetch: hangingFetch });
     const call = api.users.byId.query({ id: 1 }, { signal: controller.signal });
     controller.abort();
     await expect(call).rejects.toThrow(/abort/i);
@@ -60,13 +62,7 @@ describe('a shared AbortSignal over many calls', () => {
     process.on('warning', onWarning);
     try {
       const controller = new AbortController();
-      const hanging: typeof fetch = (_input, init) =>
-        new Promise((_, reject) => {
-          const fail = (): void => { reject(new DOMException('aborted', 'AbortError')); };
-          if (init?.signal?.aborted) fail();
-          else init?.signal?.addEventListener('abort', fail);
-        });
-      const api = createApiClient({ url: 'http://test.invalid/trpc', token: 't', fetch: hanging });
+      const api = createApiClient({ url: 'http://test.invalid/trpc', token: 't', fetch: hangingFetch });
       const calls = Array.from({ length: 12 }, (_, i) =>
         api.users.byId.query({ id: 1 }, { signal: controller.signal, context: { callId: `w-${i}` } }).then(() => 'answered', (e: unknown) => e));
       await new Promise((r) => setTimeout(r, 20));
