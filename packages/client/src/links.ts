@@ -185,15 +185,6 @@ export class ClientLife {
 }
 
 /**
- * The first link. Gives each call a signal of its own, linked to the caller's only while the call lasts.
- * tRPC 11.22's httpLink and httpBatchLink (`raceAbortSignals`) add an 'abort' listener to the op's signal
- * and never remove it, so a program passing one long-lived signal to many calls (a run, a page, a shutdown
- * signal) would collect one listener per call, for as long as that signal lives. With this link in front,
- * what the links behind us add lands on a signal that is dropped with the call.
- * Also: refuses a context.callId that is not a call id, on every transport; and, once `closed` is closed
- * (closeApiClient), fails the calls in flight and every later one with ClientClosedError.
- */
-/**
  * The calls following each caller's signal: ONE 'abort' listener per signal, however many calls share it. A
  * listener per call would be removed with the call too, but Node warns (MaxListenersExceededWarning) once an
  * AbortSignal has more than 10: a program running 11 calls under one signal (a run, a shutdown) got a
@@ -227,6 +218,15 @@ function unfollowAbort(signal: AbortSignal, onAbort: () => void): void {
   }
 }
 
+/**
+ * The first link. Gives each call a signal of its own, linked to the caller's only while the call lasts.
+ * tRPC 11.22's httpLink and httpBatchLink (`raceAbortSignals`) add an 'abort' listener to the op's signal
+ * and never remove it, so a program passing one long-lived signal to many calls (a run, a page, a shutdown
+ * signal) would collect one listener per call, for as long as that signal lives. With this link in front,
+ * what the links behind us add lands on a signal that is dropped with the call.
+ * Also: refuses a context.callId that is not a call id, on every transport; and, once `closed` is closed
+ * (closeApiClient), fails the calls in flight and every later one with ClientClosedError.
+ */
 export function callSignalLink(closed?: ClientLife): TRPCLink<AppRouter> {
   return () =>
     ({ op, next }) =>
