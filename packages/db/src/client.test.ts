@@ -12,9 +12,9 @@ beforeAll(async () => {
 afterAll(async () => { await t[Symbol.asyncDispose](); });
 
 describe('createDbClient', () => {
-  it('applies application_name and statement_timeout to every connection', async () => {
-    const [row] = await t.sql<{ app: string; timeout: string }[]>`select current_setting('application_name') app, current_setting('statement_timeout') timeout`;
-    expect(row).toEqual({ app: 'db-test', timeout: '1s' });
+  it('applies application_name, statement_timeout and generic plans to every connection', async () => {
+    const [row] = await t.sql<{ app: string; timeout: string; plans: string }[]>`select current_setting('application_name') app, current_setting('statement_timeout') timeout, current_setting('plan_cache_mode') plans`;
+    expect(row).toEqual({ app: 'db-test', timeout: '1s', plans: 'force_generic_plan' });
   });
 
   it('reads timestamps as UTC ISO text whatever the database says (TimeZone and DateStyle set per connection)', async () => {

@@ -60,10 +60,11 @@ function userFromValues(row: readonly unknown[]): User {
 }
 
 /**
- * The reads, in SQL: prepared (postgres.js names them per connection: parsed and planned once) and read
- * with `.values()`, straight into the API's shape — no drizzle row, no Date.
+ * The reads, in SQL: prepared (postgres.js names them per connection: parsed once, and planned once as the
+ * pool's sessions use generic plans, see packages/db client.ts) and read with `.values()`, straight into the
+ * API's shape — no drizzle row, no Date. Exported, as PAGE_SQL is, for the test of the plans it runs on.
  */
-const BY_ID_SQL = `select ${USER_COLUMNS} from users where id = $1`;
+export const BY_ID_SQL = `select ${USER_COLUMNS} from users where id = $1`;
 /**
  * A page and the table's size in ONE statement, so in one snapshot: the total is the sum of the counter
  * slots that triggers keep in each write's transaction (migration 0003), so it is exact for the page it
