@@ -3,6 +3,7 @@
  * 1,000,000): rows per second, and the server's resident memory sampled while it streams — it must stay
  * flat (keyset pages, one page in memory at a time), whatever the table's size. Then a stream cancelled
  * midway: how long until the server's generator has ended (its call settles in activity.events).
+ * BENCH_STREAM_PAGE sets the stream's pageSize (default 1000, the largest a client may ask for).
  * It prints figures; it is not a test.
  */
 import { readFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { runBench } from '@asyncscope/harness/children';
 
 const env = process.env;
 const USERS = Number(env.BENCH_STREAM_USERS ?? 1_000_000);
-const PAGE = 1000;
+const PAGE = Number(env.BENCH_STREAM_PAGE ?? 1000);
 const log = (line: string) => { process.stderr.write(`bench: ${line}\n`); };
 
 function rssMb(pid: number): number {

@@ -1,9 +1,11 @@
-import { TRPCError } from '@trpc/server';
+import { isTrackedEnvelope, TRPCError } from '@trpc/server';
+import type { User, UserStreamPage } from '@asyncscope/contract';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createCaller } from '../root';
 import { useCallerFixture } from '../test-caller';
 import { createInnerContext } from '../context';
-import { newUser } from '../testing';
+import { newUser, seedUsers } from '../testing';
+import { EVENT_CHARS, eventSlices } from './users';
 
 const fx = useCallerFixture();
 beforeEach(async () => { await fx.t.sql`truncate users, idempotency_keys restart identity`; });
@@ -161,5 +163,52 @@ describe('idempotent update and delete', () => {
   it('stores nothing for a write that failed, so its retry runs again', async () => {
     await expectCode(fx.caller.users.delete({ id: 42, idempotencyKey: 'delete-missing' }), 'NOT_FOUND');
     expect(await fx.t.sql`select key from idempotency_keys`).toEqual([]);
+  });
+});
+
+describe('users.stream events', () => {
+  /** Every event of a whole stream, as its tracked id and page. */
+  async function events(pageSize: number): Promise<{ id: string; page: UserStreamPage }[]> {
+    const out: { id: string; page: UserStreamPage }[] = [];
+    for await (const event of await fx.caller.users.stream({ pageSize })) {
+      if (!isTrackedEnvelope<UserStreamPage>(event)) throw new Error('an untracked event');
+      out.push({ id: String(event[0]), page: event[1] });
+    }
+    return out;
+  }
+
+  it('sends a page too large for one event as several, each under EVENT_CHARS, resumable at its last id', async () => {
+    // 1,000 users of ~250 characters of JSON each: ~250,000 characters in one page of 1,000.
+    await fx.t.sql`insert into users (name, email) select repeat('n', 90) || g, repeat('e', 40) || g || '@example.com' from generate_series(1, 1000) g`;
+    const got = await events(1000);
+    expect(got.length).toBeGreaterThanOrEqual(5);
+    for (const { id, page } of got) {
+      expect(JSON.stringify(page).length).toBeLessThan(EVENT_CHARS);
+      expect(id).toBe(String(page.items.at(-1)?.id));
+    }
+    expect(got.flatMap((e) => e.page.items.map((u) => u.id))).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
+    expect(got.map((e) => e.page.sent)).toEqual(got.map((_, i) => got.slice(0, i + 1).reduce((n, e) => n + e.page.items.length, 0)));
+    expect(got.every((e) => e.page.total === 1000)).toBe(true);
+    // A client resuming from any event's id gets exactly the users after it.
+    const from = got[2]?.id ?? '';
+    const resumed: number[] = [];
+    for await (const event of await fx.caller.users.stream({ pageSize: 1000, lastEventId: from })) {
+      if (isTrackedEnvelope<UserStreamPage>(event)) resumed.push(...event[1].items.map((u) => u.id));
+    }
+    expect(resumed).toEqual(Array.from({ length: 1000 - Number(from) }, (_, i) => Number(from) + i + 1));
+  });
+
+  it('sends a page that fits as one event', async () => {
+    await seedUsers(fx.t.sql, 250);
+    const got = await events(100);
+    expect(got.map((e) => e.page.items.length)).toEqual([100, 100, 50]);
+    expect(got.map((e) => e.id)).toEqual(['100', '200', '250']);
+  });
+
+  it('cuts runs by size, keeping order and at least one user each', () => {
+    const user = (id: number, chars: number): User => ({ id, name: 'n'.repeat(chars), email: 'e', createdAt: '', updatedAt: '' });
+    const huge = [user(1, EVENT_CHARS * 2), user(2, 10), user(3, EVENT_CHARS - 300), user(4, 10)];
+    expect(eventSlices(huge).map((run) => run.map((u) => u.id))).toEqual([[1], [2, 3], [4]]);
+    expect(eventSlices([])).toEqual([]);
   });
 });
