@@ -76,6 +76,27 @@ describe('LabFaults: the lab’s server-wide fault lasts as long as its run', ()
     expect(await faults.release()).toBe(false); // nothing held any more
   });
 
+  it('clears on the way out a fault whose answer is still on its way (the server has set it)', async () => {
+    const server = fakeServer();
+    const set = server.set.bind(server);
+    let answer: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => { answer = resolve; });
+    server.set = async (procedure, fault) => {
+      const result = await set(procedure, fault); // set on the server...
+      await answered; // ...and the page closes before the answer arrives
+      return result;
+    };
+    const faults = new LabFaults(server);
+    const applied = faults.apply('users.byId', slow);
+    await Promise.resolve();
+    expect(server.faults.get('users.byId')).toEqual(slow);
+    faults.releaseOnUnload();
+    expect(server.unloads).toEqual(['users.byId']);
+    expect(server.faults.size).toBe(0);
+    answer();
+    await applied;
+  });
+
   it('a release still reading the server does not undo the next run’s fault', async () => {
     const server = fakeServer();
     let unblock: () => void = () => undefined;

@@ -47,12 +47,16 @@ export class LabFaults {
     this.#emit();
   }
 
-  /** Sets exactly what the form says (no fault clears the procedure's); a real fault is held until release. */
+  /**
+   * Sets exactly what the form says (no fault clears the procedure's); a real fault is held until release —
+   * from the moment it is asked for: the server may have set it before its answer reaches a page that is
+   * closing. Held through a failed set too: release compares with the server before it clears anything.
+   */
   apply(procedure: FaultTarget, fault: Fault): Promise<void> {
     return this.#serial(async () => {
-      await this.api.set(procedure, fault);
       this.#held = same(fault, NO_FAULT) ? null : { procedure, fault };
       this.#emit();
+      await this.api.set(procedure, fault);
     });
   }
 
