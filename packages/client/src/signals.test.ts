@@ -4,7 +4,7 @@
  * @trpc/client's internals/signals.ts); callSignalLink gives each call its own. The first test fences
  * tRPC's behaviour: when it stops leaking, it fails, and the link may go.
  */
-import { getEventListeners } from 'node:events';
+import { getEventListeners, setMaxListeners } from 'node:events';
 import type { AppRouter } from '@asyncscope/api';
 import { createTRPCClient, httpLink } from '@trpc/client';
 import { describe, expect, it } from 'vitest';
@@ -34,6 +34,7 @@ const CALLS = 200;
 describe('a shared AbortSignal over many calls', () => {
   it("tRPC's httpLink alone leaves one listener per call on it (the upstream behaviour we guard against)", async () => {
     const shared = new AbortController().signal;
+    setMaxListeners(CALLS + 1, shared); // the listeners pile up on purpose here: no leak warning in the test output
     const api = createTRPCClient<AppRouter>({ links: [httpLink({ url: 'http://test.invalid/trpc', fetch: fakeFetch })] });
     for (let i = 0; i < CALLS; i++) await api.users.byId.query({ id: 1 }, { signal: shared });
     expect(getEventListeners(shared, 'abort').length).toBe(CALLS);
