@@ -1,6 +1,7 @@
 /**
  * The WebSocket transport of the client: every call and subscription on one socket (tRPC's createWSClient
- * and wsLink, unmodified), with what it lacks added around it:
+ * and wsLink), with what it lacks added around it:
+ * - each tick's calls written at the end of that tick, not a zero timer later (ws-flush.ts);
  * - auth in tRPC's connectionParams message (never in the URL);
  * - each call's id and remaining budget in two extra `params` fields, `callId` and `deadlineMs`, added by
  *   the encoder when the message is written, so a resend after a reconnect carries what is left;
@@ -12,6 +13,7 @@ import { createWSClient, jsonEncoder, TRPCClientError, wsLink, type TRPCLink } f
 import { observable } from '@trpc/server/observable';
 import { budgetMs } from './cancel-by-id';
 import type { CallContext } from './call-context';
+import { sendAtEndOfTick } from './ws-flush';
 
 /** The connection of a WebSocket client, as a dashboard shows it. */
 export interface ConnectionState {
@@ -190,6 +192,8 @@ export function webSocketLinks(options: WebSocketTransportOptions, before: TRPCL
     },
     experimental_encoder: callMetaEncoder(metaById, Date.now, options.onSent),
   });
+  // Each tick's calls leave at its end, not after a zero timer (ws-flush.ts: ≥ 1 ms per call on Node).
+  sendAtEndOfTick(client);
   const stateSubscription = client.connectionState.subscribe({
     next: (s) => {
       publish({ state: s.state === 'pending' ? 'open' : s.state, error: s.error, lastClose: state.lastClose });
