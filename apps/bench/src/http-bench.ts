@@ -46,7 +46,7 @@ import { barChartSvg } from './chart';
 import { cpuMicros, peakRssBytes, postgresCpuMicros, postmasterOf, runLoad, type LoadResult } from './measure';
 import { startOwnServer } from './own-server';
 import { hasOurPatch, installedPostgres, shippedPostgres } from './postgres-as-shipped';
-import { measureTransports, transportReport, type TransportRow } from './transport-bench';
+import { ALONE_SECONDS, measureTransports, transportReport, type TransportRow } from './transport-bench';
 
 const USERS = 10_000;
 const LIST_LIMIT = 50;
@@ -199,7 +199,7 @@ async function main(signal: AbortSignal): Promise<number> {
   const uptimeBefore = uptime();
 
   const runs = scenarios.reduce((n, s) => n + s.targets.length * repetitions, 0);
-  const planned = runs * (warmupSeconds + seconds) + 3 * (warmupSeconds + soakWindows * soakWindowSeconds) + 3 * (warmupSeconds + seconds);
+  const planned = runs * (warmupSeconds + seconds) + 3 * (warmupSeconds + soakWindows * soakWindowSeconds) + 3 * (warmupSeconds + seconds + ALONE_SECONDS);
   log(uptimeBefore);
   log(`plan: ${runs} runs of ${warmupSeconds} + ${seconds} s, a soak of ${soakWindows} × ${soakWindowSeconds} s per target, 3 transports: about ${Math.ceil(planned / 60)} min of load`);
 
@@ -360,7 +360,7 @@ async function main(signal: AbortSignal): Promise<number> {
           });
           checkAlive(server);
           checkAlive(patched);
-          for (const t of transports) if (t.load.errors > 0) failures.push(`${t.name}: ${t.load.errors} errors (${t.load.firstError ?? ''})`);
+          for (const t of transports) if (t.load.errors + t.alone.errors > 0) failures.push(`${t.name}: ${t.load.errors + t.alone.errors} errors (${t.load.firstError ?? t.alone.firstError ?? ''})`);
         });
       }
 
@@ -382,7 +382,7 @@ async function main(signal: AbortSignal): Promise<number> {
         cells,
         peakRssMB,
         soak,
-        transports: transports.map((t) => ({ name: t.name, callsPerSec: t.load.reqPerSec, p50Ms: t.load.p50Ms, p99Ms: t.load.p99Ms, serverCpuUsPerCall: t.cpuMicrosPerCall, errors: t.load.errors })),
+        transports: transports.map((t) => ({ name: t.name, callsPerSec: t.load.reqPerSec, p50Ms: t.load.p50Ms, p99Ms: t.load.p99Ms, serverCpuUsPerCall: t.cpuMicrosPerCall, errors: t.load.errors, alone: { p50Ms: t.alone.p50Ms, p99Ms: t.alone.p99Ms, calls: t.alone.requests, errors: t.alone.errors } })),
         goals: [] as Goal[],
         failures,
       };

@@ -9,7 +9,16 @@ import WebSocket from 'ws';
 import { runClientLoad, type ClientLoadResult } from './client-load';
 import { cpuMicros } from './measure';
 
-export interface TransportRow { name: string; load: ClientLoadResult; cpuMicrosPerCall: number }
+export interface TransportRow {
+  name: string;
+  load: ClientLoadResult;
+  cpuMicrosPerCall: number;
+  /** One call at a time (ALONE_SECONDS): the latency of a lone call, without queueing behind the others. */
+  alone: ClientLoadResult;
+}
+
+/** How long the one-call-at-a-time run of each transport lasts. */
+export const ALONE_SECONDS = 3;
 
 export interface TransportBenchOptions {
   trpc: { url: string; pid: number };
@@ -48,7 +57,10 @@ export async function measureTransports(options: TransportBenchOptions): Promise
       await runClientLoad({ call: c.call, concurrency, seconds: warmupSeconds, signal });
       const before = cpuMicros(c.pid);
       const load = await runClientLoad({ call: c.call, concurrency, seconds, signal });
-      rows.push({ name: c.name, load, cpuMicrosPerCall: (cpuMicros(c.pid) - before) / Math.max(1, load.requests) });
+      const cpuMicrosPerCall = (cpuMicros(c.pid) - before) / Math.max(1, load.requests);
+      options.log(`${c.name}: ${ALONE_SECONDS} s with one call at a time`);
+      const alone = await runClientLoad({ call: c.call, concurrency: 1, seconds: ALONE_SECONDS, signal });
+      rows.push({ name: c.name, load, cpuMicrosPerCall, alone });
     }
   } finally {
     await closeApiClient(ws);
@@ -63,9 +75,9 @@ export function transportReport(rows: TransportRow[], settings: string): string 
     '',
     `## users.byId per transport, through the typed client (${settings})`,
     '',
-    '| client → server | calls/s | p50 ms | p99 ms | server CPU µs/call | errors |',
-    '| --- | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.name} | ${fixed(r.load.reqPerSec, 0)} | ${fixed(r.load.p50Ms, 2)} | ${fixed(r.load.p99Ms, 2)} | ${fixed(r.cpuMicrosPerCall, 0)} | ${r.load.errors === 0 ? '0' : `**${r.load.errors}** (${r.load.firstError ?? ''})`} |`),
+    `| client → server | calls/s | p50 ms | p99 ms | server CPU µs/call | errors | one call at a time (${ALONE_SECONDS} s): p50 / p99 ms |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.name} | ${fixed(r.load.reqPerSec, 0)} | ${fixed(r.load.p50Ms, 2)} | ${fixed(r.load.p99Ms, 2)} | ${fixed(r.cpuMicrosPerCall, 0)} | ${r.load.errors + r.alone.errors === 0 ? '0' : `**${r.load.errors + r.alone.errors}** (${r.load.firstError ?? r.alone.firstError ?? ''})`} | ${fixed(r.alone.p50Ms, 2)} / ${fixed(r.alone.p99Ms, 2)} |`),
     '',
   ];
   const ws = rows.find((r) => r.name.includes('WebSocket'));

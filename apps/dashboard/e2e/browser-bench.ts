@@ -16,6 +16,9 @@
  * BENCH_DASHBOARD_DIR=<dir> serves another build of the dashboard (the server's DASHBOARD_DIR) instead of dist/.
  * Set PROFILE=<dir> to also record a CPU profile of the page (Chrome DevTools' format, .cpuprofile) per phase
  * and print its top self-time functions (build with `vite build --minify false` for readable names).
+ * Set TRACE=<dir> to record a Chrome trace of the page per phase (open it in DevTools' Performance panel) and
+ * print where the renderer's main thread spent its time (self time per trace event: script, style, layout,
+ * paint, …); the CPU profile's "(program)" is the part of this that is not JavaScript.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -34,6 +37,7 @@ const FRAME_CALLS = Number(env.FRAME_CALLS ?? 10_000);
 const FRAME_CONCURRENCY = Number(env.FRAME_CONCURRENCY ?? 20);
 const TRANSPORT = env.LAB_TRANSPORT ?? 'websocket';
 const PROFILE_DIR = env.PROFILE;
+const TRACE_DIR = env.TRACE;
 const ADMIN_URL = env.BENCH_DATABASE_URL;
 /** Another build of the dashboard to serve (e.g. the previous commit's, for a before/after in one sitting). */
 const DASHBOARD_DIR = env.BENCH_DASHBOARD_DIR;
@@ -200,6 +204,53 @@ async function stopProfile(cdp: CDPSession | null, name: string): Promise<void> 
   for (const [key, us] of top) console.log(`    ${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %  ${key}`);
 }
 
+interface TraceEvent { name: string; ph: string; pid: number; tid: number; ts: number; dur?: number; args?: { name?: string } }
+
+/** Starts a Chrome trace of the page (devtools.timeline: what DevTools' Performance panel records). */
+async function startTrace(page: Page): Promise<void> {
+  if (!TRACE_DIR) return;
+  await page.context().browser()?.startTracing(page, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8.execute', 'blink', 'cc'] });
+}
+
+/** Stops the trace, saves it, prints the renderer main thread's busy time and its self time per event name. */
+async function stopTrace(page: Page, name: string): Promise<void> {
+  const browser = page.context().browser();
+  if (!TRACE_DIR || !browser) return;
+  const buffer = await browser.stopTracing();
+  await mkdir(TRACE_DIR, { recursive: true });
+  const file = join(TRACE_DIR, `${name}.json`);
+  await writeFile(file, buffer);
+  const events = (JSON.parse(buffer.toString('utf8')) as { traceEvents: TraceEvent[] }).traceEvents;
+  // The page's main thread: the CrRendererMain with the most complete events (other renderers idle).
+  const mains = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
+  const byThread = new Map<string, TraceEvent[]>();
+  for (const e of events) {
+    const key = `${e.pid}:${e.tid}`;
+    if (e.ph !== 'X' || e.dur === undefined || !mains.has(key)) continue;
+    byThread.set(key, [...(byThread.get(key) ?? []), e]);
+  }
+  const main = [...byThread.values()].sort((a, b) => b.length - a.length)[0] ?? [];
+  main.sort((a, b) => a.ts - b.ts || (b.dur ?? 0) - (a.dur ?? 0));
+  // Self time: an event's duration less its children's (complete events nest on one thread).
+  const self = new Map<string, number>();
+  const stack: { e: TraceEvent; end: number }[] = [];
+  let busy = 0;
+  for (const e of main) {
+    const end = e.ts + (e.dur ?? 0);
+    while (stack.length > 0 && (stack.at(-1)?.end ?? 0) <= e.ts) stack.pop();
+    const parent = stack.at(-1);
+    if (parent) self.set(parent.e.name, (self.get(parent.e.name) ?? 0) - (e.dur ?? 0));
+    else busy += e.dur ?? 0;
+    self.set(e.name, (self.get(e.name) ?? 0) + (e.dur ?? 0));
+    stack.push({ e, end });
+  }
+  const span = main.length > 0 ? (main.at(-1)?.ts ?? 0) - (main[0]?.ts ?? 0) : 0;
+  console.log(`  trace ${file}: renderer main thread busy ${(busy / 1000).toFixed(0)} of ${(span / 1000).toFixed(0)} ms; top self time:`);
+  for (const [key, us] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
+    console.log(`    ${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / Math.max(1, busy)).toFixed(1).padStart(5)} %  ${key}`);
+  }
+}
+
 async function main(): Promise<void> {
   const missing = browserMissing();
   if (missing) throw new Error(`cannot run: ${missing}`);
@@ -230,10 +281,12 @@ async function main(): Promise<void> {
       // 1. Per-call latency at concurrency 4.
       await setLab(page, { count: String(LATENCY_CALLS), concurrency: '4', timeout: '10000', retries: '0', latency: '0', 'error-rate': '0' });
       await startProfile(cdp);
+      await startTrace(page);
       const t0 = Date.now();
       await runToEnd(page, 120_000);
       const latencyRunMs = Date.now() - t0;
       await stopProfile(cdp, 'latency');
+      await stopTrace(page, 'latency');
       // The last hops arrive over the event stream just after the run ends.
       await until('every row with its server hop', async () => (await readRows(page)).filter((r) => r.server !== null).length >= LATENCY_CALLS, 10_000);
       const rows = await readRows(page);
@@ -267,6 +320,7 @@ async function main(): Promise<void> {
         requestAnimationFrame(frame);
       });
       await startProfile(cdp);
+      await startTrace(page);
       const t1 = Date.now();
       await runToEnd(page, 600_000);
       const frameRunMs = Date.now() - t1;
@@ -276,6 +330,7 @@ async function main(): Promise<void> {
         return { frames: w.benchFrames, longTasks: w.benchLongTasks };
       });
       await stopProfile(cdp, 'frames');
+      await stopTrace(page, 'frames');
       const frames = stats(measured.frames);
       const idle = stats(await idleFrames(page, 3000));
       const succeeded = await page.getByTestId('count-succeeded').locator('.legend-count').textContent();
