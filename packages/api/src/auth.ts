@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
 /** How an HTTP caller sends its token, as the 401 message says it. */
 export const BEARER_TOKEN_HINT = 'send "Authorization: Bearer <token>"';
@@ -8,23 +8,33 @@ export function unauthorizedMessage(hint: string = BEARER_TOKEN_HINT): string {
   return `Missing or wrong API token: ${hint}.`;
 }
 
+/** SHA-256 with the one-shot API: no Hash object per call (half the time of createHash().update().digest()). */
+const sha256 = (text: string): Buffer => hash('sha256', text, 'buffer');
+
+const BEARER = /^Bearer\s+(.+)$/i;
+
+/** The digest of a header's bearer token, or of '' when it has none (so a missing token costs the same). */
+function bearerDigest(authorization: string | undefined): { digest: Buffer; present: boolean } {
+  const match = BEARER.exec(authorization ?? '');
+  return { digest: sha256(match?.[1]?.trim() ?? ''), present: match !== null };
+}
+
 /**
  * Returns a check of an `Authorization` header against the expected bearer token, in constant time:
  * both sides are hashed first, so neither the content nor the length of the token leaks through timing.
  */
 export function createBearerVerifier(expectedToken: string): (authorization: string | undefined) => boolean {
   if (expectedToken.length === 0) throw new Error('the API token must not be empty');
-  const expected = createHash('sha256').update(expectedToken).digest();
+  const expected = sha256(expectedToken);
   return (authorization) => {
-    const match = /^Bearer\s+(.+)$/i.exec(authorization ?? '');
-    const given = createHash('sha256').update(match?.[1]?.trim() ?? '').digest();
-    return timingSafeEqual(given, expected) && match !== null;
+    const given = bearerDigest(authorization);
+    return timingSafeEqual(given.digest, expected) && given.present;
   };
 }
 
 /** Who presented a credential: a stable digest of the token (the same on every instance), never the token. */
 export function ownerOfToken(token: string): string {
-  return createHash('sha256').update(token).digest('base64url').slice(0, 16);
+  return hash('sha256', token, 'base64url').slice(0, 16);
 }
 
 export interface Credentials {
@@ -40,12 +50,13 @@ export interface Credentials {
  */
 export function createCredentials(tokens: readonly string[]): Credentials {
   if (tokens.length === 0 || tokens.some((t) => t.length === 0)) throw new Error('API tokens must not be empty');
-  const verifiers = tokens.map((token) => ({ verify: createBearerVerifier(token), owner: ownerOfToken(token) }));
+  const known = tokens.map((token) => ({ digest: sha256(token), owner: ownerOfToken(token) }));
   const ownerOfHeader = (authorization: string | undefined): string | undefined => {
+    // The given token is hashed once; every known digest is compared, so timing does not tell which matched.
+    const given = bearerDigest(authorization);
     let owner: string | undefined;
-    // Every one is checked, so timing does not tell which token matched.
-    for (const v of verifiers) if (v.verify(authorization)) owner = v.owner;
-    return owner;
+    for (const k of known) if (timingSafeEqual(given.digest, k.digest)) owner = k.owner;
+    return given.present ? owner : undefined;
   };
   return {
     ownerOfHeader,
