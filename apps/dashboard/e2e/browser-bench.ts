@@ -38,6 +38,7 @@ const FRAME_CONCURRENCY = Number(env.FRAME_CONCURRENCY ?? 20);
 const TRANSPORT = env.LAB_TRANSPORT ?? 'websocket';
 const PROFILE_DIR = env.PROFILE;
 const TRACE_DIR = env.TRACE;
+const TRACE_INVALIDATIONS = Boolean(env.TRACE_INVALIDATIONS);
 const ADMIN_URL = env.BENCH_DATABASE_URL;
 /** Another build of the dashboard to serve (e.g. the previous commit's, for a before/after in one sitting). */
 const DASHBOARD_DIR = env.BENCH_DASHBOARD_DIR;
@@ -204,12 +205,12 @@ async function stopProfile(cdp: CDPSession | null, name: string): Promise<void> 
   for (const [key, us] of top) console.log(`    ${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %  ${key}`);
 }
 
-interface TraceEvent { name: string; ph: string; pid: number; tid: number; ts: number; dur?: number; args?: { name?: string } }
+interface TraceEvent { name: string; ph: string; pid: number; tid: number; ts: number; dur?: number; args?: { name?: string; data?: unknown } }
 
 /** Starts a Chrome trace of the page (devtools.timeline: what DevTools' Performance panel records). */
 async function startTrace(page: Page): Promise<void> {
   if (!TRACE_DIR) return;
-  await page.context().browser()?.startTracing(page, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8.execute', 'blink', 'cc'] });
+  await page.context().browser()?.startTracing(page, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8.execute', 'blink', 'cc', ...(TRACE_INVALIDATIONS ? ['disabled-by-default-devtools.timeline.invalidationTracking'] : [])] });
 }
 
 /** Stops the trace, saves it, prints the renderer main thread's busy time and its self time per event name. */
@@ -249,6 +250,17 @@ async function stopTrace(page: Page, name: string): Promise<void> {
   for (const [key, us] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
     console.log(`    ${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / Math.max(1, busy)).toFixed(1).padStart(5)} %  ${key}`);
   }
+  if (!TRACE_INVALIDATIONS) return;
+  // What made style, layout or paint work, and why (Blink's invalidation tracking).
+  const invalidations = new Map<string, number>();
+  for (const e of events) {
+    if (!e.name.endsWith('InvalidationTracking')) continue;
+    const data = (e.args as { data?: { nodeName?: string; reason?: string } } | undefined)?.data;
+    const key = `${e.name.replace('InvalidationTracking', '')}: ${data?.nodeName ?? '?'} (${data?.reason ?? 'no reason given'})`;
+    invalidations.set(key, (invalidations.get(key) ?? 0) + 1);
+  }
+  console.log('  invalidations (TRACE_INVALIDATIONS):');
+  for (const [key, n] of [...invalidations.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`    ${String(n).padStart(6)}  ${key}`);
 }
 
 async function main(): Promise<void> {
