@@ -399,6 +399,74 @@ describe('postgres.js behaviours our patch adds or fixes (no fault needed)', () 
   });
 });
 
+// Row 13 of patches/README.md (porsager/postgres#1119, #1181): the index of a statement's next row was reset
+// only when a statement completed. One that failed after sending rows left it set, and the next statement on
+// the connection resolved, as a success, with that many holes before its rows (our users.stream read `row is
+// not iterable` after a cancelled read-ahead: calls.test, "a stream that comes back under its call id").
+describe('postgres.js after a statement that failed part-way through its rows (our patch)', () => {
+  /** Rows 1 and 2, then division by zero at row 3: PostgreSQL sends two DataRows before the error. */
+  const FAILS_AT_ROW_3 = 'select i, 10 / (3 - i) as q from generate_series(1, 5) i';
+  const THREE_ROWS = 'select x from generate_series(1, 3) x';
+  const codeOf = (e: unknown) => (e as { code?: string }).code ?? String(e);
+
+  it('the next statement gets its own rows, no holes before them (objects and .values())', async () => {
+    const sql = client(t.url);
+    try {
+      expect(await sql.unsafe(FAILS_AT_ROW_3).then(() => 'answered', codeOf)).toBe('22012');
+      const objects = await within(3000, 'the next statement', sql.unsafe<{ x: number }[]>(THREE_ROWS));
+      expect(objects.length).toBe(3);
+      expect([...objects]).toEqual([{ x: 1 }, { x: 2 }, { x: 3 }]);
+      expect(await sql.unsafe(FAILS_AT_ROW_3, [], { prepare: true }).then(() => 'answered', codeOf)).toBe('22012');
+      const values = await within(3000, 'the next prepared statement', sql.unsafe(THREE_ROWS, [], { prepare: true }).values());
+      expect(values.length).toBe(3);
+      expect([...values]).toEqual([[1], [2], [3]]);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it('a statement pipelined behind one that fails part-way gets its own rows', async () => {
+    const sql = client(t.url, { max_pipeline: 100, pipeline_marked_only: true } as ClientOptions);
+    const marked = { prepare: true, pipeline: true } as postgres.UnsafeQueryOptions;
+    try {
+      await sql.unsafe(THREE_ROWS, [], marked); // prepared: a statement being described has nothing pipelined behind it
+      await sql.unsafe('select pg_sleep(0.2)', [], marked);
+      const busy = sql.unsafe('select pg_sleep(0.2)', [], marked).then(() => 'answered', codeOf);
+      const failing = sql.unsafe(FAILS_AT_ROW_3, [], marked).then(() => 'answered', codeOf);
+      const behind = sql.unsafe(THREE_ROWS, [], marked).values();
+      expect(await within(3000, 'the failing statement', failing)).toBe('22012');
+      const rows = await within(3000, 'the statement behind it', behind);
+      expect([...rows]).toEqual([[1], [2], [3]]);
+      expect(await busy).toBe('answered');
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it('the statement after one cancelled part-way through its rows gets its own rows', async () => {
+    const sql = client(t.url, { max_pipeline: 100, pipeline_marked_only: true } as ClientOptions);
+    try {
+      await sql.unsafe(THREE_ROWS, [], { prepare: true });
+      // Rows 1 and 2 are made before row 3 sleeps; the cancel ends it there: PostgreSQL sends them, then 57014.
+      const slow = sql.unsafe("select i, case when i = 3 then pg_sleep(30)::text end as s from generate_series(1, 5) i, (select 'row13-cancel') tag");
+      const answer = slow.then(() => 'answered', codeOf);
+      const sleeping = async () =>
+        (await observer<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where query like '%row13-cancel%' and state = 'active' and pid <> pg_backend_pid()`)[0]?.n ?? 0;
+      const started = Date.now();
+      while ((await sleeping()) === 0) {
+        if (Date.now() - started > 5000) throw new Error('the statement never started');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      slow.cancel();
+      expect(await within(5000, 'the cancelled statement', answer)).toBe('57014');
+      const values = await within(3000, 'the next statement', sql.unsafe(THREE_ROWS, [], { prepare: true }).values());
+      expect([...values]).toEqual([[1], [2], [3]]);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+});
+
 // Row 12 of patches/README.md: pipelining only the statements marked `pipeline: true` (the API's short
 // reads), with cancels that stay exact: a CancelRequest goes only to a statement alone on its connection;
 // one with another before or behind it is abandoned (its caller is answered at once, its result dropped).
