@@ -9,7 +9,7 @@ export { CallRegistry, CancelledError, type CallRegistryOptions } from './calls/
 export { runWithCallMeta, currentCallMeta, type CallMeta, type CallSlots } from './calls/call-meta';
 export { admittedProcedures } from './shedding';
 export { SSE_PING_INTERVAL_MS } from './trpc';
-export { BEARER_TOKEN_HINT, createBearerVerifier, createCredentials, ownerOfToken, unauthorizedMessage, type Credentials } from './auth';
+export { BEARER_TOKEN_HINT, createCredentials, ownerOfToken, unauthorizedMessage, type Credentials } from './auth';
 export { TicketStore, type TicketStoreOptions } from './tickets';
 export type { ActivityEvent, CallHop, AbortCause, ActivityBatch } from './activity/log';
 export type { StatsSample } from './activity/stats';
