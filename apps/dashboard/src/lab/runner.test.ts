@@ -54,24 +54,6 @@ describe('startRun', () => {
     expect([s.row(0)?.userId, s.row(3)?.userId]).toEqual([11, 11]);
   });
 
-  it('starts the calls handed over together in one later task (so their requests leave together), never in the task that handed them over', async () => {
-    const s = store();
-    const seen: CallContext[] = [];
-    const fetch = fakeFetch(() => ({ ms: 50 }), seen);
-    /** How many calls had started by the microtask after the first one's start: the calls of the same task, no later one. */
-    let startedInFirstTask = -1;
-    const probed: FetchUser = (id, opts) => {
-      if (seen.length === 0) queueMicrotask(() => { startedInFirstTask = seen.length; });
-      return fetch(id, opts);
-    };
-    const run = startRun(s, { ...base, count: 4, concurrency: 4 }, [1], probed, 'rt-batch');
-    await Promise.resolve();
-    expect(seen).toHaveLength(0); // not in the task that handed them over
-    await until(() => seen.length === 4 && startedInFirstTask >= 0);
-    expect(startedInFirstTask).toBe(4); // one timer's task for the four (it was one task per call)
-    await run.done;
-  });
-
   it('keeps to the concurrency limit', async () => {
     const s = store();
     let running = 0;

@@ -96,18 +96,6 @@ export function startRun(store: CallsStore, config: RunConfig, userIds: readonly
   let handedOver = 0;
   const count = Math.min(config.count, store.run?.config.count ?? 0);
 
-  /**
-   * Every call handed over before the next task starts in that one task (one timer, not one per call): their
-   * requests leave together (one WebSocket frame, see the client's ws-flush), and the page runs a task per
-   * batch of answers rather than two per call. The timer is the run's, 0 ms: it fires in the next task
-   * whoever still waits; a cancelled call stops waiting at once.
-   */
-  let startTask: Promise<void> | undefined;
-  const nextStartTask = (signal: AbortSignal): Promise<void> => {
-    startTask ??= sleep(0).then(() => { startTask = undefined; });
-    return stopWaitingOnAbort(startTask, signal);
-  };
-
   const spawn = (i: number): void => {
     const row = store.row(i);
     if (!row) return;
@@ -116,11 +104,11 @@ export function startRun(store: CallsStore, config: RunConfig, userIds: readonly
     handedOver++;
     handles[i] = group.spawn(
       async (signal) => {
-        // The call starts in a later task. Handed over as the previous call's answer arrives, it would run
-        // in that answer's task, and a run going at the socket's full rate leaves the page no room to render
-        // (10,000 calls at concurrency 20: frame p95 33 ms). Its row's time starts at its attempt, after this:
-        // the wait is the lab pacing itself, not the call's latency.
-        await nextStartTask(signal);
+        // The call starts in a task of its own. Handed over as the previous call's answer arrives, it would
+        // run in that answer's task, and a run going at the socket's full rate leaves the page no room to
+        // render (10,000 calls at concurrency 20: frame p95 33 ms). Its row's time starts at its attempt,
+        // after this: the wait is the lab pacing itself, not the call's latency.
+        await sleep(0, { signal });
         return callWithPolicy(
           ({ signal: attemptSignal, context, attempt }) => {
             store.dispatch(i, { type: 'attempt', at: Date.now(), attempt });
