@@ -11,7 +11,10 @@
  *    shows on its row (client: attempt sent → answer) against the server's own time for the same call (its
  *    `settled` hop: received → answered), p50/p95 of both and of the difference;
  * 2. frames: a FRAME_CALLS-call run (concurrency FRAME_CONCURRENCY, no fault): requestAnimationFrame deltas
- *    over the whole run (p50/p95/max), long tasks (> 50 ms) and the run's total time.
+ *    over the whole run (p50/p95/max), long tasks (> 50 ms) and the run's total time;
+ * 3. the floor under 1.: the same calls from a bare WebSocket client (tRPC's wire format by hand, no dashboard)
+ *    in a blank page of the same origin, at concurrency 4 and one at a time, sent → answered: what the browser
+ *    and the machine cost a call before the dashboard does anything, and so the dashboard's own share of 1.
  *
  * BENCH_DASHBOARD_DIR=<dir> serves another build of the dashboard (the server's DASHBOARD_DIR) instead of dist/.
  * Set PROFILE=<dir> to also record a CPU profile of the page (Chrome DevTools' format, .cpuprofile) per phase
@@ -147,6 +150,51 @@ function parseShownMs(text: string): number {
   const m = /([\d.]+)\s*(ms|s)/.exec(text);
   if (!m) return Number.NaN;
   return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+}
+
+/**
+ * `calls` users.byId calls at `concurrency` from a bare WebSocket client on `page` (tRPC's wire format by hand:
+ * the connectionParams message, then one query per call): per call, sent → answered in ms. What the browser
+ * and this machine cost a call with no dashboard doing anything: the floor under the dashboard's figures.
+ */
+function bareClientTimes(page: Page, calls: number, concurrency: number): Promise<number[]> {
+  const url = `${page.url().replace(/^http/, 'ws').replace(/\/[^/]*$/, '')}/trpc?connectionParams=1`;
+  return page.evaluate(
+    async ({ url, token, calls, concurrency }) => {
+      const ws = new WebSocket(url);
+      await new Promise((resolve, reject) => {
+        ws.onopen = resolve;
+        ws.onerror = () => { reject(new Error(`could not open ${url}`)); };
+      });
+      ws.send(JSON.stringify({ method: 'connectionParams', data: { token } }));
+      const waiting = new Map<number, (at: number) => void>();
+      ws.onmessage = (event: MessageEvent<string>) => {
+        const id = (JSON.parse(event.data) as { id?: number }).id;
+        const done = id === undefined ? undefined : waiting.get(id);
+        if (id !== undefined && done) {
+          waiting.delete(id);
+          done(performance.now());
+        }
+      };
+      const times: number[] = [];
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < calls) {
+          const id = ++next;
+          const answered = new Promise<number>((resolve) => { waiting.set(id, resolve); });
+          const sent = performance.now();
+          ws.send(JSON.stringify({ id, method: 'query', params: { path: 'users.byId', input: { id: 1 + (id % 1000) } } }));
+          times.push((await answered) - sent);
+          // The next call in a task of its own, as the lab starts its calls.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+      };
+      await Promise.all(Array.from({ length: concurrency }, worker));
+      ws.close();
+      return times;
+    },
+    { url, token: TOKEN, calls, concurrency },
+  );
 }
 
 /** requestAnimationFrame deltas over `ms` while nothing runs: what the machine allows the page at all. */
@@ -358,6 +406,21 @@ async function main(): Promise<void> {
         await page.setViewportSize({ width, height: 900 });
         await new Promise((r) => setTimeout(r, 300));
         await screenshot(page, `bench-lab-${FRAME_CALLS}-calls-${width}`);
+      }
+      // 3. The floor: the same calls with no dashboard at all, in a blank page of the same origin (after the
+      // frames: the dashboard's page is in the background meanwhile).
+      const blank = await page.context().newPage();
+      try {
+        await blank.goto(`${dash.server.url}/healthz`);
+        await blank.evaluate('globalThis.__name = (f) => f');
+        await bareClientTimes(blank, 100, 4); // warm-up
+        const bare4 = stats(await bareClientTimes(blank, LATENCY_CALLS, 4));
+        const bare1 = stats(await bareClientTimes(blank, LATENCY_CALLS, 1));
+        console.log(`\n3. the floor under 1.: the same users.byId calls from a bare WebSocket client (tRPC's wire format by hand, no dashboard) in a blank page of the same origin, sent → answered`);
+        console.log(`  concurrency 4: p50 ${f1(bare4.p50)} ms, p95 ${f1(bare4.p95)} ms; one at a time: p50 ${f1(bare1.p50)} ms, p95 ${f1(bare1.p95)} ms`);
+        console.log(`  the dashboard's own share of its p50 in 1.: ${f1(client.p50 - bare4.p50)} ms (its p50 ${f1(client.p50)} − the bare client's ${f1(bare4.p50)} at concurrency 4)`);
+      } finally {
+        await blank.close();
       }
       console.log(`\nmachine: load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} CPUs (server, PostgreSQL and Chromium share them); ${((Date.now() - started) / 1000).toFixed(0)} s in all`);
     } finally {

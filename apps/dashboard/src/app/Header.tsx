@@ -1,5 +1,5 @@
 import { useCallback, useSyncExternalStore } from 'react';
-import { FrameBatcher } from '../lib/frame-batcher';
+import { FrameBatcher, viewFrames } from '../lib/frame-batcher';
 import type { FeedState } from '../activity/feed';
 import { useServices } from '../services';
 import { headerStatus } from '../transport/status';
@@ -8,15 +8,16 @@ import { useTicking } from '../ui/use-ticking';
 import type { ServerStatsView } from '../server/use-server-stats';
 
 /**
- * The feed's state, re-read at most once per animation frame: it changes with every batch of events (the
- * header shows the last sequence number), which during a lab run is hundreds of times a second, and each
- * change heard directly was a synchronous render inside the socket's message task.
+ * The feed's state, re-read on the page's paced clock (with the lab's views): it changes with every batch of
+ * events (the header shows the last sequence number), which during a lab run is hundreds of times a second;
+ * each change heard directly was a synchronous render inside the socket's message task, and heard once per
+ * animation frame it still changed the header's text, and so laid out and painted the page, 60 times a second.
  */
 function useFeedState(): FeedState {
   const { feed } = useServices();
   const subscribe = useCallback(
     (listener: () => void) => {
-      const frames = new FrameBatcher(() => undefined);
+      const frames = new FrameBatcher(() => undefined, viewFrames);
       const unlisten = frames.subscribe(listener);
       const stop = feed.onState(() => { frames.schedule(); });
       return () => {

@@ -1,5 +1,6 @@
 import type { ActivityEvent } from '@asyncscope/api';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FrameBatcher, viewFrames } from '../lib/frame-batcher';
 import { CallsStore, type RunConfig } from './calls-store';
 
 const config: RunConfig = { count: 3, concurrency: 2, timeoutMs: 1000, retries: 0, minDelayMs: 10, maxDelayMs: 20, latencyMs: 0, errorRate: 0, mode: 'settled', transport: 'websocket' };
@@ -14,6 +15,34 @@ function manualFrames() {
 }
 
 describe('CallsStore', () => {
+  afterEach(() => { vi.useRealTimers(); });
+
+  it('publishes on the page’s one view clock: a change elsewhere (the header) waits for the lab’s next frame and shares it', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const store = new CallsStore();
+    const header = new FrameBatcher(() => undefined, viewFrames);
+    const published: string[] = [];
+    const t0 = performance.now();
+    store.subscribe(() => { published.push(`lab@${performance.now() - t0}`); });
+    header.subscribe(() => { published.push(`header@${performance.now() - t0}`); });
+    store.beginRun('r1', config, [10, 20], Date.now());
+    store.dispatch(0, { type: 'started', at: Date.now() });
+    vi.advanceTimersByTime(20);
+    header.schedule();
+    vi.advanceTimersByTime(10);
+    store.dispatch(1, { type: 'started', at: Date.now() });
+    vi.advanceTimersByTime(200);
+    const paced = published.filter((p) => !p.endsWith('@0'));
+    // The lab's first paced frame (16 ms: node's stand-in for a frame), then the header's change and the lab's
+    // next one together in one frame, no sooner than 50 ms after it (on a clock of its own, the header's
+    // change went out at the next frame, 36 ms).
+    expect(paced[0]).toBe('lab@16');
+    const at = (p: string | undefined): number => Number(p?.split('@')[1]);
+    expect(paced.slice(1, 3).map((p) => p.split('@')[0]).sort()).toEqual(['header', 'lab']);
+    expect(at(paced[1])).toBe(at(paced[2]));
+    expect(at(paced[1])).toBeGreaterThanOrEqual(66);
+  });
+
   it('publishes many changes once per frame', () => {
     const frames = manualFrames();
     const store = new CallsStore(frames.scheduler, () => 5000);

@@ -1,14 +1,14 @@
 /**
  * The fetch lab's state, outside React: the current run, one row per call, and the server's events
  * joined to them. Changes are applied at once (so counts and joins are always exact) and published at an
- * animation frame, at most every PUBLISH_INTERVAL_MS, through `subscribe`/`getSnapshot` (useSyncExternalStore).
+ * animation frame, at most every VIEW_INTERVAL_MS (lib/frame-batcher), through `subscribe`/`getSnapshot` (useSyncExternalStore).
  */
 import type { ActivityEvent } from '@asyncscope/api';
 import { parseCallId, type CancelOutcome } from '@asyncscope/contract';
 import { CALL_STATES, isTerminal, newRow, reduceCall, type CallEvent, type CallRow, type CallState, type ErrorInfo } from './call-state';
 import { joinEvents, SERVER_PHASES, serverPhase, type ServerPhase } from './hops';
 import type { LabTransport } from './transport';
-import { FrameBatcher, pacedAnimationFrames, type FrameScheduler } from '../lib/frame-batcher';
+import { FrameBatcher, viewFrames, type FrameScheduler } from '../lib/frame-batcher';
 
 export type RunMode = 'settled' | 'fail-fast';
 
@@ -74,13 +74,6 @@ export interface CallsSnapshot {
   inspected: number | null;
 }
 
-/**
- * How often a run's changes reach the views at most (a person's own input is published at once). Every
- * frame (60 Hz) cost a 10,000-call run half the page's main thread and its frames (p95 33 ms); 20 times a
- * second reads as live, and leaves the main thread to the calls.
- */
-export const PUBLISH_INTERVAL_MS = 50;
-
 const OTHERS_KEPT = 60;
 /** Instances remembered per run: more than a balancer would ever have in front of one lab. */
 const INSTANCES_KEPT = 64;
@@ -120,7 +113,7 @@ export class CallsStore {
     scheduler?: FrameScheduler,
     private readonly clock: () => number = Date.now,
   ) {
-    this.#batcher = new FrameBatcher(() => { this.#flush(); }, scheduler ?? pacedAnimationFrames(PUBLISH_INTERVAL_MS));
+    this.#batcher = new FrameBatcher(() => { this.#flush(); }, scheduler ?? viewFrames);
     this.#snapshot = this.#build();
   }
 
