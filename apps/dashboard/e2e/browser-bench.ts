@@ -157,8 +157,8 @@ function parseShownMs(text: string): number {
  * the connectionParams message, then one query per call): per call, sent → answered in ms. What the browser
  * and this machine cost a call with no dashboard doing anything: the floor under the dashboard's figures.
  */
-function bareClientTimes(page: Page, calls: number, concurrency: number): Promise<number[]> {
-  const url = `${page.url().replace(/^http/, 'ws').replace(/\/[^/]*$/, '')}/trpc?connectionParams=1`;
+function bareClientTimes(page: Page, serverUrl: string, calls: number, concurrency: number): Promise<number[]> {
+  const url = `${serverUrl.replace(/^http/, 'ws')}/trpc?connectionParams=1`;
   return page.evaluate(
     async ({ url, token, calls, concurrency }) => {
       const ws = new WebSocket(url);
@@ -167,13 +167,19 @@ function bareClientTimes(page: Page, calls: number, concurrency: number): Promis
         ws.onerror = () => { reject(new Error(`could not open ${url}`)); };
       });
       ws.send(JSON.stringify({ method: 'connectionParams', data: { token } }));
-      const waiting = new Map<number, (at: number) => void>();
+      const waiting = new Map<number, { answered: (at: number) => void; failed: (error: Error) => void }>();
+      // A bench stops by itself: a socket that closes, or an answer that never comes, ends the run with an error.
+      const failAll = (why: string): void => {
+        for (const call of waiting.values()) call.failed(new Error(why));
+        waiting.clear();
+      };
+      ws.onclose = () => { failAll('the socket closed'); };
       ws.onmessage = (event: MessageEvent<string>) => {
         const id = (JSON.parse(event.data) as { id?: number }).id;
         const done = id === undefined ? undefined : waiting.get(id);
         if (id !== undefined && done) {
           waiting.delete(id);
-          done(performance.now());
+          done.answered(performance.now());
         }
       };
       const times: number[] = [];
@@ -181,7 +187,13 @@ function bareClientTimes(page: Page, calls: number, concurrency: number): Promis
       const worker = async (): Promise<void> => {
         while (next < calls) {
           const id = ++next;
-          const answered = new Promise<number>((resolve) => { waiting.set(id, resolve); });
+          const answered = new Promise<number>((resolve, reject) => {
+            const timer = setTimeout(() => { waiting.delete(id); reject(new Error(`no answer to call ${id} within 10 s`)); }, 10_000);
+            waiting.set(id, {
+              answered: (at) => { clearTimeout(timer); resolve(at); },
+              failed: (error) => { clearTimeout(timer); reject(error); },
+            });
+          });
           const sent = performance.now();
           ws.send(JSON.stringify({ id, method: 'query', params: { path: 'users.byId', input: { id: 1 + (id % 1000) } } }));
           times.push((await answered) - sent);
@@ -189,8 +201,12 @@ function bareClientTimes(page: Page, calls: number, concurrency: number): Promis
           await new Promise((resolve) => setTimeout(resolve, 0));
         }
       };
-      await Promise.all(Array.from({ length: concurrency }, worker));
-      ws.close();
+      try {
+        await Promise.all(Array.from({ length: concurrency }, worker));
+      } finally {
+        ws.onclose = null;
+        ws.close();
+      }
       return times;
     },
     { url, token: TOKEN, calls, concurrency },
@@ -413,9 +429,9 @@ async function main(): Promise<void> {
       try {
         await blank.goto(`${dash.server.url}/healthz`);
         await blank.evaluate('globalThis.__name = (f) => f');
-        await bareClientTimes(blank, 100, 4); // warm-up
-        const bare4 = stats(await bareClientTimes(blank, LATENCY_CALLS, 4));
-        const bare1 = stats(await bareClientTimes(blank, LATENCY_CALLS, 1));
+        await bareClientTimes(blank, dash.server.url, 100, 4); // warm-up
+        const bare4 = stats(await bareClientTimes(blank, dash.server.url, LATENCY_CALLS, 4));
+        const bare1 = stats(await bareClientTimes(blank, dash.server.url, LATENCY_CALLS, 1));
         console.log(`\n3. the floor under 1.: the same users.byId calls from a bare WebSocket client (tRPC's wire format by hand, no dashboard) in a blank page of the same origin, sent → answered`);
         console.log(`  concurrency 4: p50 ${f1(bare4.p50)} ms, p95 ${f1(bare4.p95)} ms; one at a time: p50 ${f1(bare1.p50)} ms, p95 ${f1(bare1.p95)} ms`);
         console.log(`  the dashboard's own share of its p50 in 1.: ${f1(client.p50 - bare4.p50)} ms (its p50 ${f1(client.p50)} − the bare client's ${f1(bare4.p50)} at concurrency 4)`);
