@@ -585,12 +585,14 @@ describe('postgres.js pipelining of marked statements only (our patch)', () => {
       bQuery.cancel();
       expect(await within(3000, 'the cancelled statement', b)).toBe('57014');
       expect(order).toEqual(['sent a', 'sent b', 'failed b']); // before a ended: answered at once
+      expect(proxy.cancelsForwarded).toBe(0); // and no CancelRequest yet: it would land on a
       expect(await within(3000, 'the statement ahead', a)).toBe('answered');
       // b now runs alone: its CancelRequest is sent (it could hit nothing else), and its answer is dropped;
-      // the connection goes on once the cancel is through.
+      // the connection goes on once the cancel is through. One that reached Postgres before it had read b's
+      // Execute is dropped there, and b still running 200 ms later gets another (a loaded machine: 2).
       const [row] = await within(3000, 'the next statement', statement(sql, ECHO, ['next'], true));
       expect(row?.name).toBe('next');
-      expect(proxy.cancelsForwarded).toBe(1);
+      expect(proxy.cancelsForwarded).toBeGreaterThanOrEqual(1);
     } finally {
       await sql.end({ timeout: 1 });
       await proxy.close();
