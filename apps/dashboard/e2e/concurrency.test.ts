@@ -22,6 +22,40 @@ interface Sample {
   latencyMs: number;
   inFlight: string;
 }
+interface LongTask { start: number; ms: number }
+
+const SAMPLE_MS = 100;
+
+/**
+ * The server panel's waits for news from `from` to `to` (the updates' arrival times in between), each
+ * also less the time the page was frozen by the machine: a hole in the sampler's own SAMPLE_MS ticks that
+ * none of the page's long tasks explains means the renderer got no CPU at all (two cores shared by
+ * Chromium, the server, Postgres and another test file), which says nothing of the panel starving behind
+ * the lab's calls. The page's own long tasks (a heavy render) are not taken off: they count against it.
+ */
+function panelGaps(samples: readonly Sample[], longTasks: readonly LongTask[], updates: readonly number[], from: number, to: number): { raw: number[]; unfrozen: number[] } {
+  const busyIn = (a: number, b: number): number =>
+    longTasks.reduce((sum, task) => sum + Math.max(0, Math.min(b, task.start + task.ms) - Math.max(a, task.start)), 0);
+  const frozenIn = (a: number, b: number): number => {
+    let frozen = 0;
+    for (let i = 1; i < samples.length; i++) {
+      const start = Math.max(a, samples[i - 1]?.t ?? a);
+      const end = Math.min(b, samples[i]?.t ?? b);
+      if (end - start > SAMPLE_MS) frozen += Math.max(0, end - start - SAMPLE_MS - busyIn(start, end));
+    }
+    return frozen;
+  };
+  const edges = [from, ...updates.filter((u) => u > from && u < to), to];
+  const raw: number[] = [];
+  const unfrozen: number[] = [];
+  for (let i = 1; i < edges.length; i++) {
+    const a = edges[i - 1] ?? from;
+    const b = edges[i] ?? to;
+    raw.push(b - a);
+    unfrozen.push(b - a - frozenIn(a, b));
+  }
+  return { raw, unfrozen };
+}
 
 describe.skipIf(missing !== null)('200 calls, 100 at a time, over the WebSocket (Chromium, real server, pool of 20)', () => {
   let dash: Dashboard | undefined;
@@ -62,25 +96,34 @@ describe.skipIf(missing !== null)('200 calls, 100 at a time, over the WebSocket 
     await until('the run to finish', async () => (await page.getByTestId('launch').textContent()) === 'Launch', 30_000);
   }
 
-  /** Samples the server panel every 100 ms inside the page: when its data last arrived, and its in-flight gauge. */
+  /**
+   * Samples the server panel every SAMPLE_MS inside the page: when its data last arrived, and its in-flight
+   * gauge; and records the page's long tasks (its own main-thread work over 50 ms).
+   */
   async function startSampling(): Promise<void> {
-    await page.evaluate(() => {
-      const w = window as unknown as { samples: Sample[]; sampler: number };
+    await page.evaluate((everyMs) => {
+      const w = window as unknown as { samples: Sample[]; sampler: number; longTasks: LongTask[]; longTaskObserver: PerformanceObserver };
       w.samples = [];
+      w.longTasks = [];
+      w.longTaskObserver = new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) w.longTasks.push({ start: performance.timeOrigin + e.startTime, ms: e.duration });
+      });
+      w.longTaskObserver.observe({ type: 'longtask' });
       w.sampler = window.setInterval(() => {
         const el = document.querySelector('[data-testid="server-updated"]');
         const updated = el?.getAttribute('data-updated-at');
         const latency = el?.getAttribute('data-latency-ms');
         const inFlight = document.querySelector('[data-testid="gauge-inflight"] .gauge-value')?.textContent ?? '';
         w.samples.push({ t: Date.now(), updatedAt: Number(updated ?? 0), latencyMs: Number(latency ?? 0), inFlight });
-      }, 100);
-    });
+      }, everyMs);
+    }, SAMPLE_MS);
   }
-  async function stopSampling(): Promise<Sample[]> {
+  async function stopSampling(): Promise<{ samples: Sample[]; longTasks: LongTask[] }> {
     return page.evaluate(() => {
-      const w = window as unknown as { samples: Sample[]; sampler: number };
+      const w = window as unknown as { samples: Sample[]; sampler: number; longTasks: LongTask[]; longTaskObserver: PerformanceObserver };
       window.clearInterval(w.sampler);
-      return w.samples;
+      w.longTaskObserver.disconnect();
+      return { samples: w.samples, longTasks: w.longTasks };
     });
   }
 
@@ -167,13 +210,14 @@ describe.skipIf(missing !== null)('200 calls, 100 at a time, over the WebSocket 
     await screenshot(page, 'concurrency-3-cancel-all-1440');
 
     // The server panel, sampled every 100 ms from the click to the end of the run.
-    const samples = (await stopSampling()).filter((s) => s.t >= clickAt && s.t <= endAt);
+    const sampled = await stopSampling();
+    const samples = sampled.samples.filter((s) => s.t >= clickAt && s.t <= endAt);
     const updates = [...new Set(samples.map((s) => s.updatedAt).filter((u) => u > 0))].sort((a, b) => a - b);
-    const gaps = updates.slice(1).map((u, i) => u - (updates[i] ?? u));
-    // The first update after the click (the gap that spans the click included).
+    // From the last update before the click (the gap that spans the click included) to the end of the run.
     const before = samples[0]?.updatedAt ?? clickAt;
-    const lastGap = endAt - (updates.at(-1) ?? before);
-    const maxGap = Math.max(...gaps, (updates[0] ?? endAt) - before, lastGap);
+    const gaps = panelGaps(samples, sampled.longTasks, updates, before, endAt);
+    const maxGap = Math.max(...gaps.unfrozen);
+    const frozenMs = gaps.raw.reduce((sum, g, i) => sum + g - (gaps.unfrozen[i] ?? g), 0);
     const latencies = [...new Map(samples.map((s) => [s.updatedAt, s.latencyMs])).values()];
     const inFlightSeen = Math.max(...samples.map((s) => Number(/^\s*([\d,]+)/.exec(s.inFlight)?.[1]?.replaceAll(',', '') ?? 0)));
 
@@ -190,10 +234,10 @@ describe.skipIf(missing !== null)('200 calls, 100 at a time, over the WebSocket 
         `  cancel one (row #${n}, pid ${pid}): statement gone from pg_stat_activity ${cancelOneMs} ms after the click`,
         `  cancel all: every statement gone ${cancelAllMs} ms after the click (target ≤ 1000 ms); ${queuedInBrowser} calls still queued in the browser, never sent (server received ${receivedAtEnd} of 200)`,
         `  timeouts: ${timedOut} (0 waiting in the browser)`,
-        `  server panel: ${updates.length} updates over ${((endAt - clickAt) / 1000).toFixed(1)} s, longest gap ${maxGap} ms (gaps ${gaps.join(', ')} ms; answers took ${latencies.join(', ')} ms); in-flight gauge up to ${inFlightSeen}`,
+        `  server panel: ${updates.length} updates over ${((endAt - clickAt) / 1000).toFixed(1)} s, longest gap ${maxGap} ms with the page able to run (gaps ${gaps.raw.join(', ')} ms, of which the machine froze the page ${frozenMs} ms; answers took ${latencies.join(', ')} ms); in-flight gauge up to ${inFlightSeen}`,
       ].join('\n'),
     );
-    expect(maxGap).toBeLessThanOrEqual(1000); // polled twice a second; news at least once a second
+    expect(maxGap).toBeLessThanOrEqual(1000); // polled twice a second; news at least once a second while the page can run
     expect(inFlightSeen).toBeGreaterThanOrEqual(90); // the panel saw the calls in flight (it showed 0 behind six connections)
   }, 60_000);
 
@@ -274,15 +318,17 @@ describe.skipIf(missing !== null)('200 calls, 100 at a time, over the WebSocket 
     const cancelAllMs = Date.now() - allAt;
     await runFinished();
     const endAt = Date.now();
-    const samples = (await stopSampling()).filter((s) => s.t >= clickAt && s.t <= endAt);
+    const sampled = await stopSampling();
+    const samples = sampled.samples.filter((s) => s.t >= clickAt && s.t <= endAt);
     const updates = [...new Set(samples.map((s) => s.updatedAt).filter((u) => u > 0))].sort((a, b) => a - b);
-    const gaps = updates.slice(1).map((u, i) => u - (updates[i] ?? u));
-    const maxGap = Math.max(...gaps, endAt - (updates.at(-1) ?? clickAt));
+    const gaps = panelGaps(samples, sampled.longTasks, updates, updates[0] ?? clickAt, endAt);
+    const maxGap = Math.max(...gaps.unfrozen);
+    const frozenMs = gaps.raw.reduce((sum, g, i) => sum + g - (gaps.unfrozen[i] ?? g), 0);
     console.log(
       [
         '[dashboard e2e] CONCURRENCY FIGURES (WebSocket, 1,000 calls, concurrency 1,000, latency 3000 ms, pool 20, MAX_IN_FLIGHT 1000)',
         `  all 1,000 received by the server, shown on the page ${allReceivedMs} ms after the run started; in-flight gauge ${inFlight}; ${waiting} waiting for a pool connection`,
-        `  server panel: ${updates.length} updates over ${((endAt - clickAt) / 1000).toFixed(1)} s, longest gap ${maxGap} ms (gaps ${gaps.join(', ')} ms)`,
+        `  server panel: ${updates.length} updates over ${((endAt - clickAt) / 1000).toFixed(1)} s, longest gap ${maxGap} ms with the page able to run (gaps ${gaps.raw.join(', ')} ms, of which the machine froze the page ${frozenMs} ms)`,
         `  cancel all (1,000 ids): every statement gone ${cancelAllMs} ms after the click`,
       ].join('\n'),
     );
