@@ -301,6 +301,7 @@ describe('a stream deleted while connected', () => {
       const jsm = await jetstreamManager(nc);
       const before = await inMsgs();
       await jsm.streams.delete(s.stream);
+      const deletedAt = Date.now();
       await new Promise((r) => setTimeout(r, 1_000));
       const attemptsInFirstSecond = (await inMsgs()) - before;
       await until('reset', () => c.resets.length === 1, 15_000, () => b.status());
@@ -309,7 +310,11 @@ describe('a stream deleted while connected', () => {
       expect(c.resets[0]).toBe(b.bootId());
       const atReset = c.records.length;
       await until('records in the new stream', () => c.records.length > atReset + 5, 10_000);
-      expect((await jsm.streams.info(s.stream)).state.messages).toBeGreaterThan(5);
+      const info = await jsm.streams.info(s.stream);
+      expect(info.state.messages).toBeGreaterThan(5);
+      // Created again only after the deletion was over: one added while the server still removes the old files
+      // loses its own with them (it acks, and delivers nothing).
+      expect(Date.parse(info.created)).toBeGreaterThan(deletedAt);
       return { attemptsInFirstSecond };
     } finally {
       clearInterval(timer);

@@ -125,6 +125,13 @@ export interface Broker {
 
 const GAP_HEADER = 'Asyncscope-Gap';
 const DUPLICATE_WINDOW_MS = 30_000;
+/**
+ * How long a stream found gone under a live connection is left gone before it is created again. The server stops
+ * answering for a stream it deletes before it has removed its files (a few ms here, up to 27 ms with both cores
+ * busy), and a stream of the same name added in between loses its files with the old one's: it acks publishes
+ * but delivers nothing, until the server restarts.
+ */
+const STREAM_GONE_SETTLE_MS = 1_000;
 
 export function bootIdOf(created: string): string {
   return `js-${Date.parse(created).toString(36)}`;
@@ -281,9 +288,13 @@ class NatsBroker implements Broker {
     }
   }
 
-  /** (Re)creates the stream and the bucket (the broker may have lost them), subscribes, then says ready. */
-  async #becomeReady(nc: NatsConnection, reason: string): Promise<void> {
+  /**
+   * (Re)creates the stream and the bucket (the broker may have lost them), subscribes, then says ready; after
+   * `settleMs` (a deletion the server may still be carrying out, see STREAM_GONE_SETTLE_MS).
+   */
+  async #becomeReady(nc: NatsConnection, reason: string, settleMs = 0): Promise<void> {
     const signal = this.#closing.signal;
+    if (settleMs > 0) await abortableSleep(settleMs, signal);
     let delay = 200;
     let reported = false;
     while (!signal.aborted && !nc.isClosed()) {
@@ -499,7 +510,7 @@ class NatsBroker implements Broker {
     this.#recovering = true;
     this.#setReady(false, 'stream lost');
     // In #background while it runs (close waits for it), removed once settled so the list stays bounded.
-    const recovering: Promise<void> = this.#becomeReady(nc, 'stream recreated').finally(() => {
+    const recovering: Promise<void> = this.#becomeReady(nc, 'stream recreated', STREAM_GONE_SETTLE_MS).finally(() => {
       this.#recovering = false;
       const i = this.#background.indexOf(recovering);
       if (i >= 0) void this.#background.splice(i, 1);
