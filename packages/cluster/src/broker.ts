@@ -308,12 +308,21 @@ class NatsBroker implements Broker {
           history: 1,
           storage: StorageType.File,
         });
+        // A bucket another instance is still creating is found by name before the server has set it up: a watcher
+        // made then gets nothing (nats-server 2.9 gives that consumer no send queue; its client resets it after
+        // 2 missed 5 s heartbeats) and a put finds no stream. A direct get is only answered once the stream is
+        // complete (its subscriptions come last); until then it fails and this is retried.
+        await kv.get(this.#token);
         if (this.#session?.nc !== nc) {
           this.#session = { nc, js, jsm, kv };
           // The old connection's subscriptions went with it: replace them, so the map stays one per suffix.
           this.#subs.clear();
           for (const [suffix, handler] of this.#served) this.#subscribe(nc, suffix, handler);
         } else this.#session = { nc, js, jsm, kv };
+        // A SUB is only written to the socket: until the server answered a PING sent after it, a request from
+        // another connection can find no responders although we say ready. A disconnect rejects the flush (retried).
+        await raceAbort(nc.flush(), signal);
+        if (isAborted(signal)) return;
         this.#backoffMs = 0;
         this.#setReady(true, reason);
         return;
