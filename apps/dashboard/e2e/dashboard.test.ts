@@ -343,7 +343,12 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real server
     await setLab({ count: '6', concurrency: '3', timeout: '10000', retries: '0', latency: '0', 'error-rate': '0' });
     await page.getByTestId('launch').click();
     await runFinished();
-    await until('server hops for the new calls', async () => (await slot(6, 'settled')) === 'OK', 10_000);
+    // What the page showed meanwhile, in the failure's message (seen once on a loaded machine: no hops in 10 s).
+    await until('server hops for the new calls', async () => {
+      if ((await slot(6, 'settled')) === 'OK') return true;
+      const slots = await page.evaluate(() => [...document.querySelectorAll('[data-testid="row-6"] [data-slot]')].map((el) => `${el.getAttribute('data-slot') ?? ''}=${el.textContent}`).join(' '));
+      throw new Error(`header "${(await page.getByTestId('connection').textContent()) ?? ''}"; row 6: ${slots}`);
+    }, 10_000);
     expect(await count('succeeded')).toBe(6);
   });
 
