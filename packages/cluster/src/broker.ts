@@ -312,7 +312,8 @@ class NatsBroker implements Broker {
         // made then gets nothing (nats-server 2.9 gives that consumer no send queue; its client resets it after
         // 2 missed 5 s heartbeats) and a put finds no stream. A direct get is only answered once the stream is
         // complete (its subscriptions come last); until then it fails and this is retried.
-        await kv.get(this.#token);
+        await raceAbort(kv.get(this.#token), signal);
+        if (isAborted(signal)) return;
         if (this.#session?.nc !== nc) {
           this.#session = { nc, js, jsm, kv };
           // The old connection's subscriptions went with it: replace them, so the map stays one per suffix.
