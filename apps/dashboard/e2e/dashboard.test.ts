@@ -337,6 +337,13 @@ describe.skipIf(missing !== null)('dashboard in Chromium against the real server
     await server.stop();
     await until('the dashboard notices', async () => (await page.getByTestId('connection').textContent())?.includes('Server unreachable'), 10_000);
     await screenshot(page, '08-server-away');
+    // A launch meanwhile waits for the server at most 10 s (the ids and the fault), then says so and can be tried again.
+    await setLab({ count: '6', concurrency: '3', timeout: '10000', retries: '0', latency: '0', 'error-rate': '0' });
+    await page.getByTestId('launch').click();
+    const launchedAt = Date.now();
+    await until('the launch gives up', async () => (await page.getByTestId('advice').textContent())?.includes('the server did not answer within 10 s'), 20_000);
+    expect(Date.now() - launchedAt).toBeGreaterThan(8_000);
+    expect(await page.getByTestId('launch').isEnabled()).toBe(true);
     server = await (dash as Dashboard).startServer();
     await until('reconnected', async () => (await page.getByTestId('connection').textContent())?.includes('event stream live'), 20_000);
     // New calls on the new server get their hops: the event stream follows the new server's numbering.

@@ -113,7 +113,7 @@ export function createServices(tokens: TokenStore, origin: string, location: Pic
     return (id, opts) => client.users.byId.query({ id }, opts);
   };
   const labFaults = new LabFaults({
-    set: (procedure, fault) => api().lab.setFaults.mutate({ procedure, fault }),
+    set: (procedure, fault, signal) => api().lab.setFaults.mutate({ procedure, fault }, { signal }),
     list: () => api().lab.faults.query(),
     clearOnUnload: (procedure) => {
       // The page's last words (pagehide): started right here, not after the tRPC client's own awaits, which a

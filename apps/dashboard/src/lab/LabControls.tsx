@@ -1,10 +1,15 @@
+import { TimeoutError, withTimeout } from '@asyncscope/concurrency';
 import { memo, useState, useSyncExternalStore } from 'react';
+import { useLifetimeSignal } from '../lib/lifetime';
 import { useServices } from '../services';
 import { Field } from '../ui/Field';
 import { useClearFaults, useRefreshFaults, useRunUserIds } from './api';
 import { DEFAULT_FORM, MAX_CONCURRENCY, parseLabForm, type LabErrors, type LabForm } from './config';
 import { startRun } from './runner';
 import { transportAdvice, transportChoices, usableTransport, type LabTransport } from './transport';
+
+/** How long a launch waits for the server (the run's ids and its fault) before it gives up and says so. */
+export const LAUNCH_TIMEOUT_MS = 10_000;
 
 /** The lab's settings and actions: they re-render only when what they show changes, not every frame. */
 export const LabControls = memo(function LabControls() {
@@ -24,6 +29,7 @@ export const LabControls = memo(function LabControls() {
   const clearFaults = useClearFaults();
   const refreshFaults = useRefreshFaults();
   const runUserIds = useRunUserIds();
+  const lifetime = useLifetimeSignal();
 
   const parsed = parseLabForm(form, page);
   const advice = parsed.ok ? transportAdvice(parsed.config.transport, parsed.config.concurrency) : null;
@@ -47,16 +53,22 @@ export const LabControls = memo(function LabControls() {
       return;
     }
     const { config } = result;
+    const unmounted = lifetime();
     setLaunching(true);
     try {
-      const ids = await runUserIds();
+      // Before the run: the ids, and the fault set on the server. While the page's socket reconnects these
+      // would wait for it: bounded, so that the button comes back with a reason.
+      const ids = await withTimeout(async (signal) => {
+        const found = await runUserIds(signal);
+        // The fault is the server's (every client's calls slow down), so it lasts only as long as the run
+        // (services.labFaults clears it after), unless pinned.
+        if (found.length > 0) await labFaults.apply('users.byId', { latencyMs: config.latencyMs, errorRate: config.errorRate }, signal);
+        return found;
+      }, LAUNCH_TIMEOUT_MS, { signal: unmounted });
       if (ids.length === 0) {
         setLaunchError('There are no users to fetch yet: add some in the Users tab (or “Add 50 demo users” there).');
         return;
       }
-      // The fault is the server's (every client's calls slow down), so it lasts only as long as the run
-      // (services.labFaults clears it after), unless pinned.
-      await labFaults.apply('users.byId', { latencyMs: config.latencyMs, errorRate: config.errorRate });
       void refreshFaults();
       // The lab's calls ride the chosen transport's client; a socket another transport left open is closed.
       labClients.closeOthers(config.transport);
@@ -67,9 +79,12 @@ export const LabControls = memo(function LabControls() {
         .catch(() => false) // the server is away: the banner still shows the fault, and "Clear" is at hand
         .finally(refreshFaults);
     } catch (error) {
-      setLaunchError(`Could not start: ${error instanceof Error ? error.message : String(error)}`);
+      // No run will release the fault this launch may have set: release it now (once the server answers).
+      void labFaults.release().catch(() => false).finally(refreshFaults);
+      if (unmounted.aborted) return; // the lab went away: nobody is left to tell
+      setLaunchError(`Could not start: ${error instanceof TimeoutError ? `the server did not answer within ${LAUNCH_TIMEOUT_MS / 1000} s.` : error instanceof Error ? error.message : String(error)}`);
     } finally {
-      setLaunching(false);
+      if (!unmounted.aborted) setLaunching(false);
     }
   }
 

@@ -3,14 +3,22 @@
  * server's faults go through React Query (so the banner and the server panel share one query); the fault
  * a run holds, the calls and the run itself are stores (services.ts).
  */
+import type { AppRouter } from '@asyncscope/api';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import type { TRPCOptionsProxy } from '@trpc/tanstack-react-query';
 import { useServices } from '../services';
 import { useTRPC } from '../trpc';
 
-/** Every fault injected on the server, whoever set it; re-read every 5 s. */
+/**
+ * Every fault injected on the server, whoever set it; re-read every 5 s. A read still in flight when the last
+ * view using it goes away is cancelled (abortOnUnmount hands React Query's signal to the call).
+ */
+export function serverFaultsOptions(trpc: TRPCOptionsProxy<AppRouter>) {
+  return trpc.lab.faults.queryOptions(undefined, { refetchInterval: 5000, trpc: { abortOnUnmount: true } });
+}
+
 export function useServerFaults() {
-  const trpc = useTRPC();
-  return useQuery(trpc.lab.faults.queryOptions(undefined, { refetchInterval: 5000 }));
+  return useQuery(serverFaultsOptions(useTRPC()));
 }
 
 /** Reads the server's faults again now (after the lab set, released or cleared one). */
@@ -28,7 +36,7 @@ export function useClearFaults() {
 }
 
 /** The ids a run fetches: the first page of users (up to 100). */
-export function useRunUserIds(): () => Promise<number[]> {
+export function useRunUserIds(): (signal: AbortSignal) => Promise<number[]> {
   const { api } = useServices();
-  return async () => (await api.users.list.query({ limit: 100, offset: 0 })).items.map((u) => u.id);
+  return async (signal) => (await api.users.list.query({ limit: 100, offset: 0 }, { signal })).items.map((u) => u.id);
 }

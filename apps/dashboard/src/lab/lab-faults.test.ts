@@ -127,4 +127,17 @@ describe('LabFaults: the lab’s server-wide fault lasts as long as its run', ()
     faults.setPinned(false);
     expect(calls).toBe(2);
   });
+
+  it('a launch’s signal reaches the set; one already aborted sets nothing and holds nothing', async () => {
+    const server = fakeServer();
+    const signals: (AbortSignal | undefined)[] = [];
+    const faults = new LabFaults({ ...server, set: (procedure, fault, signal) => { signals.push(signal); return server.set(procedure, fault); } });
+    const launch = new AbortController();
+    await faults.apply('users.byId', slow, launch.signal);
+    expect(signals).toEqual([launch.signal]);
+    launch.abort(new Error('gave up'));
+    await expect(faults.apply('users.list', slow, launch.signal)).rejects.toThrow('gave up');
+    expect(signals).toHaveLength(1);
+    expect(faults.held).toEqual({ procedure: 'users.byId', fault: slow });
+  });
 });

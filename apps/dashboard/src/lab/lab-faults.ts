@@ -6,7 +6,7 @@
 import type { Fault, FaultTarget } from '@asyncscope/contract';
 
 export interface FaultsApi {
-  set(procedure: FaultTarget, fault: Fault): Promise<unknown>;
+  set(procedure: FaultTarget, fault: Fault, signal?: AbortSignal): Promise<unknown>;
   list(): Promise<Record<string, Fault | undefined>>;
   /** While the page goes away: sent at once (fetch keepalive), no answer awaited. */
   clearOnUnload(procedure: FaultTarget): void;
@@ -50,13 +50,15 @@ export class LabFaults {
   /**
    * Sets exactly what the form says (no fault clears the procedure's); a real fault is held until release —
    * from the moment it is asked for: the server may have set it before its answer reaches a page that is
-   * closing. Held through a failed set too: release compares with the server before it clears anything.
+   * closing. Held through a failed or aborted set too: release compares with the server before it clears
+   * anything.
    */
-  apply(procedure: FaultTarget, fault: Fault): Promise<void> {
+  apply(procedure: FaultTarget, fault: Fault, signal?: AbortSignal): Promise<void> {
     return this.#serial(async () => {
+      signal?.throwIfAborted();
       this.#held = same(fault, NO_FAULT) ? null : { procedure, fault };
       this.#emit();
-      await this.api.set(procedure, fault);
+      await this.api.set(procedure, fault, signal);
     });
   }
 

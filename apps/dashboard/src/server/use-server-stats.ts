@@ -3,6 +3,7 @@ import { apiErrorCode } from '@asyncscope/client';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { serverRestarted } from '../activity/feed';
 import { useServices } from '../services';
+import { pollOverlapping } from './stats-poller';
 
 export type ServerStats = RouterOutputs['activity']['stats'];
 
@@ -49,37 +50,17 @@ export function useServerStats(): ServerStatsView {
   const previousHistory = useRef<ServerStats['history'] | undefined>(undefined);
 
   useEffect(() => {
-    let alive = true;
-    let pending = 0;
-    let sent = 0;
-    let newest = 0;
-    const tick = (): void => {
-      if (pending >= MAX_PENDING) return;
-      pending++;
-      const n = ++sent;
-      const askedAt = Date.now();
-      api.activity.stats
-        .query()
-        .then(
-          (data) => {
-            if (!alive || n < newest) return;
-            newest = n;
-            setPolled({ data, updatedAt: Date.now(), latencyMs: Date.now() - askedAt, error: null, errorAt: 0 });
-          },
-          (error: unknown) => {
-            if (!alive || n < newest) return;
-            newest = n;
-            setPolled((p) => ({ ...p, error, errorAt: p.error ? p.errorAt : Date.now() }));
-          },
-        )
-        .finally(() => { pending--; });
-    };
-    tick();
-    const timer = setInterval(tick, STATS_POLL_MS);
-    return () => {
-      alive = false;
-      clearInterval(timer);
-    };
+    const stop = new AbortController();
+    pollOverlapping({
+      ask: (signal) => api.activity.stats.query(undefined, { signal }),
+      intervalMs: STATS_POLL_MS,
+      maxPending: MAX_PENDING,
+      signal: stop.signal,
+      onAnswer: (data, latencyMs) => { setPolled({ data, updatedAt: Date.now(), latencyMs, error: null, errorAt: 0 }); },
+      onError: (error) => { setPolled((p) => ({ ...p, error, errorAt: p.error ? p.errorAt : Date.now() })); },
+    });
+    // Unmounted, or a new client (a new token): the asks still in flight are dropped, not left to answer nobody.
+    return () => { stop.abort(); };
   }, [api]);
 
   const code = polled.error ? apiErrorCode(polled.error) : undefined;

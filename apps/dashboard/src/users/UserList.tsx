@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'react';
+import { useLifetimeSignal } from '../lib/lifetime';
 import { usePageSocketDown } from '../transport/use-page-socket';
 import { useSeedUsers, useUserList } from './api';
 import { describeLoadError } from './form';
@@ -8,6 +9,7 @@ const PAGE_SIZES = [10, 25, 50];
 
 export function UserList() {
   const seedUsers = useSeedUsers();
+  const lifetime = useLifetimeSignal();
   const [limit, setLimit] = useState(10);
   const [offset, setOffset] = useState(0);
   const [seeding, setSeeding] = useState<string | null>(null);
@@ -24,9 +26,15 @@ export function UserList() {
   }, [list.data, offset, total, pages, limit]);
 
   async function seed(): Promise<void> {
+    const signal = lifetime();
     setSeeding('Adding 50 users…');
-    const failed = await seedUsers();
-    setSeeding(failed > 0 ? `${failed} of 50 failed` : null);
+    try {
+      const failed = await seedUsers(signal);
+      setSeeding(failed > 0 ? `${failed} of 50 failed` : null);
+    } catch (error) {
+      // Aborted: the list went away, and nobody is left to tell.
+      if (!signal.aborted) setSeeding(`Could not add users: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   return (

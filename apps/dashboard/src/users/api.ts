@@ -2,17 +2,25 @@
  * How the users views reach the API, the one way components do: hooks over the page's typed client. Lists
  * and changes go through React Query (every change refreshes the list), "stream all" through its store.
  */
+import type { AppRouter } from '@asyncscope/api';
 import type { User } from '@asyncscope/contract';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import type { TRPCOptionsProxy } from '@trpc/tanstack-react-query';
 import { useSyncExternalStore } from 'react';
 import { useServices } from '../services';
 import { useTRPC } from '../trpc';
 import type { StreamState } from './stream-store';
 
+/**
+ * A page of the list, refreshed every few seconds: other tabs and programs change the table too. A read still
+ * in flight when the list goes away is cancelled (abortOnUnmount hands React Query's signal to the call).
+ */
+export function userListOptions(trpc: TRPCOptionsProxy<AppRouter>, limit: number, offset: number) {
+  return trpc.users.list.queryOptions({ limit, offset }, { placeholderData: keepPreviousData, refetchInterval: 5000, trpc: { abortOnUnmount: true } });
+}
+
 export function useUserList(limit: number, offset: number) {
-  const trpc = useTRPC();
-  // Refreshed every few seconds: other tabs and programs change the table too.
-  return useQuery(trpc.users.list.queryOptions({ limit, offset }, { placeholderData: keepPreviousData, refetchInterval: 5000 }));
+  return useQuery(userListOptions(useTRPC(), limit, offset));
 }
 
 function useRefreshList(): () => Promise<void> {
@@ -52,20 +60,36 @@ export function useDeleteUser(handlers: ChangeHandlers<unknown>) {
   return useMutation(trpc.users.delete.mutationOptions(refreshingList(useRefreshList(), handlers)));
 }
 
-/** Adds 50 demo users, ten at a time, then refreshes the list; resolves to how many failed. */
-export function useSeedUsers(): () => Promise<number> {
+export interface DemoUser {
+  name: string;
+  email: string;
+  idempotencyKey: string;
+}
+
+/**
+ * Adds 50 demo users, ten at a time; resolves to how many failed. Aborted, the creates in flight are cancelled
+ * (each has the signal), no further batch starts, and it rejects with the signal's reason.
+ */
+export async function seedDemoUsers(create: (user: DemoUser, signal: AbortSignal) => Promise<unknown>, signal: AbortSignal, stamp = Date.now().toString(36)): Promise<number> {
+  let failed = 0;
+  for (let i = 0; i < 50; i += 10) {
+    signal.throwIfAborted();
+    const batch = Array.from({ length: 10 }, (_, j) => i + j + 1);
+    const results = await Promise.allSettled(
+      batch.map((n) => create({ name: `Demo user ${stamp}-${n}`, email: `demo-${stamp}-${n}@example.com`, idempotencyKey: `seed:${stamp}:${n}` }, signal)),
+    );
+    signal.throwIfAborted();
+    failed += results.filter((r) => r.status === 'rejected').length;
+  }
+  return failed;
+}
+
+/** seedDemoUsers through the page's client, then the list's refresh. */
+export function useSeedUsers(): (signal: AbortSignal) => Promise<number> {
   const { api } = useServices();
   const refresh = useRefreshList();
-  return async () => {
-    const stamp = Date.now().toString(36);
-    let failed = 0;
-    for (let i = 0; i < 50; i += 10) {
-      const batch = Array.from({ length: 10 }, (_, j) => i + j + 1);
-      const results = await Promise.allSettled(
-        batch.map((n) => api.users.create.mutate({ name: `Demo user ${stamp}-${n}`, email: `demo-${stamp}-${n}@example.com`, idempotencyKey: `seed:${stamp}:${n}` })),
-      );
-      failed += results.filter((r) => r.status === 'rejected').length;
-    }
+  return async (signal) => {
+    const failed = await seedDemoUsers((user, s) => api.users.create.mutate(user, { signal: s }), signal);
     void refresh();
     return failed;
   };
