@@ -158,7 +158,10 @@ export function startEventsLink(config: EventsConfig, instanceId: string, log: L
     feed,
     runtimeOptions,
     attach: (runtime) => {
-      broker.serve('cancel', async (payload) => {
+      // Not awaited: the instance serves its own calls meanwhile; a cancel from another instance in the few ms
+      // before the NATS server has the subscription is answered as if this instance were gone. serve() never
+      // rejects without a signal of its own.
+      void broker.serve('cancel', async (payload) => {
         const request = cancelRequestOf(payload);
         if (!request) throw new Error('expected { owner, callIds }');
         return { results: await runtime.calls.cancel(request.owner, request.callIds) };

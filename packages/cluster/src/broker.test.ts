@@ -370,8 +370,8 @@ describe('instance ids that differ only in punctuation', () => {
     const colon = broker(s, { instanceId: 'a:1' });
     const underscore = broker(s, { instanceId: 'a_1' });
     const observer = broker(s, { instanceId: 'observer:1' });
-    colon.serve('who', () => Promise.resolve('a:1'));
-    underscore.serve('who', () => Promise.resolve('a_1'));
+    await colon.serve('who', () => Promise.resolve('a:1'));
+    await underscore.serve('who', () => Promise.resolve('a_1'));
     await until('connected', () => colon.status().connected && underscore.status().connected && observer.status().connected);
     colon.announce({ n: 1 });
     underscore.announce({ n: 2 });
@@ -392,11 +392,11 @@ describe('request/reply', () => {
     const s = names();
     const owner = broker(s, { instanceId: 'owner:1' });
     const asker = broker(s, { instanceId: 'asker:2' });
-    owner.serve('cancel', async (payload) => {
+    await owner.serve('cancel', async (payload) => {
       await new Promise((r) => setTimeout(r, 5));
       return { echo: payload };
     });
-    owner.serve('fails', () => Promise.reject(new Error('nope')));
+    await owner.serve('fails', () => Promise.reject(new Error('nope')));
     await until('connected', () => owner.status().connected && asker.status().connected);
     await expect(asker.request('owner:1', 'cancel', { callIds: ['x'] }, AbortSignal.timeout(3_000))).resolves.toEqual({ echo: { callIds: ['x'] } });
     await expect(asker.request('owner:1', 'fails', {}, AbortSignal.timeout(3_000))).rejects.toThrow('nope');
@@ -415,23 +415,38 @@ describe('request/reply', () => {
     const owner = broker(s, { instanceId: 'owner:again' });
     const asker = broker(s, { instanceId: 'asker:again' });
     await until('connected', () => owner.status().connected && asker.status().connected);
-    owner.serve('v', () => Promise.resolve('old'));
-    owner.serve('v', async () => {
+    await owner.serve('v', () => Promise.resolve('old'));
+    await owner.serve('v', async () => {
       await new Promise((r) => setTimeout(r, 50)); // slower: a leftover old subscription would answer first
       return 'new';
     });
-    // The owner's SUB reaches the server after its UNSUB: until it does, the subject has no responders.
-    const deadline = Date.now() + 3_000;
-    while ((await asker.request('owner:again', 'v', null, AbortSignal.timeout(3_000))) === NO_RESPONDERS && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    // serve() resolved: the server has the new SUB (after the old one's UNSUB), so there is a responder at once.
     for (let k = 0; k < 3; k++) await expect(asker.request('owner:again', 'v', null, AbortSignal.timeout(3_000))).resolves.toBe('new');
+  });
+
+  it('a subject served on a ready broker has a responder as soon as serve() resolves (no NO_RESPONDERS window)', async () => {
+    const s = names();
+    const owner = broker(s, { instanceId: 'owner:fresh' });
+    const asker = broker(s, { instanceId: 'asker:fresh' });
+    await until('connected', () => owner.status().connected && asker.status().connected);
+    // Each serve is a new SUB; without the flush, the asker's request (another connection) often beat it.
+    const answers: unknown[] = [];
+    for (let k = 0; k < 40; k++) {
+      await owner.serve(`s${k}`, () => Promise.resolve(k));
+      answers.push(await asker.request('owner:fresh', `s${k}`, null, AbortSignal.timeout(3_000)));
+    }
+    expect(answers).toEqual(Array.from({ length: 40 }, (_, k) => k));
+    // Asked with a signal already aborted: it rejects with its reason and serves nothing.
+    const gaveUp = new AbortController();
+    gaveUp.abort(new Error('not waiting'));
+    await expect(owner.serve('late', () => Promise.resolve('late'), gaveUp.signal)).rejects.toThrow('not waiting');
+    await expect(asker.request('owner:fresh', 'late', null, AbortSignal.timeout(3_000))).resolves.toBe(NO_RESPONDERS);
   });
 
   it('a served subject set up before the broker came back is served after it', async () => {
     const s = names();
     const owner = broker(s, { instanceId: 'owner:late' });
-    owner.serve('ping', () => Promise.resolve('pong'));
+    await owner.serve('ping', () => Promise.resolve('pong'));
     const asker = broker(s, { instanceId: 'asker:late' });
     await until('connected', () => owner.status().connected && asker.status().connected);
     await expect(asker.request('owner:late', 'ping', null, AbortSignal.timeout(3_000))).resolves.toBe('pong');

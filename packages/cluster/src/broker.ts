@@ -117,7 +117,12 @@ export interface Broker {
   announce(stats: unknown): void;
   instances(): InstancePresence[];
   withdraw(signal?: AbortSignal): Promise<void>;
-  serve(subjectSuffix: string, handler: (payload: unknown, signal: AbortSignal) => Promise<unknown>): void;
+  /**
+   * Answers requests to `subjectSuffix` for this instance. Resolves once the NATS server has the subscription
+   * (a request from another connection finds a responder from then on), or at once before the broker's first
+   * connection (it subscribes, and flushes, when it is ready); `signal` stops the wait, not the serving.
+   */
+  serve(subjectSuffix: string, handler: (payload: unknown, signal: AbortSignal) => Promise<unknown>, signal?: AbortSignal): Promise<void>;
   request(instanceId: string, subjectSuffix: string, payload: unknown, signal: AbortSignal, timeoutMs?: number): Promise<unknown>;
   status(): BrokerStatus;
   close(signal?: AbortSignal): Promise<void>;
@@ -760,13 +765,31 @@ class NatsBroker implements Broker {
 
   // ---- request/reply ------------------------------------------------------------------------------------
 
-  serve(subjectSuffix: string, handler: (payload: unknown, signal: AbortSignal) => Promise<unknown>): void {
+  async serve(subjectSuffix: string, handler: (payload: unknown, signal: AbortSignal) => Promise<unknown>, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
     this.#served.set(subjectSuffix, handler);
     // Serving a suffix again replaces its handler, not adds a second subscription.
     this.#subs.get(subjectSuffix)?.unsubscribe();
     this.#subs.delete(subjectSuffix);
     const session = this.#session;
-    if (session) this.#subscribe(session.nc, subjectSuffix, handler);
+    if (!session) return; // subscribed, then flushed, when the broker is first ready
+    try {
+      this.#subscribe(session.nc, subjectSuffix, handler);
+    } catch (error) {
+      this.#noteError(error, false); // the connection is closed: the next one subscribes at ready
+      return;
+    }
+    // The SUB is only queued on the socket: until the server has it, a request from another connection finds
+    // no responders (seen right after a serve on a ready broker). A flush is answered after it. Also while
+    // #becomeReady awaits its own flush: that PING may have gone out before this SUB.
+    const bound = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
+    try {
+      await raceAbort(session.nc.flush(), bound);
+    } catch (error) {
+      // The connection lost: served again, with a flush, when the broker is next ready.
+      if (!bound.aborted) this.#noteError(error, false);
+    }
+    signal?.throwIfAborted();
   }
 
   #subscribe(nc: NatsConnection, suffix: string, handler: (payload: unknown, signal: AbortSignal) => Promise<unknown>): void {

@@ -22,7 +22,7 @@ if (process.argv[3] === 'nojs') {
     if (Date.now() > deadline) throw new Error('never told');
     await new Promise((r) => setTimeout(r, 20));
   }
-  b.serve('ping', () => Promise.resolve('pong'));
+  await b.serve('ping', () => Promise.resolve('pong'));
   b.publish({ i: 0 });
   b.announce({});
   await b.close(AbortSignal.timeout(1_000));
@@ -34,7 +34,7 @@ if (process.argv[3] === 'nojs') {
     if (Date.now() > deadline) throw new Error('not connected');
     await new Promise((r) => setTimeout(r, 20));
   }
-  b.serve('ping', () => Promise.resolve('pong'));
+  await b.serve('ping', () => Promise.resolve('pong'));
   const stop = new AbortController();
   let got = 0;
   const following = b.follow(0, stop.signal, { onRecords: (batch) => (got += batch.length), onMissed: () => undefined, onReset: () => undefined });
