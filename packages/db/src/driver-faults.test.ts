@@ -279,7 +279,7 @@ describe('postgres.js when a connection dies (our patch)', () => {
       expect(await within(5000, 'the first statement', firstDone)).toBe('finished'); // it ended before its cancel came
       const [row] = await within(5000, 'the next statement', next);
       expect(row?.name).toBe('next');
-      expect(proxy.cancelsForwarded).toBe(1);
+      expect(proxy.cancelsForwarded).toBeGreaterThanOrEqual(1); // delivered; repeated (every 200 ms) if its statement still ran then
     } finally {
       await viaProxy.end({ timeout: 1 });
       await proxy.close();
@@ -640,7 +640,7 @@ describe('postgres.js pipelining of marked statements only (our patch)', () => {
       expect(await within(3000, 'the cancelled statement', a)).toBe('answered'); // it ended before its cancel came
       expect(await within(6000, 'the next statement', b)).toBe('answered');
       expect(order).toEqual(['sent a', 'done a', 'sent b', 'done b']);
-      expect(proxy.cancelsForwarded).toBe(1);
+      expect(proxy.cancelsForwarded).toBeGreaterThanOrEqual(1); // delivered; repeated (every 200 ms) if its statement still ran then
     } finally {
       await sql.end({ timeout: 1 });
       await proxy.close();
@@ -667,7 +667,7 @@ describe('postgres.js pipelining of marked statements only (our patch)', () => {
       expect(await within(5000, 'the statement after the abandoned one', c)).toBe('answered');
       expect(await a).toBe('answered');
       expect(order).toEqual(['sent a', 'sent b', 'failed b', 'done a', 'sent c', 'done c']);
-      expect(proxy.cancelsForwarded).toBe(1);
+      expect(proxy.cancelsForwarded).toBeGreaterThanOrEqual(1); // delivered; repeated (every 200 ms) if its statement still ran then
       // Postgres stopped b: nothing of it is still running.
       const running = await t.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = current_database() and query like 'select pg_sleep($1), $2::text%' and state = 'active'`;
       expect(running[0]?.n).toBe(0);
