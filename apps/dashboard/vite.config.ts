@@ -24,8 +24,6 @@ export default defineConfig(({ mode }) => {
       proxy: { '/trpc': proxy, '/healthz': proxy, '/readyz': proxy },
     },
     // Source maps would publish the dashboard's sources to anyone who can reach it: opt-in, at build time.
-    // The fetch lab's worker (src/lab/lab-worker.ts) as an ES module, like the page's own chunks.
-    worker: { format: 'es' },
     build: { outDir: 'dist', emptyOutDir: true, sourcemap: process.env.DASHBOARD_SOURCEMAPS === '1', target: 'es2022' },
   };
 });

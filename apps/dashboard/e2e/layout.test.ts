@@ -7,7 +7,6 @@ import type { TestDatabase } from '@asyncscope/db/testing';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { browserMissing, screenshot, startDashboard, until, type Browser, type Dashboard, type ServerProcess } from './harness';
-import { startRewriteProxy, type RewriteProxy } from './rewrite-proxy';
 
 const TOKEN = 'e2e-layout-token-0123456789';
 const WIDTHS = [1024, 1440] as const;
@@ -84,56 +83,59 @@ const parsed = (text: string): unknown => {
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * The page's sockets, with the server's answers rewritten as one instance of a 3-instance cluster would send
+ * The page's socket, with the server's answers rewritten as one instance of a 3-instance cluster would send
  * them: activity.stats lists two more instances (one gone) and the broker's state, and the run's hops are
  * spread over the three by row number. Once `gone.died` is set, the gone instance's rows get no hop past
  * their statement's start and their cancels are answered `instance-gone`, as a killed owner's would be. One
  * process cannot make a cluster (apps/cluster runs a real one behind HAProxy); this checks what the page
- * makes of one, at the widths people use. A proxy in front of the server does the rewriting, so that it
- * reaches the lab's socket too (it lives in a worker: see rewrite-proxy.ts). Open the page at its `url`.
+ * makes of one, at the widths people use.
  */
-async function asCluster(target: string, broker: { connected: boolean; dropped: number }, gone: { died: boolean }): Promise<RewriteProxy> {
+async function asCluster(page: Page, broker: { connected: boolean; dropped: number }, gone: { died: boolean }): Promise<void> {
   const rowOf = (callId: unknown): number => Number(/-(\d+)(?:[~#].*)?$/.exec(String(callId))?.[1] ?? 0);
-  let self = 'e2e-web-a.internal:4101';
-  return startRewriteProxy(target, () => {
+  await page.routeWebSocket(/\/trpc/, (ws) => {
+    const server = ws.connectToServer();
     const statsIds = new Set<unknown>();
     const cancelIds = new Set<unknown>();
-    return {
-      toServer: (text) => {
-        for (const m of [parsed(text)].flat()) {
+    let self = 'e2e-web-a.internal:4101';
+    ws.onMessage((message) => {
+      if (typeof message === 'string') {
+        for (const m of [parsed(message)].flat()) {
           if (isObject(m) && isObject(m.params) && m.params.path === 'activity.stats') statsIds.add(m.id);
           if (isObject(m) && isObject(m.params) && m.params.path === 'calls.cancel') cancelIds.add(m.id);
         }
-        return text;
-      },
-      toPage: (text) => {
-        const m = parsed(text);
-        if (!isObject(m) || !isObject(m.result)) return text;
-        const data = m.result.data;
-        if (statsIds.delete(m.id) && isObject(data)) {
-          self = typeof data.instance === 'string' ? data.instance : self;
-          const one = { state: 'up', ageMs: 300, maxInFlight: data.maxInFlight, maxQueue: data.maxQueue, poolMax: data.poolMax, eventLoopDelayMs: 2.4 };
-          data.instance = self;
-          data.instances = [
-            { ...one, instance: self, inFlight: data.inFlight, queued: data.queued, shed: data.shed, poolBusy: isObject(data.statements) ? data.statements.running : 0 },
-            { ...one, instance: OTHER_UP, inFlight: 37, queued: 12, shed: 3, poolBusy: 2, eventLoopDelayMs: 18.6 },
-            { ...one, instance: OTHER_GONE, state: 'gone', ageMs: 5400, inFlight: 20, queued: 0, shed: 1250, poolBusy: 2, eventLoopDelayMs: 340 },
-          ];
-          data.events = { mode: 'broker', connected: broker.connected, published: 48_210, dropped: broker.dropped };
-        } else if (cancelIds.delete(m.id) && isObject(data) && Array.isArray(data.results) && gone.died) {
-          for (const r of data.results as Json[]) if (rowOf(r.callId) % 3 === 2) r.status = 'instance-gone';
-        } else if (isObject(data) && isObject(data.data) && Array.isArray(data.data.events)) {
-          // A batch of activity.events (tracked): the run's row n is served by instance n % 3.
-          const early = new Set(['received', 'queued', 'started', 'statement.started']);
-          data.data.events = (data.data.events as Json[]).filter((e) => {
-            const n = rowOf(e.callId);
-            e.instance = [self, OTHER_UP, OTHER_GONE][n % 3];
-            return !(gone.died && n % 3 === 2 && !early.has(String(e.type)));
-          });
-        }
-        return JSON.stringify(m);
-      },
-    };
+      }
+      server.send(message);
+    });
+    server.onMessage((message) => {
+      const m = typeof message === 'string' ? parsed(message) : undefined;
+      if (!isObject(m) || !isObject(m.result)) {
+        ws.send(message);
+        return;
+      }
+      const data = m.result.data;
+      if (statsIds.delete(m.id) && isObject(data)) {
+        self = typeof data.instance === 'string' ? data.instance : self;
+        const one = { state: 'up', ageMs: 300, maxInFlight: data.maxInFlight, maxQueue: data.maxQueue, poolMax: data.poolMax, eventLoopDelayMs: 2.4 };
+        data.instance = self;
+        data.instances = [
+          { ...one, instance: self, inFlight: data.inFlight, queued: data.queued, shed: data.shed, poolBusy: isObject(data.statements) ? data.statements.running : 0 },
+          { ...one, instance: OTHER_UP, inFlight: 37, queued: 12, shed: 3, poolBusy: 2, eventLoopDelayMs: 18.6 },
+          { ...one, instance: OTHER_GONE, state: 'gone', ageMs: 5400, inFlight: 20, queued: 0, shed: 1250, poolBusy: 2, eventLoopDelayMs: 340 },
+        ];
+        data.events = { mode: 'broker', connected: broker.connected, published: 48_210, dropped: broker.dropped };
+      } else if (cancelIds.delete(m.id) && isObject(data) && Array.isArray(data.results) && gone.died) {
+        for (const r of data.results as Json[]) if (rowOf(r.callId) % 3 === 2) r.status = 'instance-gone';
+      } else if (isObject(data) && isObject(data.data) && Array.isArray(data.data.events)) {
+        // A batch of activity.events (tracked): the run's row n is served by instance n % 3.
+        const early = new Set(['received', 'queued', 'started', 'statement.started']);
+        data.data.events = (data.data.events as Json[]).filter((e) => {
+          const n = rowOf(e.callId);
+          e.instance = [self, OTHER_UP, OTHER_GONE][n % 3];
+          return !(gone.died && n % 3 === 2 && !early.has(String(e.type)));
+        });
+      }
+      ws.send(JSON.stringify(m));
+    });
   });
 }
 
@@ -398,12 +400,12 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
   for (const width of WIDTHS) {
     it(`${width} px, a cluster of 3 (one gone): the instances table and the rows' instances fit, the gone one is shown gone`, async () => {
       const cluster = await browser.context.newPage();
-      // At 1024 px the broker is down: the panel warns (calls go on), it does not turn into an error page.
-      const gone = { died: false };
-      const proxy = await asCluster(server.url, width === 1024 ? { connected: false, dropped: 1234 } : { connected: true, dropped: 0 }, gone);
       try {
         await cluster.setViewportSize({ width, height: 800 });
-        await cluster.goto(`${proxy.url}/#token=${TOKEN}`);
+        // At 1024 px the broker is down: the panel warns (calls go on), it does not turn into an error page.
+        const gone = { died: false };
+        await asCluster(cluster, width === 1024 ? { connected: false, dropped: 1234 } : { connected: true, dropped: 0 }, gone);
+        await cluster.goto(`${server.url}/#token=${TOKEN}`);
         await until('the event stream', async () => (await cluster.getByTestId('connection').textContent())?.includes('event stream live'), 20_000);
         await setLab(cluster, { count: '9', concurrency: '9', timeout: '10000', retries: '0', latency: '400', 'error-rate': '0' });
         await cluster.getByTestId('launch').click();
@@ -462,7 +464,6 @@ describe.skipIf(missing !== null)('the dashboard at 1024 and 1440 px (Chromium, 
         await runFinished(cluster);
       } finally {
         await cluster.close();
-        await proxy.close();
       }
     });
   }

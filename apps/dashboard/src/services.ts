@@ -1,9 +1,12 @@
 /**
- * What lives for the whole page, outside React: the page's API client (@asyncscope/client, over one
- * WebSocket), the fetch lab (its runs and its clients in a worker, lab/remote-run.ts), the stores, and the
- * one activity stream. Components reach them through ServicesContext.
+ * What lives for the whole page, outside React: the API clients (@asyncscope/client: the page's own,
+ * over one WebSocket, and the lab's, one per transport), the stores, and the one activity stream.
+ * Components reach them through ServicesContext. Everything that depends on the client package's
+ * transport options is in `makeClient`, here.
  */
-import type { ApiClient } from '@asyncscope/client';
+import type { ApiClient, ConnectionState } from '@asyncscope/client';
+import type { CancelOutcome } from '@asyncscope/contract';
+import { closeApiClient, createApiClient } from '@asyncscope/client';
 import type { setFaultsInput } from '@asyncscope/contract';
 import { createContext, useContext } from 'react';
 import type { z } from 'zod';
@@ -11,12 +14,9 @@ import { ActivityFeed } from './activity/feed';
 import { TokenStore } from './auth/token';
 import { CallsStore } from './lab/calls-store';
 import { LabFaults, NO_FAULT } from './lab/lab-faults';
-import { connectLab } from './lab/lab-port';
-import { RemoteLab } from './lab/remote-run';
-import type { RunHandle } from './lab/runner';
-import { pageProtocol, type ClientTransport, type PageProtocol } from './lab/transport';
-import { clientMaker } from './transport/client-maker';
-import { SocketStateStore, type TransportClient } from './transport/clients';
+import type { FetchUser, RunHandle } from './lab/runner';
+import { pageProtocol, type ClientTransport, type LabTransport, type PageProtocol } from './lab/transport';
+import { LabClients, nextSocketState, SocketStateStore, type MakeClient, type SocketEvent, type SocketState, type TransportClient } from './transport/clients';
 import { UserStream } from './users/stream-store';
 
 type SetFaultsInput = z.input<typeof setFaultsInput>;
@@ -30,8 +30,10 @@ export interface Services {
   pageSocket: SocketStateStore;
   /** What the page was served over (decides whether HTTP/2 can be chosen). */
   page: PageProtocol;
-  /** The fetch lab: starts runs (their calls go from its worker, over its own clients), closes its clients. */
-  lab: RemoteLab;
+  /** The lab's clients, one per transport. */
+  labClients: LabClients;
+  /** users.byId for a lab run over `transport`. */
+  labFetch: (transport: LabTransport) => FetchUser;
   calls: CallsStore;
   feed: ActivityFeed;
   userStream: UserStream;
@@ -44,9 +46,48 @@ export interface Services {
 /** How the page's own traffic travels: one WebSocket for the activity stream, the server panel, users and faults. */
 export const PAGE_TRANSPORT: ClientTransport = 'websocket';
 
+/** The server closes a socket whose connectionParams token it refuses with this code. */
+export const CLOSE_UNAUTHORIZED = 4401;
+
+/** A client's connection report, as one SocketState step. */
+export function socketEvent(report: ConnectionState): SocketEvent {
+  const closeCode = report.lastClose?.code;
+  switch (report.state) {
+    case 'open':
+      return { type: 'open' };
+    case 'idle':
+      return { type: 'closed', error: report.error, closeCode };
+    case 'connecting':
+      return { type: 'connecting', error: report.error, closeCode };
+  }
+}
+
+/**
+ * A client over `transport`, reporting its socket's state and the server's answers to the cancels it sends;
+ * the one place that knows the client package's options.
+ */
+export function clientMaker(origin: string, tokens: TokenStore, now: () => number = Date.now, onCancelOutcome?: (outcomes: CancelOutcome[]) => void): MakeClient {
+  return (transport, onState) => {
+    let state: SocketState = { status: transport === 'websocket' ? 'connecting' : 'open', attempt: 0, error: null, since: now() };
+    onState(state);
+    const api = createApiClient({
+      url: `${origin}/trpc`,
+      token: () => tokens.get() ?? '',
+      transport,
+      onConnectionState: (report) => {
+        state = nextSocketState(state, socketEvent(report), now());
+        onState(state);
+      },
+      ...(onCancelOutcome ? { onCancelOutcome } : {}),
+    });
+    return { api, close: () => { void closeApiClient(api).catch(() => undefined); } };
+  };
+}
+
 export function createServices(tokens: TokenStore, origin: string, location: Pick<Location, 'protocol'> = { protocol: new URL(origin).protocol }): Services {
   const calls = new CallsStore();
-  const make = clientMaker(origin, () => tokens.get() ?? '');
+  // The lab's rows show what the server answered their cancel (cancelled, already settled, unknown, instance gone).
+  const make = clientMaker(origin, tokens, Date.now, (outcomes) => { calls.applyCancelOutcomes(outcomes); });
   const pageSocket = new SocketStateStore();
   // The page's client, made when first asked for, and made anew for a new token (a socket is authenticated
   // once, when it opens). Everything below reads it at call time, through `api()`.
@@ -55,8 +96,7 @@ export function createServices(tokens: TokenStore, origin: string, location: Pic
     pageClient ??= make(PAGE_TRANSPORT, (state) => { pageSocket.set(state); });
     return pageClient.api;
   };
-  const lab: RemoteLab = new RemoteLab(calls, (failures) => connectLab(origin, failures, (message) => { lab.broken(message); }));
-  lab.setToken(tokens.get() ?? '');
+  const labClients = new LabClients(make);
   let tokenInUse = tokens.get();
   tokens.subscribe(() => {
     const token = tokens.get();
@@ -65,9 +105,13 @@ export function createServices(tokens: TokenStore, origin: string, location: Pic
     const old = pageClient;
     pageClient = null;
     old?.close();
-    lab.setToken(token ?? ''); // the lab's sockets close, and open again with it
+    labClients.closeOthers(null);
     pageSocket.set({ status: 'idle', attempt: 0, error: null, since: Date.now() });
   });
+  const labFetch = (transport: LabTransport): FetchUser => {
+    const client = labClients.get(transport);
+    return (id, opts) => client.users.byId.query({ id }, opts);
+  };
   const labFaults = new LabFaults({
     set: (procedure, fault, signal) => api().lab.setFaults.mutate({ procedure, fault }, { signal }),
     list: () => api().lab.faults.query(),
@@ -110,7 +154,7 @@ export function createServices(tokens: TokenStore, origin: string, location: Pic
     get api() {
       return api();
     },
-    pageTransport: PAGE_TRANSPORT, pageSocket, page, lab, calls, feed, userStream, labFaults, run: { current: null } };
+    pageTransport: PAGE_TRANSPORT, pageSocket, page, labClients, labFetch, calls, feed, userStream, labFaults, run: { current: null } };
 }
 
 export const ServicesContext = createContext<Services | null>(null);

@@ -1,8 +1,7 @@
 import { QueryClientProvider, type QueryClient } from '@tanstack/react-query';
 import { useCallback, useEffect, useState, useSyncExternalStore } from 'react';
 import { useWideScreen } from './use-wide-screen';
-import { ServicesContext, useServices, type Services } from '../services';
-import { CLOSE_UNAUTHORIZED } from '../transport/client-maker';
+import { CLOSE_UNAUTHORIZED, ServicesContext, useServices, type Services } from '../services';
 import { TRPCProvider } from '../trpc';
 import { FaultsBanner } from '../lab/FaultsBanner';
 import { FetchLab } from '../lab/FetchLab';

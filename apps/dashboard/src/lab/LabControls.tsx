@@ -5,6 +5,7 @@ import { useServices } from '../services';
 import { Field } from '../ui/Field';
 import { useClearFaults, useRefreshFaults, useRunUserIds } from './api';
 import { DEFAULT_FORM, MAX_CONCURRENCY, parseLabForm, type LabErrors, type LabForm } from './config';
+import { startRun } from './runner';
 import { transportAdvice, transportChoices, usableTransport, type LabTransport } from './transport';
 
 /** How long a launch waits for the server (the run's ids and its fault) before it gives up and says so. */
@@ -13,7 +14,7 @@ export const LAUNCH_TIMEOUT_MS = 10_000;
 /** The lab's settings and actions: they re-render only when what they show changes, not every frame. */
 export const LabControls = memo(function LabControls() {
   const services = useServices();
-  const { calls, labFaults, page, lab } = services;
+  const { calls, labFaults, page, labClients } = services;
   const pinned = useSyncExternalStore(labFaults.subscribe, labFaults.getPinned);
   const running = useSyncExternalStore(calls.subscribe, () => {
     const run = calls.getSnapshot().run;
@@ -41,7 +42,7 @@ export const LabControls = memo(function LabControls() {
   function chooseTransport(transport: LabTransport): void {
     set('transport', transport);
     // Not running (the choice is locked during a run): the other transports' sockets are not needed now.
-    lab.closeOthers(transport);
+    labClients.closeOthers(transport);
   }
 
   async function launch(): Promise<void> {
@@ -69,9 +70,9 @@ export const LabControls = memo(function LabControls() {
         return;
       }
       void refreshFaults();
-      // The lab's calls ride the chosen transport's client (a socket another transport left open is closed),
-      // from the lab's worker.
-      const run = lab.start(config, ids);
+      // The lab's calls ride the chosen transport's client; a socket another transport left open is closed.
+      labClients.closeOthers(config.transport);
+      const run = startRun(calls, config, ids, services.labFetch(config.transport));
       services.run.current = run;
       void run.done
         .then(() => labFaults.release())

@@ -1,11 +1,38 @@
 import type { CallContext } from '@asyncscope/client';
+import { TRPCClientError } from '@trpc/client';
 import { TaskGroup } from '@asyncscope/concurrency';
 import { describe, expect, it, vi } from 'vitest';
 import { CallsStore, type RunConfig } from './calls-store';
-import { fakeFetch } from './fake-fetch';
 import { startRun, type FetchUser } from './runner';
 
 const base: RunConfig = { count: 6, concurrency: 2, timeoutMs: 2000, retries: 0, minDelayMs: 5, maxDelayMs: 10, latencyMs: 0, errorRate: 0, mode: 'settled', transport: 'websocket' };
+
+const withCode = (code: string) => Object.assign(new TRPCClientError<never>(`${code} (test)`), { data: { code } });
+
+interface Script {
+  ms?: number;
+  fail?: string;
+}
+
+/** A users.byId stand-in: answers after `ms`, or fails with a tRPC code; honours the signal like fetch does. */
+function fakeFetch(script: (callId: string) => Script, seen: CallContext[] = []): FetchUser {
+  return (id, { signal, context }) => {
+    seen.push(context);
+    const { ms = 20, fail } = script(context.callId ?? '');
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        if (fail) reject(withCode(fail));
+        else resolve({ id });
+      }, ms);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(new TRPCClientError('The operation was aborted', { cause: new DOMException('aborted', 'AbortError') }));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  };
+}
 
 const store = () => new CallsStore(() => undefined);
 const states = (s: CallsStore) => Array.from({ length: s.run?.config.count ?? 0 }, (_, i) => s.row(i)?.state);

@@ -45,10 +45,7 @@ export function newRunId(): string {
   return `r${Math.random().toString(36).slice(2, 7)}`;
 }
 
-/** What a run reads and writes of the lab's store (the page's CallsStore, or the lab worker's recording mirror). */
-export type RunStore = Pick<CallsStore, 'beginRun' | 'row' | 'dispatch' | 'setCause' | 'run' | 'activeIndices' | 'endRun'>;
-
-export function startRun(store: RunStore, config: RunConfig, userIds: readonly number[], fetchUser: FetchUser, id = newRunId()): RunHandle {
+export function startRun(store: CallsStore, config: RunConfig, userIds: readonly number[], fetchUser: FetchUser, id = newRunId()): RunHandle {
   store.beginRun(id, config, userIds);
   // Tasks are named by their row's call id.
   const rowOf = new Map<string, number>();
