@@ -1,3 +1,4 @@
+import { AbortError } from '@asyncscope/concurrency';
 import { useEffect, useState } from 'react';
 
 /**
@@ -19,7 +20,7 @@ export class Lifetime {
 
   /** Unmounted: everything started under this lifetime is aborted. */
   end(): void {
-    this.#controller.abort(new DOMException('The view was closed', 'AbortError'));
+    this.#controller.abort(new AbortError('The view was closed'));
   }
 }
 
