@@ -15,6 +15,9 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       // Only apps/server reads the environment (see its env.ts); libraries take config as arguments.
       'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read configuration in apps/server/src/env.ts and pass it in.' }],
+      // Signals and scopes are passed, never found: one AsyncLocalStorage anywhere in the process turns on
+      // Node 20's promise hook for every promise (~15 % of a users.byId call's CPU, README *What the profiles taught*).
+      'no-restricted-imports': ['error', { paths: [{ name: 'node:async_hooks', importNames: ['AsyncLocalStorage', 'AsyncResource', 'createHook'], message: 'Pass the scope or signal as an argument (packages/db scope.ts: DbClient.bind).' }] }],
     },
   },
   { files: ['**/*.mjs', '**/*.js'], ...tseslint.configs.disableTypeChecked },

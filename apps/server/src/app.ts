@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Runtime, ShutdownError } from '@asyncscope/api';
-import { isDatabaseUnavailable, runInQueryScope } from '@asyncscope/db';
+import { isDatabaseUnavailable } from '@asyncscope/db';
 import type { Logger } from 'pino';
 import { keptApiToken } from './api-token';
 import { openDatabase, type ServerDatabase } from './database';
@@ -128,12 +128,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   served.ready.catch(() => undefined);
   const probeDatabase = async (signal: AbortSignal): Promise<void> => {
     if (!isServing()) throw new Error('database unreachable');
-    // Through the pool (a wedged pool is not ready), in a query scope so the probe's timeout cancels it.
+    // Through the pool (a wedged pool is not ready), bound to the probe's signal so its timeout cancels it.
     // Again if it landed on a connection that had just been lost (each of the pool's may have been):
     // the pool replaces those at once.
     for (let attempt = 0; ; attempt++) {
       try {
-        await runInQueryScope({ signal }, () => database.client.sql`select 1`);
+        await database.client.bind({ signal }).sql`select 1`;
         return;
       } catch (error) {
         if (!isDatabaseUnavailable(error) || signal.aborted || attempt >= database.client.config.poolMax) throw error;

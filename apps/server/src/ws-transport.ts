@@ -6,9 +6,10 @@
  *
  * - auth before anything: the first message must be tRPC's connectionParams with a valid token (never in
  *   the URL), checked here before tRPC sees a byte; then sockets per token are limited;
- * - per call, tRPC's handling of the message runs inside `runWithCallMeta`: the call's id and remaining
- *   budget (`params.callId`, `params.deadlineMs`: the only protocol extension), a signal that fires when
- *   the socket goes (tRPC aborts only subscriptions then), and the socket's in-flight slots;
+ * - per call, a context of its own (`ctx.callMeta`, handed to tRPC through our patch's `callContext` hook:
+ *   patches/README.md, @trpc/server row 3): the call's id and remaining budget (`params.callId`,
+ *   `params.deadlineMs`: the only protocol extension), a signal that fires when the socket goes (tRPC aborts
+ *   only subscriptions then), and the socket's in-flight slots;
  * - frames are checked first (JSON, ids, methods, call ids): bad ones get a typed error frame, and a
  *   client that keeps sending garbage is closed; none reach tRPC or disturb other sockets;
  * - a slow reader: when more than `maxBufferedBytes` wait to be written, the socket is closed (its calls,
@@ -20,7 +21,7 @@ import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { appRouter, createCredentials, createInnerContext, runWithCallMeta, ShutdownError, unauthorizedMessage, type CallMeta, type CallSlots, type Runtime } from '@asyncscope/api';
+import { appRouter, createCredentials, createInnerContext, ShutdownError, unauthorizedMessage, type CallMeta, type CallSlots, type Context, type Runtime } from '@asyncscope/api';
 import { CALL_ID_RULE, isCallId } from '@asyncscope/contract';
 import { TRPCError } from '@trpc/server';
 import { getWSConnectionHandler } from '@trpc/server/adapters/ws';
@@ -139,6 +140,8 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
   const maxBuffered = options.maxBufferedBytes ?? 4 * 1024 * 1024;
   const owners = new WeakMap<WebSocket, string>();
+  /** Per socket, the CallMeta of each checked message tRPC has not started yet, by message id (in order, should a client reuse an id). */
+  const pendingMeta = new WeakMap<WebSocket, Map<string | number, CallMeta[]>>();
   const socketsOf = new Map<string, number>();
   /** Open sockets, each with its way to close it and stop its calls. */
   const open = new Map<WebSocket, (code: number, reason: string, cause?: unknown) => void>();
@@ -153,7 +156,21 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
   };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayload, clientTracking: false, perMessageDeflate: false });
+  /**
+   * Our @trpc/server patch (row 3) asks for each call's context here, after tRPC parsed the message and made
+   * the connection's context: the CallMeta our check gave the message (taken, so none is kept).
+   */
+  const callContext = (ctx: Context, msg: { id?: unknown }, client: WebSocket): Context => {
+    const waiting = pendingMeta.get(client);
+    const id = msg.id as string | number;
+    const queue = waiting?.get(id);
+    const callMeta = queue?.shift();
+    if (queue?.length === 0) waiting?.delete(id);
+    return callMeta ? { ...ctx, callMeta } : ctx;
+  };
+  const patchedOptions = { callContext }; // tRPC's option types do not know the hook
   const handler = getWSConnectionHandler({
+    ...patchedOptions,
     router: appRouter,
     wss,
     // tRPC's heartbeat: a peer that vanished without a FIN (no PONG) is dropped, and its calls stop.
@@ -221,6 +238,8 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
     };
     open.set(ws, shut);
 
+    const metas = new Map<string | number, CallMeta[]>();
+    pendingMeta.set(ws, metas);
     const stopped = (): boolean => carrier.signal.aborted;
     const rawSend = ws.send.bind(ws) as (data: unknown, ...rest: unknown[]) => void;
     // tRPC answers through ws.send: check the backlog after each frame (a slow reader), and note the end of
@@ -441,11 +460,16 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
         const checked = check(raw);
         if (!checked) continue;
         strikes = 0;
-        // One message at a time, each in its own CallMeta: tRPC's handling of it (context, procedure)
-        // runs synchronously from here, so the AsyncLocalStorage store reaches openCallScope.
+        // One message at a time, each with its own CallMeta, which tRPC's handling of it asks for by id
+        // (callContext, above) once its connection's context is ready.
         const frame = single ? data : Buffer.from(JSON.stringify(checked.message));
-        if (checked.meta) runWithCallMeta(checked.meta, () => { pass(frame, false); });
-        else pass(frame, false);
+        if (checked.meta) {
+          const id = checked.message.id as string | number;
+          const queue = metas.get(id);
+          if (queue) queue.push(checked.meta);
+          else metas.set(id, [checked.meta]);
+        }
+        pass(frame, false);
       }
     });
   }

@@ -1,15 +1,16 @@
 /**
  * The cancellation scope of one call. Its signal fires when the client goes away (the request's signal),
  * when the call's deadline passes (the smaller of the client's budget and the procedure's limit), or when
- * the server shuts down. Inside it, every SQL statement is bound to that signal (runInQueryScope), so the
+ * the server shuts down. Every SQL statement of the call is bound to that signal (the scope is the QueryScope
+ * its services bind the database to), so the
  * work stops everywhere: statement cancelled in Postgres, transaction rolled back, connection returned.
  */
 import { deadline, TimeoutError, type SignalScope } from '@asyncscope/concurrency';
-import { DatabaseUnavailableError, runInQueryScope, type DbEvent, type QueryScope } from '@asyncscope/db';
+import { DatabaseUnavailableError, type DbEvent, type QueryScope } from '@asyncscope/db';
 import { batchCallId, newCallId } from '@asyncscope/contract';
 import type { TRPCError } from '@trpc/server';
 import type { AbortCause, CallHop } from './activity/log';
-import { currentCallMeta, type CallSlots } from './calls/call-meta';
+import type { CallSlots } from './calls/call-meta';
 import { CancelledError, DuplicateCallIdError, type CancellableCall } from './calls/registry';
 import type { Context } from './context';
 import { OverloadedError } from './services/errors';
@@ -45,14 +46,13 @@ function dbHop(event: DbEvent): CallHop | undefined {
   }
 }
 
-export interface CallScope {
+/** A call's scope; as a QueryScope, what its statements are bound to (`runtime.db.bind(scope)`, the services). */
+export interface CallScope extends QueryScope {
   callId: string;
   signal: AbortSignal;
   deadlineAt: number;
   budgetMs: number;
   emit(hop: CallHop): void;
-  /** Runs `fn` with its SQL statements bound to this call. */
-  run<T>(fn: () => T | PromiseLike<T>): Promise<T>;
   /** The typed error for the way this call was stopped (its signal must have fired). */
   stoppedError(original?: unknown): TRPCError;
   dispose(): void;
@@ -130,10 +130,6 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
     this.emit({ type: 'signal.fired', reason: abortCause(this.signal.reason) });
   }
 
-  run<T>(fn: () => T | PromiseLike<T>): Promise<T> {
-    return runInQueryScope(this, fn);
-  }
-
   stoppedError(original?: unknown): TRPCError {
     return abortError(abortCause(this.signal.reason), this.budgetMs, original);
   }
@@ -151,12 +147,12 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
 /**
  * Opens the scope of a call: its id, signal and deadline, its hops recorded in the activity log, and its
  * entry in the registry of calls in flight (calls.cancel). A transport that carries several calls per
- * context (the WebSocket) names each through `runWithCallMeta`. Throws DuplicateCallIdError for an id the
+ * context (the WebSocket) names each through `ctx.callMeta`. Throws DuplicateCallIdError for an id the
  * caller already has in flight, OverloadedError when the call's connection has all the calls it may.
  */
 export function openCallScope(ctx: Context, path: string, requestSignal: AbortSignal | undefined, batchIndex = 0, namedCallId?: string): CallScope {
   const { runtime } = ctx;
-  const meta = currentCallMeta();
+  const meta = ctx.callMeta;
   // A batched HTTP request carries several calls under one request id.
   const callId = namedCallId ?? meta?.callId ?? (ctx.batchCallIds?.[batchIndex] || (ctx.callId === undefined ? newCallId('internal') : batchCallId(ctx.callId, batchIndex)));
   const limit = runtime.timeoutFor(path);

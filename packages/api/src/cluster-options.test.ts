@@ -11,7 +11,6 @@ import { until } from '@asyncscope/concurrency/testing';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import { ClusterFeed } from './activity/cluster-feed';
 import type { ActivityEvent } from './activity/log';
-import { runWithCallMeta } from './calls/call-meta';
 import { createInnerContext } from './context';
 import { createCaller } from './root';
 import { REMOTE_CANCEL_MS, Runtime, type InstanceStats, type RuntimeOptions } from './runtime';
@@ -32,8 +31,9 @@ function runtime(options: Partial<RuntimeOptions> & { instanceId: string }): Run
   runtimes.push(r);
   return r;
 }
-const as = (r: Runtime, owner = 'alice', signal?: AbortSignal) => createCaller(createInnerContext({ runtime: r, authorized: true, owner }), signal ? { signal } : {});
-const named = <T>(callId: string, fn: () => Promise<T>): Promise<T> => runWithCallMeta({ callId }, fn);
+/** `owner`'s caller on `r`; with `callId`, its calls are named so, as a transport names them (CallMeta). */
+const as = (r: Runtime, owner = 'alice', signal?: AbortSignal, callId?: string) =>
+  createCaller(createInnerContext({ runtime: r, authorized: true, owner, callMeta: callId === undefined ? undefined : { callId } }), signal ? { signal } : {});
 const codeOf = (error: unknown) => (error instanceof TRPCError ? error.code : String(error));
 const hopsOf = (r: Runtime, callId: string): ActivityEvent[] => r.activity.read(0, 100_000).events.filter((e) => e.callId === callId);
 
@@ -48,7 +48,7 @@ describe('hops', () => {
         if (++calls % 2 === 0) throw new Error('publisher broke');
       },
     });
-    await named('hop-1', () => as(r).lab.sleep({ ms: 0 }));
+    await as(r, 'alice', undefined, 'hop-1').lab.sleep({ ms: 0 });
     const hops = hopsOf(r, 'hop-1');
     expect(hops.length).toBeGreaterThanOrEqual(4);
     expect(new Set(hops.map((e) => e.instance))).toEqual(new Set(['host-a:101']));
@@ -125,7 +125,7 @@ describe('activity.stats', () => {
     expect(solo.events).toEqual({ mode: 'local', connected: true, published: 0, dropped: 0 });
 
     // A statement running in the pool shows as busy.
-    const sleeping = named('busy-1', () => as(clustered).lab.sleep({ ms: 1500 }));
+    const sleeping = as(clustered, 'alice', undefined, 'busy-1').lab.sleep({ ms: 1500 });
     await until('the statement runs', () => hopsOf(clustered, 'busy-1').some((e) => e.type === 'statement.started'));
     const stats = await as(clustered).activity.stats();
     expect(stats.instance).toBe('host-y:8');
@@ -151,9 +151,9 @@ describe('calls.cancel across instances', () => {
         return results.map((o): CancelOutcome => (o.callId === 'on-dead-instance' ? { callId: o.callId, status: 'instance-gone' } : o));
       },
     });
-    const onA = named('on-a', () => as(a).lab.sleep({ ms: 20_000 })).catch(codeOf);
-    const onB = named('on-b', () => as(b).lab.sleep({ ms: 20_000 })).catch(codeOf);
-    const bobsOnB = named('bobs', () => as(b, 'bob').lab.sleep({ ms: 300 })).catch(codeOf);
+    const onA = as(a, 'alice', undefined, 'on-a').lab.sleep({ ms: 20_000 }).catch(codeOf);
+    const onB = as(b, 'alice', undefined, 'on-b').lab.sleep({ ms: 20_000 }).catch(codeOf);
+    const bobsOnB = as(b, 'bob', undefined, 'bobs').lab.sleep({ ms: 300 }).catch(codeOf);
     await until('both statements run', () => hopsOf(a, 'on-a').some((e) => e.type === 'statement.started') && hopsOf(b, 'on-b').some((e) => e.type === 'statement.started'));
 
     const started = performance.now();
@@ -175,7 +175,7 @@ describe('calls.cancel across instances', () => {
   it('asks no one when every id is known here', async () => {
     let asked = 0;
     const a = runtime({ instanceId: 'a2', remoteCancel: () => { asked++; return Promise.resolve([]); } });
-    await named('done-here', () => as(a).lab.sleep({ ms: 0 }));
+    await as(a, 'alice', undefined, 'done-here').lab.sleep({ ms: 0 });
     expect((await as(a).calls.cancel({ callIds: ['done-here'] })).results).toEqual([{ callId: 'done-here', status: 'already-settled' }]);
     expect(asked).toBe(0);
   });

@@ -1,3 +1,4 @@
+import type { CallMeta } from './calls/call-meta';
 import type { Runtime } from './runtime';
 
 /** What procedures log through: pino's shape, so the server can pass a pino child logger. */
@@ -29,6 +30,8 @@ export interface InnerContextOptions {
   clientKey?: string | undefined;
   /** False while the database is unreachable; procedures then answer SERVICE_UNAVAILABLE. */
   isDatabaseReady?: () => boolean;
+  /** One call's own id, budget, signal and slots, where one context would otherwise serve several calls (a WebSocket's). */
+  callMeta?: CallMeta | undefined;
 }
 
 /**
@@ -47,6 +50,7 @@ export function createInnerContext(opts: InnerContextOptions) {
     log: opts.log ?? silentLogger,
     clientKey: opts.clientKey ?? '',
     isDatabaseReady: opts.isDatabaseReady ?? (() => true),
+    callMeta: opts.callMeta,
   };
 }
 

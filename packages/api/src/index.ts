@@ -6,7 +6,7 @@ export { createInnerContext, silentLogger, type Context, type Logger } from './c
 export { Runtime, REMOTE_CANCEL_MS, type RuntimeOptions, type InstanceStats, type EventsStatus } from './runtime';
 export { ShutdownError } from './call-scope';
 export { CallRegistry, CancelledError, type CallRegistryOptions } from './calls/registry';
-export { runWithCallMeta, currentCallMeta, type CallMeta, type CallSlots } from './calls/call-meta';
+export type { CallMeta, CallSlots } from './calls/call-meta';
 export { admittedProcedures } from './shedding';
 export { SSE_PING_INTERVAL_MS } from './trpc';
 export { BEARER_TOKEN_HINT, createCredentials, ownerOfToken, unauthorizedMessage, type Credentials } from './auth';

@@ -114,11 +114,11 @@ function openScope(...args: Parameters<typeof openCallScope>): CallScope {
   }
 }
 
-async function injectFaults(ctx: Context, path: string): Promise<void> {
+async function injectFaults(ctx: Context, path: string, scope: CallScope): Promise<void> {
   const fault = ctx.runtime.faults.get(path);
   if (!fault) return;
   // Spent inside Postgres, so the injected latency is cancellable like real work.
-  if (fault.latencyMs > 0) await ctx.runtime.db.sql`select pg_sleep(${fault.latencyMs / 1000})`;
+  if (fault.latencyMs > 0) await ctx.runtime.db.bind(scope).sql`select pg_sleep(${fault.latencyMs / 1000})`;
   if (ctx.runtime.faults.shouldFail(fault)) {
     throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: `Injected fault on ${path} (lab.setFaults); safe to retry.` });
   }
@@ -147,10 +147,8 @@ export const callProcedure = t.procedure.use(async ({ ctx, path, type, signal, b
       // Handed a slot, then stopped before this line ran (an abort from a microtask): never start it.
       scope.signal.throwIfAborted();
       scope.emit({ type: 'started' });
-      const result = await scope.run(async () => {
-        if (ctx.runtime.faults.get(path)) await injectFaults(ctx, path);
-        return next({ ctx: { call: scope } });
-      });
+      if (ctx.runtime.faults.get(path)) await injectFaults(ctx, path, scope);
+      const result = await next({ ctx: { call: scope } });
       // A call whose signal fired never reports success (its client was told it stopped, or will be) —
       // except a write that was saved all the same: saying "stopped" would invite a retry that writes twice.
       if (scope.signal.aborted && !(result.ok && type === 'mutation')) throw scope.stoppedError(result.ok ? undefined : result.error);
@@ -181,8 +179,8 @@ export const callProcedure = t.procedure.use(async ({ ctx, path, type, signal, b
 
 /**
  * The call-scope lifecycle of `callProcedure`, for a subscription: the stream is one call (its id, hops,
- * registry entry, deadline, cancel by id), each step of `body` runs in the scope (AsyncLocalStorage does
- * not follow a generator's body into its consumer), and it settles once, however it ends.
+ * registry entry, deadline, cancel by id), `body` gets the scope to bind its statements to, and it settles
+ * once, however it ends.
  */
 export async function* callScopedStream<T>(
   ctx: Context,
@@ -203,7 +201,7 @@ export async function* callScopedStream<T>(
     steps = body(scope);
     for (;;) {
       const current = steps;
-      const step = await scope.run(() => current.next());
+      const step = await current.next();
       if (step.done) break;
       yield step.value;
     }
@@ -221,9 +219,9 @@ export async function* callScopedStream<T>(
     // take a partial stream for a whole one. (A client that went away is told nothing: nobody listens.)
     if (abortCause(scope.signal.reason) !== 'client-closed') throw stopped;
   } finally {
-    // The consumer stopped (unsubscribe, closed stream): end the body too, inside the scope.
+    // The consumer stopped (unsubscribe, closed stream): end the body too.
     const current = steps;
-    if (current?.return) await scope.run(() => current.return?.()).catch(() => undefined);
+    if (current?.return) await current.return().catch(() => undefined);
     if (scope.signal.aborted && code === 'OK') code = scope.stoppedError().code;
     scope.emit({ type: 'settled', code, ms: Math.round(performance.now() - started) });
     scope.dispose();

@@ -1,7 +1,6 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import * as schema from './schema';
-import { cancellable, createPoolStatements, type RunningStatement, type StatementCounts } from './scope';
+import { cancellable, createPoolStatements, type PoolStatements, type QueryScope, type RunningStatement, type StatementCounts } from './scope';
 
 export interface DbConfig {
   /** postgres:// connection string. */
@@ -34,7 +33,16 @@ export interface DbConfig {
   onConnectionLost?: (error: unknown) => void;
 }
 
-export type Orm = PostgresJsDatabase<typeof schema>;
+/** drizzle without the relational query API (`db.query.*`, unused here): made per call by `bind`, where the schema's relational config would cost ~15 µs. */
+export type Orm = PostgresJsDatabase;
+
+/** A call's handle on the database: its statements are cancelled with its scope's signal and reported to it. */
+export interface Db {
+  /** drizzle over `sql`. */
+  readonly orm: Orm;
+  /** The postgres.js pool, for raw SQL (pg_sleep, pg_stat_activity, prepared reads). */
+  readonly sql: postgres.Sql;
+}
 
 /**
  * Options for `sql.unsafe` that mark a statement as a short read which may be pipelined (see
@@ -45,14 +53,13 @@ export const PIPELINED_READ = { prepare: true, pipeline: true } as postgres.Unsa
 /** The same prepared read, not pipelined: for one that may run long (its cancel stops it inside Postgres at once). */
 export const PREPARED_READ: postgres.UnsafeQueryOptions = { prepare: true };
 
-export interface DbClient {
-  /** drizzle, typed with the schema. */
-  orm: Orm;
+export interface DbClient extends Db {
   /**
-   * The postgres.js pool, for raw SQL (pg_sleep, pg_stat_activity, ...). Like `orm`, its statements follow
-   * the current query scope (see scope.ts): inside `runInQueryScope` they are cancelled with its signal.
+   * The pool for one call, one stream or one check: every statement made through the handle is bound to
+   * `scope` (see scope.ts) — cancelled when its signal fires, its hops reported, its transactions bounded by
+   * its deadline. `orm` and `sql` of the client itself are bound to nothing (migrations, set-up, tests).
    */
-  sql: postgres.Sql;
+  bind(scope: QueryScope): Db;
   /** Statements of this pool waiting for a connection / running now. */
   statements(): Readonly<StatementCounts>;
   /** The statements sent to Postgres and not answered yet, with their backend pid (for the pool's watchdog). */
@@ -109,13 +116,28 @@ export function createDbClient(config: DbConfig): DbClient {
   };
   const pool = postgres(resolved.url, options);
   const sql = cancellable(pool, counts);
-  const orm = drizzle(sql, { schema });
+  const orm = drizzle(sql);
   return {
     orm,
     sql,
+    bind: (scope) => new BoundDb(pool, counts, scope),
     config: resolved,
     statements: () => ({ queued: counts.queued, running: counts.running }),
     runningStatements: () => counts.runningSet,
     close: (timeoutS = 5) => pool.end({ timeout: timeoutS }),
   };
+}
+
+/** `DbClient.bind`'s handle: its `sql` made at once (every call uses it), its `orm` when first asked for (writes). */
+class BoundDb implements Db {
+  readonly sql: postgres.Sql;
+  #orm: Orm | undefined;
+
+  constructor(pool: postgres.Sql, counts: PoolStatements, scope: QueryScope) {
+    this.sql = cancellable(pool, counts, scope);
+  }
+
+  get orm(): Orm {
+    return (this.#orm ??= drizzle(this.sql));
+  }
 }

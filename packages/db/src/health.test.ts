@@ -8,11 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createDbClient, type DbClient } from './client';
+import { createDbClient, type Db, type DbClient } from './client';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './embedded';
 import { isDatabaseUnavailable } from './errors';
 import { startDbHealth, type DbHealth } from './health';
-import { runInQueryScope } from './scope';
 import { createTestDatabase, type TestDatabase } from './testing';
 
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<number> {
@@ -44,9 +43,9 @@ function runLoad(db: DbClient, health: DbHealth, workers: number, stop: AbortSig
   // Half the workers run transactions, as the server's writes do: a transaction holds its connection
   // across statements, where a dying connection hurt most.
   const worker = async (_: unknown, index: number): Promise<void> => {
-    const statement: () => PromiseLike<unknown> = index % 2 === 0
-      ? () => db.sql`select pg_sleep(0.005)`
-      : () => db.sql.begin(async (tx) => { await tx`select 1`; await tx`select pg_sleep(0.005)`; });
+    const statement: (bound: Db) => PromiseLike<unknown> = index % 2 === 0
+      ? (bound) => bound.sql`select pg_sleep(0.005)`
+      : (bound) => bound.sql.begin(async (tx) => { await tx`select 1`; await tx`select pg_sleep(0.005)`; });
     while (!stop.aborted && performance.now() < endAt) {
       const started = performance.now();
       if (!health.isReady()) {
@@ -54,7 +53,7 @@ function runLoad(db: DbClient, health: DbHealth, workers: number, stop: AbortSig
         continue;
       }
       try {
-        await runInQueryScope({ signal: health.downSignal }, statement);
+        await statement(db.bind({ signal: health.downSignal }));
         report.ok++;
       } catch (error) {
         const code = (error as { code?: string }).code ?? 'unknown';

@@ -2,10 +2,10 @@ import { sql as dsql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './testing';
-import { runInQueryScope, type DbEvent } from './scope';
+import type { DbEvent } from './scope';
 import { CommitOutcomeUnknownError, isDatabaseUnavailable, sqlState } from './errors';
 import { users } from './schema';
-import { PIPELINED_READ } from './client';
+import { PIPELINED_READ, type Db } from './client';
 
 let t: TestDatabase;
 let observer: postgres.Sql;
@@ -32,17 +32,18 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 50
   return performance.now() - start;
 }
 
-function scoped<T>(fn: () => PromiseLike<T>) {
+/** `fn` run on a handle bound to a scope of its own (DbClient.bind): its signal, and the hops it reported. */
+function scoped<T>(fn: (db: Db) => PromiseLike<T>, client: Pick<TestDatabase, 'bind'> = t) {
   const controller = new AbortController();
   const events: DbEvent[] = [];
-  const promise = runInQueryScope({ signal: controller.signal, onEvent: (e) => events.push(e) }, fn);
+  const promise = Promise.resolve(fn(client.bind({ signal: controller.signal, onEvent: (e) => events.push(e) })));
   promise.catch(() => undefined);
   return { controller, events, promise };
 }
 
 describe('query scope cancellation', () => {
   it('cancels a running statement inside Postgres, and only that one', async () => {
-    const call = scoped(() => t.sql`select pg_sleep(10) as slept`);
+    const call = scoped((db) => db.sql`select pg_sleep(10) as slept`);
     const canary = t.sql`select pg_sleep(0.3), 'canary' as name`;
     await until('the statement runs', async () => (await activity()).some((a) => a.state === 'active' && a.query.includes('pg_sleep(10)')));
     call.controller.abort(new Error('user left'));
@@ -60,8 +61,8 @@ describe('query scope cancellation', () => {
     expect(t.statements()).toEqual({ queued: 0, running: 0 });
   });
 
-  it('cancels drizzle queries too (lazy queries run at the await, inside the scope)', async () => {
-    const call = scoped(async () => t.orm.execute(dsql`select pg_sleep(10)`));
+  it('cancels drizzle queries too (made through the bound handle)', async () => {
+    const call = scoped(async (db) => db.orm.execute(dsql`select pg_sleep(10)`));
     await until('the statement runs', async () => (await activity()).some((a) => a.state === 'active' && a.query.includes('pg_sleep(10)')));
     call.controller.abort();
     await expect(call.promise).rejects.toMatchObject({ cause: { code: '57014' } });
@@ -69,7 +70,7 @@ describe('query scope cancellation', () => {
 
   it('never sends a statement that is still waiting for a connection', async () => {
     const busy = [1, 2, 3].map(() => t.sql`select pg_sleep(0.4)`.execute());
-    const call = scoped(() => t.orm.insert(users).values({ name: 'Queued', email: 'queued@example.com' }));
+    const call = scoped((db) => db.orm.insert(users).values({ name: 'Queued', email: 'queued@example.com' }));
     await until('queued', () => Promise.resolve(t.statements().queued === 1));
     call.controller.abort();
     await expect(call.promise).rejects.toMatchObject({ cause: { code: '57014' } });
@@ -80,8 +81,8 @@ describe('query scope cancellation', () => {
   });
 
   it('rolls back a transaction cancelled midway and leaves no session idle in transaction', async () => {
-    const call = scoped(() =>
-      t.orm.transaction(async (tx) => {
+    const call = scoped((db) =>
+      db.orm.transaction(async (tx) => {
         await tx.insert(users).values({ name: 'First', email: 'first@example.com' });
         await tx.execute(dsql`select pg_sleep(10)`);
         await tx.insert(users).values({ name: 'Second', email: 'second@example.com' });
@@ -98,8 +99,9 @@ describe('query scope cancellation', () => {
   it('refuses to start statements once the signal has fired', async () => {
     const controller = new AbortController();
     controller.abort();
-    await expect(runInQueryScope({ signal: controller.signal }, () => t.sql`select 1`)).rejects.toMatchObject({ code: '57014' });
-    const refused = await runInQueryScope({ signal: controller.signal }, () => t.orm.transaction(() => Promise.resolve(1))).then(() => undefined, (e: unknown) => e);
+    const db = t.bind({ signal: controller.signal });
+    await expect(db.sql`select 1`).rejects.toMatchObject({ code: '57014' });
+    const refused = await db.orm.transaction(() => Promise.resolve(1)).then(() => undefined, (e: unknown) => e);
     // A transaction is refused before BEGIN is sent, with the signal's own reason.
     expect(refused).toBe(controller.signal.reason);
   });
@@ -107,7 +109,7 @@ describe('query scope cancellation', () => {
   it('bounds every statement of a transaction by the call deadline inside Postgres', async () => {
     const signal = new AbortController().signal; // never fires: only the server-side timeout can stop it
     const started = performance.now();
-    const run = runInQueryScope({ signal, deadline: Date.now() + 300 }, () => t.orm.transaction((tx) => tx.execute(dsql`select pg_sleep(5)`)));
+    const run = t.bind({ signal, deadline: Date.now() + 300 }).orm.transaction((tx) => tx.execute(dsql`select pg_sleep(5)`));
     await expect(run).rejects.toMatchObject({ cause: { code: '57014' } });
     expect(performance.now() - started).toBeLessThan(3000); // unbounded it sleeps 5 s; slack for BEGIN on a loaded machine
   });
@@ -122,10 +124,10 @@ describe('a pipelined read cancelled behind another (abandoned)', () => {
   it('is answered at once and reported ended, with no cancel left to repeat', async () => {
     const own = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { applicationName: 'scope-pipelined', poolMax: 1 });
     try {
-      const read = (seconds: number, name: string) => own.sql.unsafe('select pg_sleep($1), $2::text as name', [seconds, name], PIPELINED_READ);
-      await read(0, 'prepared'); // a statement's first run is described first, with nothing pipelined behind it
-      const a = scoped(() => read(0.3, 'a'));
-      const b = scoped(() => read(0.3, 'b'));
+      const read = (db: Db, seconds: number, name: string) => db.sql.unsafe('select pg_sleep($1), $2::text as name', [seconds, name], PIPELINED_READ);
+      await read(own, 0, 'prepared'); // a statement's first run is described first, with nothing pipelined behind it
+      const a = scoped((db) => read(db, 0.3, 'a'), own);
+      const b = scoped((db) => read(db, 0.3, 'b'), own);
       await until('b is sent behind a', () => Promise.resolve(b.events.some((e) => e.type === 'statement.started')));
       // The driver abandons b inside the abort itself; a retry timer armed after that would only keep the
       // settled statement alive for nothing.
@@ -154,8 +156,8 @@ describe('when a cancel does not take effect, or the connection dies at COMMIT',
     // (postmaster.c signal_child), and a backend quick to take the first signal takes the second too. So the
     // handler also swallows whatever comes in the 100 ms after the first cancel (seen here: the second sleep
     // cancelled 4 ms into the statement by one CancelRequest); the repeat comes 200 ms after it.
-    const call = scoped(() =>
-      t.sql.unsafe(`do $$
+    const call = scoped((db) =>
+      db.sql.unsafe(`do $$
       declare
         swallowed_at timestamptz;
       begin
@@ -211,11 +213,11 @@ describe('when a cancel does not take effect, or the connection dies at COMMIT',
         return (row?.killed ?? 0) > 0;
       });
 
-    const atCommit = scoped(() => t.sql.begin(async (tx) => { await tx`insert into commit_probe values (1)`; }));
+    const atCommit = scoped((db) => db.sql.begin(async (tx) => { await tx`insert into commit_probe values (1)`; }));
     await killDuring('commit'); // exactly COMMIT (the body's insert names the table commit_probe)
     await expect(atCommit.promise).rejects.toBeInstanceOf(CommitOutcomeUnknownError);
 
-    const inBody = scoped(() => t.sql.begin(async (tx) => { await tx`select pg_sleep(30), 'body'`; }));
+    const inBody = scoped((db) => db.sql.begin(async (tx) => { await tx`select pg_sleep(30), 'body'`; }));
     await killDuring("%'body'%");
     const error: unknown = await inBody.promise.catch((e: unknown) => e);
     expect(error).not.toBeInstanceOf(CommitOutcomeUnknownError);

@@ -1,10 +1,9 @@
 /**
  * What a transport knows about one call that tRPC has no field for. Over HTTP each request has its own
  * context (x-request-id, x-deadline-ms); over a WebSocket one context serves every call of the socket, so
- * the transport runs tRPC's handling of each message inside `runWithCallMeta`, and the call's scope reads
- * it here (AsyncLocalStorage follows the `await`s between the message and the procedure).
+ * the transport gives each call a context of its own carrying its CallMeta (`Context.callMeta`, through our
+ * @trpc/server patch's `callContext` hook: patches/README.md), and the call's scope reads it there.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 
 /** Calls one carrier (a socket) may have in flight. */
 export interface CallSlots {
@@ -21,14 +20,4 @@ export interface CallMeta {
   /** Fires when the carrier goes away (the socket closed): the call stops. */
   signal?: AbortSignal | undefined;
   slots?: CallSlots | undefined;
-}
-
-const storage = new AsyncLocalStorage<CallMeta>();
-
-export function runWithCallMeta<T>(meta: CallMeta, fn: () => T): T {
-  return storage.run(meta, fn);
-}
-
-export function currentCallMeta(): CallMeta | undefined {
-  return storage.getStore();
 }

@@ -1,5 +1,4 @@
 import { deadline } from '@asyncscope/concurrency';
-import { runInQueryScope } from '@asyncscope/db';
 import { tracked, TRPCError, type TRPCRouterRecord } from '@trpc/server';
 import { activityEventsInput } from '@asyncscope/contract';
 import type { Context } from '../context';
@@ -13,12 +12,12 @@ async function poolConnections(runtime: Context['runtime'], signal: AbortSignal 
   try {
     // Outside the pool when the server offers it: through the pool, this read waits behind the calls it reports.
     if (runtime.readPoolConnections) return await runtime.readPoolConnections();
-    // In a query scope: the deadline cancels the statement (and a cancel that fails is handled there).
-    const rows = await runInQueryScope({ signal: scope.signal }, () => runtime.db.sql<PoolConnections[]>`
+    // Bound to the deadline's scope: it cancels the statement (and a cancel that fails is handled there).
+    const rows = await runtime.db.bind({ signal: scope.signal }).sql<PoolConnections[]>`
       select coalesce(state, 'unknown') as state, count(*)::int as count
       from pg_stat_activity
       where application_name = ${runtime.db.config.applicationName} and pid <> pg_backend_pid()
-      group by 1 order by 1`);
+      group by 1 order by 1`;
     return [...rows];
   } catch {
     return undefined;

@@ -9,7 +9,6 @@ import { until } from '@asyncscope/concurrency/testing';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
 import postgres from 'postgres';
 import type { ActivityEvent } from '../activity/log';
-import { runWithCallMeta } from '../calls/call-meta';
 import { createInnerContext } from '../context';
 import { createCaller } from '../root';
 import { seedUsers } from '../testing';
@@ -32,9 +31,8 @@ afterAll(async () => {
   await t[Symbol.asyncDispose]();
 });
 
-const as = (owner: string) => createCaller(createInnerContext({ runtime, authorized: true, owner }));
-/** A call named `callId`, as a transport names it. */
-const named = <T>(callId: string, fn: () => Promise<T>): Promise<T> => runWithCallMeta({ callId }, fn);
+/** `owner`'s caller; with `callId`, its calls are named so, as a transport names them (CallMeta). */
+const as = (owner: string, callId?: string) => createCaller(createInnerContext({ runtime, authorized: true, owner, callMeta: callId === undefined ? undefined : { callId } }));
 const hopsOf = (callId: string): ActivityEvent[] => runtime.activity.read(0, 100_000).events.filter((e) => e.callId === callId);
 const sleeping = async () =>
   (await observer<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = ${t.name} and query like '%pg_sleep%' and state = 'active' and pid <> pg_backend_pid()`)[0]?.n ?? 0;
@@ -44,11 +42,11 @@ const codeOf = (error: unknown) => (error instanceof TRPCError ? error.code : St
 describe('calls.cancel', () => {
   it('stops a running statement (57014), one waiting for a pool connection (never sent) and one waiting for admission (never started)', async () => {
     const alice = as('alice');
-    const running = [named('run-1', () => alice.lab.sleep({ ms: 20_000 })), named('run-2', () => alice.lab.sleep({ ms: 20_000 }))].map((p) => p.catch(codeOf));
+    const running = [as('alice', 'run-1').lab.sleep({ ms: 20_000 }), as('alice', 'run-2').lab.sleep({ ms: 20_000 })].map((p) => p.catch(codeOf));
     await until('two statements sleeping', async () => (await sleeping()) === 2);
-    const poolWait = named('pool-wait', () => alice.lab.sleep({ ms: 20_000 })).catch(codeOf);
+    const poolWait = as('alice', 'pool-wait').lab.sleep({ ms: 20_000 }).catch(codeOf);
     await until('the third call started, waiting for a connection', () => hopsOf('pool-wait').some((e) => e.type === 'started'));
-    const admissionWait = named('admission-wait', () => alice.lab.sleep({ ms: 20_000 })).catch(codeOf);
+    const admissionWait = as('alice', 'admission-wait').lab.sleep({ ms: 20_000 }).catch(codeOf);
     await until('the fourth call queued for admission', () => hopsOf('admission-wait').some((e) => e.type === 'queued'));
 
     const started = performance.now();
@@ -81,7 +79,7 @@ describe('calls.cancel', () => {
   it('rolls back a transaction it stops, and returns the connection', async () => {
     const alice = as('alice');
     await t.sql`truncate lab_writes restart identity`;
-    const write = named('tx-1', () => alice.lab.slowWrite({ label: 'cancelled-by-id', ms: 20_000 })).catch(codeOf);
+    const write = as('alice', 'tx-1').lab.slowWrite({ label: 'cancelled-by-id', ms: 20_000 }).catch(codeOf);
     await until('the transaction sleeping', async () => (await sleeping()) === 1);
     expect((await alice.calls.cancel({ callIds: ['tx-1'] })).results).toEqual([{ callId: 'tx-1', status: 'cancelled' }]);
     expect(await write).toBe('CLIENT_CLOSED_REQUEST');
@@ -93,9 +91,8 @@ describe('calls.cancel', () => {
 
   it('answers per id: cancelled, already-settled, unknown — and never reaches another caller’s call', async () => {
     const alice = as('alice');
-    const bob = as('bob');
-    await named('done-1', () => alice.lab.sleep({ ms: 0 }));
-    const bobs = named('shared-id', () => bob.lab.sleep({ ms: 300 }));
+    await as('alice', 'done-1').lab.sleep({ ms: 0 });
+    const bobs = as('bob', 'shared-id').lab.sleep({ ms: 300 });
     await until('bob’s call started', () => hopsOf('shared-id').some((e) => e.type === 'started'));
     const { results } = await alice.calls.cancel({ callIds: ['done-1', 'shared-id', 'never-was'] });
     expect(results).toEqual([
@@ -107,23 +104,22 @@ describe('calls.cancel', () => {
   });
 
   it('refuses a duplicate id in flight with CONFLICT, leaving the first call alone', async () => {
-    const alice = as('alice');
-    const first = named('dup-1', () => alice.lab.sleep({ ms: 300 }));
+    const first = as('alice', 'dup-1').lab.sleep({ ms: 300 });
     await until('the first call started', () => hopsOf('dup-1').some((e) => e.type === 'started'));
-    const error: unknown = await named('dup-1', () => alice.lab.sleep({ ms: 0 })).catch((e: unknown) => e);
+    const error: unknown = await as('alice', 'dup-1').lab.sleep({ ms: 0 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TRPCError);
     expect((error as TRPCError).code).toBe('CONFLICT');
     expect((error as TRPCError).message).toMatch(/"dup-1" is already in flight/);
     await expect(first).resolves.toBeDefined();
     expect(hopsOf('dup-1').filter((e) => e.type === 'settled')).toEqual([expect.objectContaining({ code: 'OK' })]);
     // Settled: the id may be used again.
-    await expect(named('dup-1', () => alice.lab.sleep({ ms: 0 }))).resolves.toBeDefined();
+    await expect(as('alice', 'dup-1').lab.sleep({ ms: 0 })).resolves.toBeDefined();
   });
 
   it('a cancel that arrives before its call (it overtook it on another connection) stops the call unstarted', async () => {
     const alice = as('alice');
     expect((await alice.calls.cancel({ callIds: ['overtaken'] })).results).toEqual([{ callId: 'overtaken', status: 'unknown' }]);
-    expect(await named('overtaken', () => alice.lab.sleep({ ms: 5000 })).catch(codeOf)).toBe('CLIENT_CLOSED_REQUEST');
+    expect(await as('alice', 'overtaken').lab.sleep({ ms: 5000 }).catch(codeOf)).toBe('CLIENT_CLOSED_REQUEST');
     expect(hopsOf('overtaken').map((e) => e.type)).not.toContain('statement.started');
   });
 

@@ -46,8 +46,8 @@ async function faultsCall(ctx: Context, signal: AbortSignal | undefined, run: (s
 
 /** Procedures that exist to demonstrate and test cancellation, deadlines and faults. */
 export const labRouter = {
-  sleep: labCall.input(validInput(labSleepInput)).query(({ ctx, input }) => ctx.runtime.lab.sleep(input.ms)),
-  slowWrite: labCall.input(validInput(labSlowWriteInput)).mutation(({ ctx, input }) => ctx.runtime.lab.slowWrite(input)),
+  sleep: labCall.input(validInput(labSleepInput)).query(({ ctx, input }) => ctx.runtime.lab.sleep(input.ms, ctx.call)),
+  slowWrite: labCall.input(validInput(labSlowWriteInput)).mutation(({ ctx, input }) => ctx.runtime.lab.slowWrite(input, ctx.call)),
   /** CPU-bound work in a worker thread; cancelling the call terminates the worker's job. */
   cpu: labCall
     .input(validInput(labCpuInput))

@@ -38,7 +38,7 @@ export function eventSlices(items: readonly User[]): User[][] {
  */
 async function* pagesOf(ctx: Context, scope: CallScope, pageSize: number, afterId: number) {
   let sent = 0;
-  for await (const page of ctx.runtime.users.stream({ pageSize, afterId, signal: scope.signal })) {
+  for await (const page of ctx.runtime.users.stream({ pageSize, afterId, scope })) {
     for (const items of eventSlices(page.items)) {
       sent += items.length;
       const out: UserStreamPage = { items, sent, total: page.total };
@@ -48,11 +48,11 @@ async function* pagesOf(ctx: Context, scope: CallScope, pageSize: number, afterI
 }
 
 export const usersRouter = {
-  byId: callProcedure.input(validInput(userByIdInput)).query(({ ctx, input }) => ctx.runtime.users.byId(input.id)),
-  list: callProcedure.input(validInput(listUsersInput)).query(({ ctx, input }) => ctx.runtime.users.list(input)),
-  create: callProcedure.input(validInput(createUserInput)).mutation(({ ctx, input }) => ctx.runtime.users.create(input)),
-  update: callProcedure.input(validInput(updateUserInput)).mutation(({ ctx, input }) => ctx.runtime.users.update(input)),
-  delete: callProcedure.input(validInput(deleteUserInput)).mutation(({ ctx, input }) => ctx.runtime.users.delete(input)),
+  byId: callProcedure.input(validInput(userByIdInput)).query(({ ctx, input }) => ctx.runtime.users.byId(input.id, ctx.call)),
+  list: callProcedure.input(validInput(listUsersInput)).query(({ ctx, input }) => ctx.runtime.users.list(input, ctx.call)),
+  create: callProcedure.input(validInput(createUserInput)).mutation(({ ctx, input }) => ctx.runtime.users.create(input, ctx.call)),
+  update: callProcedure.input(validInput(updateUserInput)).mutation(({ ctx, input }) => ctx.runtime.users.update(input, ctx.call)),
+  delete: callProcedure.input(validInput(deleteUserInput)).mutation(({ ctx, input }) => ctx.runtime.users.delete(input, ctx.call)),
 
   /**
    * Every user, page by page (keyset), over SSE. A client that stops reading closes the stream: the signal

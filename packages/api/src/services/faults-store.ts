@@ -1,6 +1,6 @@
 import type { Fault, FaultTarget } from '@asyncscope/contract';
 import { AsyncEvent, deadline, Mutex } from '@asyncscope/concurrency';
-import { type DbClient, labFaults, runInQueryScope } from '@asyncscope/db';
+import { type DbClient, labFaults } from '@asyncscope/db';
 import { eq, sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import type { Faults } from './faults';
@@ -106,7 +106,7 @@ export class FaultStore {
   async load(signal: AbortSignal): Promise<Record<string, Fault>> {
     return this.#mutex.runExclusive(async () => {
       signal.throwIfAborted();
-      this.#apply(await runInQueryScope({ signal }, () => this.#select(this.db.orm)));
+      this.#apply(await this.#select(this.db.bind({ signal }).orm));
       return this.faults.all();
     }, { signal });
   }
@@ -172,15 +172,13 @@ export class FaultStore {
   async #change(signal: AbortSignal, write: (tx: Transaction) => Promise<void>): Promise<Record<string, Fault>> {
     return this.#mutex.runExclusive(async () => {
       signal.throwIfAborted();
-      const rows = await runInQueryScope({ signal }, () =>
-        this.db.orm.transaction(async (tx) => {
-          await write(tx);
-          // Delivered at COMMIT, to every instance LISTENing (this one too: a reload that finds the same rows).
-          await tx.execute(sql`select pg_notify(${LAB_FAULTS_CHANNEL}, '')`);
-          // Read back inside the transaction: this instance's view has the change before the caller is answered.
-          return this.#select(tx);
-        }),
-      );
+      const rows = await this.db.bind({ signal }).orm.transaction(async (tx) => {
+        await write(tx);
+        // Delivered at COMMIT, to every instance LISTENing (this one too: a reload that finds the same rows).
+        await tx.execute(sql`select pg_notify(${LAB_FAULTS_CHANNEL}, '')`);
+        // Read back inside the transaction: this instance's view has the change before the caller is answered.
+        return this.#select(tx);
+      });
       this.#apply(rows);
       return this.faults.all();
     }, { signal });
@@ -220,7 +218,7 @@ export class FaultStore {
       const scope = deadline(LOAD_TIMEOUT_MS, { signal });
       try {
         scope.signal.throwIfAborted();
-        this.#apply(await runInQueryScope({ signal: scope.signal }, () => this.#select(this.db.orm)));
+        this.#apply(await this.#select(this.db.bind({ signal: scope.signal }).orm));
       } finally {
         scope.dispose();
       }

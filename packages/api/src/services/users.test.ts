@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@asyncscope/db/testing';
-import { createDbClient, PIPELINED_READ, runInQueryScope, type DbEvent } from '@asyncscope/db';
+import { createDbClient, PIPELINED_READ, type Db, type DbEvent, type QueryScope } from '@asyncscope/db';
 import { until } from '@asyncscope/concurrency/testing';
 import { seedUsers } from '../testing';
 import { BY_ID_SQL, isoTimestamp, PAGE_SQL, PIPELINED_OFFSET_MAX, UsersService } from './users';
 
 let t: TestDatabase;
 let service: UsersService;
+/** The scope of a call nobody cancels. */
+const quiet: QueryScope = { signal: new AbortController().signal };
 beforeAll(async () => {
   t = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { poolMax: 16 });
   service = new UsersService(t);
@@ -51,7 +53,7 @@ describe('UsersService.list', () => {
     try {
       for (let i = 0; i < 150; i++) {
         // While the table holds fewer rows than the limit, a page from offset 0 IS the table: its length is the total.
-        const page = await service.list({ limit: 100, offset: 0 });
+        const page = await service.list({ limit: 100, offset: 0 }, quiet);
         expect(page.items.length, `read ${i}`).toBe(page.total);
         if (page.total > 60) await t.sql`delete from users where id in (select id from users order by id limit 30)`;
       }
@@ -67,7 +69,7 @@ describe('UsersService.list', () => {
       for (let i = 0; i < 40; i++) {
         const [counted, listed] = await t.sql.begin('isolation level repeatable read', async (tx) => {
           const [row] = await tx<{ n: number }[]>`select count(*)::int as n from users`;
-          const page = await new UsersService({ orm: t.orm, sql: tx }).list({ limit: 50, offset: 10 });
+          const page = await new UsersService({ bind: () => ({ orm: t.orm, sql: tx }) }).list({ limit: 50, offset: 10 }, quiet);
           return [row?.n, page] as const;
         });
         expect(listed.total, `read ${i}`).toBe(counted);
@@ -79,10 +81,10 @@ describe('UsersService.list', () => {
   });
 
   it('reports the total with an empty page, and items in id order', async () => {
-    expect(await service.list({ limit: 10, offset: 0 })).toEqual({ items: [], total: 0 });
+    expect(await service.list({ limit: 10, offset: 0 }, quiet)).toEqual({ items: [], total: 0 });
     await seedUsers(t.sql, 25);
-    expect(await service.list({ limit: 10, offset: 100 })).toEqual({ items: [], total: 25 });
-    const page = await service.list({ limit: 10, offset: 20 });
+    expect(await service.list({ limit: 10, offset: 100 }, quiet)).toEqual({ items: [], total: 25 });
+    const page = await service.list({ limit: 10, offset: 20 }, quiet);
     expect(page.total).toBe(25);
     expect(page.items.map((u) => u.id)).toEqual([21, 22, 23, 24, 25]);
   });
@@ -104,8 +106,8 @@ describe('UsersService.list', () => {
         const text = shown.map((row) => row['QUERY PLAN']).join('\n');
         expect(text, plan).toContain(plan === 'index' ? 'Index Scan' : 'Seq Scan on users');
         const raw = await Promise.all(offsets.map((offset) => tx.unsafe(PAGE_SQL, [50, offset]).values()));
-        const service = new UsersService({ orm: t.orm, sql: tx });
-        return [raw.map((rows) => rows.map((row) => row[0] as number)), await Promise.all(offsets.map((offset) => service.list({ limit: 50, offset })))] as const;
+        const service = new UsersService({ bind: () => ({ orm: t.orm, sql: tx }) });
+        return [raw.map((rows) => rows.map((row) => row[0] as number)), await Promise.all(offsets.map((offset) => service.list({ limit: 50, offset }, quiet)))] as const;
       });
       expect(sent, plan).toEqual(expected);
       expect(listed.map((p) => p.items.map((u) => u.id)), plan).toEqual(expected);
@@ -115,8 +117,8 @@ describe('UsersService.list', () => {
   it('returns users exactly as byId does (same shape, same ISO timestamps)', async () => {
     await seedUsers(t.sql, 3);
     await t.sql`update users set created_at = '2024-02-29 23:59:59.9999+00', updated_at = '2031-01-01 00:00:00+00' where id = 2`;
-    const page = await service.list({ limit: 10, offset: 0 });
-    expect(page.items).toEqual([await service.byId(1), await service.byId(2), await service.byId(3)]);
+    const page = await service.list({ limit: 10, offset: 0 }, quiet);
+    expect(page.items).toEqual([await service.byId(1, quiet), await service.byId(2, quiet), await service.byId(3, quiet)]);
     expect(page.items[1]).toMatchObject({ createdAt: '2024-02-29T23:59:59.999Z', updatedAt: '2031-01-01T00:00:00.000Z' });
   });
 });
@@ -128,18 +130,18 @@ describe('UsersService.list: which pages are pipelined', () => {
     const own = await createTestDatabase(inject('pgAdminUrl'), inject('pgTemplate'), { poolMax: 1 });
     try {
       const users = new UsersService(own);
-      const sleep = (seconds: number) => own.sql.unsafe('select pg_sleep($1)::text', [seconds], PIPELINED_READ);
-      await sleep(0); // prepared: a statement's first run pipelines nothing behind it
-      await users.list({ limit: 5, offset: 0 });
-      await users.list({ limit: 5, offset: PIPELINED_OFFSET_MAX + 1 });
+      const sleep = (db: Db, seconds: number) => db.sql.unsafe('select pg_sleep($1)::text', [seconds], PIPELINED_READ);
+      await sleep(own, 0); // prepared: a statement's first run pipelines nothing behind it
+      await users.list({ limit: 5, offset: 0 }, quiet);
+      await users.list({ limit: 5, offset: PIPELINED_OFFSET_MAX + 1 }, quiet);
       const sentAt = new Map<string, number>();
-      const scoped = <T>(name: string, run: () => Promise<T>) =>
-        runInQueryScope({ signal: new AbortController().signal, onEvent: (e: DbEvent) => { if (e.type === 'statement.started') sentAt.set(name, performance.now()); } }, run);
+      /** A scope that notes when its statement was sent. */
+      const scoped = (name: string): QueryScope => ({ signal: new AbortController().signal, onEvent: (e: DbEvent) => { if (e.type === 'statement.started') sentAt.set(name, performance.now()); } });
       for (const [name, offset] of [['near', PIPELINED_OFFSET_MAX], ['far', PIPELINED_OFFSET_MAX + 1]] as const) {
         sentAt.clear();
-        const slow = scoped('slow', () => sleep(0.5));
+        const slow = sleep(own.bind(scoped('slow')), 0.5).execute(); // sent now, not at the await
         await until('the slow read runs', () => sentAt.has('slow'));
-        await Promise.all([scoped(name, () => users.list({ limit: 5, offset })), slow]);
+        await Promise.all([users.list({ limit: 5, offset }, scoped(name)), slow]);
         // A near page goes behind the running read at once; a far one waits for the connection to be free.
         const after = (sentAt.get(name) ?? NaN) - (sentAt.get('slow') ?? NaN);
         if (name === 'near') expect(after).toBeLessThan(300);
@@ -163,8 +165,8 @@ describe('UsersService reads: planned once per connection', () => {
       await own.sql`analyze users`;
       const users = new UsersService(own);
       for (let i = 0; i < 12; i++) {
-        await users.list({ limit: 50, offset: i * 5 });
-        await users.byId(i + 1);
+        await users.list({ limit: 50, offset: i * 5 }, quiet);
+        await users.byId(i + 1, quiet);
       }
       // One connection: this reads the session that ran them.
       const plans = await own.sql<{ statement: string; generic_plans: string; custom_plans: string }[]>`
@@ -227,7 +229,7 @@ describe('UsersService.stream', () => {
     const controller = new AbortController();
     const seen: number[] = [];
     let lastIds: number[] = [];
-    for await (const page of service.stream({ pageSize: 100, afterId: 3, signal: controller.signal })) {
+    for await (const page of service.stream({ pageSize: 100, afterId: 3, scope: { signal: controller.signal } })) {
       expect(page.total).toBe(1046);
       seen.push(...page.items.map((u) => u.id));
       lastIds = [...lastIds, page.lastId];
@@ -241,19 +243,17 @@ describe('UsersService.stream', () => {
   it('an early return settles the page read ahead; an abort cancels it and ends the generator', async () => {
     await seedUsers(t.sql, 500);
     const controller = new AbortController();
-    const pages = service.stream({ pageSize: 100, afterId: 0, signal: controller.signal });
+    const pages = service.stream({ pageSize: 100, afterId: 0, scope: { signal: controller.signal } });
     expect(await nextLastId(pages)).toBe(100);
     await pages.return(undefined);
     expect(await pages.next()).toEqual({ done: true, value: undefined });
 
     const scoped = new AbortController();
-    await runInQueryScope({ signal: scoped.signal }, async () => {
-      const stream = service.stream({ pageSize: 100, afterId: 0, signal: scoped.signal });
-      expect(await nextLastId(stream)).toBe(100);
-      scoped.abort();
-      // The read-ahead was cancelled (or had finished): the generator ends quietly, as before.
-      expect(await stream.next()).toEqual({ done: true, value: undefined });
-    });
+    const stream = service.stream({ pageSize: 100, afterId: 0, scope: { signal: scoped.signal } });
+    expect(await nextLastId(stream)).toBe(100);
+    scoped.abort();
+    // The read-ahead was cancelled (or had finished): the generator ends quietly, as before.
+    expect(await stream.next()).toEqual({ done: true, value: undefined });
     const [active] = await t.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = current_database() and state = 'active' and pid <> pg_backend_pid()`;
     expect(active?.n).toBe(0);
   });
@@ -277,8 +277,8 @@ describe('UsersService.stream', () => {
     try {
       await isLocked;
       const scope = new AbortController();
-      const stream = new UsersService(solo).stream({ pageSize: 100, afterId: 0, signal: scope.signal });
-      const first = runInQueryScope({ signal: scope.signal }, () => stream.next());
+      const stream = new UsersService(solo).stream({ pageSize: 100, afterId: 0, scope: { signal: scope.signal } });
+      const first = stream.next();
       // Page 1 waits for the lock; behind it, on the pool's one connection, someone else's statement.
       await until('page 1 waiting for the lock', async () => {
         const [row] = await t.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where application_name = 'asyncscope-test-solo' and wait_event_type = 'Lock'`;
@@ -294,7 +294,7 @@ describe('UsersService.stream', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(unhandled).toEqual([]);
       await other;
-      expect(await runInQueryScope({ signal: scope.signal }, () => stream.next())).toEqual({ done: true, value: undefined });
+      expect(await stream.next()).toEqual({ done: true, value: undefined });
     } finally {
       release();
       process.off('unhandledRejection', onUnhandled);

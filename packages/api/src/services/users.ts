@@ -1,5 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
-import { PG_UNIQUE_VIOLATION, PIPELINED_READ, PREPARED_READ, sqlState, users, type DbClient, type Orm, type UserRow } from '@asyncscope/db';
+import { PG_UNIQUE_VIOLATION, PIPELINED_READ, PREPARED_READ, sqlState, users, type Db, type Orm, type QueryScope, type UserRow } from '@asyncscope/db';
 import type { User, UserPage } from '@asyncscope/contract';
 import { ConflictError, NotFoundError } from './errors';
 import { idempotentWrite } from './idempotency';
@@ -104,35 +104,37 @@ async function insertUser(tx: Pick<Orm, 'insert'>, values: { name: string; email
 }
 
 /**
+ * A prepared read whose rows come as arrays (cheaper than postgres.js's row objects), pipelined on a busy
+ * connection (each is one short statement; a cancelled one may be abandoned, see `PIPELINED_READ`).
+ */
+function read(db: { sql: Pick<Db['sql'], 'unsafe'> }, text: string, params: readonly number[], pipelined = true) {
+  return db.sql.unsafe(text, params as number[], pipelined ? PIPELINED_READ : PREPARED_READ).values();
+}
+
+/**
  * The users service: what the procedures do, callable without HTTP. Reads are prepared statements (parsed
  * and planned once per connection); every write is one transaction, rolled back on any error.
  */
 export class UsersService {
-  readonly #db;
-  readonly #sql;
-
-  /** `sql` may be a transaction's (a test reads a page in the snapshot of its own transaction). */
-  constructor(client: { orm: Orm; sql: Pick<DbClient['sql'], 'unsafe'> }) {
-    this.#db = client.orm;
-    this.#sql = client.sql;
-  }
+  readonly #client;
 
   /**
-   * A prepared read whose rows come as arrays (cheaper than postgres.js's row objects), pipelined on a busy
-   * connection (each is one short statement; a cancelled one may be abandoned, see `PIPELINED_READ`).
+   * Each method takes the scope of the call it serves (its signal, hops and deadline: see QueryScope) and runs
+   * its statements through `client.bind(scope)`. A test may bind to a transaction's `sql` (a page read in the
+   * snapshot of its own transaction).
    */
-  #read(text: string, params: readonly number[], pipelined = true) {
-    return this.#sql.unsafe(text, params as number[], pipelined ? PIPELINED_READ : PREPARED_READ).values();
+  constructor(client: { bind(scope: QueryScope): { orm: Db['orm']; sql: Pick<Db['sql'], 'unsafe'> } }) {
+    this.#client = client;
   }
 
-  async byId(id: number): Promise<User> {
-    const [row] = await this.#read(BY_ID_SQL, [id]);
+  async byId(id: number, scope: QueryScope): Promise<User> {
+    const [row] = await read(this.#client.bind(scope), BY_ID_SQL, [id]);
     if (!row) throw new NotFoundError('user', id);
     return userFromValues(row);
   }
 
-  async list(input: { limit: number; offset: number }): Promise<UserPage> {
-    const rows = await this.#read(PAGE_SQL, [input.limit, input.offset], input.offset <= PIPELINED_OFFSET_MAX);
+  async list(input: { limit: number; offset: number }, scope: QueryScope): Promise<UserPage> {
+    const rows = await read(this.#client.bind(scope), PAGE_SQL, [input.limit, input.offset], input.offset <= PIPELINED_OFFSET_MAX);
     const items: User[] = [];
     let ordered = true;
     for (const row of rows) {
@@ -146,10 +148,10 @@ export class UsersService {
   }
 
   /** Creates a user; with an idempotency key, a retry returns the first response (see idempotentWrite). */
-  async create(input: { name: string; email: string; idempotencyKey?: string | undefined }): Promise<User> {
+  async create(input: { name: string; email: string; idempotencyKey?: string | undefined }, scope: QueryScope): Promise<User> {
     const { idempotencyKey, ...values } = input;
     try {
-      return await idempotentWrite(this.#db, { procedure: 'users.create', key: idempotencyKey, request: values }, async (tx) => toUser(await insertUser(tx, values)));
+      return await idempotentWrite(this.#client.bind(scope).orm, { procedure: 'users.create', key: idempotencyKey, request: values }, async (tx) => toUser(await insertUser(tx, values)));
     } catch (error) {
       return conflictOr(error, values.email);
     }
@@ -162,11 +164,13 @@ export class UsersService {
    * It ends at the first empty page, as a stream that read page by page would.
    * `total` is the table's size when the stream started (the counter slots, not a count).
    */
-  async *stream(opts: { pageSize: number; afterId: number; signal: AbortSignal }): AsyncGenerator<{ items: User[]; lastId: number; total: number }> {
-    const [totals] = await this.#read(TOTAL_SQL, []);
+  async *stream(opts: { pageSize: number; afterId: number; scope: QueryScope }): AsyncGenerator<{ items: User[]; lastId: number; total: number }> {
+    const { scope } = opts;
+    const db = this.#client.bind(scope);
+    const [totals] = await read(db, TOTAL_SQL, []);
     const total = (totals?.[0] as number | undefined) ?? 0;
     const fetchAfter = (id: number) => {
-      const page = this.#read(KEYSET_SQL, [id, opts.pageSize]).execute();
+      const page = read(db, KEYSET_SQL, [id, opts.pageSize]).execute();
       // The read-ahead can fail while the stream waits at \`yield\` for its consumer (a cancel by id, the
       // database going away): handled here, it is no unhandled rejection that ends the process; awaiting it
       // below still throws the error.
@@ -175,7 +179,7 @@ export class UsersService {
     };
     let next: ReturnType<typeof fetchAfter> | undefined = fetchAfter(opts.afterId);
     try {
-      while (!opts.signal.aborted) {
+      while (!scope.signal.aborted) {
         const pending: ReturnType<typeof fetchAfter> = next;
         next = undefined;
         const rows = await pending;
@@ -192,11 +196,11 @@ export class UsersService {
     }
   }
 
-  async update(input: { id: number; name?: string | undefined; email?: string | undefined; idempotencyKey?: string | undefined }): Promise<User> {
+  async update(input: { id: number; name?: string | undefined; email?: string | undefined; idempotencyKey?: string | undefined }, scope: QueryScope): Promise<User> {
     const { idempotencyKey, ...request } = input;
     const { id, ...changes } = request;
     try {
-      return await idempotentWrite(this.#db, { procedure: 'users.update', key: idempotencyKey, request }, async (tx) => {
+      return await idempotentWrite(this.#client.bind(scope).orm, { procedure: 'users.update', key: idempotencyKey, request }, async (tx) => {
         const [row] = await tx
           .update(users)
           .set({ ...changes, updatedAt: sql`now()` })
@@ -211,9 +215,9 @@ export class UsersService {
   }
 
   /** Deletes a user and returns it; with an idempotency key, a retry gets that answer again, not NOT_FOUND. */
-  async delete(input: { id: number; idempotencyKey?: string | undefined }): Promise<User> {
+  async delete(input: { id: number; idempotencyKey?: string | undefined }, scope: QueryScope): Promise<User> {
     const { idempotencyKey, id } = input;
-    return idempotentWrite(this.#db, { procedure: 'users.delete', key: idempotencyKey, request: { id } }, async (tx) => {
+    return idempotentWrite(this.#client.bind(scope).orm, { procedure: 'users.delete', key: idempotencyKey, request: { id } }, async (tx) => {
       const [row] = await tx.delete(users).where(eq(users.id, id)).returning();
       if (!row) throw new NotFoundError('user', id);
       return toUser(row);
