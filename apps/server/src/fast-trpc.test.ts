@@ -12,10 +12,11 @@ import { createRequire } from 'node:module';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { initTRPC, lazy } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import type { TRPCRequestInfo } from '@trpc/server/http';
 import type { ActivityEvent } from '@asyncscope/api';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFastTRPCHandler, TRPC_SERVER_VERIFIED } from './fast-trpc';
+import { callControllerOf, createFastTRPCHandler, TRPC_SERVER_VERIFIED } from './fast-trpc';
 import { createHttpServer, type HttpServer } from './http';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 import { until } from '@asyncscope/concurrency/testing';
@@ -443,16 +444,23 @@ describe('createFastTRPCHandler on its own', () => {
     ),
   });
   const fellThrough: string[] = [];
+  /** What callControllerOf gave each createContext: the controller of the call's signal, or none. */
+  const controllers: string[] = [];
   let server: Server;
   let port: number;
 
   beforeAll(async () => {
-    const standardHandler = createHTTPHandler({ router, basePath: '/trpc/' });
+    const createContext = ({ info }: { info: TRPCRequestInfo }) => {
+      const controller = callControllerOf(info);
+      controllers.push(controller === undefined ? 'none' : controller.signal === info.signal ? 'the signal’s' : 'another');
+      return {};
+    };
+    const standardHandler = createHTTPHandler({ router, basePath: '/trpc/', createContext });
     const fallback: RequestListener = (req, res) => {
       fellThrough.push(`${req.method ?? ''} ${req.url ?? ''}`);
       standardHandler(req, res);
     };
-    server = createServer(createFastTRPCHandler({ router, basePath: '/trpc/', createContext: () => ({}), fallback }));
+    server = createServer(createFastTRPCHandler({ router, basePath: '/trpc/', createContext, fallback }));
     port = await listen(server);
   });
   afterAll(async () => {
@@ -468,6 +476,8 @@ describe('createFastTRPCHandler on its own', () => {
     expect(batch.status).toBe(200);
     expect(JSON.parse(batch.text)).toEqual([{ result: { data: 'hi' } }]);
     expect(fellThrough).toEqual(['GET /trpc/hello?batch=1']);
+    // A single call's context may take its request's controller as its own (callControllerOf); a batch's may not.
+    expect(controllers).toEqual(['the signal’s', 'none']);
   });
 
   it('fires the procedure signal when the client goes away, without the fallback', async () => {

@@ -236,15 +236,34 @@ class RequestInfo implements TRPCRequestInfo {
   readonly isBatchCall = false;
   readonly connectionParams = null;
   readonly calls: SingleCall[];
+  readonly signal: AbortSignal;
+  readonly #controller: AbortController;
   private parsedUrl: URL | undefined;
 
-  constructor(readonly type: TRPCProcedureType | 'unknown', call: SingleCall, readonly signal: AbortSignal, private readonly req: IncomingMessage) {
+  constructor(readonly type: TRPCProcedureType | 'unknown', call: SingleCall, controller: AbortController, private readonly req: IncomingMessage) {
     this.calls = [call];
+    this.#controller = controller;
+    this.signal = controller.signal;
+  }
+
+  /** The controller of `signal` (see callControllerOf). */
+  get controller(): AbortController {
+    return this.#controller;
   }
 
   get url(): URL {
     return (this.parsedUrl ??= requestURL(this.req));
   }
+}
+
+/**
+ * For createContext: the controller behind the signal a call served here gets (fired when the response closes
+ * before it was written). The request carries that one call and nothing else aborts it, so the call may take it
+ * as its own (`callController`, packages/api context.ts) instead of linking a second controller to it.
+ * Undefined for requests tRPC's adapter serves.
+ */
+export function callControllerOf(info: TRPCRequestInfo | undefined): AbortController | undefined {
+  return info instanceof RequestInfo ? info.controller : undefined;
 }
 
 /** The request's URL as tRPC's node adapter makes it (createURL); the fast path takes only hosts that parse. */
@@ -301,7 +320,7 @@ export function createFastTRPCHandler<TRouter extends AnyTRPCRouter>(opts: FastT
       res.once('close', () => {
         if (!res.writableEnded) controller.abort();
       });
-      const info = new RequestInfo(type, call, signal, req);
+      const info = new RequestInfo(type, call, controller, req);
 
       let ctx: inferRouterContext<TRouter> | undefined;
       let ctxError: TRPCError | undefined;

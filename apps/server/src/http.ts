@@ -7,7 +7,7 @@ import sirv from 'sirv';
 import { admittedProcedures, appRouter, createCredentials, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
 import { isCallId } from '@asyncscope/contract';
 import type { Logger } from 'pino';
-import { createFastTRPCHandler, type FastTRPCHandlerOptions } from './fast-trpc';
+import { callControllerOf, createFastTRPCHandler, type FastTRPCHandlerOptions } from './fast-trpc';
 import { logPath } from './log-redaction';
 import { setDashboardHeaders } from './security-headers';
 import { createTrpcGate, isAuthorized, jsonErrorsOnly, ownerOf } from './trpc-gate';
@@ -95,7 +95,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
   const { log } = options;
   const credentials = createCredentials([options.apiToken, ...(options.extraApiTokens ?? [])]);
   // One createContext for both paths: the fast one (single calls) and tRPC's adapter (batches, SSE, the rest).
-  const createContext = ({ req }: CreateHTTPContextOptions) => {
+  const createContext = ({ req, info }: CreateHTTPContextOptions) => {
     const requestId = (req as IncomingMessage & { id: string }).id;
     return createInnerContext({
       runtime: options.runtime,
@@ -109,6 +109,8 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       batchCallIds: parseCallIds(req.headers['x-call-ids']),
       log: new LazyChildLogger(log, requestId),
       isDatabaseReady: options.isDatabaseReady,
+      // A single call on the fast path: its scope aborts the request's own controller (one AbortSignal per call, not two).
+      callController: callControllerOf(info),
     });
   };
   const trpcOptions: FastTRPCHandlerOptions<typeof appRouter> = {

@@ -82,12 +82,14 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
     readonly budgetMs: number,
     requestSignal: AbortSignal | undefined,
     owner: string,
+    requestController?: AbortController,
   ) {
     this.#runtime = runtime;
     this.#owner = owner;
-    // Linked to the request only: shutdown and the database going away reach running calls through the
-    // registry (Runtime.calls.abortAll), which costs a call no listener on those process-wide signals.
-    this.#scope = deadline(budgetMs, { signal: requestSignal });
+    // Linked to the request only (or the request's controller itself, when it stands for this call alone):
+    // shutdown and the database going away reach running calls through the registry (Runtime.calls.abortAll),
+    // which costs a call no listener on those process-wide signals.
+    this.#scope = requestController ? deadline(budgetMs, { controller: requestController }) : deadline(budgetMs, { signal: requestSignal });
     this.signal = this.#scope.signal;
     if (!this.signal.aborted) {
       const stopped = runtime.shutdownSignal.aborted ? runtime.shutdownSignal : runtime.watchDatabaseDown();
@@ -166,7 +168,9 @@ export function openCallScope(ctx: Context, path: string, requestSignal: AbortSi
   if (slots && !slots.tryAcquire()) {
     throw new OverloadedError('This connection has as many calls in flight as it may; wait for some to finish, or open another connection.');
   }
-  const scope = new OpenCallScope(runtime, callId, path, budgetMs, meta?.signal ?? requestSignal, ctx.owner);
+  // The request's own controller, when it stands for this call alone: adopted, not linked to (context.ts).
+  const adopted = meta === undefined && requestSignal !== undefined && ctx.callController?.signal === requestSignal ? ctx.callController : undefined;
+  const scope = new OpenCallScope(runtime, callId, path, budgetMs, meta?.signal ?? requestSignal, ctx.owner, adopted);
   scope.register(ctx.owner, slots);
   return scope;
 }

@@ -107,6 +107,47 @@ describe('deadline', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('aborts the controller it is given, whose signal is the scope’s, and leaves it alone on dispose', async () => {
+    vi.useFakeTimers();
+    const owned = new AbortController();
+    const scope = deadline(100, { controller: owned });
+    expect(scope.signal).toBe(owned.signal);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(owned.signal.reason).toBeInstanceOf(TimeoutError);
+
+    const other = new AbortController();
+    const early = deadline(100, { controller: other });
+    early.abort('stopped');
+    expect(other.signal.reason).toBe('stopped');
+    expect(vi.getTimerCount()).toBe(0);
+
+    const kept = new AbortController();
+    const disposed = deadline(100, { controller: kept });
+    disposed.dispose();
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(kept.signal.aborted).toBe(false);
+
+    // Its owner aborts it: the scope's signal is that signal; dispose still clears the timer.
+    const byOwner = new AbortController();
+    const owner = deadline(100, { controller: byOwner });
+    byOwner.abort('client gone');
+    expect(owner.signal.reason).toBe('client gone');
+    owner.dispose();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('with a controller already aborted: no timer, no parent listened to', () => {
+    vi.useFakeTimers();
+    const owned = new AbortController();
+    owned.abort('before');
+    const parent = new AbortController();
+    const scope = deadline(100, { controller: owned, signal: parent.signal });
+    expect(scope.signal.reason).toBe('before');
+    expect(vi.getTimerCount()).toBe(0);
+    expect(listeners(parent.signal)).toBe(0);
+  });
+
   it('links several parents: the first to abort wins, and dispose detaches from all of them', () => {
     const request = new AbortController();
     const shutdown = new AbortController();

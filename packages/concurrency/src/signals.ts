@@ -19,7 +19,7 @@ type Parent = AbortSignal | undefined;
  * closures made only when someone reads them.
  */
 class LinkedScope implements SignalScope {
-  readonly #controller = new AbortController();
+  readonly #controller: AbortController;
   // Most scopes have one or two parents: two fields, no array.
   #first: AbortSignal | undefined;
   #rest: AbortSignal[] | undefined;
@@ -28,7 +28,9 @@ class LinkedScope implements SignalScope {
   #abortFn: ((reason?: unknown) => void) | undefined;
   #disposeFn: (() => void) | undefined;
 
-  constructor(parents: readonly Parent[]) {
+  constructor(parents: readonly Parent[], controller: AbortController = new AbortController()) {
+    this.#controller = controller;
+    if (controller.signal.aborted) return;
     for (const parent of parents) {
       if (parent === undefined) continue;
       if (parent.aborted) {
@@ -110,15 +112,21 @@ export interface DeadlineOptions {
   /** A parent (or several) whose abort also aborts the scope, with the parent's reason rather than a TimeoutError. */
   signal?: Parent | readonly Parent[];
   clock?: Clock | undefined;
+  /**
+   * The controller to abort, whose signal becomes the scope's, instead of a new one: for an owner whose own
+   * controller stands for exactly this work (a server's request carrying one call), it saves an AbortSignal
+   * and a link. Its owner may abort it too; the deadline's timer then stays armed, doing nothing, until `dispose`.
+   */
+  controller?: AbortController | undefined;
 }
 
 /**
  * A scope whose signal aborts with `TimeoutError(ms)` after `ms`. `Infinity` means no deadline.
  * The timer is cleared on dispose and on any earlier abort, so a finished scope never holds the event loop open.
  */
-export function deadline(ms: number, { signal, clock = systemClock }: DeadlineOptions = {}): SignalScope {
+export function deadline(ms: number, { signal, clock = systemClock, controller }: DeadlineOptions = {}): SignalScope {
   if (Number.isNaN(ms) || ms < 0) throw new RangeError(`deadline: ms must be >= 0, got ${ms}`);
-  const scope = new LinkedScope(Array.isArray(signal) ? (signal as readonly Parent[]) : [signal as Parent]);
+  const scope = new LinkedScope(Array.isArray(signal) ? (signal as readonly Parent[]) : [signal as Parent], controller);
   if (!scope.signal.aborted && ms !== Infinity) scope.arm(ms, clock);
   return scope;
 }
