@@ -282,6 +282,11 @@ describe('bad input: a typed error or a clean close, never a crash, nothing else
     s.send([{ id: 10, method: 'query', params: { path: 'users.list', input: {} } }, { id: 11, method: 'nope' }]);
     expect((await s.frame((f) => f.id === 10)).result?.type).toBe('data');
     expect((await s.frame((f) => f.id === 11)).error?.data.code).toBe('BAD_REQUEST');
+    // What tRPC's own parser refuses: a jsonrpc other than "2.0", a lastEventId that is not a string.
+    s.send({ id: 14, jsonrpc: '1.0', method: 'query', params: { path: 'users.list', input: {} } });
+    expect((await s.frame((f) => f.id === 14)).error?.message).toContain('jsonrpc');
+    s.send({ id: 15, method: 'subscription', params: { path: 'users.stream', input: {}, lastEventId: 5 } });
+    expect((await s.frame((f) => f.id === 15)).error?.message).toContain('params.lastEventId');
     s.call(12, 'query', 'users.nope', {});
     expect((await s.frame((f) => f.id === 12)).error?.data.code).toBe('NOT_FOUND');
     s.call(13, 'query', 'users.list', {});

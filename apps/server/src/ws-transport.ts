@@ -86,6 +86,9 @@ const MAX_PENDING_AUTH_PER_ADDRESS = 32;
 type Json = Record<string, unknown>;
 type TrpcListener = (data: RawData, isBinary: boolean) => void;
 
+/** Message ids whose CallMeta tRPC has not taken yet, per socket: a batch's worth (tRPC's handling takes each within microtasks). */
+const MAX_PENDING_META = 1024;
+
 function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   const body = JSON.stringify({ error: { message } });
   socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 429 ? 'Too Many Requests' : status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
@@ -381,6 +384,12 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
         strike(id, new TRPCError({ code: 'BAD_REQUEST', message: `Unknown method ${named}: one of query, mutation, subscription, subscription.stop.` }));
         return undefined;
       }
+      // What tRPC's own parser (parseTRPCMessage) refuses is refused here: a message that passes this check
+      // reaches tRPC's handling, which takes the CallMeta kept for it (callContext).
+      if (message.jsonrpc !== undefined && message.jsonrpc !== '2.0') {
+        strike(id, new TRPCError({ code: 'BAD_REQUEST', message: 'jsonrpc must be "2.0", or left out.' }));
+        return undefined;
+      }
       if (method === 'subscription.stop') {
         streams.get(id)?.controller.abort(new Error('subscription.stop'));
         streams.get(id)?.detach();
@@ -390,6 +399,10 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
       const params = message.params as Json | null | undefined;
       if (typeof params !== 'object' || params === null || typeof params.path !== 'string') {
         strike(id, new TRPCError({ code: 'BAD_REQUEST', message: 'A call needs params: {path, input}.' }));
+        return undefined;
+      }
+      if (params.lastEventId !== undefined && typeof params.lastEventId !== 'string') {
+        strike(id, new TRPCError({ code: 'BAD_REQUEST', message: 'params.lastEventId must be a string (the id of the last event received).' }));
         return undefined;
       }
       const { callId, deadlineMs } = params;
@@ -470,6 +483,9 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
           else metas.set(id, [checked.meta]);
         }
         pass(frame, false);
+        // tRPC takes each message's CallMeta a few microtasks after this; kept by a message tRPC refused
+        // before it got that far (none should pass the check above), they are dropped, never piled up.
+        if (metas.size > MAX_PENDING_META) metas.clear();
       }
     });
   }

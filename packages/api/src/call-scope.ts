@@ -2,8 +2,8 @@
  * The cancellation scope of one call. Its signal fires when the client goes away (the request's signal),
  * when the call's deadline passes (the smaller of the client's budget and the procedure's limit), or when
  * the server shuts down. Every SQL statement of the call is bound to that signal (the scope is the QueryScope
- * its services bind the database to), so the
- * work stops everywhere: statement cancelled in Postgres, transaction rolled back, connection returned.
+ * its services bind the database to: `runtime.db.bind(scope)`), so the work stops everywhere: statement
+ * cancelled in Postgres, transaction rolled back, connection returned.
  */
 import { deadline, TimeoutError, type SignalScope } from '@asyncscope/concurrency';
 import { DatabaseUnavailableError, type DbEvent, type QueryScope } from '@asyncscope/db';
