@@ -153,3 +153,48 @@ describe('shutdown', () => {
     expect(await s.closed).toEqual({ code: 1001, reason: 'server shutting down' });
   });
 });
+
+describe('a batch larger than a socket can start', () => {
+  let server: Server;
+  let base: string;
+  let transport: WebSocketTransport;
+
+  beforeAll(async () => {
+    server = createServer((_req, res) => { res.end(); });
+    transport = attachWebSocketTransport(server, {
+      runtime: t.server.runtime,
+      apiTokens: [TEST_TOKEN],
+      maxPayload: 64 * 1024,
+      maxCallsPerSocket: 3,
+      maxSocketsPerToken: 8,
+      log: pino({ level: 'silent' }),
+      isDatabaseReady: () => true,
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    transport.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('refuses the messages beyond twice its call limit waiting to start; each one passed on gets its own CallMeta; the socket goes on', async () => {
+    const s = await openTestSocket(base);
+    const batch = Array.from({ length: 8 }, (_, i) => ({ id: i + 1, method: 'query', params: { path: 'users.list', input: { limit: 1 }, callId: `batch-${i + 1}` } }));
+    s.ws.send(JSON.stringify(batch));
+    const answers = await Promise.all(batch.map((m) => s.frame((f) => f.id === m.id)));
+    // 3 calls per socket, 2 × 3 waiting to start: 7 and 8 are refused before tRPC sees them.
+    expect(answers.slice(6).map((f) => f.error?.message)).toEqual([
+      'This socket has 6 calls waiting to start; send at most 3 at once.',
+      'This socket has 6 calls waiting to start; send at most 3 at once.',
+    ]);
+    // 1–3 took the socket's 3 call slots, which only a call's CallMeta carries; so 4–6 were refused for them.
+    expect(answers.slice(3, 6).map((f) => f.error?.message)).toEqual(Array.from({ length: 3 }, () => 'This connection has as many calls in flight as it may; wait for some to finish, or open another connection.'));
+    // Nothing is left waiting: the next message is not refused for it.
+    s.call(9, 'query', 'users.list', { limit: 1 }, { callId: 'after-batch' });
+    expect((await s.frame((f) => f.id === 9)).error?.message ?? 'answered').not.toContain('waiting to start');
+    s.ws.close();
+  });
+});

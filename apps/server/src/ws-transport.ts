@@ -86,8 +86,34 @@ const MAX_PENDING_AUTH_PER_ADDRESS = 32;
 type Json = Record<string, unknown>;
 type TrpcListener = (data: RawData, isBinary: boolean) => void;
 
-/** Message ids whose CallMeta tRPC has not taken yet, per socket: a batch's worth (tRPC's handling takes each within microtasks). */
-const MAX_PENDING_META = 1024;
+/**
+ * The CallMeta of a socket's messages that tRPC has been handed and has not started yet, by message id, in
+ * order should a client reuse an id; tRPC's handling takes each (callContext) within microtasks.
+ */
+class PendingMeta {
+  readonly #byId = new Map<string | number, CallMeta[]>();
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  put(id: string | number, meta: CallMeta): void {
+    const queue = this.#byId.get(id);
+    if (queue) queue.push(meta);
+    else this.#byId.set(id, [meta]);
+    this.#size++;
+  }
+
+  take(id: string | number): CallMeta | undefined {
+    const queue = this.#byId.get(id);
+    const meta = queue?.shift();
+    if (meta === undefined) return undefined;
+    this.#size--;
+    if (queue?.length === 0) this.#byId.delete(id);
+    return meta;
+  }
+}
 
 function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   const body = JSON.stringify({ error: { message } });
@@ -143,8 +169,8 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
   const maxBuffered = options.maxBufferedBytes ?? 4 * 1024 * 1024;
   const owners = new WeakMap<WebSocket, string>();
-  /** Per socket, the CallMeta of each checked message tRPC has not started yet, by message id (in order, should a client reuse an id). */
-  const pendingMeta = new WeakMap<WebSocket, Map<string | number, CallMeta[]>>();
+  /** Per socket, the CallMeta of each checked message tRPC has not started yet. */
+  const pendingMeta = new WeakMap<WebSocket, PendingMeta>();
   const socketsOf = new Map<string, number>();
   /** Open sockets, each with its way to close it and stop its calls. */
   const open = new Map<WebSocket, (code: number, reason: string, cause?: unknown) => void>();
@@ -164,11 +190,7 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
    * the connection's context: the CallMeta our check gave the message (taken, so none is kept).
    */
   const callContext = (ctx: Context, msg: { id?: unknown }, client: WebSocket): Context => {
-    const waiting = pendingMeta.get(client);
-    const id = msg.id as string | number;
-    const queue = waiting?.get(id);
-    const callMeta = queue?.shift();
-    if (queue?.length === 0) waiting?.delete(id);
+    const callMeta = pendingMeta.get(client)?.take(msg.id as string | number);
     return callMeta ? { ...ctx, callMeta } : ctx;
   };
   const patchedOptions = { callContext }; // tRPC's option types do not know the hook
@@ -241,7 +263,7 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
     };
     open.set(ws, shut);
 
-    const metas = new Map<string | number, CallMeta[]>();
+    const metas = new PendingMeta();
     pendingMeta.set(ws, metas);
     const stopped = (): boolean => carrier.signal.aborted;
     const rawSend = ws.send.bind(ws) as (data: unknown, ...rest: unknown[]) => void;
@@ -414,6 +436,12 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
         strike(id, new TRPCError({ code: 'BAD_REQUEST', message: `params.deadlineMs must be a whole number of ms, 0 to ${MAX_DEADLINE_MS}.` }));
         return undefined;
       }
+      // tRPC takes each message's CallMeta a few microtasks after it is passed on; only one huge batch can
+      // have more waiting, and its calls beyond the socket's limit would be refused when they start anyway.
+      if (metas.size >= 2 * maxCalls) {
+        reply(id, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `This socket has ${metas.size} calls waiting to start; send at most ${maxCalls} at once.` }));
+        return undefined;
+      }
       let signal = carrier.signal;
       if (method === 'subscription') {
         if (streams.size >= maxCalls) {
@@ -476,16 +504,8 @@ export function attachWebSocketTransport(server: Server | Http2SecureServer, opt
         // One message at a time, each with its own CallMeta, which tRPC's handling of it asks for by id
         // (callContext, above) once its connection's context is ready.
         const frame = single ? data : Buffer.from(JSON.stringify(checked.message));
-        if (checked.meta) {
-          const id = checked.message.id as string | number;
-          const queue = metas.get(id);
-          if (queue) queue.push(checked.meta);
-          else metas.set(id, [checked.meta]);
-        }
+        if (checked.meta) metas.put(checked.message.id as string | number, checked.meta);
         pass(frame, false);
-        // tRPC takes each message's CallMeta a few microtasks after this; kept by a message tRPC refused
-        // before it got that far (none should pass the check above), they are dropped, never piled up.
-        if (metas.size > MAX_PENDING_META) metas.clear();
       }
     });
   }
