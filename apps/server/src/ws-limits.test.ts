@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestSocket, socketWithRunningCall } from './test/ws-socket';
 import { until } from '@asyncscope/concurrency/testing';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
-import { attachWebSocketTransport, type WebSocketTransport } from './ws-transport';
+import { attachWebSocketTransport, type WebSocketTransport, type WebSocketTransportOptions } from './ws-transport';
 
 let t: TestServer;
 beforeAll(async () => {
@@ -23,6 +23,25 @@ afterAll(async () => {
 });
 
 
+
+interface Mounted { base: string; transport: WebSocketTransport; close(): Promise<void> }
+
+/** The WebSocket transport on a plain HTTP server of its own, over the test server's runtime, with these limits. */
+async function mountTransport(limits: Omit<WebSocketTransportOptions, 'runtime' | 'apiTokens' | 'isDatabaseReady'>): Promise<Mounted> {
+  const server: Server = createServer((_req, res) => { res.end(); });
+  const transport = attachWebSocketTransport(server, { runtime: t.server.runtime, apiTokens: [TEST_TOKEN], isDatabaseReady: () => true, ...limits });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    transport,
+    close: async () => {
+      transport.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
 
 const hop = <K extends ActivityEvent['type']>(callId: string, type: K) =>
   t.server.runtime.activity.read(0, 100_000).events.find((e) => e.callId === callId && e.type === type) as Extract<ActivityEvent, { type: K }> | undefined;
@@ -47,34 +66,17 @@ describe('admission control, as over HTTP', () => {
 });
 
 describe('a transport mounted with small limits', () => {
-  let server: Server;
+  let mounted: Mounted;
   let base: string;
   let transport: WebSocketTransport;
   const lines: Record<string, unknown>[] = [];
 
   beforeAll(async () => {
-    server = createServer((_req, res) => { res.end(); });
     const log = pino({ level: 'debug' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>); } });
-    transport = attachWebSocketTransport(server, {
-      runtime: t.server.runtime,
-      apiTokens: [TEST_TOKEN],
-      maxPayload: 16 * 1024,
-      authTimeoutMs: 200,
-      maxBufferedBytes: 256 * 1024,
-      maxCallsPerSocket: 1000,
-      maxSocketsPerToken: 64,
-      log,
-      isDatabaseReady: () => true,
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    mounted = await mountTransport({ maxPayload: 16 * 1024, authTimeoutMs: 200, maxBufferedBytes: 256 * 1024, maxCallsPerSocket: 1000, maxSocketsPerToken: 64, log });
+    ({ base, transport } = mounted);
   });
-  afterAll(async () => {
-    transport.close();
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  });
+  afterAll(() => mounted.close());
 
   it('closes a socket that sends no connectionParams in time (4408)', async () => {
     const started = performance.now();
@@ -155,30 +157,14 @@ describe('shutdown', () => {
 });
 
 describe('a batch larger than a socket can start', () => {
-  let server: Server;
+  let mounted: Mounted;
   let base: string;
-  let transport: WebSocketTransport;
 
   beforeAll(async () => {
-    server = createServer((_req, res) => { res.end(); });
-    transport = attachWebSocketTransport(server, {
-      runtime: t.server.runtime,
-      apiTokens: [TEST_TOKEN],
-      maxPayload: 64 * 1024,
-      maxCallsPerSocket: 3,
-      maxSocketsPerToken: 8,
-      log: pino({ level: 'silent' }),
-      isDatabaseReady: () => true,
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    mounted = await mountTransport({ maxPayload: 64 * 1024, maxCallsPerSocket: 3, maxSocketsPerToken: 8, log: pino({ level: 'silent' }) });
+    ({ base } = mounted);
   });
-  afterAll(async () => {
-    transport.close();
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  });
+  afterAll(() => mounted.close());
 
   it('refuses the messages beyond twice its call limit waiting to start; each one passed on gets its own CallMeta; the socket goes on', async () => {
     const s = await openTestSocket(base);
