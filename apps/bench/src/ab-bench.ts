@@ -1,7 +1,9 @@
 /**
  * `pnpm bench:ab`: this checkout's server build (A) against another build of it (B), back to back on one
  * database: `users.byId` (or `users.list {limit:50}` with BENCH_AB_PROCEDURE=list) under 100 connections,
- * A, B, A, B, … (a 2 s warm-up before each run), req/s and the server's CPU µs per call from /proc. How each
+ * A, B, A, B, … (a 2 s warm-up before each run), req/s and the server's CPU µs per call from /proc; or, with
+ * BENCH_AB_PROCEDURE=stream, `users.stream` through the whole table (BENCH_AB_USERS, default 300,000; pages
+ * of 1,000) over SSE with the typed client: rows/s and CPU µs per row. How each
  * change in README *What the profiles taught* is measured against the build before it. It prints figures; it
  * is not a test.
  *
@@ -18,18 +20,43 @@ import { startApiServer, type ApiServer } from '@asyncscope/harness/api-server';
 import { openBenchDatabase } from './bench-db';
 import { cpuMicros, runLoad } from './measure';
 
-const USERS = 10_000;
 const env = process.env;
+const procedure = env.BENCH_AB_PROCEDURE ?? 'byId';
+if (!['byId', 'list', 'stream'].includes(procedure)) throw new Error(`BENCH_AB_PROCEDURE: byId, list or stream, not ${procedure}`);
+const stream = procedure === 'stream';
+const USERS = Number(env.BENCH_AB_USERS ?? (stream ? 300_000 : 10_000));
 const dirA = fileURLToPath(new URL('../../server', import.meta.url));
 const dirB = env.BENCH_AB_DIR ?? dirA;
 const runs = Number(env.BENCH_AB_RUNS ?? 4);
 const seconds = Number(env.BENCH_AB_SECONDS ?? 6);
-const list = env.BENCH_AB_PROCEDURE === 'list';
+const list = procedure === 'list';
 const path = list
   ? () => `/trpc/users.list?input=${encodeURIComponent(JSON.stringify({ limit: 50 }))}`
   : (i: number) => `/trpc/users.byId?input=${encodeURIComponent(JSON.stringify({ id: (i % USERS) + 1 }))}`;
 const token = `ab-${Math.random().toString(36).slice(2)}-0123456789`;
 const headers = { authorization: `Bearer ${token}` };
+
+/** One pass of users.stream over the whole table: rows delivered and seconds taken. */
+async function streamAll(server: ApiServer, signal: AbortSignal): Promise<{ rows: number; seconds: number }> {
+  const started = performance.now();
+  let rows = 0;
+  await new Promise<void>((resolve, reject) => {
+    const sub = server.api.users.stream.subscribe({ pageSize: 1000 }, {
+      onData: ({ data }) => {
+        rows += data.items.length;
+        if (data.sent >= data.total) {
+          sub.unsubscribe();
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        }
+      },
+      onError: (error) => { signal.removeEventListener('abort', onAbort); reject(error); },
+    });
+    const onAbort = () => { sub.unsubscribe(); reject(signal.reason as Error); };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return { rows, seconds: (performance.now() - started) / 1000 };
+}
 
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -45,10 +72,19 @@ async function main(signal: AbortSignal): Promise<void> {
     servers.push(await startApiServer(db.url, serverEnv, signal, { serverDir: dirA, token, nodeArgs }));
     servers.push(await startApiServer(db.url, serverEnv, signal, { serverDir: dirB, token, nodeArgs }));
     const rows: Record<'A' | 'B', { reqPerSec: number; cpu: number }[]> = { A: [], B: [] };
-    console.log(`A ${dirA}\nB ${dirB}\n${list ? 'users.list {limit:50}' : 'users.byId'}, 100 connections, ${runs} pairs of ${seconds} s`);
+    const what = stream ? `users.stream over ${USERS} users, pages of 1000` : `${list ? 'users.list {limit:50}' : 'users.byId'}, 100 connections`;
+    console.log(`A ${dirA}\nB ${dirB}\n${what}, ${runs} pairs${stream ? '' : ` of ${seconds} s`}`);
     for (let run = 0; run < runs; run++) {
       for (const [name, server] of [['A', servers[0]], ['B', servers[1]]] as const) {
         if (!server) continue;
+        if (stream) {
+          const before = cpuMicros(server.child.pid);
+          const pass = await streamAll(server, signal);
+          const cpu = (cpuMicros(server.child.pid) - before) / pass.rows;
+          rows[name].push({ reqPerSec: pass.rows / pass.seconds, cpu });
+          console.log(`${name} run ${run + 1}: ${Math.round(pass.rows / pass.seconds)} rows/s, ${cpu.toFixed(2)} µs server CPU per row`);
+          continue;
+        }
         await runLoad({ url: server.url, path, headers, seconds: 2, connections: 100, signal });
         const before = cpuMicros(server.child.pid);
         const load = await runLoad({ url: server.url, path, headers, seconds, connections: 100, signal });
@@ -60,7 +96,8 @@ async function main(signal: AbortSignal): Promise<void> {
     }
     for (const name of ['A', 'B'] as const) {
       const r = rows[name];
-      console.log(`${name} median: ${Math.round(median(r.map((x) => x.reqPerSec)))} req/s, ${Math.round(median(r.map((x) => x.cpu)))} µs per call`);
+      const unit = stream ? ['rows/s', 'row'] : ['req/s', 'call'];
+      console.log(`${name} median: ${Math.round(median(r.map((x) => x.reqPerSec)))} ${unit[0]}, ${median(r.map((x) => x.cpu)).toFixed(stream ? 2 : 0)} µs per ${unit[1]}`);
     }
   } finally {
     for (const server of servers) await server.close();
