@@ -7,9 +7,10 @@ import { idempotentWrite } from './idempotency';
 /**
  * A timestamptz as the API writes it: `Date#toISOString()` (UTC, milliseconds, truncated). Postgres sends
  * text (drizzle sets postgres.js's timestamp parsers to pass it through): with the usual settings (DateStyle
- * ISO, TimeZone UTC) that is `2026-12-01 06:28:00.123456+00`, turned into `2026-12-01T06:28:00.123Z` here by
- * slicing — a Date and toISOString per value cost more than the rest of a row. Anything else (another zone,
- * a year before 1000 or after 9999, BC, a Date) goes through Date as before.
+ * ISO, TimeZone UTC) that is `2026-12-01 06:28:00.123456+00`, turned into `2026-12-01T06:28:00.123Z` here
+ * character by character — a Date and toISOString per value cost more than the rest of a row, and slices
+ * joined by `+` are five strings where this is one (a stream of 1,000,000 rows makes two of these a row).
+ * Anything else (another zone, a year before 1000 or after 9999, BC, a Date) goes through Date as before.
  */
 export function isoTimestamp(value: string | Date): string {
   if (typeof value !== 'string') return value.toISOString();
@@ -27,12 +28,13 @@ export function isoTimestamp(value: string | Date): string {
     value.charCodeAt(n - 2) === 0x30 &&
     value.charCodeAt(n - 1) === 0x30
   ) {
-    const date = value.slice(0, 10);
-    const time = value.slice(11, 19);
-    if (n === 22) return `${date}T${time}.000Z`;
-    const digits = n - 23; // after the "." and before "+00": 1..6
-    const ms = digits >= 3 ? value.slice(20, 23) : digits === 2 ? `${value.slice(20, 22)}0` : `${value.charAt(20)}00`;
-    return `${date}T${time}.${ms}Z`;
+    const digits = n - 23; // of the fraction, between "." and "+00": 1..6, or -1 without one
+    const at = (i: number) => value.charCodeAt(i);
+    return String.fromCharCode(
+      at(0), at(1), at(2), at(3), 0x2d, at(5), at(6), 0x2d, at(8), at(9), 0x54, // YYYY-MM-DDT
+      at(11), at(12), 0x3a, at(14), at(15), 0x3a, at(17), at(18), 0x2e, // HH:MM:SS.
+      digits >= 1 ? at(20) : 0x30, digits >= 2 ? at(21) : 0x30, digits >= 3 ? at(22) : 0x30, 0x5a, // mmmZ
+    );
   }
   return new Date(value).toISOString();
 }
