@@ -54,11 +54,14 @@ export function jsonErrorsOnly(res: ServerResponse): void {
   const setHeader = res.setHeader.bind(res);
   // Its event streams also set `Connection: keep-alive`, which HTTP/2 forbids (Node drops it with a warning).
   const h2 = isHttp2(res.req);
-  res.setHeader = (name: string, value: number | string | readonly string[]) => {
+  const jsonSetHeader = (name: string, value: number | string | readonly string[]) => {
     const lower = name.toLowerCase();
     if (h2 && lower === 'connection') return res;
     return setHeader(name, lower === 'content-type' && typeof value === 'string' && value.startsWith('text/plain') ? 'application/json' : value);
   };
+  // Made as a local, then stored: assigned straight to the property, V8 would allocate it in the old
+  // generation, and it holds the response (eslint.config.js).
+  res.setHeader = jsonSetHeader;
 }
 
 /** The ticket in `?connectionParams={"ticket":…}`, if there is one. */

@@ -61,9 +61,10 @@ export interface CallScope extends QueryScope {
 /**
  * A server holds one of these per call in flight (10,000 in the burst benchmark), so it is one object
  * with prototype methods: one AbortController (the request and the deadline linked into it by `deadline`;
- * shutdown and the database going away through the call registry), itself as the signal's listener and as
- * the query scope its statements are bound to. It must be registered (`register`) in the same turn as it is
- * made: from then on the registry stops it.
+ * shutdown and the database going away through the call registry), itself the query scope its statements are
+ * bound to, and one closure, the signal's listener (a function, not this object: see LinkedScope in
+ * packages/concurrency for what an object listener costs on Node). It must be registered (`register`) in
+ * the same turn as it is made: from then on the registry stops it.
  */
 class OpenCallScope implements CallScope, QueryScope, CancellableCall {
   readonly signal: AbortSignal;
@@ -74,6 +75,8 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
   readonly #scope: SignalScope;
   #settle: (() => void) | undefined;
   #slots: CallSlots | undefined;
+  /** The signal fired: its hop. (A class field, so a young closure; one assigned later would be pretenured.) */
+  readonly #onAbort = (): void => { this.emit({ type: 'signal.fired', reason: abortCause(this.signal.reason) }); };
 
   constructor(
     runtime: Context['runtime'],
@@ -97,8 +100,8 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
     }
     this.deadlineAt = Date.now() + budgetMs;
     this.emit({ type: 'received', budgetMs });
-    if (this.signal.aborted) this.handleEvent();
-    else this.signal.addEventListener('abort', this, { once: true });
+    if (this.signal.aborted) this.#onAbort();
+    else this.signal.addEventListener('abort', this.#onAbort, { once: true });
   }
 
   /** Registers the call under its caller and id, so calls.cancel reaches it; `slots` were acquired for it. */
@@ -127,18 +130,13 @@ class OpenCallScope implements CallScope, QueryScope, CancellableCall {
     if (hop) this.emit(hop);
   }
 
-  /** The signal fired (EventListener object protocol). */
-  handleEvent(): void {
-    this.emit({ type: 'signal.fired', reason: abortCause(this.signal.reason) });
-  }
-
   stoppedError(original?: unknown): TRPCError {
     return abortError(abortCause(this.signal.reason), this.budgetMs, original);
   }
 
   dispose(): void {
-    this.signal.removeEventListener('abort', this);
-    this.#scope.dispose();
+    this.signal.removeEventListener('abort', this.#onAbort);
+    this.#scope[Symbol.dispose]();
     this.#settle?.();
     this.#settle = undefined;
     this.#slots?.release();

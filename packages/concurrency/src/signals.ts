@@ -14,9 +14,15 @@ type Parent = AbortSignal | undefined;
 
 /**
  * The one implementation behind linkSignals and deadline. A server opens one per call, thousands at once,
- * so it is built to be small: one AbortController, the scope itself as the parents' abort listener
- * (`handleEvent`, no closure per parent), prototype methods, and the destructurable `abort` / `dispose`
- * closures made only when someone reads them.
+ * so it is built to be small: one AbortController, one abort listener for all its parents (made only when
+ * there is a parent), prototype methods, and the destructurable `abort` / `dispose` closures made only when
+ * someone reads them.
+ *
+ * Why the listener is a function and not this object (`handleEvent`): for an object listener, Node's
+ * EventTarget makes a closure of its own (`this.callback = async (...args) => …`, node:internal/event_target),
+ * and V8 allocates a function literal assigned to a property in the old generation. That closure holds the
+ * listener, so every scope — with its controller and whatever the call hung on it — outlived the call until
+ * the next full collection. For the same reason the closures below are made as locals, then stored.
  */
 class LinkedScope implements SignalScope {
   readonly #controller: AbortController;
@@ -27,17 +33,21 @@ class LinkedScope implements SignalScope {
   #clock: Clock | undefined; // set while a deadline's timer is armed
   #abortFn: ((reason?: unknown) => void) | undefined;
   #disposeFn: (() => void) | undefined;
+  #onParentAbort: ((event: Event) => void) | undefined;
 
   constructor(parents: readonly Parent[], controller: AbortController = new AbortController()) {
     this.#controller = controller;
     if (controller.signal.aborted) return;
+    let onParentAbort: ((event: Event) => void) | undefined;
     for (const parent of parents) {
       if (parent === undefined) continue;
       if (parent.aborted) {
         this.#abort(parent.reason);
         return;
       }
-      parent.addEventListener('abort', this, { once: true });
+      onParentAbort ??= (event) => { this.#abort((event.target as AbortSignal).reason); };
+      this.#onParentAbort = onParentAbort;
+      parent.addEventListener('abort', onParentAbort, { once: true });
       if (this.#first === undefined) this.#first = parent;
       else (this.#rest ??= []).push(parent);
     }
@@ -48,20 +58,21 @@ class LinkedScope implements SignalScope {
   }
 
   get abort(): (reason?: unknown) => void {
-    return (this.#abortFn ??= (reason) => { this.#abort(reason); });
+    if (this.#abortFn) return this.#abortFn;
+    const abort = (reason?: unknown) => { this.#abort(reason); };
+    this.#abortFn = abort;
+    return abort;
   }
 
   get dispose(): () => void {
-    return (this.#disposeFn ??= () => { this.#detach(); });
+    if (this.#disposeFn) return this.#disposeFn;
+    const dispose = () => { this.#detach(); };
+    this.#disposeFn = dispose;
+    return dispose;
   }
 
   [Symbol.dispose](): void {
     this.#detach();
-  }
-
-  /** A parent aborted (EventListener object protocol). */
-  handleEvent(event: Event): void {
-    this.#abort((event.target as AbortSignal).reason);
   }
 
   /** Arms the deadline: abort with TimeoutError(ms) after `ms`, unless detached or aborted first. */
@@ -85,12 +96,15 @@ class LinkedScope implements SignalScope {
       this.#clock = undefined;
       this.#timer = undefined;
     }
+    const listener = this.#onParentAbort;
+    if (listener === undefined) return;
+    this.#onParentAbort = undefined;
     if (this.#first !== undefined) {
-      this.#first.removeEventListener('abort', this);
+      this.#first.removeEventListener('abort', listener);
       this.#first = undefined;
     }
     if (this.#rest !== undefined) {
-      for (const parent of this.#rest) parent.removeEventListener('abort', this);
+      for (const parent of this.#rest) parent.removeEventListener('abort', listener);
       this.#rest = undefined;
     }
   }

@@ -81,10 +81,13 @@ let nextStatement = 1;
 
 /**
  * The bookkeeping of one statement sent inside a query scope. Thousands can wait for a connection at
- * once, so it is one small object: it listens to the call's signal itself (`handleEvent`), and the
- * query's `ondispatch` / `resolve` / `reject` are shared functions that find it through a symbol, not
- * closures made per statement. (An accessor on `query.state`, the first design, turned every query into a
- * dictionary-mode object: +0.8 KB per waiting statement.)
+ * once, so it is one small object: the query's `ondispatch` / `resolve` / `reject` are shared functions
+ * that find it through a symbol, not closures made per statement. (An accessor on `query.state`, the first
+ * design, turned every query into a dictionary-mode object: +0.8 KB per waiting statement.) Its one
+ * closure is the call signal's listener: an object listener (`handleEvent`) would cost more, since Node's
+ * EventTarget wraps it in a closure that V8 allocates in the old generation, where it kept this tracker,
+ * its query and every row of the query's result until the next full collection (see LinkedScope in
+ * packages/concurrency).
  */
 class TrackedStatement implements RunningStatement {
   readonly statement = nextStatement++;
@@ -95,6 +98,8 @@ class TrackedStatement implements RunningStatement {
   readonly #canceller: QueryInternals['canceller'];
   #cancels = 0;
   #retry: NodeJS.Timeout | undefined;
+  /** The call's signal fired. (A class field, so a young closure; one assigned later would be pretenured.) */
+  readonly onAbort = (): void => { this.cancel(); };
 
   constructor(
     readonly query: QueryInternals,
@@ -122,8 +127,8 @@ class TrackedStatement implements RunningStatement {
     }
   }
 
-  /** The call's signal fired (EventListener object protocol); also the retry timer's callback. */
-  handleEvent(): void {
+  /** Sends the statement's cancel: the call's signal fired (`onAbort`), or a cancel is repeated (`retryCancel`). */
+  cancel(): void {
     if (this.settled || !this.#canceller) return;
     this.#cancels++;
     this.scope.onEvent?.({ type: 'cancel.sent', statement: this.statement, pid: this.pid, queued: this.pid === null, attempt: this.#cancels });
@@ -142,7 +147,7 @@ class TrackedStatement implements RunningStatement {
     if (this.settled) return;
     this.settled = true;
     clearTimeout(this.#retry);
-    this.scope.signal.removeEventListener('abort', this);
+    this.scope.signal.removeEventListener('abort', this.onAbort);
     if (this.pid === null) this.pool.queued--;
     else {
       this.pool.running--;
@@ -155,7 +160,7 @@ class TrackedStatement implements RunningStatement {
 }
 
 function retryCancel(statement: TrackedStatement): void {
-  statement.handleEvent();
+  statement.cancel();
 }
 
 const TRACKER = Symbol('asyncscope.statement');
@@ -199,8 +204,8 @@ export function track<Q>(query: Q, scope: StatementObserver | undefined, counts:
   q.ondispatch = trackedDispatch;
   q.resolve = trackedResolve;
   q.reject = trackedReject;
-  if (scope.signal.aborted) tracker.handleEvent();
-  else scope.signal.addEventListener('abort', tracker, { once: true });
+  if (scope.signal.aborted) tracker.cancel();
+  else scope.signal.addEventListener('abort', tracker.onAbort, { once: true });
   return query;
 }
 
