@@ -88,54 +88,72 @@ let nextStatement = 1;
  * EventTarget wraps it in a closure that V8 allocates in the old generation, where it kept this tracker,
  * its query and every row of the query's result until the next full collection (see LinkedScope in
  * packages/concurrency).
+ *
+ * When the statement settles, the tracker and its query let go of each other and of the call:
+ * a statement that waited behind others may have been promoted to the old generation meanwhile, and an
+ * old object is a root for every young collection, so one that still held the tracker kept the whole call
+ * (its scope, its rows, its answer) alive until the next full collection. Under `users.list`'s load that
+ * was most of every call's garbage (README *What the profiles taught*).
  */
 class TrackedStatement implements RunningStatement {
   readonly statement = nextStatement++;
   readonly started = performance.now();
   since = 0;
   pid: number | null = null;
-  settled = false;
+  // What it needs until it settles, undefined from then on: its own fields (cleared one by one), not an
+  // object of them, which could be promoted like the tracker and keep them.
+  #query: TrackedQuery | undefined;
+  #scope: StatementObserver | undefined;
+  #resolve: ((value: unknown) => void) | undefined;
+  #reject: ((error: unknown) => void) | undefined;
+  readonly #pool: PoolStatements;
   readonly #canceller: QueryInternals['canceller'];
   #cancels = 0;
   #retry: NodeJS.Timeout | undefined;
   /** The call's signal fired. (A class field, so a young closure; one assigned later would be pretenured.) */
   readonly onAbort = (): void => { this.cancel(); };
 
-  constructor(
-    readonly query: QueryInternals,
-    readonly scope: StatementObserver,
-    readonly pool: PoolStatements,
-    readonly resolve: (value: unknown) => void,
-    readonly reject: (error: unknown) => void,
-  ) {
-    // postgres.js internals: the pool's `canceller`, kept because `Query.cancel()` calls it only once and
-    // drops the promise it returns (whose rejection, a cancel that could not connect, would go unhandled).
-    // We call it again for repeats (CANCEL_RETRY_MS); with our patch (row 7) the connection waits for every
-    // cancel in flight before its next statement. postgres@3.4.9 src/index.js `cancel(query)`.
+  constructor(query: TrackedQuery, scope: StatementObserver, pool: PoolStatements) {
+    // postgres.js internals: the query's own settle functions (replaced by ours in `track`, called from
+    // `settle`), and the pool's `canceller`, kept because `Query.cancel()` calls it only once and drops the
+    // promise it returns (whose rejection, a cancel that could not connect, would go unhandled). We call it
+    // again for repeats (CANCEL_RETRY_MS); with our patch (row 7) the connection waits for every cancel in
+    // flight before its next statement. postgres@3.4.9 src/index.js `cancel(query)`.
+    this.#query = query;
+    this.#scope = scope;
+    this.#resolve = query.resolve;
+    this.#reject = query.reject;
+    this.#pool = pool;
     this.#canceller = query.canceller;
+  }
+
+  get settled(): boolean {
+    return this.#query === undefined;
   }
 
   /** postgres.js dispatched the statement to a connection (`query.state = { pid, secret }`). */
   dispatched(value: QueryInternals['state']): void {
-    if (value && this.pid === null && !this.settled) {
+    const scope = this.#scope;
+    if (value && this.pid === null && scope) {
       this.pid = value.pid;
       this.since = performance.now();
-      this.pool.queued--;
-      this.pool.running++;
-      this.pool.runningSet.add(this);
-      this.scope.onEvent?.({ type: 'statement.started', statement: this.statement, pid: value.pid });
+      this.#pool.queued--;
+      this.#pool.running++;
+      this.#pool.runningSet.add(this);
+      scope.onEvent?.({ type: 'statement.started', statement: this.statement, pid: value.pid });
     }
   }
 
   /** Sends the statement's cancel: the call's signal fired (`onAbort`), or a cancel is repeated (`retryCancel`). */
   cancel(): void {
-    if (this.settled || !this.#canceller) return;
+    const query = this.#query;
+    const scope = this.#scope;
+    if (!query || !scope || !this.#canceller) return;
     this.#cancels++;
-    this.scope.onEvent?.({ type: 'cancel.sent', statement: this.statement, pid: this.pid, queued: this.pid === null, attempt: this.#cancels });
-    this.#canceller(this.query).then(undefined, ignore);
+    scope.onEvent?.({ type: 'cancel.sent', statement: this.statement, pid: this.pid, queued: this.pid === null, attempt: this.#cancels });
+    this.#canceller(query).then(undefined, ignore);
     // A queued statement is removed at once; a running one is watched until it ends. One the driver abandoned
     // (pipelined, patch row 12) was settled by the canceller just now: nothing to repeat.
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the canceller can settle it (TS cannot see that)
     if (this.pid !== null && !this.settled) {
       const delay = CANCEL_RETRY_MS[Math.min(this.#cancels, CANCEL_RETRY_MS.length) - 1] ?? 1000;
       this.#retry = setTimeout(retryCancel, delay, this);
@@ -143,19 +161,34 @@ class TrackedStatement implements RunningStatement {
     }
   }
 
-  finish(error: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
+  /**
+   * The query settled (postgres.js called its `resolve` or `reject`): records the end, hands the query its
+   * own settle functions back, lets go of the query and the call, then settles the query. Only the first
+   * settle gets here; a later one (the answer of a statement already abandoned) goes straight to postgres.js's.
+   */
+  settle(failed: boolean, outcome: unknown): void {
+    const query = this.#query;
+    const scope = this.#scope;
+    const resolve = this.#resolve;
+    const reject = this.#reject;
+    if (!query || !scope || !resolve || !reject) return;
+    this.#query = this.#scope = this.#resolve = this.#reject = undefined;
+    query.resolve = resolve;
+    query.reject = reject;
+    query.ondispatch = undefined;
+    query[TRACKER] = undefined;
     clearTimeout(this.#retry);
-    this.scope.signal.removeEventListener('abort', this.onAbort);
-    if (this.pid === null) this.pool.queued--;
+    scope.signal.removeEventListener('abort', this.onAbort);
+    if (this.pid === null) this.#pool.queued--;
     else {
-      this.pool.running--;
-      this.pool.runningSet.delete(this);
+      this.#pool.running--;
+      this.#pool.runningSet.delete(this);
     }
-    const sqlstate = error === undefined ? null : sqlState(error);
-    this.scope.onEvent?.({ type: 'statement.ended', statement: this.statement, pid: this.pid, sqlstate, ms: performance.now() - this.started });
-    if (error !== undefined && this.pool.onConnectionLost && isDatabaseUnavailable(error)) this.pool.onConnectionLost(error);
+    const sqlstate = failed ? sqlState(outcome) : null;
+    scope.onEvent?.({ type: 'statement.ended', statement: this.statement, pid: this.pid, sqlstate, ms: performance.now() - this.started });
+    if (failed && this.#pool.onConnectionLost && isDatabaseUnavailable(outcome)) this.#pool.onConnectionLost(outcome);
+    if (failed) reject(outcome);
+    else resolve(outcome);
   }
 }
 
@@ -164,22 +197,18 @@ function retryCancel(statement: TrackedStatement): void {
 }
 
 const TRACKER = Symbol('asyncscope.statement');
-type TrackedQuery = QueryInternals & { [TRACKER]: TrackedStatement; ondispatch?: (state: QueryInternals['state']) => void };
+type TrackedQuery = QueryInternals & { [TRACKER]?: TrackedStatement | undefined; ondispatch?: ((state: QueryInternals['state']) => void) | undefined };
 
 // Shared by every tracked query; postgres.js always calls these as methods (`query.resolve(x)`).
 // `ondispatch` is our patch's hook (patches/postgres@3.4.9.patch), called right after `query.state = backend`.
 function trackedDispatch(this: TrackedQuery, state: QueryInternals['state']): void {
-  this[TRACKER].dispatched(state);
+  this[TRACKER]?.dispatched(state);
 }
 function trackedResolve(this: TrackedQuery, value: unknown): void {
-  const tracker = this[TRACKER];
-  tracker.finish(undefined);
-  tracker.resolve(value);
+  this[TRACKER]?.settle(false, value);
 }
 function trackedReject(this: TrackedQuery, error: unknown): void {
-  const tracker = this[TRACKER];
-  tracker.finish(error);
-  tracker.reject(error);
+  this[TRACKER]?.settle(true, error);
 }
 
 /**
@@ -189,7 +218,7 @@ function trackedReject(this: TrackedQuery, error: unknown): void {
 export function track<Q>(query: Q, scope: StatementObserver | undefined, counts: PoolStatements, text: string | readonly string[]): Q {
   if (!scope || !(query instanceof Promise)) return query;
   const q = query as unknown as TrackedQuery;
-  const tracker = new TrackedStatement(q, scope, counts, q.resolve, q.reject);
+  const tracker = new TrackedStatement(q, scope, counts);
   counts.queued++;
   if (scope.onEvent) {
     const sqlText = typeof text === 'string' ? text : text.join('$');

@@ -1,4 +1,6 @@
 import { sql as dsql } from 'drizzle-orm';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './testing';
@@ -118,6 +120,37 @@ describe('query scope cancellation', () => {
     expect((await t.sql`select 2 as two`)[0]?.two).toBe(2);
     expect(t.statements()).toEqual({ queued: 0, running: 0 });
   });
+});
+
+describe('a settled statement', () => {
+  // A query can outlive its call: it may have been promoted to the old generation while it waited behind
+  // others on its connection, and an old object is a root for every young collection until the next full
+  // one. If the query still held its tracker, and the tracker the call's scope, that kept the whole call
+  // (its scope, its rows, its answer) alive: under users.list's load, most of every call's garbage
+  // (README *What the profiles taught*). A full collection here stands in for the young one: the question is
+  // only what the query still reaches.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+
+  /** A read through a handle bound to a scope of its own; returns the settled query and a weak hold on the scope. */
+  async function readAndDropScope(failing: boolean): Promise<{ query: unknown; scope: WeakRef<object> }> {
+    const scope = { signal: new AbortController().signal, onEvent: (): void => undefined };
+    const db = t.bind(scope);
+    const query = db.sql.unsafe(failing ? 'select 1 / 0 as boom' : 'select 1 as one', [], PIPELINED_READ).values();
+    await query.then(() => undefined, () => undefined);
+    return { query, scope: new WeakRef(scope) };
+  }
+
+  for (const failing of [false, true]) {
+    it(`lets go of its call's scope once ${failing ? 'failed' : 'answered'}, while the query is still held`, async () => {
+      const { query, scope } = await readAndDropScope(failing);
+      await new Promise((r) => setImmediate(r)); // a WeakRef holds its target until the job that made it ends
+      gc();
+      expect(scope.deref()).toBeUndefined();
+      expect(query).toBeInstanceOf(Promise); // held to here: what it reaches stays reachable
+      expect(t.statements()).toEqual({ queued: 0, running: 0 });
+    });
+  }
 });
 
 describe('a pipelined read cancelled behind another (abandoned)', () => {
