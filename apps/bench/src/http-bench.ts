@@ -44,6 +44,7 @@ import { killAllNow, spawnChild, stopChild, waitUntilOk, type Child } from '@asy
 import { openBenchDatabase } from './bench-db';
 import { barChartSvg } from './chart';
 import { cpuMicros, peakRssBytes, postgresCpuMicros, postmasterOf, runLoad, type LoadResult } from './measure';
+import { fittedDrift } from './soak-drift';
 import { startOwnServer } from './own-server';
 import { hasOurPatch, installedPostgres, shippedPostgres } from './postgres-as-shipped';
 import { ALONE_SECONDS, measureTransports, transportReport, type TransportRow } from './transport-bench';
@@ -90,7 +91,7 @@ export interface Cell {
   errors: number;
   runs: CellRun[];
 }
-export interface SoakResult { target: TargetKey; windows: { seconds: number; reqPerSec: number; cpuUsPerCall: number }[]; drift: number; firstToLast: number; maxDeviationFromMedian: number; errors: number }
+export interface SoakResult { target: TargetKey; windows: { seconds: number; reqPerSec: number; cpuUsPerCall: number; pgCpuUsPerCall: number | null }[]; drift: number; driftMargin95: number; firstToLast: number; maxDeviationFromMedian: number; errors: number }
 export interface Goal { goal: string; figure: string; pass: boolean | null; how: string }
 
 const env = process.env;
@@ -110,25 +111,6 @@ function median(values: number[]): number {
   if (sorted.length === 0) return NaN;
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-}
-
-/**
- * Soak drift: the least-squares line through the windows' CPU per call, its change from the first window
- * to the last, relative to its value at the first. One noisy window (other work on the machine) moves it
- * far less than it moves a plain last/first ratio, which the report prints too. The goal is on growth
- * (what a leak or a queue that keeps growing does); a fall is reported, not failed.
- */
-export function fittedDrift(values: number[]): number {
-  const n = values.length;
-  if (n < 2) return NaN;
-  const meanX = (n - 1) / 2;
-  const meanY = values.reduce((a, b) => a + b, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  values.forEach((y, x) => { sxy += (x - meanX) * (y - meanY); sxx += (x - meanX) ** 2; });
-  const slope = sxy / sxx;
-  const first = meanY - slope * meanX;
-  return (slope * (n - 1)) / first;
 }
 
 function uptime(): string {
@@ -314,7 +296,11 @@ async function main(signal: AbortSignal): Promise<number> {
           await runLoad({ ...load, seconds: warmupSeconds });
           checkAlive(target);
           // A little past the last window, so its boundary is read before the load ends.
+          // PostgreSQL's CPU read at the same boundaries: a window whose CPU per call jumps in both is the
+          // machine (or PostgreSQL's own work) rather than this target.
+          const pgReadings: number[] = [];
           const sample = () => {
+            pgReadings.push(pgCpu());
             try {
               return cpuMicros(target.child.pid);
             } catch {
@@ -325,13 +311,18 @@ async function main(signal: AbortSignal): Promise<number> {
           checkAlive(target);
           const errors = result.non2xx + result.errors;
           if (errors > 0) failures.push(`soak ${target.key}: ${result.problems.join('; ')}`);
-          const windows = result.windows.slice(0, soakWindows).map((w) => ({ seconds: w.seconds, reqPerSec: w.responses / w.seconds, cpuUsPerCall: w.sampled / Math.max(1, w.responses) }));
+          const windows = result.windows.slice(0, soakWindows).map((w, k) => {
+            const pg = (pgReadings[k + 1] ?? NaN) - (pgReadings[k] ?? NaN);
+            return { seconds: w.seconds, reqPerSec: w.responses / w.seconds, cpuUsPerCall: w.sampled / Math.max(1, w.responses), pgCpuUsPerCall: Number.isFinite(pg) ? pg / Math.max(1, w.responses) : null };
+          });
           const perCall = windows.map((w) => w.cpuUsPerCall);
           const mid = median(perCall);
+          const fit = fittedDrift(perCall);
           soak.push({
             target: target.key,
             windows,
-            drift: fittedDrift(perCall),
+            drift: fit.drift,
+            driftMargin95: fit.margin95,
             firstToLast: (perCall.at(-1) ?? NaN) / (perCall[0] ?? NaN) - 1,
             maxDeviationFromMedian: Math.max(...perCall.map((v) => Math.abs(v - mid) / mid)),
             errors,
@@ -443,7 +434,7 @@ export function goals(r: Pick<Results, 'cells' | 'soak' | 'transports'>): Goal[]
     const s = r.soak.find((x) => x.target === key);
     const name = key === 'server' ? 'this server' : 'node:http + postgres.js, queue fixed';
     out.push(s
-      ? { goal: `soak: server CPU per call drifts < 5 %, ${name}`, figure: `${pct(s.drift)} (first → last window ${pct(s.firstToLast)})`, pass: s.drift < 0.05, how: 'growth of the fitted line over the windows, first → last' }
+      ? { goal: `soak: server CPU per call drifts < 5 %, ${name}`, figure: `${pct(s.drift)} ± ${pct(s.driftMargin95).replace('+', '')} (95 %; first → last window ${pct(s.firstToLast)})`, pass: s.drift < 0.05, how: 'growth of the fitted line over the windows, first → last' }
       : { goal: `soak: server CPU per call drifts < 5 %, ${name}`, figure: 'not measured', pass: null, how: '' });
   }
   out.push(
@@ -479,13 +470,14 @@ function report(r: Results, transports: TransportRow[]): string {
   }).filter(Boolean).join('; ') + '.', '');
 
   out.push(`### Soak: users.byId, one continuous load of ${s.soakWindows} × ${s.soakWindowSeconds} s per target`, '');
-  out.push(`| target | ${r.soak[0]?.windows.map((_, i) => `w${i + 1}`).join(' | ') ?? ''} | drift (fitted) | first → last | max from median |`);
-  out.push(`| --- | ${r.soak[0]?.windows.map(() => '---:').join(' | ') ?? ''} | ---: | ---: | ---: |`);
+  out.push(`| target | ${r.soak[0]?.windows.map((_, i) => `w${i + 1}`).join(' | ') ?? ''} | drift (fitted) | ± (95 %) | first → last | max from median |`);
+  out.push(`| --- | ${r.soak[0]?.windows.map(() => '---:').join(' | ') ?? ''} | ---: | ---: | ---: | ---: |`);
   for (const x of r.soak) {
-    out.push(`| ${label(x.target)}, server CPU µs/call | ${x.windows.map((w) => fixed(w.cpuUsPerCall, 0)).join(' | ')} | ${pct(x.drift)} | ${pct(x.firstToLast)} | ${pct(x.maxDeviationFromMedian).replace('+', '')} |`);
-    out.push(`| ${label(x.target)}, req/s | ${x.windows.map((w) => fixed(w.reqPerSec, 0)).join(' | ')} | | | |`);
+    out.push(`| ${label(x.target)}, server CPU µs/call | ${x.windows.map((w) => fixed(w.cpuUsPerCall, 0)).join(' | ')} | ${pct(x.drift)} | ${pct(x.driftMargin95).replace('+', '')} | ${pct(x.firstToLast)} | ${pct(x.maxDeviationFromMedian).replace('+', '')} |`);
+    if (x.windows.some((w) => w.pgCpuUsPerCall !== null)) out.push(`| ${label(x.target)}, PostgreSQL CPU µs/call | ${x.windows.map((w) => (w.pgCpuUsPerCall === null ? '–' : fixed(w.pgCpuUsPerCall, 0))).join(' | ')} | | | | |`);
+    out.push(`| ${label(x.target)}, req/s | ${x.windows.map((w) => fixed(w.reqPerSec, 0)).join(' | ')} | | | | |`);
   }
-  out.push('', 'Drift: the least-squares line through the windows\' CPU per call, its change from the first window to the last, relative to the first; the goal is growth < 5 % (a fall passes). The driver as shipped has no goal here: it shows that the soak sees a queue that keeps growing.');
+  out.push('', 'Drift: the least-squares line through the windows\' CPU per call, its change from the first window to the last, relative to the first; the goal is growth < 5 % (a fall passes). ±: the drift\'s 95 % confidence margin from the windows\' scatter around the line; where 5 % lies inside drift ± margin, this run cannot tell a drift of 5 % from none. The driver as shipped has no goal here: it shows that the soak sees a queue that keeps growing.');
   out.push(transportReport(transports, `${s.seconds} s, ${s.connections} calls in flight, ${s.warmupSeconds} s warm-up, load generator in this process`));
 
   out.push('### Goals (issue 12)', '', '| goal | figure | verdict |', '| --- | --- | --- |');
