@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { startApiServer, type ApiServer } from '@asyncscope/harness/api-server';
 import { openBenchDatabase } from './bench-db';
 import { cpuMicros, runLoad } from './measure';
+import { median } from './stats';
 
 const env = process.env;
 const procedure = env.BENCH_AB_PROCEDURE ?? 'byId';
@@ -57,11 +58,6 @@ async function streamAll(server: ApiServer, signal: AbortSignal): Promise<{ rows
   });
   return { rows, seconds: (performance.now() - started) / 1000 };
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-};
 
 async function main(signal: AbortSignal): Promise<void> {
   const db = await openBenchDatabase({ adminUrl: env.BENCH_DATABASE_URL || undefined, users: USERS, signal });

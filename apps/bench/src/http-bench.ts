@@ -14,8 +14,8 @@
  * baselines' plain list, one page without a count, which the issue's list goal is measured against.
  * Each scenario runs its targets interleaved (A, B, C, A, B, C, …), a warm-up before every run, and reports
  * the median of the repetitions. Then the soak (users.byId, one continuous load cut into windows, per
- * target; the goal is for the server and the patched baseline), then users.byId through the typed client
- * per transport (transport-bench.ts).
+ * target; the goal is for the server and the patched baseline; steadiness.ts compares each target's soak with
+ * its runs), then users.byId through the typed client per transport (transport-bench.ts).
  *
  *   BENCH_DATABASE_URL        a PostgreSQL server to create the bench database on (default: embedded, in a temp dir)
  *   BENCH_SECONDS             measured seconds per run (default 10)
@@ -45,6 +45,8 @@ import { openBenchDatabase } from './bench-db';
 import { barChartSvg } from './chart';
 import { cpuMicros, peakRssBytes, postgresCpuMicros, postmasterOf, runLoad, type LoadResult } from './measure';
 import { fittedDrift } from './soak-drift';
+import { median, spread } from './stats';
+import { NOTABLE_SHIFT, sectionShifts } from './steadiness';
 import { startOwnServer } from './own-server';
 import { hasOurPatch, installedPostgres, shippedPostgres } from './postgres-as-shipped';
 import { ALONE_SECONDS, measureTransports, transportReport, type TransportRow } from './transport-bench';
@@ -105,13 +107,6 @@ function positive(name: string, fallback: number): number {
 }
 
 const log = (line: string) => { process.stderr.write(`bench: ${line}\n`); };
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-}
 
 function uptime(): string {
   try {
@@ -455,12 +450,13 @@ function report(r: Results, transports: TransportRow[]): string {
     `${s.connections} connections, ${s.seconds} s runs after a ${s.warmupSeconds} s warm-up, median of ${s.repetitions} interleaved repetitions, pool ${s.poolMax} for every server; node ${r.machine.node}, ${r.machine.cpus} × ${r.machine.cpuModel}; ${r.database}.`,
     `Machine load: before \`${r.machine.uptimeBefore}\`, after \`${r.machine.uptimeAfter}\`.`,
     '',
-    '| target | scenario | req/s | p50 ms | p99 ms | server CPU µs/call | server + PG CPU µs/call | errors |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| target | scenario | req/s | runs\' req/s | p50 ms | p99 ms | server CPU µs/call | server + PG CPU µs/call | errors |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const scenario of scenarios) {
     for (const c of r.cells.filter((x) => x.scenario === scenario.key)) {
-      out.push(`| ${label(c.target)} | ${scenario.request} | ${fixed(c.reqPerSec, 0)} | ${fixed(c.p50Ms, 0)} | ${fixed(c.p99Ms, 0)} | ${fixed(c.serverCpuUsPerCall, 0)} | ${fixed(c.serverCpuUsPerCall, 0)} + ${fixed(c.pgCpuUsPerCall, 0)} | ${c.errors === 0 ? '0' : `**${c.errors}**`} |`);
+      const range = spread(c.runs.map((run) => run.reqPerSec));
+      out.push(`| ${label(c.target)} | ${scenario.request} | ${fixed(c.reqPerSec, 0)} | ${fixed(range.min, 0)}–${fixed(range.max, 0)} (${pct(range.relative).replace('+', '±')}) | ${fixed(c.p50Ms, 0)} | ${fixed(c.p99Ms, 0)} | ${fixed(c.serverCpuUsPerCall, 0)} | ${fixed(c.serverCpuUsPerCall, 0)} + ${fixed(c.pgCpuUsPerCall, 0)} | ${c.errors === 0 ? '0' : `**${c.errors}**`} |`);
     }
   }
   out.push('', `Peak RSS over these runs: ${r.targets.map((t) => `${t.label} ${fixed(r.peakRssMB[t.key], 0)} MB`).join(', ')} (the baselines run under tsx's loader).`, '');
@@ -478,6 +474,13 @@ function report(r: Results, transports: TransportRow[]): string {
     out.push(`| ${label(x.target)}, req/s | ${x.windows.map((w) => fixed(w.reqPerSec, 0)).join(' | ')} | | | | |`);
   }
   out.push('', 'Drift: the least-squares line through the windows\' CPU per call, its change from the first window to the last, relative to the first; the goal is growth < 5 % (a fall passes). ±: the drift\'s 95 % confidence margin from the windows\' scatter around the line; where 5 % lies inside drift ± margin, this run cannot tell a drift of 5 % from none. The driver as shipped has no goal here: it shows that the soak sees a queue that keeps growing.');
+  const shifts = sectionShifts(r.cells.filter((c) => c.scenario === 'byId'), r.soak);
+  if (shifts.length > 0) {
+    out.push('', `Steadiness: the same users.byId load, in the runs above and in the soak minutes later, server CPU µs per call: ${shifts.map((x) => `${label(x.target)} ${fixed(x.runsUsPerCall, 0)} → ${fixed(x.soakUsPerCall, 0)} (${pct(x.shift)})`).join(', ')}.`);
+    if (shifts.some((x) => Math.abs(x.shift) > NOTABLE_SHIFT)) {
+      out.push(`**Figures moved between the sections** (a shift over ${fixed(NOTABLE_SHIFT * 100, 0)} %: where every target shifts alike, the machine changed speed; where one alone does, that target changed): compare figures within one table, and read a soak's drift against its margin.`);
+    }
+  }
   out.push(transportReport(transports, `${s.seconds} s, ${s.connections} calls in flight, ${s.warmupSeconds} s warm-up, load generator in this process`));
 
   out.push('### Goals (issue 12)', '', '| goal | figure | verdict |', '| --- | --- | --- |');
