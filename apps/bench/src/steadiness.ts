@@ -19,7 +19,7 @@ export interface SectionShift<K extends string = string> {
   shift: number;
 }
 
-/** Beyond this, in any target, the report says the machine's speed changed between the sections. */
+/** Beyond this, in any target, the report says that figures moved between the sections (the machine, or that target). */
 export const NOTABLE_SHIFT = 0.15;
 
 /** Per target that has both: its `users.byId` runs' CPU per call against its soak's. */
