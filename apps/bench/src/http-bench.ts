@@ -456,7 +456,7 @@ function report(r: Results, transports: TransportRow[]): string {
   for (const scenario of scenarios) {
     for (const c of r.cells.filter((x) => x.scenario === scenario.key)) {
       const range = spread(c.runs.map((run) => run.reqPerSec));
-      out.push(`| ${label(c.target)} | ${scenario.request} | ${fixed(c.reqPerSec, 0)} | ${fixed(range.min, 0)}–${fixed(range.max, 0)} (${pct(range.relative).replace('+', '±')}) | ${fixed(c.p50Ms, 0)} | ${fixed(c.p99Ms, 0)} | ${fixed(c.serverCpuUsPerCall, 0)} | ${fixed(c.serverCpuUsPerCall, 0)} + ${fixed(c.pgCpuUsPerCall, 0)} | ${c.errors === 0 ? '0' : `**${c.errors}**`} |`);
+      out.push(`| ${label(c.target)} | ${scenario.request} | ${fixed(c.reqPerSec, 0)} | ${fixed(range.min, 0)}–${fixed(range.max, 0)} (${pct(range.relative).replace('+', '')} of the median) | ${fixed(c.p50Ms, 0)} | ${fixed(c.p99Ms, 0)} | ${fixed(c.serverCpuUsPerCall, 0)} | ${fixed(c.serverCpuUsPerCall, 0)} + ${fixed(c.pgCpuUsPerCall, 0)} | ${c.errors === 0 ? '0' : `**${c.errors}**`} |`);
     }
   }
   out.push('', `Peak RSS over these runs: ${r.targets.map((t) => `${t.label} ${fixed(r.peakRssMB[t.key], 0)} MB`).join(', ')} (the baselines run under tsx's loader).`, '');
