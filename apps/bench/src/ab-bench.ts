@@ -14,6 +14,7 @@
  *   BENCH_AB_RUNS     pairs of runs (default 4); BENCH_AB_SECONDS measured seconds per run (default 6)
  *   BENCH_DATABASE_URL  a PostgreSQL server to create the bench database on (default: embedded)
  *   BENCH_SERVER_NODE_ARGS  extra node flags for both servers (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
+ *   BENCH_LOG_LEVEL   both servers' LOG_LEVEL (default warn, as every bench; `info` writes the request log)
  */
 import { fileURLToPath } from 'node:url';
 import { startApiServer, type ApiServer } from '@asyncscope/harness/api-server';
@@ -63,7 +64,8 @@ async function main(signal: AbortSignal): Promise<void> {
   const db = await openBenchDatabase({ adminUrl: env.BENCH_DATABASE_URL || undefined, users: USERS, signal });
   const servers: ApiServer[] = [];
   try {
-    const serverEnv = { DB_POOL_MAX: '10', DB_APPLICATION_NAME: 'asyncscope-bench' };
+    // BENCH_LOG_LEVEL=info: both servers write their request log (a line per call), as `pnpm start` does.
+    const serverEnv = { DB_POOL_MAX: '10', DB_APPLICATION_NAME: 'asyncscope-bench', ...(env.BENCH_LOG_LEVEL ? { LOG_LEVEL: env.BENCH_LOG_LEVEL } : {}) };
     const nodeArgs = (env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
     servers.push(await startApiServer(db.url, serverEnv, signal, { serverDir: dirA, token, nodeArgs }));
     servers.push(await startApiServer(db.url, serverEnv, signal, { serverDir: dirB, token, nodeArgs }));
