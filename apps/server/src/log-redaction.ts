@@ -16,9 +16,12 @@ export function logPath(url: string | undefined): string {
 /** Fields of driver errors safe to log: no values (`detail`, `where`, `parameters`… are left out). */
 const SAFE_FIELDS = ['code', 'severity', 'routine', 'constraint_name', 'table_name', 'column_name', 'errno', 'syscall'] as const;
 
+/** What a censored value is logged as. */
+export const CENSOR = '[redacted]';
+
 /** Quoted values in a database message ('invalid input syntax for type integer: "ada@example.com"'). */
 function redactQuoted(text: string): string {
-  return text.replace(/"(?:[^"\\]|\\.)*"/g, '"[redacted]"');
+  return text.replace(/"(?:[^"\\]|\\.)*"/g, `"${CENSOR}"`);
 }
 
 interface LoggedError {
@@ -50,7 +53,6 @@ export function redactError(error: unknown, depth = 0): LoggedError | string {
 
 /** Fields whose values are credentials or personal data wherever they appear in a log call's object. */
 export const CENSORED_FIELDS: ReadonlySet<string> = new Set(['token', 'ticket', 'authorization', 'connectionParams', 'input']);
-export const CENSOR = '[redacted]';
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false;
