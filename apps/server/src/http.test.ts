@@ -1,6 +1,7 @@
 import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import type { AppRouter } from '@asyncscope/api';
 import { newUser } from '@asyncscope/api/testing';
+import { isCallId } from '@asyncscope/contract';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestServer, TEST_TOKEN, type TestServer } from './test-server';
 
@@ -104,6 +105,10 @@ describe('plain HTTP endpoints', () => {
     const given = await raw('/trpc/users.list', { headers: { 'x-request-id': 'call-42' } });
     expect(given.headers.get('x-request-id')).toBe('call-42');
     const made = await raw('/trpc/users.list');
-    expect(made.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const again = await raw('/trpc/users.list');
+    const ids = [made.headers.get('x-request-id'), again.headers.get('x-request-id')];
+    for (const id of ids) expect(isCallId(id)).toBe(true);
+    expect(ids[0]).toMatch(/^r-/);
+    expect(ids[1]).not.toBe(ids[0]);
   });
 });

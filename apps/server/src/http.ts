@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import { createHTTPHandler, type CreateHTTPContextOptions } from '@trpc/server/adapters/standalone';
 import sirv from 'sirv';
 import { admittedProcedures, appRouter, createCredentials, createInnerContext, type Logger as ApiLogger, type Runtime } from '@asyncscope/api';
-import { isCallId } from '@asyncscope/contract';
+import { isCallId, newCallId } from '@asyncscope/contract';
 import type { Logger } from 'pino';
 import { callControllerOf, createFastTRPCHandler, type FastTRPCHandlerOptions } from './fast-trpc';
 import { logPath } from './log-redaction';
@@ -155,7 +154,9 @@ export function createHttpServer(options: HttpOptions): HttpServer {
   const handle: RequestListener = (req, res) => {
     const started = performance.now();
     const given = req.headers['x-request-id'];
-    const id = isCallId(given) ? given : randomUUID();
+    // The contract's generator, not crypto.randomUUID: unique in this process, distinct across processes, and
+    // ~1.5 µs cheaper per request (randomUUID 1.5 % of users.byId's profile; README *What the profiles taught*).
+    const id = isCallId(given) ? given : newCallId('r');
     (req as IncomingMessage & { id: string }).id = id;
     res.setHeader('x-request-id', id);
     const isStream = req.headers.accept === 'text/event-stream';

@@ -120,3 +120,29 @@ describe('Admission.refuseNow: the early answer', () => {
     expect(await drain(admission, held, waiting, order)).toEqual(['a1', 'b1', 'a2']);
   }, 5000);
 });
+
+describe('Admission.tryEnter: the synchronous slot', () => {
+  it('gives a slot only when one is free and nobody waits, and never counts a refusal', async () => {
+    const admission = new Admission(2, 10);
+    const first = admission.tryEnter();
+    expect(first).toBeDefined();
+    const held = await admission.enter(never, noop, 'a');
+    expect(admission.tryEnter()).toBeUndefined(); // both slots taken
+    const order: string[] = [];
+    const waiting = queue(admission, order, 'w', 'b');
+    first?.release();
+    // The freed slot went to the waiter, not back to the pool: none for a newcomer.
+    expect(admission.tryEnter()).toBeUndefined();
+    await flush();
+    expect(order).toEqual(['w']);
+    (await waiting).release();
+    held.release();
+    expect(admission.inFlight).toBe(0);
+    const again = admission.tryEnter();
+    expect(admission.inFlight).toBe(1);
+    again?.release();
+    again?.release(); // a double release frees one slot
+    expect(admission.inFlight).toBe(0);
+    expect(admission.shed).toBe(0);
+  }, 5000);
+});

@@ -138,7 +138,8 @@ export const callProcedure = t.procedure.use(async ({ ctx, path, type, signal, b
   try {
     let permit;
     try {
-      permit = await ctx.runtime.admission.enter(scope.signal, (position) => { scope.emit({ type: 'queued', position }); }, ctx.clientKey);
+      // An abort before this point is seen by throwIfAborted below, the permit released by its finally.
+      permit = ctx.runtime.admission.tryEnter() ?? await ctx.runtime.admission.enter(scope.signal, (position) => { scope.emit({ type: 'queued', position }); }, ctx.clientKey);
     } catch (error) {
       if (error instanceof OverloadedError) throw edgeError(error);
       throw scope.stoppedError(error);
