@@ -14,6 +14,8 @@
  *   BENCH_AB_RUNS     pairs of runs (default 4); BENCH_AB_SECONDS measured seconds per run (default 6)
  *   BENCH_DATABASE_URL  a PostgreSQL server to create the bench database on (default: embedded)
  *   BENCH_SERVER_NODE_ARGS  extra node flags for both servers (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
+ *   BENCH_SERVER_NODE_ARGS_B  more node flags for B alone: one build with and without a flag or a preloaded
+ *                     module (`--import=/abs/path.mjs`), e.g. `--max-semi-space-size=32`
  *   BENCH_LOG_LEVEL   both servers' LOG_LEVEL (default warn, as every bench; `info` writes the request log)
  */
 import { fileURLToPath } from 'node:url';
@@ -67,11 +69,12 @@ async function main(signal: AbortSignal): Promise<void> {
     // BENCH_LOG_LEVEL=info: both servers write their request log (a line per call), as `pnpm start` does.
     const serverEnv = { DB_POOL_MAX: '10', DB_APPLICATION_NAME: 'asyncscope-bench', ...(env.BENCH_LOG_LEVEL ? { LOG_LEVEL: env.BENCH_LOG_LEVEL } : {}) };
     const nodeArgs = (env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const nodeArgsB = [...nodeArgs, ...(env.BENCH_SERVER_NODE_ARGS_B ?? '').split(' ').filter(Boolean)];
     servers.push(await startApiServer(db.url, serverEnv, signal, { serverDir: dirA, token, nodeArgs }));
-    servers.push(await startApiServer(db.url, serverEnv, signal, { serverDir: dirB, token, nodeArgs }));
+    servers.push(await startApiServer(db.url, serverEnv, signal, { serverDir: dirB, token, nodeArgs: nodeArgsB }));
     const rows: Record<'A' | 'B', { reqPerSec: number; cpu: number }[]> = { A: [], B: [] };
     const what = stream ? `users.stream over ${USERS} users, pages of 1000` : `${list ? 'users.list {limit:50}' : 'users.byId'}, 100 connections`;
-    console.log(`A ${dirA}\nB ${dirB}\n${what}, ${runs} pairs${stream ? '' : ` of ${seconds} s`}`);
+    console.log(`A ${dirA}\nB ${dirB}${nodeArgsB.length > nodeArgs.length ? ` with ${nodeArgsB.slice(nodeArgs.length).join(' ')}` : ''}\n${what}, ${runs} pairs${stream ? '' : ` of ${seconds} s`}`);
     for (let run = 0; run < runs; run++) {
       for (const [name, server] of [['A', servers[0]], ['B', servers[1]]] as const) {
         if (!server) continue;

@@ -15,6 +15,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { getTRPCErrorFromUnknown, TRPCError, type AnyTRPCProcedure, type AnyTRPCRouter } from '@trpc/server';
 import type { HTTPErrorHandler } from '@trpc/server/http';
+import { createAbortController } from '@asyncscope/concurrency';
 import { closeAfter, responseGone } from './http-version';
 import { TRPC_VARY, trpcErrorResponses, writeJson } from './trpc-error-response';
 
@@ -189,7 +190,7 @@ export function withBodyFirst<TRouter extends AnyTRPCRouter>(handler: RequestLis
       return;
     }
     // The deadline counts from the end of the headers; its timer is cleared whichever way the read ends.
-    const timeout = new AbortController();
+    const timeout = createAbortController();
     const timer = setTimeout(() => { timeout.abort(); }, opts.bodyTimeoutMs);
     timer.unref();
     void readBody(req, opts.maxBodyBytes, timeout.signal).then(

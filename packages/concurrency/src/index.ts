@@ -1,5 +1,6 @@
 export { AbortError, CancelledError, TimeoutError, isAbortError, throwIfAborted } from './errors';
 export { systemClock, sleep, type Clock, type TimerHandle, type SleepOptions } from './clock';
+export { createAbortController, sharedShapeSignals } from './abort-controller';
 export { linkSignals, deadline, withTimeout, type SignalScope, type DeadlineOptions } from './signals';
 export { retry, backoffDelay, isRetryable, type RetryOptions, type RetryPolicy, type RetryInfo } from './retry';
 export {

@@ -1,3 +1,4 @@
+import { createAbortController } from './abort-controller';
 import { systemClock, type Clock, type TimerHandle } from './clock';
 import { TimeoutError, abortReason } from './errors';
 
@@ -35,7 +36,7 @@ class LinkedScope implements SignalScope {
   #disposeFn: (() => void) | undefined;
   #onParentAbort: ((event: Event) => void) | undefined;
 
-  constructor(parents: readonly Parent[], controller: AbortController = new AbortController()) {
+  constructor(parents: readonly Parent[], controller: AbortController = createAbortController()) {
     this.#controller = controller;
     if (controller.signal.aborted) return;
     let onParentAbort: ((event: Event) => void) | undefined;
