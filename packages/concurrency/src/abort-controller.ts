@@ -54,9 +54,13 @@ function findInternals(): SignalInternals | undefined {
   });
   Reflect.construct(Event, ['probe', options]);
   if (!kAborted || !kReason || !kComposite || !kDependantSignals || !kTrustEvent) return undefined;
-  // The fields must be what Node's getters read: a signal aborted through them must say so.
+  // The fields must be what Node's getters read: a signal marked aborted through them must say so.
   const check = new AbortController().signal as InternalSignal;
   if (check[kAborted] !== false || !Object.hasOwn(check, kReason) || check[kComposite] !== false) return undefined;
+  const reason = new Error('probe');
+  check[kAborted] = true;
+  check[kReason] = reason;
+  if (!check.aborted || check.reason !== reason) return undefined;
   return { kAborted, kReason, kComposite, kDependantSignals, kTrustEvent };
 }
 
