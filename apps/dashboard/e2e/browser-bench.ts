@@ -7,7 +7,7 @@
  * dashboard (dist/), on its own database cloned from a migrated template on an embedded PostgreSQL (or on
  * BENCH_DATABASE_URL's server), and Chromium at 1440 px. Then, in the fetch lab over its default transport:
  *
- * 1. latency: LATENCY_CALLS `users.byId` calls at concurrency 4, no fault: per call, the time the dashboard
+ * 1. latency, after WARMUP_CALLS calls: LATENCY_CALLS `users.byId` calls at concurrency 4, no fault: per call, the time the dashboard
  *    shows on its row (client: attempt sent → answer) against the server's own time for the same call (its
  *    `settled` hop: received → answered), p50/p95 of both and of the difference;
  * 2. frames: a FRAME_CALLS-call run (concurrency FRAME_CONCURRENCY, no fault): requestAnimationFrame deltas
@@ -15,6 +15,10 @@
  * 3. the floor under 1.: the same calls from a bare WebSocket client (tRPC's wire format by hand, no dashboard)
  *    in a blank page of the same origin, at concurrency 4 and one at a time, sent → answered: what the browser
  *    and the machine cost a call before the dashboard does anything, and so the dashboard's own share of 1.
+ *
+ * For 1. and 3. it also prints the CPU time each process spent per call (Chromium's renderers, browser, GPU and
+ * network processes by CDP's SystemInfo.getProcessInfo; the server from /proc): on 2 shared cores the latency
+ * follows whoever is busiest, and CPU per call says who that is with less of the machine's noise in it.
  *
  * BENCH_DASHBOARD_DIR=<dir> serves another build of the dashboard (the server's DASHBOARD_DIR) instead of dist/.
  * Set PROFILE=<dir> to also record a CPU profile of the page (Chrome DevTools' format, .cpuprofile) per phase
@@ -24,7 +28,7 @@
  * paint, …); the CPU profile's "(program)" is the part of this that is not JavaScript.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -35,6 +39,12 @@ import { browserMissing, percentile, screenshot, startDashboard, until } from '.
 
 // Its settings come from the environment (it is a script, like the e2e tests it borrows from).
 const env = process.env;
+/**
+ * Calls at concurrency 4 before anything is measured. After 200, the server and the page were still warming up
+ * (the server's CPU per call over the measured run about twice what it was after 2,000; apps/dashboard/README.md);
+ * 2,000 take about 6 s, the warm-up the issue's server benchmarks get.
+ */
+const WARMUP_CALLS = Number(env.WARMUP_CALLS ?? 2000);
 const LATENCY_CALLS = Number(env.LATENCY_CALLS ?? 400);
 const FRAME_CALLS = Number(env.FRAME_CALLS ?? 10_000);
 const FRAME_CONCURRENCY = Number(env.FRAME_CONCURRENCY ?? 20);
@@ -102,6 +112,33 @@ async function openDatabase(): Promise<Database> {
 function stats(values: readonly number[]): { n: number; p50: number; p95: number; max: number } {
   const sorted = [...values].sort((a, b) => a - b);
   return { n: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), max: sorted.at(-1) ?? Number.NaN };
+}
+
+/** CPU seconds so far per Chromium process type (renderers summed) and of the server (Linux /proc). */
+type CpuTimes = Record<string, number>;
+
+async function cpuTimes(cdp: CDPSession, serverPid: number | undefined): Promise<CpuTimes> {
+  const { processInfo } = (await cdp.send('SystemInfo.getProcessInfo')) as { processInfo: { type: string; cpuTime: number }[] };
+  const out: CpuTimes = {};
+  for (const { type, cpuTime } of processInfo) {
+    const name = type.replace(/^network\.mojom\.NetworkService$/, 'network').replace(/\.mojom\..*$/, '');
+    out[name] = (out[name] ?? 0) + cpuTime;
+  }
+  // utime and stime: fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 a second on Linux).
+  const stat = serverPid === undefined ? '' : await readFile(`/proc/${serverPid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (fields.length > 13) out.server = (Number(fields[11]) + Number(fields[12])) / 100;
+  return out;
+}
+
+/** "renderer 812 µs · browser 95 µs · …": CPU per call between two readings, busiest first. */
+function cpuPerCall(before: CpuTimes, after: CpuTimes, calls: number): string {
+  return Object.keys(after)
+    .map((k) => [k, ((after[k] ?? 0) - (before[k] ?? 0)) * 1e6 / calls] as const)
+    .filter(([, us]) => us >= 1)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, us]) => `${k} ${us.toFixed(0)} µs`)
+    .join(' · ');
 }
 
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '–');
@@ -350,19 +387,26 @@ async function main(): Promise<void> {
       // that the page does not have.
       await page.evaluate('globalThis.__name = (f) => f');
       const cdp = PROFILE_DIR ? await page.context().newCDPSession(page) : null;
+      const browserCdp = await page.context().browser()?.newBrowserCDPSession();
+      if (!browserCdp) throw new Error('no browser-level CDP session');
+      const serverPid = dash.server.proc.pid;
+      const cpu = (): Promise<CpuTimes> => cpuTimes(browserCdp, serverPid);
       console.log(`browser bench: ${db.where}; the built server (pool 10) and dashboard; Chromium ${page.context().browser()?.version() ?? ''} at 1440 px; lab transport ${TRANSPORT}${DASHBOARD_DIR ? `; dashboard from ${DASHBOARD_DIR}` : ''}`);
 
-      // Warm-up: the lab's socket opens, the server's statements get prepared, the page's code gets compiled.
-      await setLab(page, { count: '200', concurrency: '4', timeout: '10000', retries: '0', latency: '0', 'error-rate': '0' });
+      // Warm-up: the lab's socket opens, the server's statements get prepared, the page's and the server's code get
+      // compiled and optimized (WARMUP_CALLS).
+      await setLab(page, { count: String(WARMUP_CALLS), concurrency: '4', timeout: '10000', retries: '0', latency: '0', 'error-rate': '0' });
       await runToEnd(page, 60_000);
 
       // 1. Per-call latency at concurrency 4.
       await setLab(page, { count: String(LATENCY_CALLS), concurrency: '4', timeout: '10000', retries: '0', latency: '0', 'error-rate': '0' });
       await startProfile(cdp);
       await startTrace(page);
+      const cpu0 = await cpu();
       const t0 = Date.now();
       await runToEnd(page, 120_000);
       const latencyRunMs = Date.now() - t0;
+      const cpu1 = await cpu();
       await stopProfile(cdp, 'latency');
       await stopTrace(page, 'latency');
       // The last hops arrive over the event stream just after the run ends.
@@ -374,11 +418,12 @@ async function main(): Promise<void> {
       const client = stats(pairs.map((p) => p.client));
       const server = stats(pairs.map((p) => p.server));
       const extra = stats(pairs.map((p) => p.client - p.server));
-      console.log(`\n1. users.byId, ${LATENCY_CALLS} calls at concurrency 4 (${pairs.length} rows read; run took ${latencyRunMs} ms, ${f1((LATENCY_CALLS * 1000) / latencyRunMs)} calls/s)`);
+      console.log(`\n1. users.byId, ${LATENCY_CALLS} calls at concurrency 4 after ${WARMUP_CALLS} to warm up (${pairs.length} rows read; run took ${latencyRunMs} ms, ${f1((LATENCY_CALLS * 1000) / latencyRunMs)} calls/s)`);
       console.log('                         p50      p95      max   (ms, as the rows show them: whole ms)');
       console.log(`  dashboard (browser) ${f1(client.p50).padStart(7)}  ${f1(client.p95).padStart(7)}  ${f1(client.max).padStart(7)}`);
       console.log(`  server (settled hop) ${f1(server.p50).padStart(6)}  ${f1(server.p95).padStart(7)}  ${f1(server.max).padStart(7)}`);
       console.log(`  browser − server    ${f1(extra.p50).padStart(7)}  ${f1(extra.p95).padStart(7)}  ${f1(extra.max).padStart(7)}`);
+      console.log(`  CPU per call (the run, from the button to its end): ${cpuPerCall(cpu0, cpu1, LATENCY_CALLS)}`);
       console.log(`  goal: browser ≤ server + ${GOAL_EXTRA_MS} ms (p50 of the difference): ${verdict(extra.p50 <= GOAL_EXTRA_MS)}`);
 
       // 2. Frames during a long run.
@@ -410,12 +455,15 @@ async function main(): Promise<void> {
       await stopProfile(cdp, 'frames');
       await stopTrace(page, 'frames');
       const frames = stats(measured.frames);
+      const cpuIdle0 = await cpu();
       const idle = stats(await idleFrames(page, 3000));
+      const cpuIdle1 = await cpu();
       const succeeded = await page.getByTestId('count-succeeded').locator('.legend-count').textContent();
       console.log(`\n2. fetch lab, ${FRAME_CALLS.toLocaleString('en-US')} calls at concurrency ${FRAME_CONCURRENCY}, no fault: ${succeeded ?? '?'} succeeded in ${(frameRunMs / 1000).toFixed(1)} s`);
       console.log(`  frame times (requestAnimationFrame deltas, ${frames.n} frames): p50 ${f1(frames.p50)} ms, p95 ${f1(frames.p95)} ms, max ${f1(frames.max)} ms`);
       console.log(`  long tasks (> 50 ms): ${measured.longTasks.length}, ${f1(measured.longTasks.reduce((a, b) => a + b, 0))} ms in all, longest ${f1(Math.max(0, ...measured.longTasks))} ms`);
       console.log(`  the same page idle afterwards, 3 s (what this machine's load leaves it): p50 ${f1(idle.p50)} ms, p95 ${f1(idle.p95)} ms, max ${f1(idle.max)} ms`);
+      console.log(`  CPU per second of that idle page (no call running; the frame-measuring requestAnimationFrame loop included): ${cpuPerCall(cpuIdle0, cpuIdle1, 3).replaceAll('µs', 'µs/s')}`);
       console.log(`  goal: frame p95 ≤ ${GOAL_FRAME_P95} ms: ${verdict(frames.p95 <= GOAL_FRAME_P95)}; max ≤ ${GOAL_FRAME_MAX} ms: ${verdict(frames.max <= GOAL_FRAME_MAX)}`);
 
       for (const width of [1024, 1440]) {
@@ -430,10 +478,13 @@ async function main(): Promise<void> {
         await blank.goto(`${dash.server.url}/healthz`);
         await blank.evaluate('globalThis.__name = (f) => f');
         await bareClientTimes(blank, dash.server.url, 100, 4); // warm-up
+        const cpu2 = await cpu();
         const bare4 = stats(await bareClientTimes(blank, dash.server.url, LATENCY_CALLS, 4));
+        const cpu3 = await cpu();
         const bare1 = stats(await bareClientTimes(blank, dash.server.url, LATENCY_CALLS, 1));
         console.log(`\n3. the floor under 1.: the same users.byId calls from a bare WebSocket client (tRPC's wire format by hand, no dashboard) in a blank page of the same origin, sent → answered`);
         console.log(`  concurrency 4: p50 ${f1(bare4.p50)} ms, p95 ${f1(bare4.p95)} ms; one at a time: p50 ${f1(bare1.p50)} ms, p95 ${f1(bare1.p95)} ms`);
+        console.log(`  CPU per call at concurrency 4 (the dashboard's page idle in the background): ${cpuPerCall(cpu2, cpu3, LATENCY_CALLS)}`);
         console.log(`  the dashboard's own share of its p50 in 1.: ${f1(client.p50 - bare4.p50)} ms (its p50 ${f1(client.p50)} − the bare client's ${f1(bare4.p50)} at concurrency 4)`);
       } finally {
         await blank.close();
