@@ -7,9 +7,9 @@
  * dashboard (dist/), on its own database cloned from a migrated template on an embedded PostgreSQL (or on
  * BENCH_DATABASE_URL's server), and Chromium at 1440 px. Then, in the fetch lab over its default transport:
  *
- * 1. latency, after WARMUP_CALLS calls: LATENCY_CALLS `users.byId` calls at concurrency 4, no fault: per call, the time the dashboard
- *    shows on its row (client: attempt sent → answer) against the server's own time for the same call (its
- *    `settled` hop: received → answered), p50/p95 of both and of the difference;
+ * 1. latency, after WARMUP_CALLS calls: LATENCY_CALLS `users.byId` calls at concurrency 4, no fault: per call,
+ *    the time the dashboard shows on its row (client: attempt sent → answer) against the server's own time for
+ *    the same call (its `settled` hop: received → answered), p50/p95 of both and of the difference;
  * 2. frames: a FRAME_CALLS-call run (concurrency FRAME_CONCURRENCY, no fault): requestAnimationFrame deltas
  *    over the whole run (p50/p95/max), long tasks (> 50 ms) and the run's total time;
  * 3. the floor under 1.: the same calls from a bare WebSocket client (tRPC's wire format by hand, no dashboard)
