@@ -9,11 +9,11 @@
  * BENCH_SERVER_NODE_ARGS adds node flags (e.g. a V8 tier-up setting) to compare. It prints figures; it is not a test.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { closeApiClient, createApiClient } from '@asyncscope/client';
+import { closeApiClient, createApiClient, type ApiClient } from '@asyncscope/client';
 import { runBench } from '@asyncscope/harness/children';
 import WebSocket from 'ws';
 import { openBenchDatabase } from './bench-db';
-import { cpuMicros } from './measure';
+import { CLK_TCK, cpuMicros } from './measure';
 import { startOwnServer } from './own-server';
 
 const env = process.env;
@@ -32,7 +32,24 @@ async function main(signal: AbortSignal): Promise<void> {
     await db.close();
     throw error;
   });
-  const ws = createApiClient({ url: `${server.url}/trpc`, token: server.token, transport: 'websocket', WebSocket });
+  try {
+    const ws = createApiClient({ url: `${server.url}/trpc`, token: server.token, transport: 'websocket', WebSocket });
+    try {
+      await measure(ws, server.child.pid, db.description, signal);
+    } finally {
+      await closeApiClient(ws);
+    }
+  } finally {
+    await server.close();
+    await db.close();
+  }
+}
+
+/** The windows, then the report. A failed call stops the other workers (they share `run`). */
+async function measure(ws: ApiClient, pid: number, database: string, signal: AbortSignal): Promise<void> {
+  const run = new AbortController();
+  const stop = (): void => { run.abort(signal.reason); };
+  signal.addEventListener('abort', stop, { once: true });
   try {
     log(`${WINDOWS} windows of ${WINDOW} users.byId calls at ${RATE} calls/s over one WebSocket, from the server's start`);
     const started = performance.now();
@@ -41,7 +58,7 @@ async function main(signal: AbortSignal): Promise<void> {
     for (let w = 0; w < WINDOWS; w++) {
       const end = next + WINDOW;
       const latencies: number[] = [];
-      const cpuBefore = cpuMicros(server.child.pid);
+      const cpuBefore = cpuMicros(pid);
       const t0 = performance.now();
       await Promise.all(
         Array.from({ length: IN_FLIGHT }, async () => {
@@ -49,9 +66,9 @@ async function main(signal: AbortSignal): Promise<void> {
             const i = next++;
             // Call i goes out at its time on the schedule, or as soon as a slot frees after it.
             const wait = started + (i * 1000) / RATE - performance.now();
-            if (wait > 0) await sleep(wait, undefined, { signal });
+            if (wait > 0) await sleep(wait, undefined, { signal: run.signal });
             const sent = performance.now();
-            await ws.users.byId.query({ id: 1 + (i % USERS) }, { signal });
+            await ws.users.byId.query({ id: 1 + (i % USERS) }, { signal: run.signal });
             latencies.push(performance.now() - sent);
           }
         }),
@@ -60,34 +77,36 @@ async function main(signal: AbortSignal): Promise<void> {
       latencies.sort((a, b) => a - b);
       windows.push({
         calls: `${end - WINDOW + 1}–${end}`,
-        cpuMicrosPerCall: (cpuMicros(server.child.pid) - cpuBefore) / WINDOW,
+        cpuMicrosPerCall: (cpuMicros(pid) - cpuBefore) / WINDOW,
         p50Ms: latencies[Math.floor(latencies.length / 2)] ?? Number.NaN,
         callsPerSecond: WINDOW / seconds,
       });
     }
     const last = windows.slice(-4).map((w) => w.cpuMicrosPerCall).sort((a, b) => a - b);
-    const steady = ((last[1] ?? Number.NaN) + (last[2] ?? Number.NaN)) / 2;
+    const mid = Math.floor(last.length / 2);
+    const steady = last.length % 2 === 1 ? (last[mid] ?? Number.NaN) : ((last[mid - 1] ?? Number.NaN) + (last[mid] ?? Number.NaN)) / 2;
     const firstUnder = windows.findIndex((w) => w.cpuMicrosPerCall <= steady * 1.25);
     process.stdout.write(
       [
         '',
-        `## Warm-up of a fresh server (node ${process.version}, ${db.description}${env.BENCH_SERVER_NODE_ARGS ? `, server flags ${env.BENCH_SERVER_NODE_ARGS}` : ''})`,
+        `## Warm-up of a fresh server (node ${process.version}, ${database}${env.BENCH_SERVER_NODE_ARGS ? `, server flags ${env.BENCH_SERVER_NODE_ARGS}` : ''})`,
         '',
-        `users.byId at ${RATE} calls/s (at most ${IN_FLIGHT} in flight) over one WebSocket, from the server's start.`,
+        `users.byId at ${RATE} calls/s (at most ${IN_FLIGHT} in flight) over one WebSocket, from the server's start. CPU is read from /proc in clock ticks of ${(1e6 / CLK_TCK).toLocaleString('en-US')} µs: a window resolves ${(1e6 / CLK_TCK / WINDOW).toFixed(0)} µs per call.`,
         '',
         '| calls | server CPU µs/call | p50 ms | calls/s |',
         '| --- | ---: | ---: | ---: |',
         ...windows.map((w) => `| ${w.calls} | ${w.cpuMicrosPerCall.toFixed(0)} | ${w.p50Ms.toFixed(2)} | ${w.callsPerSecond.toFixed(0)} |`),
         '',
-        `Steady (median of the last 4 windows): ${steady.toFixed(0)} µs per call; the first window cost ${((windows[0]?.cpuMicrosPerCall ?? Number.NaN) / steady).toFixed(2)}× that; ` +
+        `Steady (median of the last ${last.length} windows): ${steady.toFixed(0)} µs per call; the first window cost ${((windows[0]?.cpuMicrosPerCall ?? Number.NaN) / steady).toFixed(2)}× that; ` +
           (firstUnder >= 0 ? `within 25 % of it from window ${firstUnder + 1} (call ${firstUnder * WINDOW + 1}, ${((firstUnder * WINDOW) / RATE).toFixed(1)} s in).` : 'never within 25 % of it.'),
         '',
       ].join('\n'),
     );
+  } catch (error) {
+    run.abort(error);
+    throw error;
   } finally {
-    await closeApiClient(ws);
-    await server.close();
-    await db.close();
+    signal.removeEventListener('abort', stop);
   }
 }
 
