@@ -34,6 +34,8 @@ export interface ServerConfig {
   /** More tokens, each its own caller (EXTRA_API_TOKENS). */
   extraApiTokens?: readonly string[] | undefined;
   poolMax: number;
+  /** Connections kept open (at most poolMax): see DbConfig.poolMin. */
+  poolMin: number;
   statementTimeoutMs: number;
   applicationName: string;
   maxBodyBytes: number;
@@ -94,6 +96,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
       poolMax: config.poolMax,
+      poolMin: config.poolMin,
       statementTimeoutMs: config.statementTimeoutMs,
       applicationName: config.applicationName,
       log,

@@ -30,6 +30,7 @@ beforeAll(async () => {
     dataDir: '/nonexistent',
     apiToken: TEST_TOKEN,
     poolMax: 5,
+    poolMin: 5,
     statementTimeoutMs: 10_000,
     applicationName: 'faults-server',
     maxBodyBytes: 16 * 1024,
@@ -69,7 +70,22 @@ const readyz = async () => {
   return { status: res.status, body: (await res.json()) as { status: string; reason?: string } };
 };
 
+/** The pool's sessions (DB_APPLICATION_NAME faults-server), on a connection of the test's own. */
+async function poolSessions(): Promise<number> {
+  const admin = postgres(pg.url, { max: 1, onnotice: () => undefined });
+  try {
+    const [row] = await admin<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where application_name = 'faults-server'`;
+    return row?.n ?? 0;
+  } finally {
+    await admin.end();
+  }
+}
+
 describe('the server when Postgres goes away', () => {
+  it('holds its pool open (DB_POOL_MIN) before any call', async () => {
+    await until('the 5 kept connections open', async () => (await poolSessions()) === 5, 3000);
+  });
+
   it('calls in flight and new calls answer 503 at once while it is down; /readyz follows both ways; serving resumes within a second', async () => {
     expect((await readyz()).status).toBe(200);
     // Calls in flight when Postgres stops: each waits inside Postgres (pg_sleep) with a 10 s budget.
@@ -98,6 +114,8 @@ describe('the server when Postgres goes away', () => {
     console.log(`serving resumed ${Math.round(resumedMs)} ms after Postgres answered`);
     expect(resumedMs).toBeLessThan(1500); // 1 s, with slack for a loaded CI box
     expect((await readyz()).status).toBe(200);
+    // The kept connections died with Postgres; the health check's recovery opened them again, not the next burst.
+    await until('the 5 kept connections open again', async () => (await poolSessions()) === 5, 3000);
   });
 
   it('a killed connection is a retryable 503, never a 500, and the database stays ready', async () => {

@@ -18,6 +18,7 @@ export interface DatabaseOptions {
   databaseUrl?: string | undefined;
   dataDir: string;
   poolMax: number;
+  poolMin: number;
   statementTimeoutMs: number;
   applicationName: string;
   log: Logger;
@@ -117,6 +118,7 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
   const client = createDbClient({
     url,
     poolMax: options.poolMax,
+    poolMin: options.poolMin,
     statementTimeoutMs: options.statementTimeoutMs,
     applicationName: options.applicationName,
     onConnectionLost: () => { health?.nudge(); },
@@ -138,6 +140,8 @@ export async function openDatabase(options: DatabaseOptions, shutdown: AbortSign
           // The driver's reason goes to the operator's log only (host and port, never credentials); /readyz
           // and the callers get fixed texts.
           onChange: (up, detail) => {
+            // The kept connections died with it: open them now, before the calls that come back need them.
+            if (up) client.keepOpen();
             if (up) log.info({ database: description }, 'database is back: serving again');
             else log.warn({ database: description, detail }, 'database unreachable: calls answer 503 SERVICE_UNAVAILABLE until it is back');
           },

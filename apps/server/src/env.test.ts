@@ -110,6 +110,17 @@ describe('readEnv: WebSocket limits', () => {
   });
 });
 
+describe('readEnv: DB_POOL_MIN', () => {
+  it('is DB_POOL_MAX unless set, may be 0, and is never more than DB_POOL_MAX', () => {
+    expect(readEnv({}).DB_POOL_MIN).toBe(20);
+    expect(readEnv({ DB_POOL_MAX: '8' }).DB_POOL_MIN).toBe(8);
+    expect(readEnv({ DB_POOL_MIN: '0' }).DB_POOL_MIN).toBe(0);
+    expect(readEnv({ DB_POOL_MAX: '8', DB_POOL_MIN: '3' }).DB_POOL_MIN).toBe(3);
+    expect(() => readEnv({ DB_POOL_MAX: '8', DB_POOL_MIN: '9' })).toThrow(/DB_POOL_MIN=9 is more than DB_POOL_MAX=8/);
+    expect(() => readEnv({ DB_POOL_MIN: '-1' })).toThrow(/DB_POOL_MIN="-1": DB_POOL_MIN must be between 0 and 500/);
+  });
+});
+
 describe('readEnv: FAST_PATH', () => {
   it('is on by default, off rules the fast path out, nothing else is taken', () => {
     expect(readEnv({}).FAST_PATH).toBe('on');

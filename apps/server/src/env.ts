@@ -34,6 +34,8 @@ const envSchema = z.object({
     .refine((tokens) => tokens.every((t) => t.length >= 16), { error: 'EXTRA_API_TOKENS must be comma-separated tokens of at least 16 characters each' })
     .default([]),
   DB_POOL_MAX: intIn('DB_POOL_MAX', 1, 500).default(20),
+  /** Connections kept open; unset: DB_POOL_MAX (a fixed-size pool, as asyncpg's and HikariCP's defaults are). */
+  DB_POOL_MIN: intIn('DB_POOL_MIN', 0, 500).optional(),
   DB_STATEMENT_TIMEOUT_MS: intIn('DB_STATEMENT_TIMEOUT_MS', 0, 3_600_000).default(30_000),
   DB_APPLICATION_NAME: z.string().min(1).max(63).default('asyncscope'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
@@ -71,7 +73,7 @@ const envSchema = z.object({
   WORKERS: intIn('WORKERS', 1, 64).default(1),
 });
 
-export type Env = z.infer<typeof envSchema>;
+export type Env = Omit<z.infer<typeof envSchema>, 'DB_POOL_MIN'> & { DB_POOL_MIN: number };
 
 export class EnvError extends Error {
   override readonly name = 'EnvError';
@@ -96,11 +98,16 @@ export function readEnv(source: Record<string, string | undefined> = process.env
   if (env.WORKERS > 1 && env.EVENTS_URL === undefined) {
     throw new EnvError(`Invalid configuration:\n  WORKERS=${env.WORKERS} needs EVENTS_URL (a NATS JetStream server, e.g. nats://127.0.0.1:4222): without a broker each worker would show only its own calls' events and cancels could not reach the worker that runs the call. Set EVENTS_URL, or WORKERS=1`);
   }
+  const poolMin = env.DB_POOL_MIN ?? env.DB_POOL_MAX;
+  if (poolMin > env.DB_POOL_MAX) {
+    throw new EnvError(`Invalid configuration:\n  DB_POOL_MIN=${poolMin} is more than DB_POOL_MAX=${env.DB_POOL_MAX}: the pool keeps open at most the connections it may have. Lower DB_POOL_MIN, or raise DB_POOL_MAX`);
+  }
   // Relative paths are from the checkout, like the defaults: `pnpm start` and `pnpm dev` run the server in
   // apps/server, a folder the person never chose.
   const absolute = (path: string) => (isAbsolute(path) ? path : resolve(REPO_ROOT, path));
   return {
     ...env,
+    DB_POOL_MIN: poolMin,
     DATA_DIR: absolute(env.DATA_DIR),
     DASHBOARD_DIR: absolute(env.DASHBOARD_DIR),
     TLS_CERT: env.TLS_CERT === undefined ? undefined : absolute(env.TLS_CERT),

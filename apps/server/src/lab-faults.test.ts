@@ -23,6 +23,7 @@ async function start(): Promise<RunningServer> {
     dataDir: '/nonexistent',
     apiToken: TEST_TOKEN,
     poolMax: 3,
+    poolMin: 3,
     statementTimeoutMs: 10_000,
     applicationName: 'test-server',
     instanceId: 'lab-faults-server',

@@ -47,6 +47,7 @@ const server = await startServer({
   apiToken: env.API_TOKEN,
   extraApiTokens: env.EXTRA_API_TOKENS,
   poolMax: env.DB_POOL_MAX,
+  poolMin: env.DB_POOL_MIN,
   statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
   applicationName: env.DB_APPLICATION_NAME,
   maxBodyBytes: env.MAX_BODY_BYTES,

@@ -27,6 +27,8 @@ export interface TestServerOptions {
   /** Default true; false: tRPC's own adapter serves every request (FAST_PATH=off). */
   fastPath?: boolean;
   poolMax?: number;
+  /** Connections kept open; default poolMax, as the server's own default (DB_POOL_MIN). */
+  poolMin?: number;
   shutdownTimeoutMs?: number;
   /** Default: silent. */
   log?: Logger;
@@ -65,6 +67,7 @@ export async function startTestServer(overrides: TestServerOptions = {}): Promis
     apiToken: TEST_TOKEN,
     extraApiTokens: overrides.extraApiTokens,
     poolMax: overrides.poolMax ?? 5,
+    poolMin: overrides.poolMin ?? overrides.poolMax ?? 5,
     statementTimeoutMs: 10_000,
     applicationName: overrides.applicationName ?? 'test-server',
     maxBodyBytes: overrides.maxBodyBytes ?? 16 * 1024,

@@ -1,5 +1,6 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { keepPoolOpen } from './pool-keeper';
 import { cancellable, createPoolStatements, type PoolStatements, type QueryScope, type RunningStatement, type StatementCounts } from './scope';
 
 export interface DbConfig {
@@ -7,6 +8,13 @@ export interface DbConfig {
   url: string;
   /** Pool size: the most connections this process opens (postgres.js's `max`). */
   poolMax: number;
+  /**
+   * Connections kept open (at most `poolMax`): opened at once, and again within `idleTimeoutS / 2` when one
+   * closed (idle, its lifetime over, the database restarted; `keepOpen()` for at once). Then a burst of calls
+   * never waits for connections to be made. Default 0: connections open when a statement needs one
+   * (./pool-keeper.ts).
+   */
+  poolMin?: number;
   /** Server-side statement_timeout for every connection, in ms (0 = none). */
   statementTimeoutMs: number;
   /** Shown in pg_stat_activity, so this pool's connections can be counted and told apart. */
@@ -65,14 +73,21 @@ export interface DbClient extends Db {
   /** The statements sent to Postgres and not answered yet, with their backend pid (for the pool's watchdog). */
   runningStatements(): Iterable<RunningStatement>;
   config: Readonly<Omit<Required<DbConfig>, 'onConnectionLost'>>;
+  /** Opens the kept connections (`poolMin`) now, e.g. when the database is back; nothing with `poolMin` 0. */
+  keepOpen(): void;
   /** Waits up to `timeoutS` for running queries, then closes every connection. */
   close(timeoutS?: number): Promise<void>;
 }
 
 export function createDbClient(config: DbConfig): DbClient {
+  const poolMin = config.poolMin ?? 0;
+  if (!Number.isInteger(poolMin) || poolMin < 0 || poolMin > config.poolMax) {
+    throw new RangeError(`poolMin must be a whole number from 0 to poolMax (${config.poolMax}), not ${poolMin}`);
+  }
   const resolved: Omit<Required<DbConfig>, 'onConnectionLost'> = {
     url: config.url,
     poolMax: config.poolMax,
+    poolMin,
     statementTimeoutMs: config.statementTimeoutMs,
     applicationName: config.applicationName,
     idleTimeoutS: config.idleTimeoutS ?? 30,
@@ -117,6 +132,27 @@ export function createDbClient(config: DbConfig): DbClient {
   const pool = postgres(resolved.url, options);
   const sql = cancellable(pool, counts);
   const orm = drizzle(sql);
+  const keeper = poolMin > 0
+    ? keepPoolOpen({
+      min: poolMin,
+      // Under the idle timeout, so a kept connection never idles out (0: connections never idle out).
+      intervalMs: resolved.idleTimeoutS > 0 ? (resolved.idleTimeoutS * 1000) / 2 : 15_000,
+      // On the pool itself, not `sql`: a ping is nobody's call, so it is not counted, reported or watched.
+      ping: async (signal) => {
+        const ping = pool.unsafe('select 1', [], PREPARED_READ);
+        const cancel = (): void => { ping.cancel(); };
+        signal.addEventListener('abort', cancel, { once: true });
+        try {
+          await ping;
+        } finally {
+          signal.removeEventListener('abort', cancel);
+        }
+      },
+      running: () => counts.running,
+      queued: () => counts.queued,
+      pingTimeoutMs: (resolved.connectTimeoutS + 1) * 1000,
+    })
+    : undefined;
   return {
     orm,
     sql,
@@ -124,7 +160,11 @@ export function createDbClient(config: DbConfig): DbClient {
     config: resolved,
     statements: () => ({ queued: counts.queued, running: counts.running }),
     runningStatements: () => counts.runningSet,
-    close: (timeoutS = 5) => pool.end({ timeout: timeoutS }),
+    keepOpen: () => { keeper?.nudge(); },
+    close: async (timeoutS = 5) => {
+      await keeper?.close();
+      await pool.end({ timeout: timeoutS });
+    },
   };
 }
 
